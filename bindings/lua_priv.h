@@ -1,0 +1,74 @@
+/**
+ * bindings/lua_priv.h  What the Lua binding files share
+ *
+ * A script generation (struct script) is one lua_State running one load
+ * of the script file. A reload makes a new generation; the old one lives
+ * on while tasks (hook coroutines) of it are still running, so nothing
+ * in flight breaks. A task (struct task) is one hook invocation running
+ * in its own coroutine; yielding functions (sip.sleep, sip.send_message)
+ * park the task on a libre timer or transaction and resume it from the
+ * loop.
+ */
+#ifndef SIPSTACK_LUA_PRIV_H
+#define SIPSTACK_LUA_PRIV_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+enum lua_hook {
+	LH_CALL = 0,      /* on_incoming_call      */
+	LH_MESSAGE,       /* on_incoming_message   */
+	LH_REFER,         /* on_incoming_refer     */
+	LH_REGRESULT,     /* on_registration_result */
+	LH_DIALOG,        /* on_dialog_event       */
+	LH_REQUEST,       /* on_request            */
+	LH_MAX
+};
+
+extern const char *lua_hook_names[LH_MAX];
+
+struct luart;
+
+struct script {
+	struct le le;               /* in luart.scripts                 */
+	struct luart *rt;
+	lua_State *L;
+	char *path;
+	uint32_t gen;
+	int hooks[LH_MAX];          /* registry refs, LUA_NOREF if unset */
+	char *req_methods;          /* on_request filter, " A B " or NULL */
+	struct list tasks;          /* live struct task                 */
+	struct stack_config cfg;    /* effective config after sip.configure */
+	bool loading;               /* top-level chunk running          */
+	bool closing;               /* generation is being torn down    */
+};
+
+struct task;
+typedef void (task_cleanup_h)(struct task *t);
+
+struct task {
+	struct le le;               /* in script.tasks                  */
+	struct script *sc;          /* reference                        */
+	lua_State *co;              /* the coroutine (anchored)         */
+	enum lua_hook kind;
+	struct stack_req *req;      /* reference, or NULL               */
+	struct tmr tmr;             /* sip.sleep                        */
+	void *op;                   /* pending operation, if any        */
+	task_cleanup_h *cleanup;    /* cancels op if the task dies      */
+	bool in_resume;             /* running right now                */
+};
+
+/* lua_runtime.c */
+struct script *lua_script(lua_State *L);
+struct task *lua_task(lua_State *L);
+void task_resume(struct task *t, int nargs);
+int  lua_src_line(lua_State *L, char *buf, size_t sz);
+void lua_require_module(lua_State *L, const char *name);
+
+/* lua_sip.c */
+int  luaopen_sip(lua_State *L);
+void lua_push_request(lua_State *L, struct stack_req *req);
+int  lua_headers_encode(lua_State *L, int idx, char **hdrs);
+
+#endif

@@ -1,0 +1,952 @@
+/**
+ * bindings/lua_runtime.c  Script generations, sandbox and hook tasks
+ *
+ * Owns struct luart (the runtime: the current script generation) and
+ * struct script / struct task (see lua_priv.h). Exposes luart_*() in
+ * core.h to the program. Uses the stack's hooks to receive requests and
+ * lua_sip.c for the `sip` module the scripts see.
+ *
+ * Sandbox (documented in docs/lua-api.md): a script runs in its own
+ * environment table holding an allow-list of the standard library. It
+ * has no io, no os beyond time/clock/date/difftime, no debug, ffi or jit,
+ * no load/loadstring/dofile/loadfile, no string.dump and no bytecode.
+ * `require` loads only the built-in sipstack modules and .lua files next
+ * to the script (text mode, same sandbox). print() writes to the log.
+ * Nothing a script can call blocks the loop except its own CPU time:
+ * waiting is done with sip.sleep() and the other yielding sip.* calls.
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <re.h>
+#include "sipstack.h"
+#include "core.h"
+#include "lua_priv.h"
+
+#include "sipstack_headers_bc.h"
+#include "sipstack_sdp_bc.h"
+
+
+const char *lua_hook_names[LH_MAX] = {
+	"on_incoming_call",
+	"on_incoming_message",
+	"on_incoming_refer",
+	"on_registration_result",
+	"on_dialog_event",
+	"on_request",
+};
+
+struct luart {
+	struct stack *st;
+	struct script *cur;
+	struct list scripts;     /* every live generation */
+	char *path;
+	uint32_t gen;
+	luart_cfg_h *cfgh;
+	void *cfg_arg;
+};
+
+static const char KEY_SCRIPT = 's';   /* registry: lightuserdata script */
+static const char KEY_TASKS  = 't';   /* registry: thread -> task       */
+static const char KEY_ENV    = 'e';   /* registry: sandbox environment  */
+static const char KEY_LOADED = 'l';   /* registry: required modules     */
+
+static const struct {
+	const char *name;
+	const unsigned char *bc;
+	size_t size;
+} builtin_modules[] = {
+	{"sipstack.headers", luaJIT_BC_sipstack_headers,
+	 luaJIT_BC_sipstack_headers_SIZE},
+	{"sipstack.sdp", luaJIT_BC_sipstack_sdp, luaJIT_BC_sipstack_sdp_SIZE},
+};
+
+
+static void runtime_set_hooks(struct luart *rt);
+
+
+/* ------------------------------------------------------------------ *
+ * Helpers
+ * ------------------------------------------------------------------ */
+
+static void regkey_get(lua_State *L, const char *key)
+{
+	lua_pushlightuserdata(L, (void *)key);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
+
+struct script *lua_script(lua_State *L)
+{
+	struct script *sc;
+
+	regkey_get(L, &KEY_SCRIPT);
+	sc = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+
+	return sc;
+}
+
+
+struct task *lua_task(lua_State *L)
+{
+	struct task *t;
+
+	regkey_get(L, &KEY_TASKS);
+	if (lua_pushthread(L)) {     /* the main thread is no task */
+		lua_pop(L, 2);
+		return NULL;
+	}
+	lua_rawget(L, -2);
+	t = lua_touserdata(L, -1);
+	lua_pop(L, 2);
+
+	return t;
+}
+
+
+/*
+ * Where a script is: "file:line" of the innermost Lua function on L's
+ * stack (works on a coroutine that died with an error, whose stack is
+ * kept). Returns the line, 0 if there is no Lua frame.
+ */
+int lua_src_line(lua_State *L, char *buf, size_t sz)
+{
+	lua_Debug ar;
+	int level;
+
+	for (level = 0; lua_getstack(L, level, &ar); level++) {
+		if (!lua_getinfo(L, "Sl", &ar))
+			continue;
+		if (ar.currentline > 0 && ar.source[0] == '@') {
+			str_ncpy(buf, ar.short_src, sz);
+			return ar.currentline;
+		}
+	}
+
+	if (sz)
+		buf[0] = '\0';
+
+	return 0;
+}
+
+
+/* Split "file:line: message" (Lua's own error form) */
+static bool split_pos(const char *msg, char *file, size_t fsz, int *line,
+		      const char **rest)
+{
+	struct pl f, l, r;
+
+	if (!msg || re_regex(msg, strlen(msg), "[^:]+:[0-9]+: [^]*",
+			     &f, &l, &r))
+		return false;
+	if (f.p != msg)
+		return false;
+
+	(void)pl_strcpy(&f, file, fsz);
+	*line = pl_u32(&l);
+	*rest = r.p;
+
+	return true;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Sandbox
+ * ------------------------------------------------------------------ */
+
+static int l_print(lua_State *L)
+{
+	char src[256];
+	struct mbuf *mb = mbuf_alloc(128);
+	int i, n = lua_gettop(L), line;
+
+	if (!mb)
+		return luaL_error(L, "out of memory");
+
+	for (i = 1; i <= n; i++) {
+		const char *s;
+
+		lua_getglobal(L, "tostring");
+		lua_pushvalue(L, i);
+		lua_call(L, 1, 1);
+		s = lua_tostring(L, -1);
+		(void)mbuf_printf(mb, "%s%s", i > 1 ? "\t" : "", s ? s : "");
+		lua_pop(L, 1);
+	}
+
+	line = lua_src_line(L, src, sizeof(src));
+	slog(LOG_INFO, "script", "print", NULL, "src=%H:%d msg=%H",
+	     log_q, src, line, log_qpl,
+	     &(struct pl){(const char *)mb->buf, mb->end});
+	mem_deref(mb);
+
+	return 0;
+}
+
+
+/* Load a chunk into the sandbox environment and run it (the module
+ * value is left on the stack). */
+static int run_module(lua_State *L, const char *name)
+{
+	regkey_get(L, &KEY_ENV);
+	lua_setfenv(L, -2);
+	lua_pushstring(L, name);
+	lua_call(L, 1, 1);
+
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushboolean(L, 1);
+	}
+
+	return 1;
+}
+
+
+static bool module_name_ok(const char *n)
+{
+	size_t i;
+
+	if (!n[0] || n[0] == '.')
+		return false;
+
+	for (i = 0; n[i]; i++) {
+		const char c = n[i];
+		if (!(c == '_' || c == '-' || (c == '.' && n[i + 1] != '.') ||
+		      (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9')))
+			return false;
+	}
+
+	return true;
+}
+
+
+static int l_require(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	struct script *sc = lua_script(L);
+	char path[512], *slash;
+	size_t i;
+
+	regkey_get(L, &KEY_LOADED);
+	lua_getfield(L, -1, name);
+	if (!lua_isnil(L, -1))
+		return 1;
+	lua_pop(L, 1);
+
+	for (i = 0; i < ARRAY_SIZE(builtin_modules); i++) {
+		if (strcmp(name, builtin_modules[i].name))
+			continue;
+		if (luaL_loadbufferx(L, (const char *)builtin_modules[i].bc,
+				     builtin_modules[i].size, name, "b"))
+			return lua_error(L);
+		goto loaded;
+	}
+
+	if (!module_name_ok(name))
+		return luaL_error(L, "module '%s' not allowed", name);
+
+	/* a .lua file next to the script, dots as directories */
+	str_ncpy(path, sc->path, sizeof(path));
+	slash = strrchr(path, '/');
+	if (slash)
+		slash[1] = '\0';
+	else
+		path[0] = '\0';
+	i = strlen(path);
+	if (re_snprintf(path + i, sizeof(path) - i, "%s.lua", name) < 0)
+		return luaL_error(L, "module name too long");
+	for (; path[i]; i++) {
+		if (path[i] == '.' && strcmp(path + i, ".lua"))
+			path[i] = '/';
+	}
+
+	if (luaL_loadfilex(L, path, "t"))
+		return luaL_error(L, "module '%s' not found or not loadable:"
+				  " %s", name, lua_tostring(L, -1));
+ loaded:
+	run_module(L, name);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, name);
+
+	return 1;
+}
+
+
+/* push require(name) as the sandbox would do it */
+void lua_require_module(lua_State *L, const char *name)
+{
+	lua_pushcfunction(L, l_require);
+	lua_pushstring(L, name);
+	lua_call(L, 1, 1);
+}
+
+
+static void copy_fields(lua_State *L, const char *lib, const char **names)
+{
+	/* env is at -1 */
+	lua_newtable(L);
+	lua_getglobal(L, lib);
+	for (; *names; names++) {
+		lua_getfield(L, -1, *names);
+		lua_setfield(L, -3, *names);
+	}
+	lua_pop(L, 1);
+	lua_setfield(L, -2, lib);
+}
+
+
+static void sandbox_build(lua_State *L)
+{
+	static const char *base[] = {
+		"assert", "error", "ipairs", "pairs", "next", "pcall",
+		"xpcall", "select", "tonumber", "tostring", "type", "unpack",
+		"rawget", "rawset", "rawequal", "setmetatable",
+		"getmetatable", "_VERSION", NULL
+	};
+	static const char *os_ok[] = {"time", "clock", "date", "difftime",
+				      NULL};
+	static const char *co_ok[] = {"create", "resume", "status", "wrap",
+				      "yield", NULL};
+	static const char *bit_ok[] = {"band", "bor", "bxor", "bnot",
+				       "lshift", "rshift", "arshift", "rol",
+				       "ror", "tobit", "tohex", "bswap",
+				       NULL};
+	const char **p;
+
+	/* no bytecode out of the sandbox, even through ("").dump */
+	lua_getglobal(L, "string");
+	lua_pushnil(L);
+	lua_setfield(L, -2, "dump");
+	lua_pop(L, 1);
+
+	lua_newtable(L);   /* env */
+	for (p = base; *p; p++) {
+		lua_getglobal(L, *p);
+		lua_setfield(L, -2, *p);
+	}
+
+	lua_getglobal(L, "string");
+	lua_setfield(L, -2, "string");
+	lua_getglobal(L, "table");
+	lua_setfield(L, -2, "table");
+	lua_getglobal(L, "math");
+	lua_setfield(L, -2, "math");
+	copy_fields(L, "os", os_ok);
+	copy_fields(L, "coroutine", co_ok);
+	copy_fields(L, "bit", bit_ok);
+
+	lua_pushcfunction(L, l_print);
+	lua_setfield(L, -2, "print");
+	lua_pushcfunction(L, l_require);
+	lua_setfield(L, -2, "require");
+
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -2, "_G");
+
+	/* the sip module, also reachable as require "sipstack" */
+	regkey_get(L, &KEY_LOADED);
+	luaopen_sip(L);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "sipstack");
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "sip");
+	lua_setfield(L, -3, "sip");   /* env.sip */
+	lua_pop(L, 1);
+
+	lua_pushlightuserdata(L, (void *)&KEY_ENV);
+	lua_insert(L, -2);
+	lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Script generations
+ * ------------------------------------------------------------------ */
+
+static void task_free(struct task *t);
+
+
+static void script_destructor(void *arg)
+{
+	struct script *sc = arg;
+	struct le *le;
+
+	sc->closing = true;
+	list_unlink(&sc->le);
+
+	/* only reached when no task holds the script, but be safe */
+	while ((le = list_head(&sc->tasks)))
+		task_free(le->data);
+
+	if (sc->L)
+		lua_close(sc->L);
+
+	slog(LOG_DEBUG, "lua", "closed", NULL, "gen=%u", sc->gen);
+	mem_deref(sc->path);
+	mem_deref(sc->req_methods);
+}
+
+
+/* message handler of the top-level pcall: add the position when the
+ * error has none, and keep a traceback for the debug log */
+static int load_msgh(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+	char file[256], src[256];
+	const char *rest;
+	int line;
+
+	if (!msg) {
+		lua_pushfstring(L, "(error object is a %s value)",
+				luaL_typename(L, 1));
+		msg = lua_tostring(L, -1);
+	}
+
+	if (!split_pos(msg, file, sizeof(file), &line, &rest)) {
+		line = 0;
+		{
+			lua_Debug ar;
+			int level;
+			for (level = 1; lua_getstack(L, level, &ar); level++) {
+				lua_getinfo(L, "Sl", &ar);
+				if (ar.currentline > 0 && ar.source[0] == '@') {
+					str_ncpy(src, ar.short_src,
+						 sizeof(src));
+					line = ar.currentline;
+					break;
+				}
+			}
+		}
+		if (line)
+			lua_pushfstring(L, "%s:%d: %s", src, line, msg);
+		else
+			lua_pushstring(L, msg);
+		return 1;
+	}
+
+	lua_pushstring(L, msg);
+
+	return 1;
+}
+
+
+static int script_load(struct script **scp, struct luart *rt,
+		       const char *path, const struct stack_config *base,
+		       char *errbuf, size_t errsz)
+{
+	struct script *sc;
+	lua_State *L;
+	int err = 0, i;
+
+	sc = mem_zalloc(sizeof(*sc), script_destructor);
+	if (!sc)
+		return ENOMEM;
+
+	for (i = 0; i < LH_MAX; i++)
+		sc->hooks[i] = LUA_NOREF;
+	sc->rt = rt;
+	sc->cfg = *base;
+	err = str_dup(&sc->path, path);
+	if (err)
+		goto out;
+
+	sc->L = L = luaL_newstate();
+	if (!L) {
+		err = ENOMEM;
+		goto out;
+	}
+
+	luaL_openlibs(L);
+
+	lua_pushlightuserdata(L, (void *)&KEY_SCRIPT);
+	lua_pushlightuserdata(L, sc);
+	lua_rawset(L, LUA_REGISTRYINDEX);
+
+	lua_pushlightuserdata(L, (void *)&KEY_TASKS);
+	lua_newtable(L);
+	lua_rawset(L, LUA_REGISTRYINDEX);
+
+	lua_pushlightuserdata(L, (void *)&KEY_LOADED);
+	lua_newtable(L);
+	lua_rawset(L, LUA_REGISTRYINDEX);
+
+	sandbox_build(L);
+
+	lua_pushcfunction(L, load_msgh);
+	if (luaL_loadfilex(L, path, "t")) {
+		(void)re_snprintf(errbuf, errsz, "%s", lua_tostring(L, -1));
+		err = EINVAL;
+		goto out;
+	}
+
+	regkey_get(L, &KEY_ENV);
+	lua_setfenv(L, -2);
+
+	sc->loading = true;
+	if (lua_pcall(L, 0, 0, -2)) {
+		sc->loading = false;
+		(void)re_snprintf(errbuf, errsz, "%s", lua_tostring(L, -1));
+		err = EINVAL;
+		goto out;
+	}
+	sc->loading = false;
+	lua_pop(L, 1);
+
+	/* Hooks may also be global functions of the script */
+	regkey_get(L, &KEY_ENV);
+	for (i = 0; i < LH_MAX; i++) {
+		lua_getfield(L, -1, lua_hook_names[i]);
+		if (lua_isnil(L, -1)) {
+			lua_pop(L, 1);
+			continue;
+		}
+		if (!lua_isfunction(L, -1)) {
+			(void)re_snprintf(errbuf, errsz, "%s: global '%s' is "
+					  "a %s, not a function", path,
+					  lua_hook_names[i],
+					  luaL_typename(L, -1));
+			err = EINVAL;
+			goto out;
+		}
+		if (sc->hooks[i] != LUA_NOREF) {
+			lua_pop(L, 1);
+			continue;
+		}
+		sc->hooks[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	lua_pop(L, 1);
+
+ out:
+	if (err)
+		mem_deref(sc);
+	else
+		*scp = sc;
+
+	return err;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Tasks: one coroutine per hook invocation
+ * ------------------------------------------------------------------ */
+
+static const char *reason_phrase(uint16_t code)
+{
+	switch (code) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 410: return "Gone";
+	case 415: return "Unsupported Media Type";
+	case 480: return "Temporarily Unavailable";
+	case 481: return "Call/Transaction Does Not Exist";
+	case 486: return "Busy Here";
+	case 488: return "Not Acceptable Here";
+	case 500: return "Server Internal Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 603: return "Decline";
+	default:
+		if (code < 300) return "OK";
+		if (code < 400) return "Redirect";
+		if (code < 500) return "Client Error";
+		if (code < 600) return "Server Error";
+		return "Global Failure";
+	}
+}
+
+
+static void task_free(struct task *t)
+{
+	struct script *sc = t->sc;
+	lua_State *L = sc->L;
+
+	list_unlink(&t->le);
+	tmr_cancel(&t->tmr);
+	if (t->cleanup)
+		t->cleanup(t);
+
+	/* drop the anchor; a stale thread can never find this task */
+	regkey_get(L, &KEY_TASKS);
+	lua_pushthread(t->co);
+	lua_xmove(t->co, L, 1);
+	lua_pushnil(L);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+
+	mem_deref(t->req);
+	mem_deref(t);
+	mem_deref(sc);
+}
+
+
+static void hook_failed(struct task *t)
+{
+	lua_State *co = t->co;
+	const char *msg = lua_tostring(co, -1);
+	const struct sip_msg *m = t->req ? stack_req_msg(t->req) : NULL;
+	char file[256];
+	const char *rest = NULL;
+	int line;
+
+	if (!msg)
+		msg = "(error object is not a string)";
+
+	if (!split_pos(msg, file, sizeof(file), &line, &rest)) {
+		line = lua_src_line(co, file, sizeof(file));
+		rest = msg;
+	}
+
+	slog(LOG_ERROR, "lua", "hook_error", m ? &m->callid : NULL,
+	     "hook=%s script=%H line=%d gen=%u err=%H",
+	     lua_hook_names[t->kind], log_q, file, line, t->sc->gen,
+	     log_q, rest);
+
+	if (log_enabled(LOG_DEBUG)) {
+		luaL_traceback(t->sc->L, co, msg, 0);
+		slog(LOG_DEBUG, "lua", "traceback", NULL, "trace=%H", log_q,
+		     lua_tostring(t->sc->L, -1));
+		lua_pop(t->sc->L, 1);
+	}
+
+	if (t->req) {
+		stack_note_hook_error(stack_req_stack(t->req));
+		if (!stack_req_answered(t->req))
+			(void)stack_req_reply(t->req, 500,
+					      "Server Internal Error", NULL,
+					      NULL, NULL, 0);
+	}
+}
+
+
+/* The hook returned: its values decide the answer if it gave none */
+static void hook_returned(struct task *t, int nres)
+{
+	lua_State *co = t->co;
+	struct stack_req *req = t->req;
+
+	if (!req || stack_req_answered(req))
+		return;
+
+	if (nres >= 1 && lua_type(co, 1) == LUA_TNUMBER) {
+		lua_Number n = lua_tonumber(co, 1);
+		const char *reason = lua_tostring(co, 2);
+		uint16_t code = (uint16_t)n;
+
+		if (n != (lua_Number)code || code < 200 || code > 699) {
+			lua_pushfstring(co, "%s: invalid status code %f "
+					"returned", t->sc->path, n);
+			hook_failed(t);
+			return;
+		}
+
+		(void)stack_req_reply(req, code, reason ? reason :
+				      reason_phrase(code), NULL, NULL, NULL,
+				      0);
+		return;
+	}
+
+	if (nres == 0 || lua_isnil(co, 1) || lua_type(co, 1) == LUA_TBOOLEAN) {
+		if (t->kind == LH_MESSAGE)
+			(void)stack_req_reply(req, 200, "OK", NULL, NULL,
+					      NULL, 0);
+		else
+			(void)stack_req_default(req);
+		return;
+	}
+
+	lua_pushfstring(co, "%s: hook returned a %s (expected nothing, or "
+			"a status code and reason)", t->sc->path,
+			luaL_typename(co, 1));
+	hook_failed(t);
+}
+
+
+void task_resume(struct task *t, int nargs)
+{
+	int status;
+
+	t->in_resume = true;
+	status = lua_resume(t->co, nargs);
+	t->in_resume = false;
+
+	if (status == LUA_YIELD) {
+		if (t->op || tmr_isrunning(&t->tmr))
+			return;
+
+		lua_pushstring(t->co, "hook yielded outside a sip.* call "
+			       "(coroutine.yield in a hook is not allowed)");
+		hook_failed(t);
+	}
+	else if (status == 0) {
+		hook_returned(t, lua_gettop(t->co));
+	}
+	else {
+		hook_failed(t);
+	}
+
+	task_free(t);
+}
+
+
+/* Start a hook coroutine; the hook function and nargs arguments are
+ * pushed by push(). */
+static int task_spawn(struct script *sc, enum lua_hook kind,
+		      struct stack_req *req)
+{
+	lua_State *L = sc->L;
+	struct task *t;
+
+	t = mem_zalloc(sizeof(*t), NULL);
+	if (!t)
+		return ENOMEM;
+
+	t->sc   = mem_ref(sc);
+	t->kind = kind;
+	t->req  = req ? stack_req_ref(req) : NULL;
+	tmr_init(&t->tmr);
+	list_append(&sc->tasks, &t->le, t);
+
+	regkey_get(L, &KEY_TASKS);
+	t->co = lua_newthread(L);
+	lua_pushlightuserdata(L, t);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+
+	lua_rawgeti(t->co, LUA_REGISTRYINDEX, sc->hooks[kind]);
+	if (req)
+		lua_push_request(t->co, req);
+
+	task_resume(t, req ? 1 : 0);
+
+	return 0;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Stack hooks
+ * ------------------------------------------------------------------ */
+
+static bool message_hook(struct stack *st, struct stack_req *req,
+			 void *arg)
+{
+	struct luart *rt = arg;
+	(void)st;
+
+	if (!rt->cur || rt->cur->hooks[LH_MESSAGE] == LUA_NOREF)
+		return false;
+
+	return 0 == task_spawn(rt->cur, LH_MESSAGE, req);
+}
+
+
+static bool method_listed(const char *list, const struct pl *met)
+{
+	const char *p;
+
+	if (!list)
+		return true;
+
+	for (p = list; (p = strchr(p, ' ')) && p[1]; p++) {
+		if (!strncmp(p + 1, met->p, met->l) && p[1 + met->l] == ' ')
+			return true;
+	}
+
+	return false;
+}
+
+
+static bool request_hook(struct stack *st, struct stack_req *req,
+			 void *arg)
+{
+	struct luart *rt = arg;
+	(void)st;
+
+	if (!rt->cur || rt->cur->hooks[LH_REQUEST] == LUA_NOREF)
+		return false;
+
+	if (!method_listed(rt->cur->req_methods, &stack_req_msg(req)->met))
+		return false;
+
+	return 0 == task_spawn(rt->cur, LH_REQUEST, req);
+}
+
+
+static void runtime_set_hooks(struct luart *rt)
+{
+	struct script *sc = rt->cur;
+
+	stack_set_hook(rt->st, STACK_HOOK_MESSAGE,
+		       sc && sc->hooks[LH_MESSAGE] != LUA_NOREF ?
+		       message_hook : NULL, rt);
+	stack_set_hook(rt->st, STACK_HOOK_REQUEST,
+		       sc && sc->hooks[LH_REQUEST] != LUA_NOREF ?
+		       request_hook : NULL, rt);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Runtime
+ * ------------------------------------------------------------------ */
+
+static void luart_destructor(void *arg)
+{
+	struct luart *rt = arg;
+	struct le *le;
+
+	/* end the tasks of every generation; each holds its script */
+	while ((le = list_head(&rt->scripts))) {
+		struct script *sc = mem_ref(le->data);
+		struct le *tle;
+
+		list_unlink(&sc->le);
+		while ((tle = list_head(&sc->tasks)))
+			task_free(tle->data);
+		sc->rt = NULL;
+		mem_deref(sc);
+	}
+
+	stack_set_hook(rt->st, STACK_HOOK_MESSAGE, NULL, NULL);
+	stack_set_hook(rt->st, STACK_HOOK_REQUEST, NULL, NULL);
+	rt->cur = mem_deref(rt->cur);
+	mem_deref(rt->path);
+}
+
+
+static void activate(struct luart *rt, struct script *sc)
+{
+	struct stack_config cfg = sc->cfg;
+	struct script *old = rt->cur;
+
+	sc->gen = ++rt->gen;
+	list_append(&rt->scripts, &sc->le, sc);
+	if (rt->cfgh)
+		rt->cfgh(&cfg, rt->cfg_arg);
+	if (rt->st)
+		(void)stack_set_config(rt->st, &cfg);
+
+	rt->cur = sc;
+	runtime_set_hooks(rt);
+
+	/* tasks of the old generation hold it until they end */
+	mem_deref(old);
+}
+
+
+int luart_alloc(struct luart **lrp, struct stack *st, const char *path,
+		luart_cfg_h *cfgh, void *arg)
+{
+	struct luart *rt;
+	struct script *sc = NULL;
+	char errbuf[1024] = "";
+	int err;
+
+	if (!lrp || !path)
+		return EINVAL;
+
+	rt = mem_zalloc(sizeof(*rt), luart_destructor);
+	if (!rt)
+		return ENOMEM;
+
+	rt->st = st;
+	rt->cfgh = cfgh;
+	rt->cfg_arg = arg;
+	err = str_dup(&rt->path, path);
+	if (err)
+		goto out;
+
+	err = script_load(&sc, rt, path, stack_config(st), errbuf,
+			  sizeof(errbuf));
+	if (err) {
+		slog(LOG_ERROR, "lua", "load_failed", NULL,
+		     "script=%H err=%H", log_q, path, log_q, errbuf);
+		goto out;
+	}
+
+	activate(rt, sc);
+	slog(LOG_INFO, "lua", "loaded", NULL, "script=%H gen=%u", log_q,
+	     path, sc->gen);
+
+ out:
+	if (err)
+		mem_deref(rt);
+	else
+		*lrp = rt;
+
+	return err;
+}
+
+
+int luart_reload(struct luart *rt)
+{
+	struct script *sc = NULL;
+	char errbuf[1024] = "";
+	int err;
+
+	if (!rt)
+		return EINVAL;
+
+	err = script_load(&sc, rt, rt->path, stack_config(rt->st), errbuf,
+			  sizeof(errbuf));
+	if (err) {
+		slog(LOG_ERROR, "lua", "reload_failed", NULL,
+		     "script=%H gen=%u err=%H keeping=old", log_q, rt->path,
+		     rt->gen, log_q, errbuf);
+		return err;
+	}
+
+	activate(rt, sc);
+	slog(LOG_INFO, "lua", "reloaded", NULL, "script=%H gen=%u", log_q,
+	     rt->path, sc->gen);
+
+	return 0;
+}
+
+
+int luart_check(const char *path, struct stack_config *cfg,
+		char *errbuf, size_t errsz)
+{
+	struct script *sc = NULL;
+	int err;
+
+	if (!path || !cfg)
+		return EINVAL;
+
+	err = script_load(&sc, NULL, path, cfg, errbuf, errsz);
+	if (!err)
+		*cfg = sc->cfg;
+	mem_deref(sc);
+
+	return err;
+}
+
+
+const char *luart_path(const struct luart *rt)
+{
+	return rt ? rt->path : NULL;
+}
+
+
+uint32_t luart_generation(const struct luart *rt)
+{
+	return rt ? rt->gen : 0;
+}
+
+
+uint32_t luart_tasks(const struct luart *rt)
+{
+	return rt && rt->cur ? list_count(&rt->cur->tasks) : 0;
+}
+
+
+struct stack *luart_stack(const struct luart *rt)
+{
+	return rt ? rt->st : NULL;
+}

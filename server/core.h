@@ -1,0 +1,49 @@
+/**
+ * server/core.h  What crosses files inside sipstack (not public API)
+ *
+ * The Lua runtime (bindings/) and the program (server/main.c) meet the
+ * stack here. Nothing in this header is stable for outside users.
+ */
+#ifndef SIPSTACK_CORE_H
+#define SIPSTACK_CORE_H
+
+/* Option tags we implement (Supported:, and what Require: may name). */
+#define STACK_SUPPORTED ""
+
+/* Methods the core knows; Allow: lists the ones with a handler. */
+#define STACK_KNOWN_METHODS \
+	"INVITE ACK BYE CANCEL OPTIONS MESSAGE REFER REGISTER " \
+	"PRACK SUBSCRIBE NOTIFY UPDATE INFO PUBLISH"
+
+/* Allow: header value for the current hooks, written into buf */
+int  stack_allow(const struct stack *st, char *buf, size_t sz);
+
+/* Address requests from us come from (for From/Contact) */
+int  stack_local_uri(const struct stack *st, enum sip_transp tp,
+		     char *buf, size_t sz);
+
+/* Validate a request against RFC 3261 §8.2 before any handler sees it.
+ * Returns 0 if fine, else the status code to answer and *reason. */
+uint16_t stack_validate(const struct sip_msg *msg, const char **reason);
+
+/* A hook failed (counted in stack_stats.hook_errors) */
+void stack_note_hook_error(struct stack *st);
+
+/* Lua runtime (bindings/lua_runtime.c) */
+struct luart;
+
+/* Called after each (re)load with the script's config, so that the
+ * program can re-apply what its command line fixed. */
+typedef void (luart_cfg_h)(struct stack_config *cfg, void *arg);
+
+int  luart_alloc(struct luart **lrp, struct stack *st, const char *path,
+		 luart_cfg_h *cfgh, void *arg);
+int  luart_reload(struct luart *lr);
+int  luart_check(const char *path, struct stack_config *cfg,
+		 char *errbuf, size_t errsz);
+struct stack *luart_stack(const struct luart *lr);
+const char *luart_path(const struct luart *lr);
+uint32_t luart_generation(const struct luart *lr);
+uint32_t luart_tasks(const struct luart *lr);
+
+#endif

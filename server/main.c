@@ -1,0 +1,465 @@
+/**
+ * server/main.c  The sipstack program
+ *
+ * Parses the command line, loads the script (or only checks it with
+ * --check), opens the listeners and runs libre's loop. Signals arrive
+ * through a signalfd on the loop: SIGINT/SIGTERM stop cleanly, SIGHUP
+ * reloads the script (a script that fails to load leaves the old one
+ * running). Configuration precedence: built-in defaults, then the
+ * script's sip.configure{}, then the command line.
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <getopt.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/signalfd.h>
+#include <sys/resource.h>
+#include <re.h>
+#include "sipstack.h"
+#include "core.h"
+
+
+enum {
+	MAX_FDS = 65536,
+};
+
+/* what the command line fixed, re-applied over the script's config */
+struct cli {
+	struct stack_config cfg;
+	bool ua, lip, mf, t1, t2, t4;
+	struct {
+		enum sip_transp tp;
+		struct sa addr;
+	} lsnr[8];
+	size_t lsnrc;
+	struct stack_tls_files tls;
+	bool check;
+};
+
+static struct {
+	struct stack *st;
+	struct luart *rt;
+	int sigfd;
+	bool stopping;
+} app = {.sigfd = -1};
+
+
+static void usage(FILE *f)
+{
+	(void)fprintf(f,
+	"usage: sipstack [options] SCRIPT.lua\n"
+	"\n"
+	"A Lua-scriptable SIP application server.\n"
+	"\n"
+	"  -l, --listen PROTO:IP:PORT  listen on udp:, tcp: or tls: (repeatable;\n"
+	"                              default udp:127.0.0.1:5060)\n"
+	"      --tls-cert FILE         PEM certificate chain (for tls:)\n"
+	"      --tls-key FILE          PEM private key (default: in --tls-cert)\n"
+	"      --tls-ca FILE           PEM CA bundle to verify peers\n"
+	"      --log-level LEVEL       debug, info, warn or error (default info)\n"
+	"      --log-format FORMAT     logfmt or json (default logfmt)\n"
+	"      --user-agent STRING     Server:/User-Agent: value\n"
+	"      --local-ip IP           address put in From/Contact\n"
+	"      --max-forwards N        Max-Forwards of requests we send (70)\n"
+	"      --t1 MS, --t2 MS, --t4 MS  RFC 3261 timers (500, 4000, 5000)\n"
+	"  -c, --check                 load and validate the script, then exit\n"
+	"  -h, --help                  this text\n"
+	"  -V, --version               print the version\n"
+	"\n"
+	"Signals: SIGHUP reloads the script; SIGINT/SIGTERM stop.\n");
+}
+
+
+static int parse_listen(struct cli *cli, const char *arg)
+{
+	struct pl proto, rest;
+	enum sip_transp tp;
+
+	if (cli->lsnrc >= ARRAY_SIZE(cli->lsnr))
+		return EOVERFLOW;
+
+	if (re_regex(arg, strlen(arg), "[a-z]+:[^]+", &proto, &rest))
+		return EINVAL;
+
+	if (!pl_strcasecmp(&proto, "udp"))
+		tp = SIP_TRANSP_UDP;
+	else if (!pl_strcasecmp(&proto, "tcp"))
+		tp = SIP_TRANSP_TCP;
+	else if (!pl_strcasecmp(&proto, "tls"))
+		tp = SIP_TRANSP_TLS;
+	else
+		return EPROTONOSUPPORT;
+
+	if (sa_decode(&cli->lsnr[cli->lsnrc].addr, rest.p, rest.l))
+		return EINVAL;
+
+	cli->lsnr[cli->lsnrc].tp = tp;
+	++cli->lsnrc;
+
+	return 0;
+}
+
+
+static int parse_uint(const char *s, uint32_t min, uint32_t max,
+		      uint32_t *v)
+{
+	char *end;
+	unsigned long n = strtoul(s, &end, 10);
+
+	if (!*s || *end || n < min || n > max)
+		return EINVAL;
+
+	*v = (uint32_t)n;
+
+	return 0;
+}
+
+
+static int parse_args(struct cli *cli, int argc, char *argv[],
+		      const char **script)
+{
+	enum { O_TLS_CERT = 256, O_TLS_KEY, O_TLS_CA, O_LOG_LEVEL,
+	       O_LOG_FORMAT, O_UA, O_LIP, O_MF, O_T1, O_T2, O_T4 };
+	static const struct option opts[] = {
+		{"listen",       required_argument, NULL, 'l'},
+		{"tls-cert",     required_argument, NULL, O_TLS_CERT},
+		{"tls-key",      required_argument, NULL, O_TLS_KEY},
+		{"tls-ca",       required_argument, NULL, O_TLS_CA},
+		{"log-level",    required_argument, NULL, O_LOG_LEVEL},
+		{"log-format",   required_argument, NULL, O_LOG_FORMAT},
+		{"user-agent",   required_argument, NULL, O_UA},
+		{"local-ip",     required_argument, NULL, O_LIP},
+		{"max-forwards", required_argument, NULL, O_MF},
+		{"t1",           required_argument, NULL, O_T1},
+		{"t2",           required_argument, NULL, O_T2},
+		{"t4",           required_argument, NULL, O_T4},
+		{"check",        no_argument,       NULL, 'c'},
+		{"help",         no_argument,       NULL, 'h'},
+		{"version",      no_argument,       NULL, 'V'},
+		{NULL, 0, NULL, 0}
+	};
+	enum log_level lvl;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "l:chV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (parse_listen(cli, optarg)) {
+				(void)fprintf(stderr, "sipstack: --listen %s: "
+					      "expected udp:IP:PORT, "
+					      "tcp:IP:PORT or tls:IP:PORT "
+					      "(at most 8)\n", optarg);
+				return 2;
+			}
+			break;
+		case O_TLS_CERT: cli->tls.cert = optarg; break;
+		case O_TLS_KEY:  cli->tls.key = optarg; break;
+		case O_TLS_CA:   cli->tls.ca = optarg; break;
+		case O_LOG_LEVEL:
+			if (log_level_parse(&lvl, optarg)) {
+				(void)fprintf(stderr, "sipstack: --log-level "
+					      "%s: expected debug, info, warn"
+					      " or error\n", optarg);
+				return 2;
+			}
+			log_set_level(lvl);
+			break;
+		case O_LOG_FORMAT:
+			if (!strcmp(optarg, "json"))
+				log_set_format(LOG_FMT_JSON);
+			else if (!strcmp(optarg, "logfmt"))
+				log_set_format(LOG_FMT_LOGFMT);
+			else {
+				(void)fprintf(stderr, "sipstack: --log-format"
+					      " %s: expected logfmt or json\n",
+					      optarg);
+				return 2;
+			}
+			break;
+		case O_UA:
+			str_ncpy(cli->cfg.user_agent, optarg,
+				 sizeof(cli->cfg.user_agent));
+			cli->ua = true;
+			break;
+		case O_LIP:
+			str_ncpy(cli->cfg.local_ip, optarg,
+				 sizeof(cli->cfg.local_ip));
+			cli->lip = true;
+			break;
+		case O_MF:
+		case O_T1:
+		case O_T2:
+		case O_T4: {
+			uint32_t v;
+			uint32_t max = c == O_MF ? 255 : 600000;
+
+			if (parse_uint(optarg, 1, max, &v)) {
+				(void)fprintf(stderr, "sipstack: %s: expected "
+					      "an integer in 1..%u\n",
+					      argv[optind - 1], max);
+				return 2;
+			}
+			if (c == O_MF) {
+				cli->cfg.max_forwards = v;
+				cli->mf = true;
+			}
+			else if (c == O_T1) {
+				cli->cfg.t1 = v;
+				cli->t1 = true;
+			}
+			else if (c == O_T2) {
+				cli->cfg.t2 = v;
+				cli->t2 = true;
+			}
+			else {
+				cli->cfg.t4 = v;
+				cli->t4 = true;
+			}
+			break;
+		}
+		case 'c':
+			cli->check = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'V':
+			(void)printf("sipstack %s (libre %s)\n",
+				     SIPSTACK_VERSION, sys_libre_version_get());
+			return 1;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+
+	if (optind != argc - 1) {
+		(void)fprintf(stderr, "sipstack: exactly one SCRIPT.lua "
+			      "expected\n");
+		usage(stderr);
+		return 2;
+	}
+
+	*script = argv[optind];
+
+	return 0;
+}
+
+
+static void apply_cli(struct stack_config *cfg, void *arg)
+{
+	const struct cli *cli = arg;
+
+	if (cli->ua)
+		str_ncpy(cfg->user_agent, cli->cfg.user_agent,
+			 sizeof(cfg->user_agent));
+	if (cli->lip)
+		str_ncpy(cfg->local_ip, cli->cfg.local_ip,
+			 sizeof(cfg->local_ip));
+	if (cli->mf)
+		cfg->max_forwards = cli->cfg.max_forwards;
+	if (cli->t1)
+		cfg->t1 = cli->cfg.t1;
+	if (cli->t2)
+		cfg->t2 = cli->cfg.t2;
+	if (cli->t4)
+		cfg->t4 = cli->cfg.t4;
+	if (cfg->t2 < cfg->t1)
+		cfg->t2 = cfg->t1;
+}
+
+
+static void signal_handler(int flags, void *arg)
+{
+	struct signalfd_siginfo si;
+	(void)flags;
+	(void)arg;
+
+	while (read(app.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			slog(LOG_INFO, "main", "sighup", NULL, NULL);
+			(void)luart_reload(app.rt);
+			break;
+		case SIGINT:
+		case SIGTERM:
+			if (app.stopping)
+				break;
+			app.stopping = true;
+			slog(LOG_INFO, "main", "stopping", NULL, "signal=%s",
+			     si.ssi_signo == SIGINT ? "INT" : "TERM");
+			re_cancel();
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+
+static int signals_setup(void)
+{
+	sigset_t set;
+
+	(void)signal(SIGPIPE, SIG_IGN);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return errno;
+
+	app.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (app.sigfd < 0)
+		return errno;
+
+	return fd_listen(app.sigfd, FD_READ, signal_handler, NULL);
+}
+
+
+static int listeners_setup(struct stack *st, const struct cli *cli)
+{
+	const struct stack_config *cfg = stack_config(st);
+	const char *ip = cfg->local_ip[0] ? cfg->local_ip : "127.0.0.1";
+	struct sa addr;
+	size_t i;
+	int err = 0;
+
+	for (i = 0; i < cli->lsnrc && !err; i++)
+		err = stack_listen(st, cli->lsnr[i].tp, &cli->lsnr[i].addr,
+				   cli->lsnr[i].tp == SIP_TRANSP_TLS ?
+				   &cli->tls : NULL);
+	if (cli->lsnrc)
+		return err;
+
+	/* from the script's config, else the default */
+	if (cfg->udp_port) {
+		err |= sa_set_str(&addr, ip, cfg->udp_port);
+		err |= stack_listen(st, SIP_TRANSP_UDP, &addr, NULL);
+	}
+	if (cfg->tcp_port) {
+		err |= sa_set_str(&addr, ip, cfg->tcp_port);
+		err |= stack_listen(st, SIP_TRANSP_TCP, &addr, NULL);
+	}
+	if (cfg->tls_port) {
+		err |= sa_set_str(&addr, ip, cfg->tls_port);
+		err |= stack_listen(st, SIP_TRANSP_TLS, &addr, &cli->tls);
+	}
+	if (!cfg->udp_port && !cfg->tcp_port && !cfg->tls_port) {
+		err |= sa_set_str(&addr, "127.0.0.1", 5060);
+		err |= stack_listen(st, SIP_TRANSP_UDP, &addr, NULL);
+	}
+
+	return err;
+}
+
+
+static int check_script(const char *path, struct cli *cli)
+{
+	struct stack_config cfg;
+	char errbuf[1024] = "";
+	int err;
+
+	stack_config_default(&cfg);
+	err = luart_check(path, &cfg, errbuf, sizeof(errbuf));
+	if (err) {
+		(void)fprintf(stderr, "%s\n", errbuf);
+		return 1;
+	}
+
+	apply_cli(&cfg, cli);
+	(void)printf("%s: ok\n", path);
+
+	return 0;
+}
+
+
+int main(int argc, char *argv[])
+{
+	struct cli cli;
+	struct stack_config cfg;
+	const char *script = NULL;
+	struct rlimit rl;
+	int err, ret = 1;
+
+	memset(&cli, 0, sizeof(cli));
+	err = parse_args(&cli, argc, argv, &script);
+	if (err)
+		return err == 1 ? 0 : 2;
+
+	/* many TCP/TLS peers: raise the fd limit before libre sizes its
+	 * fd table (fd_setsize must precede the first fd_listen) */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < MAX_FDS) {
+		rl.rlim_cur = rl.rlim_max < MAX_FDS ? rl.rlim_max : MAX_FDS;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
+	err = libre_init();
+	if (err) {
+		(void)fprintf(stderr, "sipstack: libre_init: %s\n",
+			      strerror(err));
+		return 1;
+	}
+	(void)fd_setsize(MAX_FDS);
+	log_libre_attach();
+
+	if (cli.check) {
+		ret = check_script(script, &cli);
+		goto out;
+	}
+
+	err = signals_setup();
+	if (err) {
+		slog(LOG_ERROR, "main", "signals_failed", NULL, "err=%m", err);
+		goto out;
+	}
+
+	stack_config_default(&cfg);
+	apply_cli(&cfg, &cli);
+	err = stack_alloc(&app.st, &cfg);
+	if (err)
+		goto out;
+
+	err = luart_alloc(&app.rt, app.st, script, apply_cli, &cli);
+	if (err) {
+		(void)fprintf(stderr, "sipstack: %s: the script did not load "
+			      "(see the error above)\n", script);
+		goto out;
+	}
+
+	err = listeners_setup(app.st, &cli);
+	if (err) {
+		slog(LOG_ERROR, "main", "bad_listener", NULL, "err=%m", err);
+		goto out;
+	}
+
+	err = stack_start(app.st);
+	if (err) {
+		slog(LOG_ERROR, "main", "start_failed", NULL, "err=%m", err);
+		goto out;
+	}
+
+	slog(LOG_INFO, "main", "started", NULL, "version=%s script=%H "
+	     "pid=%d", SIPSTACK_VERSION, log_q, script, (int)getpid());
+
+	err = re_main(NULL);
+	ret = err ? 1 : 0;
+
+	slog(LOG_INFO, "main", "stopped", NULL, NULL);
+
+ out:
+	app.rt = mem_deref(app.rt);
+	app.st = mem_deref(app.st);
+	if (app.sigfd >= 0) {
+		fd_close(app.sigfd);
+		(void)close(app.sigfd);
+	}
+	libre_close();
+	tmr_debug();
+	mem_debug();
+
+	return ret;
+}

@@ -1,0 +1,1099 @@
+/**
+ * server/stack.c  The stack object: transport, requests, hooks
+ *
+ * Owns struct stack (libre's struct sip, the listeners, the DNS client,
+ * the cross-thread queue, the dialog table and the hook table) and
+ * struct stack_req (a received request with its server transaction).
+ * Exposes stack_*() in sipstack.h. Uses libre for transport, parsing
+ * and transactions; never calls into Lua itself (the Lua runtime
+ * registers hooks like any other C user).
+ *
+ * Request path: libre's transaction layer absorbs retransmissions,
+ * then request_handler() validates the request (RFC 3261 §8.2), finds
+ * the hook for its method and hands it a struct stack_req. A hook
+ * answers at once or later; when it keeps the request, the server
+ * transaction is created before it returns so that retransmissions are
+ * absorbed while the script thinks. Nobody's hook: the core answers
+ * (stack_req_default: OPTIONS capabilities, 405/501 otherwise).
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <pthread.h>
+#include <openssl/ssl.h>
+#include <re.h>
+#include "sipstack.h"
+#include "core.h"
+
+
+enum {
+	HASH_CTRANS   = 1u << 16,
+	HASH_STRANS   = 1u << 18,
+	HASH_TCPCONN  = 1u << 12,
+	SOCKBUF_SIZE  = 4 * 1024 * 1024,
+	MAX_LISTENERS = 8,
+};
+
+struct listener {
+	enum sip_transp tp;
+	struct sa laddr;
+	char *cert, *key, *ca;
+};
+
+struct stack {
+	struct stack_config cfg;
+	struct sip *sip;
+	struct sip_lsnr *lsnr_req;
+	struct sip_lsnr *lsnr_resp;
+	struct dnsc *dnsc;
+	struct mqueue *mq;
+	struct tls *tls;
+	struct dialog_table *dialogs;
+	struct {
+		stack_req_h *h;
+		void *arg;
+	} hooks[STACK_HOOK_MAX];
+	struct listener lsnrv[MAX_LISTENERS];
+	size_t lsnrc;
+	void *udp_socks[MAX_LISTENERS];  /* sockets whose buffers we set */
+	struct list outl;                 /* pending outgoing requests   */
+	struct stack_stats stats;
+	bool running;
+};
+
+struct stack_req {
+	struct stack *st;
+	const struct sip_msg *msg;
+	struct sip_strans *strans;
+	bool answered;
+};
+
+/* An outgoing request waiting for its final response */
+struct outreq {
+	struct le le;
+	struct stack *st;
+	struct sip_request *req;
+	stack_resp_h *resph;
+	void *arg;
+};
+
+struct xcall {
+	stack_call_h *h;
+	void *arg;
+};
+
+
+/* ------------------------------------------------------------------ *
+ * Config
+ * ------------------------------------------------------------------ */
+
+void stack_config_default(struct stack_config *cfg)
+{
+	if (!cfg)
+		return;
+
+	memset(cfg, 0, sizeof(*cfg));
+	str_ncpy(cfg->user_agent, "sipstack/" SIPSTACK_VERSION,
+		 sizeof(cfg->user_agent));
+	cfg->max_forwards = 70;
+	cfg->t1 = SIP_T1;
+	cfg->t2 = SIP_T2;
+	cfg->t4 = SIP_T4;
+}
+
+
+int stack_config_debug(struct re_printf *pf, const struct stack_config *cfg)
+{
+	if (!cfg)
+		return 0;
+
+	return re_hprintf(pf, "user_agent=%H local_ip=%H udp_port=%u "
+			  "tcp_port=%u tls_port=%u max_forwards=%u t1=%u "
+			  "t2=%u t4=%u",
+			  log_q, cfg->user_agent, log_q, cfg->local_ip,
+			  cfg->udp_port, cfg->tcp_port, cfg->tls_port,
+			  cfg->max_forwards, cfg->t1, cfg->t2, cfg->t4);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Requests handed to hooks
+ * ------------------------------------------------------------------ */
+
+static void req_destructor(void *arg)
+{
+	struct stack_req *req = arg;
+
+	/* A request nobody answered is never left to time out silently */
+	if (!req->answered && req->st && req->st->sip) {
+		slog(LOG_WARN, "stack", "unanswered", &req->msg->callid,
+		     "method=%r", &req->msg->met);
+		(void)stack_req_reply(req, 500, "Server Internal Error",
+				      NULL, NULL, NULL, 0);
+	}
+
+	mem_deref(req->strans);
+	mem_deref((void *)req->msg);
+}
+
+
+const struct sip_msg *stack_req_msg(const struct stack_req *req)
+{
+	return req ? req->msg : NULL;
+}
+
+
+struct stack *stack_req_stack(const struct stack_req *req)
+{
+	return req ? req->st : NULL;
+}
+
+
+bool stack_req_answered(const struct stack_req *req)
+{
+	return req ? req->answered : true;
+}
+
+
+struct stack_req *stack_req_ref(struct stack_req *req)
+{
+	return mem_ref(req);
+}
+
+
+/* CANCEL for a request a hook holds: libre answered 200 to the CANCEL;
+ * the request itself gets 487 (RFC 3261 §9.2). */
+static void req_cancel_handler(void *arg)
+{
+	struct stack_req *req = arg;
+
+	slog(LOG_INFO, "stack", "cancelled", &req->msg->callid,
+	     "method=%r", &req->msg->met);
+	(void)stack_req_reply(req, 487, "Request Terminated", NULL, NULL,
+			      NULL, 0);
+}
+
+
+int stack_req_reply(struct stack_req *req, uint16_t scode,
+		    const char *reason, const char *headers,
+		    const char *ctype, const uint8_t *body, size_t len)
+{
+	struct stack *st;
+	int err;
+
+	if (!req || scode < 100 || scode > 699)
+		return EINVAL;
+
+	if (req->answered)
+		return EALREADY;
+
+	st = req->st;
+	if (!st->sip)
+		return ESHUTDOWN;
+
+	if (!reason || !*reason)
+		reason = "Unknown";
+
+	err = sip_treplyf(&req->strans, NULL, st->sip, req->msg, false,
+			  scode, reason,
+			  "%s"
+			  "%s%s%s"
+			  "Content-Length: %zu\r\n"
+			  "\r\n"
+			  "%b",
+			  headers ? headers : "",
+			  ctype && len ? "Content-Type: " : "",
+			  ctype && len ? ctype : "",
+			  ctype && len ? "\r\n" : "",
+			  len, body, len);
+	if (scode >= 200)
+		req->answered = true;  /* even on error: one answer only */
+
+	if (err) {
+		slog(LOG_WARN, "stack", "reply_failed", &req->msg->callid,
+		     "code=%u err=%m", scode, err);
+		return err;
+	}
+
+	++st->stats.replies;
+	slog(LOG_DEBUG, "stack", "reply", &req->msg->callid,
+	     "method=%r code=%u", &req->msg->met, scode);
+
+	return 0;
+}
+
+
+int stack_allow(const struct stack *st, char *buf, size_t sz)
+{
+	bool calls, msgs, refer, reg, other;
+
+	if (!st || !buf || !sz)
+		return EINVAL;
+
+	calls = st->hooks[STACK_HOOK_INVITE].h != NULL;
+	msgs  = st->hooks[STACK_HOOK_MESSAGE].h != NULL;
+	refer = st->hooks[STACK_HOOK_REFER].h != NULL;
+	reg   = st->hooks[STACK_HOOK_REGISTER].h != NULL;
+	other = st->hooks[STACK_HOOK_REQUEST].h != NULL;
+
+	return re_snprintf(buf, sz, "OPTIONS%s%s%s%s",
+			   calls ? ", INVITE, ACK, BYE, CANCEL" : "",
+			   msgs || other ? ", MESSAGE" : "",
+			   refer ? ", REFER, NOTIFY" : "",
+			   reg || other ? ", REGISTER" : "") < 0 ? ENOMEM : 0;
+}
+
+
+static bool method_known(const struct pl *met)
+{
+	const char *p = STACK_KNOWN_METHODS;
+
+	while (*p) {
+		const char *e = strchr(p, ' ');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		if (met->l == n && 0 == memcmp(met->p, p, n))
+			return true;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+
+	return false;
+}
+
+
+int stack_req_default(struct stack_req *req)
+{
+	const struct sip_msg *msg;
+	char allow[160];
+	char hdrs[320];
+
+	if (!req)
+		return EINVAL;
+
+	msg = req->msg;
+	(void)stack_allow(req->st, allow, sizeof(allow));
+
+	if (!pl_strcmp(&msg->met, "OPTIONS")) {
+		(void)re_snprintf(hdrs, sizeof(hdrs),
+				  "Allow: %s\r\n"
+				  "Accept: application/sdp, text/plain, "
+				  "message/sipfrag\r\n"
+				  "Accept-Encoding: identity\r\n"
+				  "Accept-Language: en\r\n"
+				  "Supported: %s\r\n",
+				  allow, STACK_SUPPORTED);
+		return stack_req_reply(req, 200, "OK", hdrs, NULL, NULL, 0);
+	}
+
+	(void)re_snprintf(hdrs, sizeof(hdrs), "Allow: %s\r\n", allow);
+
+	if (!pl_strcmp(&msg->met, "CANCEL"))
+		return stack_req_reply(req, 481, "Call/Transaction Does Not "
+				       "Exist", NULL, NULL, NULL, 0);
+
+	if (method_known(&msg->met))
+		return stack_req_reply(req, 405, "Method Not Allowed", hdrs,
+				       NULL, NULL, 0);
+
+	return stack_req_reply(req, 501, "Not Implemented", hdrs, NULL,
+			       NULL, 0);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Validation (RFC 3261 §8.2, RFC 4475)
+ * ------------------------------------------------------------------ */
+
+static bool pl_is_uint(const struct pl *pl, uint64_t max)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (!pl_isset(pl) || pl->l > 20)
+		return false;
+
+	for (i = 0; i < pl->l; i++) {
+		if (pl->p[i] < '0' || pl->p[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(pl->p[i] - '0');
+		if (v > max)
+			return false;
+	}
+
+	return true;
+}
+
+
+static bool option_supported(const struct pl *tag)
+{
+	struct pl sup = PL(STACK_SUPPORTED), t;
+
+	while (!re_regex(sup.p, sup.l, "[^, ]+", &t)) {
+		if (!pl_casecmp(&t, tag))
+			return true;
+		sup.l -= (t.p + t.l) - sup.p;
+		sup.p = t.p + t.l;
+	}
+
+	return false;
+}
+
+
+struct require_ctx {
+	char *buf;
+	size_t sz;
+	size_t n;
+};
+
+
+static bool require_handler(const struct sip_hdr *hdr,
+			    const struct sip_msg *msg, void *arg)
+{
+	struct require_ctx *rc = arg;
+	struct pl v = hdr->val, t;
+	(void)msg;
+
+	while (!re_regex(v.p, v.l, "[^, \t]+", &t)) {
+		if (!option_supported(&t)) {
+			int n = re_snprintf(rc->buf + rc->n, rc->sz - rc->n,
+					    "%s%r", rc->n ? ", " : "", &t);
+			if (n > 0)
+				rc->n += (size_t)n;
+		}
+		v.l -= (t.p + t.l) - v.p;
+		v.p = t.p + t.l;
+	}
+
+	return false;
+}
+
+
+uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
+{
+	const struct sip_hdr *hdr;
+
+	if (!pl_isset(&msg->callid) || !pl_isset(&msg->from.auri) ||
+	    !pl_isset(&msg->to.auri) || !pl_isset(&msg->cseq.met) ||
+	    !pl_isset(&msg->via.sentby)) {
+		*reason = "Missing Mandatory Header";
+		return 400;
+	}
+
+	if (sip_msg_hdr_count(msg, SIP_HDR_CALL_ID) > 1 ||
+	    sip_msg_hdr_count(msg, SIP_HDR_FROM) > 1 ||
+	    sip_msg_hdr_count(msg, SIP_HDR_TO) > 1 ||
+	    sip_msg_hdr_count(msg, SIP_HDR_CSEQ) > 1 ||
+	    sip_msg_hdr_count(msg, SIP_HDR_MAX_FORWARDS) > 1 ||
+	    sip_msg_hdr_count(msg, SIP_HDR_CONTENT_LENGTH) > 1) {
+		*reason = "Duplicate Single-Value Header";
+		return 400;
+	}
+
+	if (pl_cmp(&msg->cseq.met, &msg->met)) {
+		*reason = "CSeq Method Does Not Match Request";
+		return 400;
+	}
+
+	hdr = sip_msg_hdr(msg, SIP_HDR_CSEQ);
+	if (hdr) {
+		struct pl num;
+		if (re_regex(hdr->val.p, hdr->val.l, "[0-9]+", &num) ||
+		    !pl_is_uint(&num, 0xffffffffu)) {
+			*reason = "Bad CSeq";
+			return 400;
+		}
+	}
+
+	if (pl_isset(&msg->maxfwd) && !pl_is_uint(&msg->maxfwd, 255)) {
+		*reason = "Bad Max-Forwards";
+		return 400;
+	}
+
+	if (pl_isset(&msg->clen) && !pl_is_uint(&msg->clen, 0xffffffffu)) {
+		*reason = "Bad Content-Length";
+		return 400;
+	}
+
+	if (pl_strcasecmp(&msg->uri.scheme, "sip") &&
+	    pl_strcasecmp(&msg->uri.scheme, "sips")) {
+		*reason = "Unsupported URI Scheme";
+		return 416;
+	}
+
+	return 0;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Receive path
+ * ------------------------------------------------------------------ */
+
+/* libre gives no handle on the SIP UDP socket; for UDP, msg->sock is
+ * the struct udp_sock. Enlarge its buffers once, on the first request,
+ * so that bursts do not overflow the kernel's 208 KiB default. */
+static void tune_socket(struct stack *st, const struct sip_msg *msg)
+{
+	size_t i;
+
+	if (msg->tp != SIP_TRANSP_UDP || !msg->sock)
+		return;
+
+	for (i = 0; i < ARRAY_SIZE(st->udp_socks); i++) {
+		if (st->udp_socks[i] == msg->sock)
+			return;
+		if (!st->udp_socks[i]) {
+			st->udp_socks[i] = msg->sock;
+			(void)udp_sockbuf_set(msg->sock, SOCKBUF_SIZE);
+			return;
+		}
+	}
+}
+
+
+static enum stack_hook hook_for(const struct pl *met)
+{
+	if (!pl_strcmp(met, "MESSAGE"))
+		return STACK_HOOK_MESSAGE;
+	if (!pl_strcmp(met, "INVITE"))
+		return STACK_HOOK_INVITE;
+	if (!pl_strcmp(met, "REFER"))
+		return STACK_HOOK_REFER;
+	if (!pl_strcmp(met, "REGISTER"))
+		return STACK_HOOK_REGISTER;
+
+	return STACK_HOOK_REQUEST;
+}
+
+
+static int unsupported_reply(struct stack *st, const struct sip_msg *msg)
+{
+	char unsup[256];
+	struct require_ctx rc = {unsup, sizeof(unsup), 0};
+
+	(void)sip_msg_hdr_apply(msg, true, SIP_HDR_REQUIRE, require_handler,
+				&rc);
+	if (!rc.n)
+		return 0;
+
+	slog(LOG_INFO, "stack", "bad_extension", &msg->callid,
+	     "method=%r unsupported=%H", &msg->met, log_q, unsup);
+
+	++st->stats.replies;
+	(void)sip_treplyf(NULL, NULL, st->sip, msg, false, 420,
+			  "Bad Extension", "Unsupported: %s\r\n"
+			  "Content-Length: 0\r\n\r\n", unsup);
+	return 420;
+}
+
+
+static bool request_handler(const struct sip_msg *msg, void *arg)
+{
+	struct stack *st = arg;
+	struct stack_req *req;
+	const char *reason = NULL;
+	enum stack_hook hook;
+	uint16_t scode;
+	bool taken = false;
+
+	++st->stats.requests;
+	tune_socket(st, msg);
+
+	/* The ACK of a 2xx: dialogs take it (calls issue); alone, drop */
+	if (!pl_strcmp(&msg->met, "ACK"))
+		return true;
+
+	scode = stack_validate(msg, &reason);
+	if (scode) {
+		++st->stats.bad_requests;
+		++st->stats.replies;
+		slog(LOG_INFO, "stack", "bad_request", &msg->callid,
+		     "method=%r code=%u reason=%H src=%J",
+		     &msg->met, scode, log_q, reason, &msg->src);
+		(void)sip_treply(NULL, st->sip, msg, scode, reason);
+		return true;
+	}
+
+	if (unsupported_reply(st, msg))
+		return true;
+
+	slog(LOG_DEBUG, "stack", "request", &msg->callid,
+	     "method=%r src=%J", &msg->met, &msg->src);
+
+	/* In-dialog request for no dialog of ours (RFC 3261 §12.2.2) */
+	if (pl_isset(&msg->to.tag) &&
+	    !dialog_table_find(st->dialogs, &msg->callid, &msg->to.tag,
+			       &msg->from.tag)) {
+		++st->stats.replies;
+		(void)sip_treply(NULL, st->sip, msg, 481,
+				 "Call/Transaction Does Not Exist");
+		return true;
+	}
+
+	req = mem_zalloc(sizeof(*req), req_destructor);
+	if (!req) {
+		(void)sip_treply(NULL, st->sip, msg, 500,
+				 "Server Internal Error");
+		return true;
+	}
+
+	req->st  = st;
+	req->msg = mem_ref((void *)msg);
+
+	hook = hook_for(&msg->met);
+	if (st->hooks[hook].h)
+		taken = st->hooks[hook].h(st, req, st->hooks[hook].arg);
+	if (!taken && hook != STACK_HOOK_REQUEST &&
+	    st->hooks[STACK_HOOK_REQUEST].h)
+		taken = st->hooks[STACK_HOOK_REQUEST].h(
+			st, req, st->hooks[STACK_HOOK_REQUEST].arg);
+
+	if (!taken) {
+		(void)stack_req_default(req);
+	}
+	else if (!req->answered && !req->strans) {
+		/* The hook answers later: absorb retransmissions now */
+		int err = sip_strans_alloc(&req->strans, st->sip, msg,
+					   req_cancel_handler, req);
+		if (err)
+			(void)stack_req_reply(req, 500, "Server Internal "
+					      "Error", NULL, NULL, NULL, 0);
+	}
+
+	mem_deref(req);
+
+	return true;
+}
+
+
+static bool response_handler(const struct sip_msg *msg, void *arg)
+{
+	struct stack *st = arg;
+
+	++st->stats.responses;
+	slog(LOG_DEBUG, "stack", "stray_response", &msg->callid,
+	     "code=%u cseq=%r src=%J", msg->scode, &msg->cseq.met,
+	     &msg->src);
+
+	return true;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Outgoing requests
+ * ------------------------------------------------------------------ */
+
+static void outreq_destructor(void *arg)
+{
+	struct outreq *o = arg;
+
+	list_unlink(&o->le);
+
+	/* Still pending (stack stopping): dropping libre's request
+	 * cancels it, and its handler is not called again, so tell our
+	 * caller here: resph runs exactly once per request. */
+	if (o->req) {
+		o->req = mem_deref(o->req);
+		if (o->resph)
+			o->resph(ECANCELED, NULL, o->arg);
+	}
+}
+
+
+static void outreq_resp_handler(int err, const struct sip_msg *msg,
+				void *arg)
+{
+	struct outreq *o = arg;
+
+	if (!err && msg && msg->scode < 200)
+		return;
+
+	o->req = NULL;  /* libre frees its request after this handler */
+
+	if (o->resph)
+		o->resph(err, err ? NULL : msg, o->arg);
+
+	o->resph = NULL;
+	mem_deref(o);
+}
+
+
+int stack_local_uri(const struct stack *st, enum sip_transp tp,
+		    char *buf, size_t sz)
+{
+	size_t i;
+
+	if (!st || !buf)
+		return EINVAL;
+
+	for (i = 0; i < st->lsnrc; i++) {
+		const struct listener *l = &st->lsnrv[i];
+
+		if (tp != SIP_TRANSP_NONE && l->tp != tp)
+			continue;
+
+		if (st->cfg.local_ip[0])
+			return re_snprintf(buf, sz, "sip:sipstack@%s:%u%s",
+					   st->cfg.local_ip,
+					   sa_port(&l->laddr),
+					   sip_transp_param(l->tp)) < 0 ?
+				ENOMEM : 0;
+
+		return re_snprintf(buf, sz, "sip:sipstack@%J%s", &l->laddr,
+				   sip_transp_param(l->tp)) < 0 ? ENOMEM : 0;
+	}
+
+	return ENOENT;
+}
+
+
+int stack_send_message(struct stack *st, const char *to, const char *from,
+		       const char *ctype, const uint8_t *body, size_t len,
+		       const char *headers, stack_resp_h *resph, void *arg)
+{
+	char fromuri[256];
+	struct outreq *o = NULL;
+	struct mbuf *mb = NULL;
+	struct uri route;
+	struct pl pl;
+	int err;
+
+	if (!st || !to || !ctype)
+		return EINVAL;
+
+	if (!st->sip)
+		return ESHUTDOWN;
+
+	pl_set_str(&pl, to);
+	err = uri_decode(&route, &pl);
+	if (err)
+		return EINVAL;
+
+	if (!from) {
+		err = stack_local_uri(st, SIP_TRANSP_NONE, fromuri,
+				      sizeof(fromuri));
+		if (err)
+			return err;
+		from = fromuri;
+	}
+
+	o = mem_zalloc(sizeof(*o), outreq_destructor);
+	mb = mbuf_alloc(512 + len);
+	if (!o || !mb) {
+		err = ENOMEM;
+		goto out;
+	}
+
+	o->st    = st;
+	o->resph = resph;
+	o->arg   = arg;
+
+	err = mbuf_printf(mb,
+			  "Max-Forwards: %u\r\n"
+			  "To: <%s>\r\n"
+			  "From: <%s>;tag=%016llx\r\n"
+			  "Call-ID: %016llx%016llx\r\n"
+			  "CSeq: %u MESSAGE\r\n"
+			  "User-Agent: %s\r\n"
+			  "%s"
+			  "Content-Type: %s\r\n"
+			  "Content-Length: %zu\r\n"
+			  "\r\n",
+			  st->cfg.max_forwards, to, from,
+			  rand_u64(), rand_u64(), rand_u64(),
+			  1 + (rand_u32() & 0xffff),
+			  st->cfg.user_agent, headers ? headers : "",
+			  ctype, len);
+	if (len)
+		err |= mbuf_write_mem(mb, body, len);
+	if (err)
+		goto out;
+
+	mb->pos = 0;
+
+	err = sip_request(&o->req, st->sip, true, "MESSAGE", 7, to,
+			  (int)strlen(to), &route, mb, (size_t)rand_u32(),
+			  NULL, outreq_resp_handler, o);
+	if (err)
+		goto out;
+
+	list_append(&st->outl, &o->le, o);
+
+ out:
+	if (err)
+		mem_deref(o);
+	mem_deref(mb);
+
+	return err;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Cross-thread calls
+ * ------------------------------------------------------------------ */
+
+static void mqueue_handler(int id, void *data, void *arg)
+{
+	struct xcall *xc = data;
+	(void)id;
+	(void)arg;
+
+	xc->h(xc->arg);
+	free(xc);
+}
+
+
+int stack_call(struct stack *st, stack_call_h *h, void *arg)
+{
+	struct xcall *xc;
+	int err;
+
+	if (!st || !h || !st->mq)
+		return EINVAL;
+
+	/* plain malloc: libre's refcounts are not atomic */
+	xc = malloc(sizeof(*xc));
+	if (!xc)
+		return ENOMEM;
+
+	xc->h = h;
+	xc->arg = arg;
+
+	err = mqueue_push(st->mq, 0, xc);
+	if (err)
+		free(xc);
+
+	return err;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Lifecycle
+ * ------------------------------------------------------------------ */
+
+static void listener_reset(struct listener *l)
+{
+	l->cert = mem_deref(l->cert);
+	l->key  = mem_deref(l->key);
+	l->ca   = mem_deref(l->ca);
+}
+
+
+static void stack_destructor(void *arg)
+{
+	struct stack *st = arg;
+	size_t i;
+
+	stack_stop(st);
+	for (i = 0; i < st->lsnrc; i++)
+		listener_reset(&st->lsnrv[i]);
+	mem_deref(st->mq);
+	mem_deref(st->dialogs);
+}
+
+
+int stack_alloc(struct stack **stp, const struct stack_config *cfg)
+{
+	struct stack *st;
+	int err;
+
+	if (!stp)
+		return EINVAL;
+
+	st = mem_zalloc(sizeof(*st), stack_destructor);
+	if (!st)
+		return ENOMEM;
+
+	if (cfg)
+		st->cfg = *cfg;
+	else
+		stack_config_default(&st->cfg);
+
+	err = dialog_table_alloc(&st->dialogs, 1u << 16);
+	if (err)
+		goto out;
+
+	err = mqueue_alloc(&st->mq, mqueue_handler, st);
+	if (err)
+		goto out;
+
+ out:
+	if (err)
+		mem_deref(st);
+	else
+		*stp = st;
+
+	return err;
+}
+
+
+int stack_listen(struct stack *st, enum sip_transp tp,
+		 const struct sa *laddr, const struct stack_tls_files *tls)
+{
+	struct listener *l;
+	int err = 0;
+
+	if (!st || !laddr)
+		return EINVAL;
+
+	if (tp != SIP_TRANSP_UDP && tp != SIP_TRANSP_TCP &&
+	    tp != SIP_TRANSP_TLS)
+		return EPROTONOSUPPORT;
+
+	if (tp == SIP_TRANSP_TLS && (!tls || !tls->cert))
+		return EINVAL;
+
+	if (st->lsnrc >= MAX_LISTENERS)
+		return EOVERFLOW;
+
+	if (st->running)
+		return EBUSY;
+
+	l = &st->lsnrv[st->lsnrc];
+	memset(l, 0, sizeof(*l));
+	l->tp = tp;
+	l->laddr = *laddr;
+
+	if (tls) {
+		err |= str_dup(&l->cert, tls->cert);
+		if (tls->key)
+			err |= str_dup(&l->key, tls->key);
+		if (tls->ca)
+			err |= str_dup(&l->ca, tls->ca);
+	}
+
+	if (err) {
+		listener_reset(l);
+		return err;
+	}
+
+	++st->lsnrc;
+
+	return 0;
+}
+
+
+static int tls_setup(struct stack *st, const struct listener *l)
+{
+	SSL_CTX *ctx;
+	int err;
+
+	if (st->tls)
+		return 0;
+
+	if (!l->key || !strcmp(l->key, l->cert))
+		return tls_alloc(&st->tls, TLS_METHOD_SSLV23, l->cert, NULL);
+
+	/* Separate key file: libre's tls_alloc wants both in one file */
+	err = tls_alloc(&st->tls, TLS_METHOD_SSLV23, NULL, NULL);
+	if (err)
+		return err;
+
+	ctx = tls_openssl_context(st->tls);
+	if (1 != SSL_CTX_use_certificate_chain_file(ctx, l->cert) ||
+	    1 != SSL_CTX_use_PrivateKey_file(ctx, l->key, SSL_FILETYPE_PEM) ||
+	    1 != SSL_CTX_check_private_key(ctx)) {
+		st->tls = mem_deref(st->tls);
+		return EINVAL;
+	}
+
+	return 0;
+}
+
+
+int stack_start(struct stack *st)
+{
+	struct sa ns[4];
+	uint32_t nsn = ARRAY_SIZE(ns);
+	size_t i;
+	int err;
+
+	if (!st)
+		return EINVAL;
+
+	if (st->running)
+		return EALREADY;
+
+	if (!st->lsnrc)
+		return EDESTADDRREQ;
+
+	/* RFC 3263 needs a resolver; without nameservers we still run,
+	 * and only requests to hostnames fail. */
+	if (!dns_srv_get(NULL, 0, ns, &nsn) && nsn)
+		err = dnsc_alloc(&st->dnsc, NULL, ns, nsn);
+	else
+		err = dnsc_alloc(&st->dnsc, NULL, NULL, 0);
+	if (err)
+		goto out;
+
+	err = sip_alloc(&st->sip, st->dnsc, HASH_CTRANS, HASH_STRANS,
+			HASH_TCPCONN, st->cfg.user_agent, NULL, NULL);
+	if (err)
+		goto out;
+
+	for (i = 0; i < st->lsnrc; i++) {
+		struct listener *l = &st->lsnrv[i];
+
+		if (l->tp == SIP_TRANSP_TLS) {
+			err = tls_setup(st, l);
+			if (err) {
+				slog(LOG_ERROR, "stack", "tls_failed", NULL,
+				     "cert=%H key=%H err=%m", log_q, l->cert,
+				     log_q, l->key, err);
+				goto out;
+			}
+			if (l->ca)
+				err = tls_add_ca(st->tls, l->ca);
+			if (!err)
+				err = sip_transp_add(st->sip, l->tp,
+						     &l->laddr, st->tls);
+		}
+		else {
+			err = sip_transp_add(st->sip, l->tp, &l->laddr);
+		}
+
+		if (err) {
+			slog(LOG_ERROR, "stack", "listen_failed", NULL,
+			     "transport=%s addr=%J err=%m",
+			     sip_transp_name(l->tp), &l->laddr, err);
+			goto out;
+		}
+
+		/* learn the port picked for port 0 */
+		if (!sa_port(&l->laddr))
+			(void)sip_transp_laddr(st->sip, &l->laddr, l->tp,
+					       &l->laddr);
+
+		slog(LOG_INFO, "stack", "listen", NULL, "transport=%s addr=%J",
+		     sip_transp_name(l->tp), &l->laddr);
+	}
+
+	err  = sip_listen(&st->lsnr_req, st->sip, true, request_handler, st);
+	err |= sip_listen(&st->lsnr_resp, st->sip, false, response_handler,
+			  st);
+	if (err)
+		goto out;
+
+	st->running = true;
+
+ out:
+	if (err)
+		stack_stop(st);
+
+	return err;
+}
+
+
+void stack_stop(struct stack *st)
+{
+	if (!st)
+		return;
+
+	list_flush(&st->outl);
+	st->lsnr_req  = mem_deref(st->lsnr_req);
+	st->lsnr_resp = mem_deref(st->lsnr_resp);
+
+	if (st->sip) {
+		sip_close(st->sip, true);
+		st->sip = mem_deref(st->sip);
+	}
+
+	st->dnsc = mem_deref(st->dnsc);
+	st->tls  = mem_deref(st->tls);
+	memset(st->udp_socks, 0, sizeof(st->udp_socks));
+
+	if (st->running)
+		slog(LOG_INFO, "stack", "stopped", NULL, NULL);
+
+	st->running = false;
+}
+
+
+bool stack_is_running(const struct stack *st)
+{
+	return st ? st->running : false;
+}
+
+
+struct sip *stack_sip(const struct stack *st)
+{
+	return st ? st->sip : NULL;
+}
+
+
+const struct stack_config *stack_config(const struct stack *st)
+{
+	return st ? &st->cfg : NULL;
+}
+
+
+int stack_set_config(struct stack *st, const struct stack_config *cfg)
+{
+	if (!st || !cfg)
+		return EINVAL;
+
+	if (!cfg->t1 || cfg->t2 < cfg->t1 || !cfg->t4 ||
+	    !cfg->max_forwards || cfg->max_forwards > 255)
+		return EINVAL;
+
+	st->cfg = *cfg;
+
+	return 0;
+}
+
+
+void stack_set_hook(struct stack *st, enum stack_hook hook,
+		    stack_req_h *h, void *arg)
+{
+	if (!st || (unsigned)hook >= STACK_HOOK_MAX)
+		return;
+
+	st->hooks[hook].h = h;
+	st->hooks[hook].arg = arg;
+}
+
+
+void stack_stats(const struct stack *st, struct stack_stats *stats)
+{
+	if (!st || !stats)
+		return;
+
+	*stats = st->stats;
+}
+
+
+void stack_note_hook_error(struct stack *st)
+{
+	if (st)
+		++st->stats.hook_errors;
+}
+
+
+struct dialog_table *stack_dialogs(const struct stack *st)
+{
+	return st ? st->dialogs : NULL;
+}
+
+
+int stack_debug(struct re_printf *pf, const struct stack *st)
+{
+	size_t i;
+	int err;
+
+	if (!st)
+		return 0;
+
+	err = re_hprintf(pf, "stack running=%d %H\n", st->running,
+			 stack_config_debug, &st->cfg);
+	for (i = 0; i < st->lsnrc; i++)
+		err |= re_hprintf(pf, "  listen %s %J\n",
+				  sip_transp_name(st->lsnrv[i].tp),
+				  &st->lsnrv[i].laddr);
+	err |= re_hprintf(pf, "  requests=%llu replies=%llu bad=%llu "
+			  "dialogs=%u\n",
+			  st->stats.requests, st->stats.replies,
+			  st->stats.bad_requests,
+			  dialog_table_count(st->dialogs));
+
+	return err;
+}
