@@ -23,6 +23,7 @@ enum lua_hook {
 	LH_REGRESULT,     /* on_registration_result */
 	LH_DIALOG,        /* on_dialog_event       */
 	LH_REQUEST,       /* on_request            */
+	LH_SPAWN,         /* sip.spawn (no hook)   */
 	LH_MAX
 };
 
@@ -65,6 +66,7 @@ struct task *lua_task(lua_State *L);
 void task_resume(struct task *t, int nargs);
 int  lua_src_line(lua_State *L, char *buf, size_t sz);
 void lua_require_module(lua_State *L, const char *name);
+int  lua_spawn(lua_State *L);
 
 /* lua_sip.c */
 int  luaopen_sip(lua_State *L);

@@ -33,6 +33,7 @@ const char *lua_hook_names[LH_MAX] = {
 	"on_registration_result",
 	"on_dialog_event",
 	"on_request",
+	"spawn",
 };
 
 struct luart {
@@ -49,6 +50,7 @@ static const char KEY_SCRIPT = 's';   /* registry: lightuserdata script */
 static const char KEY_TASKS  = 't';   /* registry: thread -> task       */
 static const char KEY_ENV    = 'e';   /* registry: sandbox environment  */
 static const char KEY_LOADED = 'l';   /* registry: required modules     */
+static const char KEY_SPAWNS = 'p';   /* registry: spawns made at load  */
 
 static const struct {
 	const char *name;
@@ -495,7 +497,7 @@ static int script_load(struct script **scp, struct luart *rt,
 
 	/* Hooks may also be global functions of the script */
 	regkey_get(L, &KEY_ENV);
-	for (i = 0; i < LH_MAX; i++) {
+	for (i = 0; i < LH_SPAWN; i++) {
 		lua_getfield(L, -1, lua_hook_names[i]);
 		if (lua_isnil(L, -1)) {
 			lua_pop(L, 1);
@@ -696,17 +698,15 @@ void task_resume(struct task *t, int nargs)
 }
 
 
-/* Start a hook coroutine; the hook function and nargs arguments are
- * pushed by push(). */
-static int task_spawn(struct script *sc, enum lua_hook kind,
-		      struct stack_req *req)
+static struct task *task_new(struct script *sc, enum lua_hook kind,
+			     struct stack_req *req)
 {
 	lua_State *L = sc->L;
 	struct task *t;
 
 	t = mem_zalloc(sizeof(*t), NULL);
 	if (!t)
-		return ENOMEM;
+		return NULL;
 
 	t->sc   = mem_ref(sc);
 	t->kind = kind;
@@ -719,6 +719,99 @@ static int task_spawn(struct script *sc, enum lua_hook kind,
 	lua_pushlightuserdata(L, t);
 	lua_rawset(L, -3);
 	lua_pop(L, 1);
+
+	return t;
+}
+
+
+/* sip.spawn(fn, ...): run fn(...) in a task of its own. At load time
+ * the start waits until the script is active, so a script that fails
+ * to load leaves nothing running. */
+int lua_spawn(lua_State *L)
+{
+	struct script *sc = lua_script(L);
+	int n = lua_gettop(L), i;
+	struct task *t;
+
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+
+	if (sc->loading || !sc->rt) {
+		regkey_get(L, &KEY_SPAWNS);
+		if (lua_isnil(L, -1)) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushlightuserdata(L, (void *)&KEY_SPAWNS);
+			lua_pushvalue(L, -2);
+			lua_rawset(L, LUA_REGISTRYINDEX);
+		}
+		lua_createtable(L, n, 1);
+		for (i = 1; i <= n; i++) {
+			lua_pushvalue(L, i);
+			lua_rawseti(L, -2, i);
+		}
+		lua_pushinteger(L, n);
+		lua_setfield(L, -2, "n");
+		lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+		return 0;
+	}
+
+	t = task_new(sc, LH_SPAWN, NULL);
+	if (!t)
+		return luaL_error(L, "out of memory");
+
+	lua_xmove(L, t->co, n);   /* fn and its arguments */
+	task_resume(t, n - 1);
+
+	return 0;
+}
+
+
+static void run_load_spawns(struct script *sc)
+{
+	lua_State *L = sc->L;
+	int i, k, n, count;
+
+	regkey_get(L, &KEY_SPAWNS);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+
+	lua_pushlightuserdata(L, (void *)&KEY_SPAWNS);
+	lua_pushnil(L);
+	lua_rawset(L, LUA_REGISTRYINDEX);
+
+	count = (int)lua_objlen(L, -1);
+	for (i = 1; i <= count; i++) {
+		struct task *t = task_new(sc, LH_SPAWN, NULL);
+
+		lua_rawgeti(L, -1, i);
+		lua_getfield(L, -1, "n");
+		n = (int)lua_tointeger(L, -1);
+		lua_pop(L, 1);
+		if (!t) {
+			lua_pop(L, 1);
+			continue;
+		}
+		for (k = 1; k <= n; k++)
+			lua_rawgeti(L, -k, k);
+		lua_xmove(L, t->co, n);
+		lua_pop(L, 1);
+		task_resume(t, n - 1);
+	}
+	lua_pop(L, 1);
+}
+
+
+/* Start a hook coroutine with the hook's function and the request */
+static int task_spawn(struct script *sc, enum lua_hook kind,
+		      struct stack_req *req)
+{
+	struct task *t;
+
+	t = task_new(sc, kind, req);
+	if (!t)
+		return ENOMEM;
 
 	lua_rawgeti(t->co, LUA_REGISTRYINDEX, sc->hooks[kind]);
 	if (req)
@@ -837,6 +930,9 @@ static void activate(struct luart *rt, struct script *sc)
 
 	/* tasks of the old generation hold it until they end */
 	mem_deref(old);
+
+	if (rt->st && stack_is_running(rt->st))
+		run_load_spawns(sc);
 }
 
 
@@ -925,6 +1021,14 @@ int luart_check(const char *path, struct stack_config *cfg,
 	mem_deref(sc);
 
 	return err;
+}
+
+
+/* The stack runs: start what the script spawned while it loaded */
+void luart_start(struct luart *rt)
+{
+	if (rt && rt->cur)
+		run_load_spawns(rt->cur);
 }
 
 

@@ -783,6 +783,7 @@ int luaopen_sip(lua_State *L)
 		{"stats",                  l_stats},
 		{"sleep",                  l_sleep},
 		{"send_message",           l_send_message},
+		{"spawn",                  lua_spawn},
 		{NULL, NULL}
 	};
 	static const luaL_Reg log_funcs[] = {

@@ -26,6 +26,10 @@ int  stack_local_uri(const struct stack *st, enum sip_transp tp,
  * Returns 0 if fine, else the status code to answer and *reason. */
 uint16_t stack_validate(const struct sip_msg *msg, const char **reason);
 
+/* Option tags of Require: we do not support, comma-separated in buf;
+ * returns the length written (0: all supported). */
+size_t stack_unsupported(const struct sip_msg *msg, char *buf, size_t sz);
+
 /* A hook failed (counted in stack_stats.hook_errors) */
 void stack_note_hook_error(struct stack *st);
 
@@ -39,6 +43,7 @@ typedef void (luart_cfg_h)(struct stack_config *cfg, void *arg);
 int  luart_alloc(struct luart **lrp, struct stack *st, const char *path,
 		 luart_cfg_h *cfgh, void *arg);
 int  luart_reload(struct luart *lr);
+void luart_start(struct luart *lr);
 int  luart_check(const char *path, struct stack_config *cfg,
 		 char *errbuf, size_t errsz);
 struct stack *luart_stack(const struct luart *lr);

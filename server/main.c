@@ -442,6 +442,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
+	luart_start(app.rt);
+
 	slog(LOG_INFO, "main", "started", NULL, "version=%s script=%H "
 	     "pid=%d", SIPSTACK_VERSION, log_q, script, (int)getpid());
 

@@ -1,5 +1,9 @@
 -- Specs for lua/sipstack/headers.lua.  Run with: busted --lua=luajit
-local root = debug.getinfo(1, "S").source:match("^@(.*)/test/lua/[^/]+$") or "."
+-- The repository root, from this file's own path: works whatever the
+-- working directory (meson runs busted from the build directory).
+local src = debug.getinfo(1, "S").source
+local root = src:match("^@(.*)/test/lua/[^/]+$")
+  or (src:match("^@(.*)/[^/]+$") or ".") .. "/../.."
 package.path = root .. "/lua/?.lua;" .. package.path
 
 local H = require("sipstack.headers")
