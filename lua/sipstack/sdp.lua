@@ -387,9 +387,17 @@ end
 
 -- Public API ------------------------------------------------------------------
 
--- M.parse(sdp) -> { session = {lines}, media = { {type, port, port_count,
---   proto, fmts, lines, direction, direction_attr, connection}, ... },
---   direction, origin, connection }
+-- M.parse(sdp) -> {
+--   session    = { lines from v= up to the first m=, without terminators },
+--   media      = { { type, port, port_count (nil unless "port/n"), proto,
+--                    fmts = {strings}, lines = {the m= line and the lines
+--                    after it}, direction = effective direction (as
+--                    M.direction), direction_attr = media-level attribute
+--                    or nil, connection = media-level c= or nil }, ... },
+--   direction  = session-level direction attribute or nil,
+--   origin     = { username, sess_id, sess_version, nettype, addrtype,
+--                  address } (strings) or nil,
+--   connection = { nettype, addrtype, addr (without /ttl), address } or nil }
 M.parse = public(parse)
 
 -- M.direction(sdp_or_parsed[, media_index = 1]) -> effective direction.
