@@ -1,0 +1,467 @@
+/**
+ * test/unit/test_stack.c  The stack object, its log and dialog table
+ *
+ * Real stacks on 127.0.0.1:0 driven by re_main with a watchdog timer,
+ * a libre client in the same process as the peer. Covers: lifecycle
+ * (start, stop, restart), OPTIONS answered by the core, a C hook that
+ * answers at once and one that answers later, stack_call from another
+ * thread (marshalled onto the loop, never run on the caller's thread),
+ * the dialog table, and both log formats. Leaks: run under valgrind by
+ * meson (test unit-stack-valgrind).
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <re.h>
+#include "sipstack.h"
+#include "core.h"
+
+
+static int ntest;
+static int nfail;
+
+#define CHECK(cond, name) do {                                     \
+	++ntest;                                                   \
+	if (cond) printf("ok %d - %s\n", ntest, name);             \
+	else { ++nfail; printf("not ok %d - %s  # %s:%d\n", ntest, \
+			       name, __FILE__, __LINE__); }        \
+} while (0)
+
+
+static struct tmr watchdog;
+
+static void watchdog_handler(void *arg)
+{
+	bool *fired = arg;
+
+	*fired = true;
+	re_cancel();
+}
+
+
+/* run the loop until re_cancel() or ms elapse; true if not timed out */
+static bool run_loop(uint32_t ms)
+{
+	bool fired = false;
+
+	tmr_start(&watchdog, ms, watchdog_handler, &fired);
+	(void)re_main(NULL);
+	tmr_cancel(&watchdog);
+
+	return !fired;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * A libre client sending requests to the stack
+ * ------------------------------------------------------------------ */
+
+struct client {
+	struct sip *sip;
+	uint16_t scode;
+	char allow[256];
+	char body[256];
+	int err;
+};
+
+
+static void client_resp(int err, const struct sip_msg *msg, void *arg)
+{
+	struct client *c = arg;
+	const struct sip_hdr *h;
+
+	c->err = err;
+	if (!err && msg) {
+		if (msg->scode < 200)
+			return;
+		c->scode = msg->scode;
+		h = sip_msg_hdr(msg, SIP_HDR_ALLOW);
+		if (h)
+			(void)pl_strcpy(&h->val, c->allow, sizeof(c->allow));
+		(void)re_snprintf(c->body, sizeof(c->body), "%b",
+				  mbuf_buf(msg->mb), mbuf_get_left(msg->mb));
+	}
+	re_cancel();
+}
+
+
+static int client_alloc(struct client *c)
+{
+	struct sa laddr;
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	err = sip_alloc(&c->sip, NULL, 16, 16, 16, "test-client", NULL, NULL);
+	if (err)
+		return err;
+
+	(void)sa_set_str(&laddr, "127.0.0.1", 0);
+
+	return sip_transp_add(c->sip, SIP_TRANSP_UDP, &laddr);
+}
+
+
+static void client_free(struct client *c)
+{
+	if (c->sip) {
+		sip_close(c->sip, true);
+		c->sip = mem_deref(c->sip);
+	}
+}
+
+
+static int client_send(struct client *c, const struct sa *dst,
+		       const char *met, const char *body)
+{
+	char uri[128];
+	struct uri route;
+	struct pl pl;
+
+	c->scode = 0;
+	c->allow[0] = '\0';
+	c->err = 0;
+	(void)re_snprintf(uri, sizeof(uri), "sip:stack@%J", dst);
+	pl_set_str(&pl, uri);
+	if (uri_decode(&route, &pl))
+		return EINVAL;
+
+	return sip_requestf(NULL, c->sip, true, met, uri, NULL, NULL, NULL,
+			    client_resp, c,
+			    "To: <%s>\r\n"
+			    "From: <sip:client@127.0.0.1>;tag=%x\r\n"
+			    "Call-ID: %x\r\n"
+			    "CSeq: 1 %s\r\n"
+			    "Content-Type: text/plain\r\n"
+			    "Content-Length: %zu\r\n\r\n%s",
+			    uri, rand_u32(), rand_u32(), met,
+			    strlen(body), body);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Hooks
+ * ------------------------------------------------------------------ */
+
+static struct stack_req *held;
+static struct tmr later;
+static unsigned hook_calls;
+
+static bool hook_now(struct stack *st, struct stack_req *req, void *arg)
+{
+	const struct sip_msg *msg = stack_req_msg(req);
+	(void)st;
+	(void)arg;
+
+	++hook_calls;
+
+	return 0 == stack_req_reply(req, 202, "Taken", "X-Hook: now\r\n",
+				    "text/plain", mbuf_buf(msg->mb),
+				    mbuf_get_left(msg->mb));
+}
+
+
+static void later_handler(void *arg)
+{
+	(void)arg;
+
+	(void)stack_req_reply(held, 486, "Busy Later", NULL, NULL, NULL, 0);
+	held = mem_deref(held);
+}
+
+
+static bool hook_later(struct stack *st, struct stack_req *req, void *arg)
+{
+	(void)st;
+	(void)arg;
+
+	++hook_calls;
+	held = stack_req_ref(req);
+	tmr_start(&later, 100, later_handler, NULL);
+
+	return true;
+}
+
+
+static void test_lifecycle(void)
+{
+	struct stack_config cfg;
+	struct stack *st = NULL;
+	struct stack_stats stats;
+	struct client c;
+	struct sa laddr, dst;
+	int err;
+
+	stack_config_default(&cfg);
+	CHECK(cfg.t1 == 500 && cfg.t2 == 4000 && cfg.t4 == 5000 &&
+	      cfg.max_forwards == 70, "config defaults are RFC 3261's");
+
+	err = stack_alloc(&st, &cfg);
+	CHECK(!err && st, "stack_alloc");
+	CHECK(!stack_is_running(st), "not running before start");
+	CHECK(stack_start(st) == EDESTADDRREQ, "start without listener "
+	      "refused");
+
+	(void)sa_set_str(&laddr, "127.0.0.1", 0);
+	CHECK(!stack_listen(st, SIP_TRANSP_UDP, &laddr, NULL),
+	      "stack_listen udp");
+	CHECK(stack_listen(st, SIP_TRANSP_TLS, &laddr, NULL) == EINVAL,
+	      "tls listener needs a certificate");
+
+	err = stack_start(st);
+	CHECK(!err && stack_is_running(st), "stack_start");
+	CHECK(stack_sip(st) != NULL, "stack_sip gives libre's struct sip");
+	CHECK(stack_start(st) == EALREADY, "second start refused");
+
+	err = sip_transp_laddr(stack_sip(st), &dst, SIP_TRANSP_UDP, NULL);
+	CHECK(!err && sa_port(&dst), "listener bound to a port");
+
+	err = client_alloc(&c);
+	CHECK(!err, "client");
+
+	/* OPTIONS: the core answers */
+	err = client_send(&c, &dst, "OPTIONS", "");
+	CHECK(!err && run_loop(3000) && c.scode == 200,
+	      "OPTIONS answered 200 by the core");
+	CHECK(strstr(c.allow, "OPTIONS") != NULL, "Allow lists OPTIONS");
+	CHECK(strstr(c.allow, "MESSAGE") == NULL,
+	      "Allow omits MESSAGE without a hook");
+
+	/* MESSAGE without hook: 405 */
+	err = client_send(&c, &dst, "MESSAGE", "hi");
+	CHECK(!err && run_loop(3000) && c.scode == 405,
+	      "MESSAGE without hook gets 405");
+
+	/* a hook answering at once, echoing the body */
+	stack_set_hook(st, STACK_HOOK_MESSAGE, hook_now, NULL);
+	err = client_send(&c, &dst, "MESSAGE", "hello \"world\"");
+	CHECK(!err && run_loop(3000) && c.scode == 202,
+	      "hook answers 202 at once");
+	CHECK(!strcmp(c.body, "hello \"world\""), "body echoed byte-exact");
+
+	/* a hook answering 100 ms later */
+	stack_set_hook(st, STACK_HOOK_MESSAGE, hook_later, NULL);
+	err = client_send(&c, &dst, "MESSAGE", "later");
+	CHECK(!err && run_loop(3000) && c.scode == 486,
+	      "hook answers 486 later");
+	CHECK(hook_calls == 2, "each hook called once (retransmissions "
+	      "absorbed)");
+
+	stack_stats(st, &stats);
+	CHECK(stats.requests == 4 && stats.replies == 4,
+	      "stats count requests and replies");
+
+	/* stop and restart */
+	stack_stop(st);
+	CHECK(!stack_is_running(st) && !stack_sip(st), "stack_stop");
+	err = stack_start(st);
+	CHECK(!err && stack_is_running(st), "restart after stop");
+	(void)sip_transp_laddr(stack_sip(st), &dst, SIP_TRANSP_UDP, NULL);
+	stack_set_hook(st, STACK_HOOK_MESSAGE, NULL, NULL);
+	err = client_send(&c, &dst, "OPTIONS", "");
+	CHECK(!err && run_loop(3000) && c.scode == 200,
+	      "answers again after restart");
+
+	client_free(&c);
+	mem_deref(st);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Cross-thread calls
+ * ------------------------------------------------------------------ */
+
+enum { XCALLS = 5000 };
+
+struct xctx {
+	struct stack *st;
+	pthread_t loop;
+	unsigned done;
+	unsigned wrong_thread;
+	unsigned retries;
+};
+
+
+static void xcall_handler(void *arg)
+{
+	struct xctx *x = arg;
+
+	if (!pthread_equal(pthread_self(), x->loop))
+		++x->wrong_thread;
+
+	if (++x->done == XCALLS)
+		re_cancel();
+}
+
+
+static void *xthread(void *arg)
+{
+	struct xctx *x = arg;
+	unsigned i;
+
+	for (i = 0; i < XCALLS; i++) {
+		int err;
+
+		while ((err = stack_call(x->st, xcall_handler, x)) == EAGAIN) {
+			++x->retries;
+			sched_yield();
+		}
+		if (err)
+			break;
+	}
+
+	return NULL;
+}
+
+
+static void test_cross_thread(void)
+{
+	struct xctx x;
+	pthread_t th;
+	int err;
+
+	memset(&x, 0, sizeof(x));
+	err = stack_alloc(&x.st, NULL);
+	CHECK(!err, "stack for cross-thread calls");
+	x.loop = pthread_self();
+
+	CHECK(stack_call(NULL, xcall_handler, &x) == EINVAL,
+	      "stack_call checks its arguments");
+
+	err = pthread_create(&th, NULL, xthread, &x);
+	CHECK(!err, "caller thread started");
+	CHECK(run_loop(10000), "all cross-thread calls ran in time");
+	pthread_join(th, NULL);
+
+	CHECK(x.done == XCALLS, "every call from the other thread ran");
+	CHECK(x.wrong_thread == 0, "every call ran on the loop thread");
+	printf("# %u calls, %u EAGAIN retries\n", x.done, x.retries);
+
+	mem_deref(x.st);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Dialog table
+ * ------------------------------------------------------------------ */
+
+static void test_dialogs(void)
+{
+	struct dialog_table *t = NULL;
+	struct dialog *d[100];
+	struct pl callid, ltag, rtag, other = PL("nope");
+	char buf[3][32];
+	unsigned i;
+	int err;
+
+	err = dialog_table_alloc(&t, 64);
+	CHECK(!err && dialog_table_count(t) == 0, "dialog table alloc");
+
+	for (i = 0; i < ARRAY_SIZE(d); i++) {
+		(void)re_snprintf(buf[0], sizeof(buf[0]), "call-%u", i);
+		(void)re_snprintf(buf[1], sizeof(buf[1]), "l%u", i);
+		(void)re_snprintf(buf[2], sizeof(buf[2]), "r%u", i);
+		pl_set_str(&callid, buf[0]);
+		pl_set_str(&ltag, buf[1]);
+		pl_set_str(&rtag, buf[2]);
+		err |= dialog_alloc(&d[i], t, &callid, &ltag, &rtag);
+	}
+	CHECK(!err && dialog_table_count(t) == ARRAY_SIZE(d),
+	      "100 dialogs listed");
+
+	pl_set_str(&callid, "call-42");
+	pl_set_str(&ltag, "l42");
+	pl_set_str(&rtag, "r42");
+	CHECK(dialog_table_find(t, &callid, &ltag, &rtag) == d[42],
+	      "lookup by Call-ID and both tags");
+	CHECK(dialog_table_find(t, &callid, &ltag, NULL) == d[42],
+	      "lookup without remote tag (early dialog)");
+	CHECK(!dialog_table_find(t, &callid, &ltag, &other),
+	      "wrong remote tag does not match");
+	CHECK(dialog_alloc(&d[0], t, &callid, &ltag, &rtag) == EEXIST,
+	      "duplicate dialog refused");
+	CHECK(!strcmp(dialog_callid(d[42]), "call-42"), "dialog_callid");
+
+	for (i = 0; i < ARRAY_SIZE(d); i++)
+		mem_deref(d[i]);
+	CHECK(dialog_table_count(t) == 0, "table empty after dialogs end");
+	CHECK(!dialog_table_find(t, &callid, &ltag, &rtag),
+	      "freed dialog is gone");
+
+	mem_deref(t);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Log
+ * ------------------------------------------------------------------ */
+
+static void test_log(void)
+{
+	char line[1024];
+	struct pl cid = PL("abc@host");
+	FILE *f = tmpfile();
+	enum log_level lvl;
+
+	CHECK(f != NULL, "tmpfile");
+	if (!f)
+		return;
+
+	log_set_sink(f);
+	log_set_level(LOG_DEBUG);
+	log_set_format(LOG_FMT_LOGFMT);
+	slog(LOG_INFO, "test", "event", &cid, "a=%u b=%H", 7, log_q,
+	     "two words \"q\"\n");
+	log_set_format(LOG_FMT_JSON);
+	slog(LOG_WARN, "test", "event", &cid, "a=%u b=%H", 7, log_q,
+	     "two words \"q\"\n");
+	log_set_level(LOG_ERROR);
+	slog(LOG_INFO, "test", "hidden", NULL, NULL);
+	log_set_format(LOG_FMT_LOGFMT);
+	log_set_level(LOG_INFO);
+	log_set_sink(NULL);
+
+	rewind(f);
+	CHECK(fgets(line, sizeof(line), f) &&
+	      strstr(line, " lvl=info mod=test ev=event callid=abc@host "
+		     "a=7 b=\"two words \\\"q\\\"\\n\"\n") &&
+	      !strncmp(line, "ts=", 3), "logfmt line with quoting");
+	CHECK(fgets(line, sizeof(line), f) &&
+	      strstr(line, "\"lvl\":\"warn\",\"mod\":\"test\",\"ev\":\"event\","
+		     "\"callid\":\"abc@host\",\"a\":\"7\","
+		     "\"b\":\"two words \\\"q\\\"\\n\"}"),
+	      "json line");
+	CHECK(!fgets(line, sizeof(line), f), "level filter drops debug");
+	fclose(f);
+
+	CHECK(!log_level_parse(&lvl, "WARN") && lvl == LOG_WARN,
+	      "level parse");
+	CHECK(log_level_parse(&lvl, "loud") == EINVAL, "bad level refused");
+}
+
+
+int main(void)
+{
+	int err;
+
+	err = libre_init();
+	if (err)
+		return 1;
+
+	log_set_level(LOG_WARN);
+	tmr_init(&watchdog);
+	tmr_init(&later);
+
+	test_log();
+	log_set_level(LOG_WARN);
+	test_dialogs();
+	test_lifecycle();
+	test_cross_thread();
+
+	tmr_cancel(&later);
+	libre_close();
+
+	printf("1..%d\n", ntest);
+
+	return nfail ? 1 : 0;
+}
