@@ -56,6 +56,8 @@ struct stack {
 	size_t lsnrc;
 	void *udp_socks[MAX_LISTENERS];  /* sockets whose buffers we set */
 	struct list outl;                 /* pending outgoing requests   */
+	char allow_hdrs[192];             /* "Allow: ...\r\n" for 405/501 */
+	char options_hdrs[384];           /* headers of the OPTIONS 200  */
 	struct stack_stats stats;
 	bool running;
 };
@@ -262,31 +264,40 @@ static bool method_known(const struct pl *met)
 }
 
 
+/* The core's answers change only when the hooks do: format them then,
+ * not per request. */
+static void default_hdrs_update(struct stack *st)
+{
+	char allow[160];
+
+	(void)stack_allow(st, allow, sizeof(allow));
+	(void)re_snprintf(st->allow_hdrs, sizeof(st->allow_hdrs),
+			  "Allow: %s\r\n", allow);
+	(void)re_snprintf(st->options_hdrs, sizeof(st->options_hdrs),
+			  "Allow: %s\r\n"
+			  "Accept: application/sdp, text/plain, "
+			  "message/sipfrag\r\n"
+			  "Accept-Encoding: identity\r\n"
+			  "Accept-Language: en\r\n"
+			  "Supported: %s\r\n",
+			  allow, STACK_SUPPORTED);
+}
+
+
 int stack_req_default(struct stack_req *req)
 {
 	const struct sip_msg *msg;
-	char allow[160];
-	char hdrs[320];
+	const char *hdrs;
 
 	if (!req)
 		return EINVAL;
 
 	msg = req->msg;
-	(void)stack_allow(req->st, allow, sizeof(allow));
+	hdrs = req->st->allow_hdrs;
 
-	if (!pl_strcmp(&msg->met, "OPTIONS")) {
-		(void)re_snprintf(hdrs, sizeof(hdrs),
-				  "Allow: %s\r\n"
-				  "Accept: application/sdp, text/plain, "
-				  "message/sipfrag\r\n"
-				  "Accept-Encoding: identity\r\n"
-				  "Accept-Language: en\r\n"
-				  "Supported: %s\r\n",
-				  allow, STACK_SUPPORTED);
-		return stack_req_reply(req, 200, "OK", hdrs, NULL, NULL, 0);
-	}
-
-	(void)re_snprintf(hdrs, sizeof(hdrs), "Allow: %s\r\n", allow);
+	if (!pl_strcmp(&msg->met, "OPTIONS"))
+		return stack_req_reply(req, 200, "OK", req->st->options_hdrs,
+				       NULL, NULL, 0);
 
 	if (!pl_strcmp(&msg->met, "CANCEL"))
 		return stack_req_reply(req, 481, "Call/Transaction Does Not "
@@ -682,6 +693,8 @@ int stack_alloc(struct stack **stp, const struct stack_config *cfg)
 	else
 		stack_config_default(&st->cfg);
 
+	default_hdrs_update(st);
+
 	err = dialog_table_alloc(&st->dialogs, 1u << 16);
 	if (err)
 		goto out;
@@ -923,6 +936,7 @@ void stack_set_hook(struct stack *st, enum stack_hook hook,
 
 	st->hooks[hook].h = h;
 	st->hooks[hook].arg = arg;
+	default_hdrs_update(st);
 }
 
 
