@@ -50,6 +50,9 @@ static void usage(FILE *f)
 {
 	(void)fprintf(f,
 	"usage: sipstack [options] SCRIPT.lua\n"
+	"       sipstack user add USER PASSWORD|- [--realm R] [--db PATH]\n"
+	"       sipstack user del USER [--db PATH]\n"
+	"       sipstack user list [--db PATH]\n"
 	"\n"
 	"A Lua-scriptable SIP application server.\n"
 	"\n"
@@ -384,6 +387,10 @@ int main(int argc, char *argv[])
 	const char *script = NULL;
 	struct rlimit rl;
 	int err, ret = 1;
+
+	/* `sipstack user ...`: the users table, no server */
+	if (argc >= 2 && !strcmp(argv[1], "user"))
+		return auth_user_cli(argc - 1, argv + 1);
 
 	memset(&cli, 0, sizeof(cli));
 	err = parse_args(&cli, argc, argv, &script);
