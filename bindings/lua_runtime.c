@@ -120,7 +120,8 @@ int lua_src_line(lua_State *L, char *buf, size_t sz)
 		if (!lua_getinfo(L, "Sl", &ar))
 			continue;
 		if (ar.currentline > 0 && ar.source[0] == '@') {
-			str_ncpy(buf, ar.short_src, sz);
+			/* the full name, not short_src (cut to 60 chars) */
+			str_ncpy(buf, ar.source + 1, sz);
 			return ar.currentline;
 		}
 	}
@@ -129,6 +130,38 @@ int lua_src_line(lua_State *L, char *buf, size_t sz)
 		buf[0] = '\0';
 
 	return 0;
+}
+
+
+/*
+ * LuaJIT writes a chunk name longer than 60 characters as "...tail" in
+ * error messages. When the tail is the end of path, push the message
+ * with the full path (and return it); else return msg as it is.
+ */
+static const char *full_msg(lua_State *L, const char *path,
+			    const char *msg)
+{
+	size_t plen, t;
+	const char *c;
+
+	if (!path || !msg || strncmp(msg, "...", 3))
+		return msg;
+
+	for (c = msg + 3; (c = strchr(c, ':')); c++) {
+		if (c[1] >= '0' && c[1] <= '9')
+			break;
+	}
+	if (!c)
+		return msg;
+
+	plen = strlen(path);
+	t = (size_t)(c - (msg + 3));
+	if (t > plen || memcmp(path + plen - t, msg + 3, t))
+		return msg;
+
+	lua_pushfstring(L, "%s%s", path, c);
+
+	return lua_tostring(L, -1);
 }
 
 
@@ -413,7 +446,7 @@ static int load_msgh(lua_State *L)
 			for (level = 1; lua_getstack(L, level, &ar); level++) {
 				lua_getinfo(L, "Sl", &ar);
 				if (ar.currentline > 0 && ar.source[0] == '@') {
-					str_ncpy(src, ar.short_src,
+					str_ncpy(src, ar.source + 1,
 						 sizeof(src));
 					line = ar.currentline;
 					break;
@@ -477,7 +510,8 @@ static int script_load(struct script **scp, struct luart *rt,
 
 	lua_pushcfunction(L, load_msgh);
 	if (luaL_loadfilex(L, path, "t")) {
-		(void)re_snprintf(errbuf, errsz, "%s", lua_tostring(L, -1));
+		(void)re_snprintf(errbuf, errsz, "%s",
+				  full_msg(L, path, lua_tostring(L, -1)));
 		err = EINVAL;
 		goto out;
 	}
@@ -488,7 +522,8 @@ static int script_load(struct script **scp, struct luart *rt,
 	sc->loading = true;
 	if (lua_pcall(L, 0, 0, -2)) {
 		sc->loading = false;
-		(void)re_snprintf(errbuf, errsz, "%s", lua_tostring(L, -1));
+		(void)re_snprintf(errbuf, errsz, "%s",
+				  full_msg(L, path, lua_tostring(L, -1)));
 		err = EINVAL;
 		goto out;
 	}
@@ -600,6 +635,7 @@ static void hook_failed(struct task *t)
 
 	if (!msg)
 		msg = "(error object is not a string)";
+	msg = full_msg(co, t->sc->path, msg);
 
 	if (!split_pos(msg, file, sizeof(file), &line, &rest)) {
 		line = lua_src_line(co, file, sizeof(file));

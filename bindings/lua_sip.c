@@ -176,6 +176,43 @@ static void cfg_str(lua_State *L, const char *key, char *dst, size_t sz)
 }
 
 
+/* dns_servers = {"127.0.0.1:5353", ...} */
+static void cfg_dns(lua_State *L, char *dst, size_t sz)
+{
+	struct stack_config tmp;
+	struct sa ns[8];
+	uint32_t nsn = ARRAY_SIZE(ns);
+	size_t n = 0;
+	int i, cnt;
+
+	if (lua_type(L, -1) != LUA_TTABLE)
+		luaL_error(L, "configure: 'dns_servers' must be a list of "
+			   "\"ip[:port]\" strings");
+
+	memset(&tmp, 0, sizeof(tmp));
+	cnt = (int)lua_objlen(L, -1);
+	for (i = 1; i <= cnt; i++) {
+		const char *s;
+
+		lua_rawgeti(L, -1, i);
+		s = lua_tostring(L, -1);
+		if (!s || n + strlen(s) + 2 > sizeof(tmp.dns_servers))
+			luaL_error(L, "configure: 'dns_servers' entry %d is "
+				   "not a string or too long", i);
+		n += (size_t)re_snprintf(tmp.dns_servers + n,
+					 sizeof(tmp.dns_servers) - n, "%s%s",
+					 n ? " " : "", s);
+		lua_pop(L, 1);
+	}
+
+	if (stack_dns_servers(&tmp, ns, &nsn))
+		luaL_error(L, "configure: 'dns_servers' holds an invalid "
+			   "address (at most 8 \"ip[:port]\")");
+
+	str_ncpy(dst, tmp.dns_servers, sz);
+}
+
+
 /* sip.configure{user_agent=, local_ip=, udp_port=, tcp_port=,
  * tls_port=, max_forwards=, t1=, t2=, t4=} */
 static int l_configure(lua_State *L)
@@ -214,6 +251,8 @@ static int l_configure(lua_State *L)
 			cfg.t2 = cfg_uint(L, k, 1, 600000);
 		else if (!strcmp(k, "t4"))
 			cfg.t4 = cfg_uint(L, k, 1, 600000);
+		else if (!strcmp(k, "dns_servers"))
+			cfg_dns(L, cfg.dns_servers, sizeof(cfg.dns_servers));
 		else
 			return luaL_error(L, "configure: unknown key '%s'",
 					  k);
@@ -250,6 +289,8 @@ static int l_config(lua_State *L)
 	SETN(t2);
 	SETN(t4);
 #undef SETN
+	lua_pushstring(L, cfg->dns_servers);
+	lua_setfield(L, -2, "dns_servers");
 
 	return 1;
 }
@@ -692,8 +733,10 @@ static int l_req_index(lua_State *L)
 		}
 	}
 	if (!strcmp(k, "body")) {
-		lua_pushlstring(L, (const char *)mbuf_buf(msg->mb),
-				mbuf_get_left(msg->mb));
+		struct pl body;
+
+		stack_msg_body(msg, &body);
+		lua_pushlstring(L, body.p, body.l);
 		return 1;
 	}
 	if (!strcmp(k, "cseq")) {

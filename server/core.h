@@ -22,6 +22,10 @@ int  stack_allow(const struct stack *st, char *buf, size_t sz);
 int  stack_local_uri(const struct stack *st, enum sip_transp tp,
 		     char *buf, size_t sz);
 
+/* cfg->dns_servers as addresses; in: size of ns, out: how many */
+int  stack_dns_servers(const struct stack_config *cfg, struct sa *ns,
+		       uint32_t *nsn);
+
 /* Validate a request against RFC 3261 §8.2 before any handler sees it.
  * Returns 0 if fine, else the status code to answer and *reason. */
 uint16_t stack_validate(const struct sip_msg *msg, const char **reason);

@@ -418,6 +418,55 @@ static void libre_dbg_handler(int level, const char *p, size_t len,
 }
 
 
+/*
+ * libre writes a few messages straight to stderr with re_fprintf() (e.g.
+ * "sip: msg decode err" for a datagram it cannot parse), bypassing its
+ * debug handler. Defined here, in the executable, re_fprintf/re_vfprintf
+ * take libre's own calls too (its PLT binds to us, as for server/
+ * fasttmr.c), so those lines join the structured log.
+ */
+int re_vfprintf(FILE *stream, const char *fmt, va_list ap)
+{
+	struct linebuf lb;
+	struct re_printf pf = {line_write, &lb};
+	struct pl msg;
+	int err;
+
+	lb.n = 0;
+	lb.trunc = false;
+	err = re_vhprintf(fmt, ap, pf.vph, pf.arg);
+
+	if (stream != stderr) {
+		if (lb.n)
+			(void)fwrite(lb.b, 1, lb.n, stream);
+		return err ? -1 : (int)lb.n;
+	}
+
+	msg.p = lb.b;
+	msg.l = lb.n;
+	while (msg.l && (msg.p[msg.l - 1] == '\n' || msg.p[msg.l - 1] == '\r'))
+		--msg.l;
+	if (msg.l)
+		slog(LOG_WARN, "libre", "stderr", NULL, "msg=%H", log_qpl,
+		     &msg);
+
+	return err ? -1 : (int)lb.n;
+}
+
+
+int re_fprintf(FILE *stream, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = re_vfprintf(stream, fmt, ap);
+	va_end(ap);
+
+	return n;
+}
+
+
 void log_libre_attach(void)
 {
 	dbg_init(DBG_INFO, DBG_NONE);

@@ -28,7 +28,7 @@ enum {
 /* what the command line fixed, re-applied over the script's config */
 struct cli {
 	struct stack_config cfg;
-	bool ua, lip, mf, t1, t2, t4;
+	bool ua, lip, mf, t1, t2, t4, dns;
 	struct {
 		enum sip_transp tp;
 		struct sa addr;
@@ -67,6 +67,8 @@ static void usage(FILE *f)
 	"      --local-ip IP           address put in From/Contact\n"
 	"      --max-forwards N        Max-Forwards of requests we send (70)\n"
 	"      --t1 MS, --t2 MS, --t4 MS  RFC 3261 timers (500, 4000, 5000)\n"
+	"      --dns-server IP[:PORT]  DNS server for RFC 3263 (repeatable;\n"
+	"                              default: /etc/resolv.conf)\n"
 	"  -c, --check                 load and validate the script, then exit\n"
 	"  -h, --help                  this text\n"
 	"  -V, --version               print the version\n"
@@ -124,7 +126,7 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		      const char **script)
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_TLS_CA, O_LOG_LEVEL,
-	       O_LOG_FORMAT, O_UA, O_LIP, O_MF, O_T1, O_T2, O_T4 };
+	       O_LOG_FORMAT, O_UA, O_LIP, O_MF, O_T1, O_T2, O_T4, O_DNS };
 	static const struct option opts[] = {
 		{"listen",       required_argument, NULL, 'l'},
 		{"tls-cert",     required_argument, NULL, O_TLS_CERT},
@@ -138,6 +140,7 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		{"t1",           required_argument, NULL, O_T1},
 		{"t2",           required_argument, NULL, O_T2},
 		{"t4",           required_argument, NULL, O_T4},
+		{"dns-server",   required_argument, NULL, O_DNS},
 		{"check",        no_argument,       NULL, 'c'},
 		{"help",         no_argument,       NULL, 'h'},
 		{"version",      no_argument,       NULL, 'V'},
@@ -222,6 +225,25 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 			}
 			break;
 		}
+		case O_DNS: {
+			struct sa sa;
+			size_t n = strlen(cli->cfg.dns_servers);
+
+			if ((sa_decode(&sa, optarg, strlen(optarg)) &&
+			     sa_set_str(&sa, optarg, 53)) ||
+			    n + strlen(optarg) + 2 >
+			    sizeof(cli->cfg.dns_servers)) {
+				(void)fprintf(stderr, "sipstack: --dns-server "
+					      "%s: expected IP or IP:PORT\n",
+					      optarg);
+				return 2;
+			}
+			(void)re_snprintf(cli->cfg.dns_servers + n,
+					  sizeof(cli->cfg.dns_servers) - n,
+					  "%s%s", n ? " " : "", optarg);
+			cli->dns = true;
+			break;
+		}
 		case 'c':
 			cli->check = true;
 			break;
@@ -269,6 +291,9 @@ static void apply_cli(struct stack_config *cfg, void *arg)
 		cfg->t2 = cli->cfg.t2;
 	if (cli->t4)
 		cfg->t4 = cli->cfg.t4;
+	if (cli->dns)
+		str_ncpy(cfg->dns_servers, cli->cfg.dns_servers,
+			 sizeof(cfg->dns_servers));
 	if (cfg->t2 < cfg->t1)
 		cfg->t2 = cfg->t1;
 }

@@ -170,6 +170,7 @@ struct stack_config {
 	uint32_t t1;              /* ms, RFC 3261 T1 (our own timers)  */
 	uint32_t t2;              /* ms, RFC 3261 T2                   */
 	uint32_t t4;              /* ms, RFC 3261 T4                   */
+	char     dns_servers[256];/* "ip:port ip:port"; "" = resolv.conf */
 };
 
 void stack_config_default(struct stack_config *cfg);
@@ -248,6 +249,8 @@ int  stack_send_message(struct stack *st, const char *to, const char *from,
  * ------------------------------------------------------------------ */
 
 const struct sip_msg *stack_req_msg(const struct stack_req *req);
+/* The body of a message: at most Content-Length octets (RFC 3261 §18.3) */
+void stack_msg_body(const struct sip_msg *msg, struct pl *body);
 struct stack *stack_req_stack(const struct stack_req *req);
 bool stack_req_answered(const struct stack_req *req);
 /* headers: extra header lines each ending in CRLF, or NULL */

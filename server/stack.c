@@ -110,10 +110,11 @@ int stack_config_debug(struct re_printf *pf, const struct stack_config *cfg)
 
 	return re_hprintf(pf, "user_agent=%H local_ip=%H udp_port=%u "
 			  "tcp_port=%u tls_port=%u max_forwards=%u t1=%u "
-			  "t2=%u t4=%u",
+			  "t2=%u t4=%u dns_servers=%H",
 			  log_q, cfg->user_agent, log_q, cfg->local_ip,
 			  cfg->udp_port, cfg->tcp_port, cfg->tls_port,
-			  cfg->max_forwards, cfg->t1, cfg->t2, cfg->t4);
+			  cfg->max_forwards, cfg->t1, cfg->t2, cfg->t4,
+			  log_q, cfg->dns_servers);
 }
 
 
@@ -135,6 +136,19 @@ static void req_destructor(void *arg)
 
 	mem_deref(req->strans);
 	mem_deref((void *)req->msg);
+}
+
+
+/* RFC 3261 §18.3: octets past Content-Length are discarded (on UDP a
+ * datagram may carry more; on TCP libre frames by Content-Length). */
+void stack_msg_body(const struct sip_msg *msg, struct pl *body)
+{
+	size_t left = mbuf_get_left(msg->mb);
+
+	body->p = (const char *)mbuf_buf(msg->mb);
+	body->l = left;
+	if (pl_isset(&msg->clen) && pl_u32(&msg->clen) < left)
+		body->l = pl_u32(&msg->clen);
 }
 
 
@@ -389,12 +403,15 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 
 	scode = stack_validate(msg, &reason);
 	if (scode) {
+		int err = sip_treply(NULL, st->sip, msg, scode, reason);
+
 		++st->stats.bad_requests;
-		++st->stats.replies;
+		if (!err)
+			++st->stats.replies;
 		slog(LOG_INFO, "stack", "bad_request", &msg->callid,
-		     "method=%r code=%u reason=%H src=%J",
-		     &msg->met, scode, log_q, reason, &msg->src);
-		(void)sip_treply(NULL, st->sip, msg, scode, reason);
+		     "method=%r code=%u reason=%H src=%J answered=%s",
+		     &msg->met, scode, log_q, reason, &msg->src,
+		     err ? "no" : "yes");
 		return true;
 	}
 
@@ -787,6 +804,32 @@ static int tls_setup(struct stack *st, const struct listener *l)
 }
 
 
+/* Parse cfg->dns_servers ("ip[:port] ..."); *nsn = 0 when empty */
+int stack_dns_servers(const struct stack_config *cfg, struct sa *ns,
+		      uint32_t *nsn)
+{
+	struct pl v, tok;
+	uint32_t n = 0;
+
+	pl_set_str(&v, cfg->dns_servers);
+	while (!re_regex(v.p, v.l, "[^ ,]+", &tok)) {
+		if (n >= *nsn)
+			return EOVERFLOW;
+		if (sa_decode(&ns[n], tok.p, tok.l)) {
+			if (sa_set(&ns[n], &tok, 53))
+				return EINVAL;
+		}
+		++n;
+		v.l -= (tok.p + tok.l) - v.p;
+		v.p = tok.p + tok.l;
+	}
+
+	*nsn = n;
+
+	return 0;
+}
+
+
 int stack_start(struct stack *st)
 {
 	struct sa ns[4];
@@ -805,7 +848,16 @@ int stack_start(struct stack *st)
 
 	/* RFC 3263 needs a resolver; without nameservers we still run,
 	 * and only requests to hostnames fail. */
-	if (!dns_srv_get(NULL, 0, ns, &nsn) && nsn)
+	err = stack_dns_servers(&st->cfg, ns, &nsn);
+	if (err) {
+		slog(LOG_ERROR, "stack", "bad_dns_servers", NULL,
+		     "dns_servers=%H", log_q, st->cfg.dns_servers);
+		goto out;
+	}
+	if (nsn)
+		err = dnsc_alloc(&st->dnsc, NULL, ns, nsn);
+	else if ((nsn = ARRAY_SIZE(ns)) &&
+		 !dns_srv_get(NULL, 0, ns, &nsn) && nsn)
 		err = dnsc_alloc(&st->dnsc, NULL, ns, nsn);
 	else
 		err = dnsc_alloc(&st->dnsc, NULL, NULL, 0);

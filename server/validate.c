@@ -3,9 +3,16 @@
  *
  * Owns the checks of RFC 3261 §8.2 (and the verdicts of the RFC 4475 and
  * RFC 5118 torture messages) that libre's parser leaves to its users:
- * mandatory headers, single-value headers given twice, CSeq method and
- * range, Max-Forwards and Content-Length ranges, URI scheme. Exposes
- * stack_validate() (core.h) and the Require: check stack_unsupported().
+ * mandatory headers, single-value headers given twice, CSeq syntax,
+ * range and method (501 for an unknown method), Max-Forwards and
+ * Content-Length ranges, Content-Length beyond the datagram, the syntax
+ * of every Via and of the From/To/Contact/Route/Record-Route values
+ * (quotes, display names, LWS in < >, addr-spec needing < >, empty
+ * parameters), the Request-URI (no < >, a sound hostport, no headers)
+ * and its scheme (416). What libre cannot parse at all (start line,
+ * SIP version, a top Via without branch, ...) never gets here: see
+ * docs/conformance.md. Exposes stack_validate() (core.h) and the
+ * Require: check stack_unsupported().
  * Pure functions of the parsed message: no state, no I/O.
  */
 #include <string.h>
@@ -93,9 +100,371 @@ size_t stack_unsupported(const struct sip_msg *msg, char *buf, size_t sz)
 }
 
 
+/* ------------------------------------------------------------------ *
+ * Syntax scanners: RFC 3261 §25 grammar, just enough to tell the RFC
+ * 4475 / RFC 5118 malformed messages from the valid ones. Header values
+ * come delimited by libre, so CR and LF inside them are line folding.
+ * ------------------------------------------------------------------ */
+
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+
+/* token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`"
+ *            / "'" / "~") */
+static bool is_token(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		is_digit(c) || (c != '\0' && strchr("-.!%*_+`'~", c));
+}
+
+
+static const char *skip_ws(const char *p, const char *e)
+{
+	while (p < e && is_ws(*p))
+		++p;
+	return p;
+}
+
+
+static const char *skip_token(const char *p, const char *e)
+{
+	while (p < e && is_token(*p))
+		++p;
+	return p;
+}
+
+
+/* p at the opening '"': the octet after the closing one, NULL if the
+ * quoted-string is not terminated (a quoted-pair escapes any octet but
+ * CR and LF) */
+static const char *skip_quoted(const char *p, const char *e)
+{
+	for (++p; p < e; ++p) {
+		if (*p == '"')
+			return p + 1;
+		if (*p == '\\') {
+			if (p + 1 >= e || p[1] == '\r' || p[1] == '\n')
+				return NULL;
+			++p;
+		}
+	}
+
+	return NULL;
+}
+
+
+/* *( SEMI token [ EQUAL ( token / host / quoted-string ) ] ) up to e.
+ * Values are taken liberally (anything but separators: IPv6 references
+ * with or without [ ], RFC 5118 §4.5); an empty name (";;") or an empty
+ * value after '=' is malformed (RFC 4475 §3.1.2.1). */
+static bool params_ok(const char *p, const char *e)
+{
+	for (;;) {
+		const char *q;
+
+		p = skip_ws(p, e);
+		if (p == e)
+			return true;
+		if (*p != ';')
+			return false;
+
+		p = skip_ws(p + 1, e);
+		q = skip_token(p, e);
+		if (q == p)
+			return false;
+
+		p = skip_ws(q, e);
+		if (p == e || *p != '=')
+			continue;
+
+		p = skip_ws(p + 1, e);
+		if (p < e && *p == '"') {
+			p = skip_quoted(p, e);
+			if (!p)
+				return false;
+			continue;
+		}
+
+		q = p;
+		while (p < e && !is_ws(*p) && *p != ';' && *p != ',' &&
+		       *p != '"')
+			++p;
+		if (p == q)
+			return false;
+	}
+}
+
+
+/* host = hostname / IPv4address / IPv6reference; '_' is tolerated in
+ * names, and the inside of [ ] is not checked beyond its character set
+ * (RFC 5118 §4.10: tolerate "2001:db8:::192.0.2.1") */
+static const char *skip_host(const char *p, const char *e)
+{
+	const char *q = p;
+
+	if (p < e && *p == '[') {
+		for (++p; p < e && *p != ']'; ++p) {
+			if (!is_digit(*p) && !strchr("abcdefABCDEF:.", *p))
+				return NULL;
+		}
+		return (p < e && p > q + 1) ? p + 1 : NULL;
+	}
+
+	while (p < e && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+			 || is_digit(*p) || *p == '.' || *p == '-' ||
+			 *p == '_'))
+		++p;
+
+	return p > q ? p : NULL;
+}
+
+
+/* [ ":" port ] after a host; NULL if a ':' is not followed by digits */
+static const char *skip_port(const char *p, const char *e)
+{
+	const char *q;
+
+	if (p == e || *p != ':')
+		return p;
+
+	q = ++p;
+	while (p < e && is_digit(*p))
+		++p;
+
+	return (p > q && p - q <= 5) ? p : NULL;
+}
+
+
+/* One via-parm: sent-protocol LWS sent-by *( SEMI via-params ) */
+static bool via_ok(const struct pl *v)
+{
+	const char *p = v->p, *e = v->p + v->l, *q;
+	int i;
+
+	for (i = 0; i < 3; i++) {      /* protocol-name / version / transport */
+		p = skip_ws(p, e);
+		q = skip_token(p, e);
+		if (q == p)
+			return false;
+		p = skip_ws(q, e);
+		if (i < 2) {
+			if (p == e || *p != '/')
+				return false;
+			++p;
+		}
+	}
+
+	if (p == q)                     /* LWS between transport and sent-by */
+		return false;
+
+	p = skip_host(p, e);
+	if (!p)
+		return false;
+	p = skip_ws(p, e);
+	p = skip_port(p, e);
+	if (!p)
+		return false;
+
+	return params_ok(p, e);
+}
+
+
+/* name-addr / addr-spec, then *( SEMI generic-param ); for From, To,
+ * Contact (also "*"), Route and Record-Route values */
+static bool addr_ok(const struct pl *v, bool star)
+{
+	const char *p = v->p, *e = v->p + v->l, *q, *lt = NULL, *gt;
+	bool inq = false;
+
+	/* quotes balance and the first '<' outside of quotes */
+	for (q = p; q < e; ++q) {
+		if (inq) {
+			if (*q == '\\')
+				++q;
+			else if (*q == '"')
+				inq = false;
+		}
+		else if (*q == '"') {
+			inq = true;
+		}
+		else if (*q == '<' && !lt) {
+			lt = q;
+		}
+	}
+	if (inq)
+		return false;
+
+	p = skip_ws(p, e);
+	if (star && p < e && *p == '*' && skip_ws(p + 1, e) == e)
+		return true;
+
+	if (!lt) {
+		/* addr-spec: a URI with ',', '?' or ';' must be in < >
+		 * (RFC 3261 §20), so the URI ends at the first ';' */
+		q = p;
+		while (q < e && *q != ';' && !is_ws(*q)) {
+			if (*q == '?' || *q == ',' || *q == '"' || *q == '>')
+				return false;
+			++q;
+		}
+		if (q == p || !memchr(p, ':', (size_t)(q - p)))
+			return false;
+
+		return params_ok(q, e);
+	}
+
+	/* display-name = *(token LWS) / quoted-string; UTF-8 octets are
+	 * tolerated outside quotes, separators (',' of "Bell, Alexander")
+	 * are not (RFC 4475 §3.1.2.15) */
+	if (p < lt && *p == '"') {
+		q = skip_quoted(p, e);
+		if (!q || skip_ws(q, lt) != lt)
+			return false;
+	}
+	else {
+		for (q = p; q < lt; ++q) {
+			if (!is_ws(*q) && !is_token(*q) &&
+			    !((unsigned char)*q & 0x80))
+				return false;
+		}
+	}
+
+	/* no LWS inside < > (RFC 4475 §3.1.2.14) */
+	gt = memchr(lt, '>', (size_t)(e - lt));
+	if (!gt || gt == lt + 1)
+		return false;
+	for (q = lt + 1; q < gt; ++q) {
+		if (is_ws(*q) || *q == '<' || *q == '"')
+			return false;
+	}
+	if (!memchr(lt, ':', (size_t)(gt - lt)))
+		return false;
+
+	return params_ok(gt + 1, e);
+}
+
+
+static bool addr_handler(const struct sip_hdr *hdr,
+			 const struct sip_msg *msg, void *arg)
+{
+	const bool *star = arg;
+	(void)msg;
+
+	return !addr_ok(&hdr->val, *star);
+}
+
+
+static bool via_handler(const struct sip_hdr *hdr,
+			const struct sip_msg *msg, void *arg)
+{
+	(void)msg;
+	(void)arg;
+
+	return !via_ok(&hdr->val);
+}
+
+
+/* CSeq = 1*DIGIT LWS Method, the number at most 2^32-1 */
+static bool cseq_ok(const struct pl *v)
+{
+	const char *p = v->p, *e = v->p + v->l, *q;
+	struct pl num;
+
+	p = skip_ws(p, e);
+	for (q = p; q < e && is_digit(*q); ++q)
+		;
+	num.p = p;
+	num.l = (size_t)(q - p);
+	if (!pl_is_uint(&num, 0xffffffffu))
+		return false;
+
+	p = skip_ws(q, e);
+	if (p == q)
+		return false;
+	q = skip_token(p, e);
+
+	return q > p && skip_ws(q, e) == e;
+}
+
+
+static bool method_known(const struct pl *met)
+{
+	struct pl known = PL(STACK_KNOWN_METHODS), m;
+
+	while (!re_regex(known.p, known.l, "[^ ]+", &m)) {
+		if (!pl_cmp(&m, met))
+			return true;
+		known.l -= (m.p + m.l) - known.p;
+		known.p = m.p + m.l;
+	}
+
+	return false;
+}
+
+
+/* The Request-URI: not in < > (RFC 4475 §3.1.2.7); for sip/sips, a
+ * well-formed hostport (RFC 5118 §4.2: an IPv6 address needs [ ]) and no
+ * escaped headers (RFC 4475 §3.1.2.11). Other schemes are opaque here. */
+static const char *ruri_problem(const struct sip_msg *msg)
+{
+	const struct pl *r = &msg->ruri;
+	const char *p = r->p, *e = r->p + r->l, *at;
+
+	if (!r->l || *p == '<' || e[-1] == '>')
+		return "Bad Request-URI";
+
+	if (pl_strcasecmp(&msg->uri.scheme, "sip") &&
+	    pl_strcasecmp(&msg->uri.scheme, "sips"))
+		return NULL;
+
+	p = memchr(p, ':', (size_t)(e - p));
+	if (!p)
+		return "Bad Request-URI";
+	++p;
+
+	/* userinfo cannot hold an unescaped '@', nor uri-params/headers */
+	at = memchr(p, '@', (size_t)(e - p));
+	if (at)
+		p = at + 1;
+
+	p = skip_host(p, e);
+	if (p)
+		p = skip_port(p, e);
+	if (!p || (p < e && *p != ';' && *p != '?'))
+		return "Bad Request-URI";
+
+	if (memchr(p, '?', (size_t)(e - p)))
+		return "Headers Not Allowed in Request-URI";
+
+	return NULL;
+}
+
+
 uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
 {
+	static const struct {
+		enum sip_hdrid id;
+		bool star;
+		const char *reason;
+	} addrs[] = {
+		{SIP_HDR_FROM,         false, "Bad From Header"},
+		{SIP_HDR_TO,           false, "Bad To Header"},
+		{SIP_HDR_CONTACT,      true,  "Bad Contact Header"},
+		{SIP_HDR_ROUTE,        false, "Bad Route Header"},
+		{SIP_HDR_RECORD_ROUTE, false, "Bad Record-Route Header"},
+	};
 	const struct sip_hdr *hdr;
+	const char *problem;
+	size_t i;
 
 	if (!pl_isset(&msg->callid) || !pl_isset(&msg->from.auri) ||
 	    !pl_isset(&msg->to.auri) || !pl_isset(&msg->cseq.met) ||
@@ -109,24 +478,27 @@ uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
 	    sip_msg_hdr_count(msg, SIP_HDR_TO) > 1 ||
 	    sip_msg_hdr_count(msg, SIP_HDR_CSEQ) > 1 ||
 	    sip_msg_hdr_count(msg, SIP_HDR_MAX_FORWARDS) > 1 ||
-	    sip_msg_hdr_count(msg, SIP_HDR_CONTENT_LENGTH) > 1) {
+	    sip_msg_hdr_count(msg, SIP_HDR_CONTENT_LENGTH) > 1 ||
+	    sip_msg_hdr_count(msg, SIP_HDR_CONTENT_TYPE) > 1 ||
+	    sip_msg_hdr_count(msg, SIP_HDR_EXPIRES) > 1) {
 		*reason = "Duplicate Single-Value Header";
 		return 400;
 	}
 
-	if (pl_cmp(&msg->cseq.met, &msg->met)) {
-		*reason = "CSeq Method Does Not Match Request";
+	hdr = sip_msg_hdr(msg, SIP_HDR_CSEQ);
+	if (hdr && !cseq_ok(&hdr->val)) {
+		*reason = "Bad CSeq";
 		return 400;
 	}
 
-	hdr = sip_msg_hdr(msg, SIP_HDR_CSEQ);
-	if (hdr) {
-		struct pl num;
-		if (re_regex(hdr->val.p, hdr->val.l, "[0-9]+", &num) ||
-		    !pl_is_uint(&num, 0xffffffffu)) {
-			*reason = "Bad CSeq";
-			return 400;
+	/* RFC 4475 §3.1.2.18: an unknown method gets its 501 even so */
+	if (pl_cmp(&msg->cseq.met, &msg->met)) {
+		if (!method_known(&msg->met)) {
+			*reason = "Not Implemented";
+			return 501;
 		}
+		*reason = "CSeq Method Does Not Match Request";
+		return 400;
 	}
 
 	if (pl_isset(&msg->maxfwd) && !pl_is_uint(&msg->maxfwd, 255)) {
@@ -139,6 +511,36 @@ uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
 		return 400;
 	}
 
+	/* RFC 3261 §18.3: over UDP the body is the rest of the datagram;
+	 * more octets are ignored, fewer are an error. (Over a stream
+	 * libre has cut the buffer at Content-Length already.) */
+	if (pl_isset(&msg->clen) && msg->mb &&
+	    pl_u32(&msg->clen) > mbuf_get_left(msg->mb)) {
+		*reason = "Content-Length Exceeds Message";
+		return 400;
+	}
+
+	if (sip_msg_hdr_apply(msg, true, SIP_HDR_VIA, via_handler, NULL)) {
+		*reason = "Bad Via Header";
+		return 400;
+	}
+
+	for (i = 0; i < ARRAY_SIZE(addrs); i++) {
+		bool star = addrs[i].star;
+
+		if (sip_msg_hdr_apply(msg, true, addrs[i].id, addr_handler,
+				      &star)) {
+			*reason = addrs[i].reason;
+			return 400;
+		}
+	}
+
+	problem = ruri_problem(msg);
+	if (problem) {
+		*reason = problem;
+		return 400;
+	}
+
 	if (pl_strcasecmp(&msg->uri.scheme, "sip") &&
 	    pl_strcasecmp(&msg->uri.scheme, "sips")) {
 		*reason = "Unsupported URI Scheme";
@@ -147,5 +549,3 @@ uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
 
 	return 0;
 }
-
-
