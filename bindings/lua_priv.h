@@ -68,6 +68,11 @@ int  lua_src_line(lua_State *L, char *buf, size_t sz);
 void lua_require_module(lua_State *L, const char *name);
 int  lua_spawn(lua_State *L);
 
+/* push the arguments of a hook on co; returns how many */
+typedef int (lua_push_h)(lua_State *co, void *arg);
+int  luart_fire(struct luart *rt, enum lua_hook h, lua_push_h *push,
+		void *arg);
+
 /* lua_sip.c */
 int  luaopen_sip(lua_State *L);
 void lua_push_request(lua_State *L, struct stack_req *req);

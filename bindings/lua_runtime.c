@@ -859,6 +859,32 @@ static int task_spawn(struct script *sc, enum lua_hook kind,
 }
 
 
+/* Call hook h of the current script in a task of its own, with the
+ * arguments push() pushes on the coroutine (it returns how many).
+ * ENOENT when the script has no such hook. */
+int luart_fire(struct luart *rt, enum lua_hook h, lua_push_h *push,
+	       void *arg)
+{
+	struct script *sc = rt ? rt->cur : NULL;
+	struct task *t;
+	int n = 0;
+
+	if (!sc || (unsigned)h >= LH_SPAWN || sc->hooks[h] == LUA_NOREF)
+		return ENOENT;
+
+	t = task_new(sc, h, NULL);
+	if (!t)
+		return ENOMEM;
+
+	lua_rawgeti(t->co, LUA_REGISTRYINDEX, sc->hooks[h]);
+	if (push)
+		n = push(t->co, arg);
+	task_resume(t, n);
+
+	return 0;
+}
+
+
 /* ------------------------------------------------------------------ *
  * Stack hooks
  * ------------------------------------------------------------------ */
