@@ -213,6 +213,13 @@ static const char *scopy(char **pos, const char *s, size_t n)
 }
 
 
+/* Copies C string s (if any) to *pos */
+static const char *sdup(char **pos, const char *s)
+{
+	return s ? scopy(pos, s, strlen(s)) : NULL;
+}
+
+
 static struct pl pl_of(const char *s)
 {
 	struct pl pl = PL_INIT;
@@ -412,15 +419,16 @@ static void bstrs_of(struct bstrs *s, const struct loc_binding *b)
 }
 
 
+/* pl->p NULL: no string; "" (p set, l 0) is kept as "" */
 static size_t plsz(const struct pl *pl)
 {
-	return pl_isset(pl) || pl->p ? pl->l + 1 : 0;
+	return pl->p ? pl->l + 1 : 0;
 }
 
 
 static const char *plcopy(char **pos, const struct pl *pl)
 {
-	return (pl_isset(pl) || pl->p) ? scopy(pos, pl->p, pl->l) : NULL;
+	return pl->p ? scopy(pos, pl->p, pl->l) : NULL;
 }
 
 
@@ -826,18 +834,13 @@ static void row_copy(struct loc_binding *d, const struct loc_binding *b,
 		     char **pos)
 {
 	*d = *b;
-	d->aor        = scopy(pos, b->aor, slen(b->aor) - !!b->aor);
-	d->contact    = scopy(pos, b->contact, slen(b->contact) -
-			      !!b->contact);
-	d->callid     = scopy(pos, b->callid, slen(b->callid) -
-			      !!b->callid);
-	d->instance   = scopy(pos, b->instance, slen(b->instance) -
-			      !!b->instance);
-	d->path       = scopy(pos, b->path, slen(b->path) - !!b->path);
-	d->received   = scopy(pos, b->received, slen(b->received) -
-			      !!b->received);
-	d->user_agent = scopy(pos, b->user_agent, slen(b->user_agent) -
-			      !!b->user_agent);
+	d->aor        = sdup(pos, b->aor);
+	d->contact    = sdup(pos, b->contact);
+	d->callid     = sdup(pos, b->callid);
+	d->instance   = sdup(pos, b->instance);
+	d->path       = sdup(pos, b->path);
+	d->received   = sdup(pos, b->received);
+	d->user_agent = sdup(pos, b->user_agent);
 }
 
 
@@ -874,8 +877,8 @@ static struct job *job_write(void *cookie, struct binding * const *delv,
 
 		memset(op, 0, sizeof(*op));
 		op->type = LOC_OP_DELETE;
-		op->b.aor = scopy(&pos, b->aor, strlen(b->aor));
-		op->b.contact = scopy(&pos, b->contact, strlen(b->contact));
+		op->b.aor = sdup(&pos, b->aor);
+		op->b.contact = sdup(&pos, b->contact);
 	}
 
 	for (i = 0; i < upn; i++, k++) {

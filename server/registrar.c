@@ -313,7 +313,9 @@ static bool contact_handler(const struct sip_hdr *hdr,
 		exp = ps->has_expires ? ps->expires :
 			ps->reg->cfg.default_expires;
 
-	if (exp && exp < ps->reg->cfg.min_expires)
+	/* §10.3 step 7: 423 only for 0 < expiry < min, and never for an
+	 * hour or more (a min_expires above 3600 cannot refuse that) */
+	if (exp && exp < ps->reg->cfg.min_expires && exp < 3600)
 		return fail(ps, 423, "Interval Too Brief");
 
 	c->expires = min(exp, ps->reg->cfg.max_expires);

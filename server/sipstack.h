@@ -323,7 +323,8 @@ struct loc_binding {
 	const char *instance;   /* +sip.instance (RFC 5626), unquoted     */
 	uint32_t reg_id;        /* reg-id (RFC 5626), 0 = none            */
 	const char *path;       /* Path values (RFC 3327) in order, ","   */
-	const char *received;   /* source, "sip:IP:PORT;transport=udp"    */
+	const char *received;   /* source: "sip:IP:PORT", plus
+				 * ";transport=tcp|tls" when not UDP      */
 	const char *user_agent; /* User-Agent                             */
 };
 
@@ -504,10 +505,11 @@ int  location_open_backend(struct location **locp,
  * Path, applies the change to the store and answers the request itself
  * (stack_req_reply) - the 200 only once the change is committed:
  *
- *   400  malformed To, Contact (URI, q, expires, reg-id), Expires, or
- *        "*" misused; the reason phrase names the field
- *        ("Invalid Contact", "Invalid Expires", ...)
- *   423  an expiry below min_expires (not 0), with Min-Expires
+ *   400  malformed To, Contact (URI, q, expires, reg-id), Expires,
+ *        Path, "*" misused, more than 64 Contacts; the reason phrase
+ *        names the field ("Invalid Contact q", "Invalid Expires", ...)
+ *   423  an expiry below min_expires (0 excepted, and an hour or more
+ *        is never too brief, §10.3 step 7), with Min-Expires
  *   403  more bindings than the store's max_bindings
  *   500  "Out of Order CSeq": a binding it would change carries the
  *        same Call-ID and a CSeq not lower (§10.3 step 7 says the
@@ -705,5 +707,99 @@ int  auth_require(struct auth *a, struct stack_req *req, bool proxy,
 int  auth_debug(struct re_printf *pf, const struct auth *a);
 
 /* ---- AUTH END ---- */
+
+
+/* ---- REGCLIENT BEGIN ---- (client registration, server/regclient.c) */
+
+/*
+ * One AOR registered at one registrar (RFC 3261 §10.2), kept registered
+ * until regclient_unregister() or mem_deref(). Everything runs on the
+ * loop thread; every REGISTER leaves from a timer of the loop, so
+ * regclient_register() may be called before stack_start() (the first
+ * REGISTER goes out once the loop runs) and resulth is never called from
+ * inside a regclient_*() call.
+ *
+ *  - One Call-ID for the life of the registration, CSeq + 1 for each
+ *    REGISTER (§10.2.4). The registrar URI is resolved per RFC 3263
+ *    (NAPTR, SRV, A) by libre, which fails over to the next target on a
+ *    transport error, a timeout (Timer F, 32 s) or a 503.
+ *  - 2xx: registered for the granted expiry, which is the expires
+ *    parameter of our Contact in the response, else its Expires header,
+ *    else what we asked for; refreshed at
+ *    granted - max(granted/10, min(32 s, granted/2)): at 90% of a long
+ *    expiry, but early enough that a refresh timing out (Timer F)
+ *    still ends before the binding does, and never later than half-way.
+ *    A 2xx that grants 0 is a failure ("not bound").
+ *  - 401/407: answered once per challenge with user and password
+ *    (Digest MD5 only: libre's sip_auth). A new challenge for the same
+ *    realm right after we answered one (without stale=true), a
+ *    challenge for another algorithm (SHA-256), no password, or more
+ *    than 3 challenges in one attempt: failure "auth failed", no loop.
+ *  - 423: sent again at once asking for its Min-Expires (kept for the
+ *    refreshes), at most 3 times in one attempt.
+ *  - Any other failure (a final response >= 300, a transport error):
+ *    the next attempt comes after retry_min s, doubling with each
+ *    failure in a row up to retry_max s; a success resets it.
+ *  - Each outcome calls resulth once: a success, a failure (then the
+ *    retry is already scheduled), or the end of an unregistration.
+ *  - mem_deref() sends nothing: the binding stays at the registrar
+ *    until it expires. To remove it, regclient_unregister() first.
+ */
+struct regclient;
+
+struct regclient_params {
+	const char *registrar;  /* Request-URI: sip:HOST[:PORT][;params]
+				 * (required; sips: is not routable with
+				 * libre 1.1.0)                              */
+	const char *aor;        /* To and From; NULL: sip:USER@HOST of the
+				 * registrar URI                             */
+	const char *user;       /* digest user name, and the user part of a
+				 * default Contact; NULL: the AOR's user     */
+	const char *password;   /* NULL: a challenge fails ("auth failed")  */
+	const char *contact;    /* our Contact URI; NULL: the address of
+				 * the stack's listener of the transport the
+				 * REGISTER leaves on (stack_local_uri), with
+				 * the user as its user part                 */
+	uint32_t expires;       /* asked for, s (0: 3600)                   */
+	uint32_t retry_min;     /* first retry after a failure, s (0: 30)   */
+	uint32_t retry_max;     /* longest retry interval, s (0: 600)       */
+};
+
+/* success: a 2xx. expires: the granted expiry, 0 on failure and after an
+ * unregistration. scode: the final response's code, 0 when none came.
+ * reason: the response's reason phrase (cut to 63 bytes), or one of the
+ * short strings "auth failed", "not bound", "timeout", "refused",
+ * "no address", "transport not supported", "shutdown", "failed".
+ * Valid during the call. The handler may call regclient_*() on rc or
+ * mem_deref() it. */
+typedef void (regclient_result_h)(bool success, uint32_t expires,
+				  uint16_t scode, const char *reason,
+				  void *arg);
+
+/* Starts registering (see above). EINVAL: no registrar, a registrar,
+ * AOR or contact that is not a SIP URI, or neither AOR nor user;
+ * EPROTONOSUPPORT: a sips: registrar. */
+int  regclient_register(struct regclient **rcp, struct stack *st,
+			const struct regclient_params *p,
+			regclient_result_h *resulth, void *arg);
+/* Applies new parameters to a running registration, keeping its
+ * Call-ID: if any differs, a REGISTER goes out at once (replacing one in
+ * flight); a changed contact removes the old one in that REGISTER
+ * (Contact: <old>;expires=0). Unchanged parameters: nothing is sent.
+ * EINVAL: another registrar or AOR (that is another registration);
+ * EALREADY: being unregistered. */
+int  regclient_update(struct regclient *rc, const struct regclient_params *p);
+/* Stops refreshing and sends REGISTER with Contact: <ours>;expires=0
+ * (replacing a REGISTER in flight, whose late arrival the registrar's
+ * CSeq check discards); its outcome goes to resulth, with no retry.
+ * EALREADY when already called. */
+int  regclient_unregister(struct regclient *rc);
+bool regclient_registered(const struct regclient *rc);
+uint32_t regclient_expires(const struct regclient *rc);  /* granted, s */
+uint32_t regclient_failures(const struct regclient *rc); /* in a row  */
+const char *regclient_callid(const struct regclient *rc);
+int  regclient_debug(struct re_printf *pf, const struct regclient *rc);
+
+/* ---- REGCLIENT END ---- */
 
 #endif

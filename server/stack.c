@@ -403,7 +403,12 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 
 	scode = stack_validate(msg, &reason);
 	if (scode) {
-		int err = sip_treply(NULL, st->sip, msg, scode, reason);
+		/* a 405/501 names what we do allow (RFC 3261 §8.2.1) */
+		int err = scode == 405 || scode == 501 ?
+			sip_treplyf(NULL, NULL, st->sip, msg, false, scode,
+				    reason, "%sContent-Length: 0\r\n\r\n",
+				    st->allow_hdrs) :
+			sip_treply(NULL, st->sip, msg, scode, reason);
 
 		++st->stats.bad_requests;
 		if (!err)

@@ -353,23 +353,79 @@ static bool addr_ok(const struct pl *v, bool star)
 }
 
 
-static bool addr_handler(const struct sip_hdr *hdr,
-			 const struct sip_msg *msg, void *arg)
+/* A header line of name-addr / addr-spec values, split at the commas
+ * that are outside quotes and < > (libre's split of Contact ignores
+ * < >, and a user part may hold ',') */
+static bool addr_list_ok(const struct pl *v, bool star)
 {
-	const bool *star = arg;
-	(void)msg;
+	const char *p = v->p, *e = v->p + v->l, *start = p;
+	bool inq = false, inb = false;
+	struct pl piece;
 
-	return !addr_ok(&hdr->val, *star);
+	for (; p < e; ++p) {
+		if (inq) {
+			if (*p == '\\')
+				++p;
+			else if (*p == '"')
+				inq = false;
+			continue;
+		}
+
+		if (*p == '"')
+			inq = true;
+		else if (*p == '<')
+			inb = true;
+		else if (*p == '>')
+			inb = false;
+		else if (*p == ',' && !inb) {
+			piece.p = start;
+			piece.l = (size_t)(p - start);
+			if (!addr_ok(&piece, star))
+				return false;
+			start = p + 1;
+		}
+	}
+
+	piece.p = start;
+	piece.l = (size_t)(e - start);
+
+	return addr_ok(&piece, star);
 }
 
 
-static bool via_handler(const struct sip_hdr *hdr,
-			const struct sip_msg *msg, void *arg)
+/* The reason phrase for a malformed header line, NULL if it is fine
+ * (or not one we check). msg->hdrl holds Via and Route entries as
+ * libre split them, and every other header as whole lines. */
+static const char *hdr_problem(const struct sip_hdr *hdr)
 {
-	(void)msg;
-	(void)arg;
+	switch (hdr->id) {
 
-	return !via_ok(&hdr->val);
+	case SIP_HDR_VIA:
+		return via_ok(&hdr->val) ? NULL : "Bad Via Header";
+
+	case SIP_HDR_FROM:
+		return addr_list_ok(&hdr->val, false) ? NULL :
+			"Bad From Header";
+
+	case SIP_HDR_TO:
+		return addr_list_ok(&hdr->val, false) ? NULL :
+			"Bad To Header";
+
+	case SIP_HDR_CONTACT:
+		return addr_list_ok(&hdr->val, true) ? NULL :
+			"Bad Contact Header";
+
+	case SIP_HDR_ROUTE:
+		return addr_list_ok(&hdr->val, false) ? NULL :
+			"Bad Route Header";
+
+	case SIP_HDR_RECORD_ROUTE:
+		return addr_list_ok(&hdr->val, false) ? NULL :
+			"Bad Record-Route Header";
+
+	default:
+		return NULL;
+	}
 }
 
 
@@ -451,20 +507,9 @@ static const char *ruri_problem(const struct sip_msg *msg)
 
 uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
 {
-	static const struct {
-		enum sip_hdrid id;
-		bool star;
-		const char *reason;
-	} addrs[] = {
-		{SIP_HDR_FROM,         false, "Bad From Header"},
-		{SIP_HDR_TO,           false, "Bad To Header"},
-		{SIP_HDR_CONTACT,      true,  "Bad Contact Header"},
-		{SIP_HDR_ROUTE,        false, "Bad Route Header"},
-		{SIP_HDR_RECORD_ROUTE, false, "Bad Record-Route Header"},
-	};
 	const struct sip_hdr *hdr;
 	const char *problem;
-	size_t i;
+	struct le *le;
 
 	if (!pl_isset(&msg->callid) || !pl_isset(&msg->from.auri) ||
 	    !pl_isset(&msg->to.auri) || !pl_isset(&msg->cseq.met) ||
@@ -520,17 +565,10 @@ uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
 		return 400;
 	}
 
-	if (sip_msg_hdr_apply(msg, true, SIP_HDR_VIA, via_handler, NULL)) {
-		*reason = "Bad Via Header";
-		return 400;
-	}
-
-	for (i = 0; i < ARRAY_SIZE(addrs); i++) {
-		bool star = addrs[i].star;
-
-		if (sip_msg_hdr_apply(msg, true, addrs[i].id, addr_handler,
-				      &star)) {
-			*reason = addrs[i].reason;
+	for (le = list_head(&msg->hdrl); le; le = le->next) {
+		problem = hdr_problem(le->data);
+		if (problem) {
+			*reason = problem;
 			return 400;
 		}
 	}
