@@ -1,10 +1,10 @@
 # sipstack: the two commands of the README.
-#   make run    install what is missing, build, run the default script
+#   make run    install what is missing, build, run scripts/registrar.lua
 #   make test   install what is missing, build, run every test suite
 # Other targets: build, deps, bench, clean, asan (sanitizer test run).
 
 BUILD  ?= build
-SCRIPT ?= scripts/default.lua
+SCRIPT ?= scripts/registrar.lua
 LISTEN ?= udp:127.0.0.1:5060
 
 # Debian 12 packages the build, the tests and the benchmark need.

@@ -23,6 +23,7 @@ enum lua_hook {
 	LH_REGRESULT,     /* on_registration_result */
 	LH_DIALOG,        /* on_dialog_event       */
 	LH_REQUEST,       /* on_request            */
+	LH_REGISTER,      /* on_register           */
 	LH_SPAWN,         /* sip.spawn (no hook)   */
 	LH_MAX
 };
@@ -41,6 +42,7 @@ struct script {
 	char *req_methods;          /* on_request filter, " A B " or NULL */
 	struct list tasks;          /* live struct task                 */
 	struct stack_config cfg;    /* effective config after sip.configure */
+	struct regconf *regconf;    /* sip.registrar.configure{}, or NULL */
 	bool loading;               /* top-level chunk running          */
 	bool closing;               /* generation is being torn down    */
 };
@@ -73,8 +75,26 @@ typedef int (lua_push_h)(lua_State *co, void *arg);
 int  luart_fire(struct luart *rt, enum lua_hook h, lua_push_h *push,
 		void *arg);
 
+/* the current generation has hook h */
+bool luart_has_hook(const struct luart *rt, enum lua_hook h);
+/* run hook h of the current generation for req (0: taken) */
+int  luart_request(struct luart *rt, enum lua_hook h, struct stack_req *req);
+/* the registrar service the runtime owns (lua_registrar.c) */
+struct regsvc *luart_regsvc(const struct luart *rt);
+void luart_set_regsvc(struct luart *rt, struct regsvc *rs);
+
 /* lua_sip.c */
 int  luaopen_sip(lua_State *L);
+int  lua_set_hook(lua_State *L, enum lua_hook h);
+struct stack_req *lua_check_request(lua_State *L, int idx);
+struct task *lua_need_task(lua_State *L, const char *fn);
+
+/* lua_registrar.c */
+struct regconf;
+struct regsvc;
+void lua_registrar_open(lua_State *L);
+int  lua_registrar_activate(struct luart *rt, struct script *sc);
+void lua_registrar_free(void *p);
 void lua_push_request(lua_State *L, struct stack_req *req);
 int  lua_headers_encode(lua_State *L, int idx, char **hdrs);
 

@@ -33,11 +33,13 @@ const char *lua_hook_names[LH_MAX] = {
 	"on_registration_result",
 	"on_dialog_event",
 	"on_request",
+	"on_register",
 	"spawn",
 };
 
 struct luart {
 	struct stack *st;
+	struct regsvc *regsvc;   /* registrar, store and auth, or NULL */
 	struct script *cur;
 	struct list scripts;     /* every live generation */
 	char *path;
@@ -420,6 +422,7 @@ static void script_destructor(void *arg)
 	slog(LOG_DEBUG, "lua", "closed", NULL, "gen=%u", sc->gen);
 	mem_deref(sc->path);
 	mem_deref(sc->req_methods);
+	mem_deref(sc->regconf);
 }
 
 
@@ -970,15 +973,25 @@ static void luart_destructor(void *arg)
 
 	stack_set_hook(rt->st, STACK_HOOK_MESSAGE, NULL, NULL);
 	stack_set_hook(rt->st, STACK_HOOK_REQUEST, NULL, NULL);
+	stack_set_hook(rt->st, STACK_HOOK_REGISTER, NULL, NULL);
+	rt->regsvc = mem_deref(rt->regsvc);
 	rt->cur = mem_deref(rt->cur);
 	mem_deref(rt->path);
 }
 
 
-static void activate(struct luart *rt, struct script *sc)
+static int activate(struct luart *rt, struct script *sc)
 {
 	struct stack_config cfg = sc->cfg;
 	struct script *old = rt->cur;
+	int err;
+
+	/* what the script opens (a store) must work before it runs */
+	if (rt->st) {
+		err = lua_registrar_activate(rt, sc);
+		if (err)
+			return err;
+	}
 
 	sc->gen = ++rt->gen;
 	list_append(&rt->scripts, &sc->le, sc);
@@ -995,6 +1008,8 @@ static void activate(struct luart *rt, struct script *sc)
 
 	if (rt->st && stack_is_running(rt->st))
 		run_load_spawns(sc);
+
+	return 0;
 }
 
 
@@ -1028,7 +1043,14 @@ int luart_alloc(struct luart **lrp, struct stack *st, const char *path,
 		goto out;
 	}
 
-	activate(rt, sc);
+	err = activate(rt, sc);
+	if (err) {
+		slog(LOG_ERROR, "lua", "load_failed", NULL,
+		     "script=%H err=%H", log_q, path, log_q,
+		     "what the script configured could not be opened");
+		mem_deref(sc);
+		goto out;
+	}
 	slog(LOG_INFO, "lua", "loaded", NULL, "script=%H gen=%u", log_q,
 	     path, sc->gen);
 
@@ -1060,7 +1082,15 @@ int luart_reload(struct luart *rt)
 		return err;
 	}
 
-	activate(rt, sc);
+	err = activate(rt, sc);
+	if (err) {
+		slog(LOG_ERROR, "lua", "reload_failed", NULL,
+		     "script=%H gen=%u err=%H keeping=old", log_q, rt->path,
+		     rt->gen, log_q, "what the script configured could not "
+		     "be opened");
+		mem_deref(sc);
+		return err;
+	}
 	slog(LOG_INFO, "lua", "reloaded", NULL, "script=%H gen=%u", log_q,
 	     rt->path, sc->gen);
 
@@ -1083,6 +1113,38 @@ int luart_check(const char *path, struct stack_config *cfg,
 	mem_deref(sc);
 
 	return err;
+}
+
+
+bool luart_has_hook(const struct luart *rt, enum lua_hook h)
+{
+	return rt && rt->cur && (unsigned)h < LH_SPAWN &&
+		rt->cur->hooks[h] != LUA_NOREF;
+}
+
+
+int luart_request(struct luart *rt, enum lua_hook h, struct stack_req *req)
+{
+	if (!luart_has_hook(rt, h))
+		return ENOENT;
+
+	return task_spawn(rt->cur, h, req);
+}
+
+
+struct regsvc *luart_regsvc(const struct luart *rt)
+{
+	return rt ? rt->regsvc : NULL;
+}
+
+
+void luart_set_regsvc(struct luart *rt, struct regsvc *rs)
+{
+	if (!rt)
+		return;
+
+	lua_registrar_free(rt->regsvc);
+	rt->regsvc = rs;
 }
 
 

@@ -33,7 +33,7 @@ static struct stack *script_stack(lua_State *L)
 }
 
 
-static struct task *need_task(lua_State *L, const char *fn)
+struct task *lua_need_task(lua_State *L, const char *fn)
 {
 	struct task *t = lua_task(L);
 
@@ -60,7 +60,7 @@ static void need_loading(lua_State *L, const char *fn)
  * Hook registration
  * ------------------------------------------------------------------ */
 
-static int set_hook(lua_State *L, enum lua_hook h)
+int lua_set_hook(lua_State *L, enum lua_hook h)
 {
 	struct script *sc = lua_script(L);
 
@@ -76,11 +76,12 @@ static int set_hook(lua_State *L, enum lua_hook h)
 	return 0;
 }
 
-static int l_on_call(lua_State *L)     { return set_hook(L, LH_CALL); }
-static int l_on_message(lua_State *L)  { return set_hook(L, LH_MESSAGE); }
-static int l_on_refer(lua_State *L)    { return set_hook(L, LH_REFER); }
-static int l_on_regres(lua_State *L)   { return set_hook(L, LH_REGRESULT); }
-static int l_on_dlgev(lua_State *L)    { return set_hook(L, LH_DIALOG); }
+static int l_on_call(lua_State *L)     { return lua_set_hook(L, LH_CALL); }
+static int l_on_message(lua_State *L)  { return lua_set_hook(L, LH_MESSAGE); }
+static int l_on_refer(lua_State *L)    { return lua_set_hook(L, LH_REFER); }
+static int l_on_regres(lua_State *L)   { return lua_set_hook(L, LH_REGRESULT); }
+static int l_on_dlgev(lua_State *L)    { return lua_set_hook(L, LH_DIALOG); }
+static int l_on_register(lua_State *L) { return lua_set_hook(L, LH_REGISTER); }
 
 
 /* sip.on_request(fn [, {"INFO", "OPTIONS", ...}]) */
@@ -90,7 +91,7 @@ static int l_on_request(lua_State *L)
 	struct mbuf *mb;
 	int i, n;
 
-	set_hook(L, LH_REQUEST);
+	lua_set_hook(L, LH_REQUEST);
 	sc->req_methods = mem_deref(sc->req_methods);
 
 	if (lua_isnoneornil(L, 2))
@@ -414,7 +415,7 @@ static void sleep_done(void *arg)
 
 static int l_sleep(lua_State *L)
 {
-	struct task *t = need_task(L, "sleep");
+	struct task *t = lua_need_task(L, "sleep");
 	lua_Number s = luaL_checknumber(L, 1);
 
 	if (!(s >= 0) || s > 86400)
@@ -521,7 +522,7 @@ int lua_headers_encode(lua_State *L, int idx, char **hdrs)
 
 static int l_send_message(lua_State *L)
 {
-	struct task *t = need_task(L, "send_message");
+	struct task *t = lua_need_task(L, "send_message");
 	struct stack *st = script_stack(L);
 	const char *to = luaL_checkstring(L, 1);
 	const char *ctype = luaL_checkstring(L, 2);
@@ -574,7 +575,7 @@ static int l_send_message(lua_State *L)
  * The request object
  * ------------------------------------------------------------------ */
 
-static struct stack_req *check_req(lua_State *L, int idx)
+struct stack_req *lua_check_request(lua_State *L, int idx)
 {
 	struct lreq *lr = luaL_checkudata(L, idx, REQUEST_MT);
 
@@ -626,7 +627,7 @@ static bool hdr_name_eq(const struct pl *a, const struct pl *b)
 /* req:header(name) -> first value or nil; req:headers(name) -> list */
 static int header_values(lua_State *L, bool all)
 {
-	const struct sip_msg *msg = stack_req_msg(check_req(L, 1));
+	const struct sip_msg *msg = stack_req_msg(lua_check_request(L, 1));
 	struct pl name;
 	struct le *le;
 	int n = 0;
@@ -660,7 +661,7 @@ static int l_req_headers(lua_State *L) { return header_values(L, true); }
 /* req:reply(code [, reason [, headers [, body [, content_type]]]]) */
 static int l_req_reply(lua_State *L)
 {
-	struct stack_req *req = check_req(L, 1);
+	struct stack_req *req = lua_check_request(L, 1);
 	lua_Number n = luaL_checknumber(L, 2);
 	const char *reason = luaL_optstring(L, 3, NULL);
 	size_t len = 0;
@@ -711,7 +712,7 @@ static int push_pl(lua_State *L, const struct pl *pl)
 
 static int l_req_index(lua_State *L)
 {
-	const struct sip_msg *msg = stack_req_msg(check_req(L, 1));
+	const struct sip_msg *msg = stack_req_msg(lua_check_request(L, 1));
 	const char *k = luaL_checkstring(L, 2);
 	char buf[128];
 
@@ -773,7 +774,7 @@ static int l_req_gc(lua_State *L)
 
 static int l_req_tostring(lua_State *L)
 {
-	const struct sip_msg *msg = stack_req_msg(check_req(L, 1));
+	const struct sip_msg *msg = stack_req_msg(lua_check_request(L, 1));
 
 	lua_pushfstring(L, "sip request %s (%s)",
 			msg ? "" : "?", msg ? "" : "?");
@@ -821,6 +822,7 @@ int luaopen_sip(lua_State *L)
 		{"on_registration_result", l_on_regres},
 		{"on_dialog_event",        l_on_dlgev},
 		{"on_request",             l_on_request},
+		{"on_register",            l_on_register},
 		{"configure",              l_configure},
 		{"config",                 l_config},
 		{"stats",                  l_stats},
@@ -848,6 +850,7 @@ int luaopen_sip(lua_State *L)
 	lua_setfield(L, -2, "log");
 	lua_pushliteral(L, SIPSTACK_VERSION);
 	lua_setfield(L, -2, "version");
+	lua_registrar_open(L);
 
 	return 1;
 }

@@ -18,6 +18,9 @@ PREFIX = {
     "sip_funcs": "sip.",
     "log_funcs": "sip.log.",
     "req_methods": "req:",
+    "registrar_funcs": "sip.registrar.",
+    "location_funcs": "sip.location.",
+    "auth_funcs": "sip.auth.",
 }
 
 
