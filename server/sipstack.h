@@ -261,6 +261,19 @@ int  stack_req_reply(struct stack_req *req, uint16_t scode,
  * 200 for MESSAGE, 405/501 otherwise). */
 int  stack_req_default(struct stack_req *req);
 struct stack_req *stack_req_ref(struct stack_req *req);  /* mem_ref  */
+/* As stack_req_reply; *mbp (if given) gets the response sent */
+int  stack_req_reply_mb(struct stack_req *req, uint16_t scode,
+			const char *reason, const char *headers,
+			const char *ctype, const uint8_t *body, size_t len,
+			struct mbuf **mbp);
+/* Send a response again (2xx to INVITE until the ACK) */
+int  stack_req_resend(struct stack_req *req, struct mbuf *mb);
+/* The request forms a dialog: replies copy Record-Route, and a CANCEL
+ * calls cancelh (which must answer the request, e.g. 487) */
+void stack_req_set_dialog(struct stack_req *req, sip_cancel_h *cancelh,
+			  void *arg);
+/* Create the server transaction now (the answer comes later) */
+int  stack_req_keep(struct stack_req *req);
 
 
 /* ---------------------------------------------------------------------
@@ -276,13 +289,155 @@ struct dialog *dialog_table_find(const struct dialog_table *t,
 				 const struct pl *ltag, const struct pl *rtag);
 struct dialog_table *stack_dialogs(const struct stack *st);
 
-/* A dialog is listed in its table from dialog_alloc() until its last
- * reference goes. rtag may be NULL (not yet known). EEXIST if listed. */
+/* A dialog is listed in its table from its creation until its last
+ * reference goes. dialog_alloc() lists a bare identity (rtag may be
+ * NULL: not yet known); EEXIST if listed. */
 int  dialog_alloc(struct dialog **dlgp, struct dialog_table *t,
 		  const struct pl *callid, const struct pl *ltag,
 		  const struct pl *rtag);
+
+/* UAS (RFC 3261 §12.1.1): from the INVITE; ltag is the To tag of our
+ * responses, contact our Contact URI. Remote target from its Contact,
+ * route set from its Record-Route. EBADMSG without a usable Contact. */
+int  dialog_create_uas(struct dialog **dlgp, struct dialog_table *t,
+		       struct stack *st, const struct sip_msg *req,
+		       const char *ltag, const char *contact);
+
+/* UAC (§12.1.2), before the INVITE goes out: local/remote are the From
+ * and To name-addrs (without tags), target the Request-URI. The remote
+ * tag, route set and target come with dialog_set_remote(). */
+int  dialog_create_uac(struct dialog **dlgp, struct dialog_table *t,
+		       struct stack *st, const char *callid, const char *ltag,
+		       const char *local, const char *remote,
+		       const char *target, const char *contact);
+/* A 1xx with To tag or a 2xx: remote tag, reversed Record-Route,
+ * Contact. EEXIST when the tag is another fork's (see dialog_fork). */
+int  dialog_set_remote(struct dialog *dlg, const struct sip_msg *resp);
+/* A new dialog for a response of another fork of orig's INVITE */
+int  dialog_fork(struct dialog **dlgp, const struct dialog *orig,
+		 const struct sip_msg *resp);
+/* A target refresh (re-INVITE, UPDATE or their 2xx): new remote target */
+int  dialog_target_refresh(struct dialog *dlg, const struct sip_msg *msg);
+/* §12.2.2: EPROTO when the request's CSeq is not above the last one
+ * (answer 500); ACK and CANCEL are exempt */
+int  dialog_check_rseq(struct dialog *dlg, const struct sip_msg *req);
+/* Build and send an in-dialog request (§12.2.1.1): Request-URI the
+ * remote target, Route from the route set (loose or strict), CSeq
+ * cseq or the next local one (0), Contact for target-refresh methods.
+ * ACK is sent statelessly (no response). */
+int  dialog_request(struct sip_request **reqp, struct dialog *dlg,
+		    const char *met, uint32_t cseq, const char *hdrs,
+		    const char *ctype, const uint8_t *body, size_t len,
+		    sip_resp_h *resph, void *arg);
+
 const char *dialog_callid(const struct dialog *dlg);
+const char *dialog_ltag(const struct dialog *dlg);
+const char *dialog_rtag(const struct dialog *dlg);
+const char *dialog_local_uri(const struct dialog *dlg);
+const char *dialog_remote_uri(const struct dialog *dlg);
+const char *dialog_remote_target(const struct dialog *dlg);
+const char *dialog_contact(const struct dialog *dlg);
+uint32_t dialog_lseq(const struct dialog *dlg);
+uint32_t dialog_rseq(const struct dialog *dlg);
+bool dialog_is_uac(const struct dialog *dlg);
+size_t dialog_route_count(const struct dialog *dlg);
+const char *dialog_route(const struct dialog *dlg, size_t i);
+/* The owner of a dialog gets its in-dialog requests (it answers them;
+ * an ACK comes already "answered") and the responses no transaction
+ * took (2xx retransmissions, other forks' answers to our INVITE). */
+typedef void (dialog_req_h)(struct dialog *dlg, struct stack_req *req,
+			    void *arg);
+typedef void (dialog_resp_h)(struct dialog *dlg, const struct sip_msg *msg,
+			     void *arg);
+void dialog_set_handlers(struct dialog *dlg, dialog_req_h *reqh,
+			 dialog_resp_h *resph, void *arg);
+bool dialog_dispatch_request(struct dialog *dlg, struct stack_req *req);
+bool dialog_dispatch_response(struct dialog *dlg, const struct sip_msg *msg);
+/* The dialog state machine (owned by the dialog once set) */
+struct fsm *dialog_fsm(const struct dialog *dlg);
+void dialog_set_fsm(struct dialog *dlg, struct fsm *fsm);
 int  dialog_debug(struct re_printf *pf, const struct dialog *dlg);
+
+
+/* ---------------------------------------------------------------------
+ * Call (server/call.c): an INVITE session, incoming or outgoing
+ * ------------------------------------------------------------------ */
+
+struct call;
+struct callmgr;
+
+enum call_event_type {
+	CALL_EV_STATE = 0,   /* from_state -> to_state                  */
+	CALL_EV_RINGING,     /* outgoing: a 18x arrived (code)           */
+	CALL_EV_ANSWERED,    /* outgoing: 2xx (code, ctype, body, len)   */
+	CALL_EV_REJECTED,    /* outgoing: 3xx-6xx (code, reason)         */
+	CALL_EV_TERMINATED,  /* the call ended (reason); the last event  */
+	CALL_EV_HOLD,        /* the peer put us on hold (RFC 3264 §8.4)  */
+	CALL_EV_UNHOLD,      /* the peer resumed                         */
+	CALL_EV_INFO,        /* INFO/UPDATE/OPTIONS in the dialog (req);
+			      * unanswered after the handler: 200        */
+};
+
+struct call_event {
+	enum call_event_type type;
+	const char *from_state, *to_state;
+	uint16_t code;
+	const char *reason;
+	const char *ctype;
+	const uint8_t *body;
+	size_t len;
+	struct stack_req *req;
+};
+
+typedef void (call_event_h)(struct call *call, const struct call_event *ev,
+			    void *arg);
+/* A new incoming call (100 Trying sent). Return false to refuse it
+ * (480); true to take it: ring, answer or reject it later. */
+typedef bool (call_incoming_h)(struct call *call, void *arg);
+
+int  callmgr_alloc(struct callmgr **cmp, struct stack *st);
+void callmgr_set_incoming(struct stack *st, call_incoming_h *h, void *arg);
+uint32_t callmgr_count(const struct stack *st);
+void callmgr_shutdown(struct callmgr *cm);
+struct callmgr *stack_calls(const struct stack *st);
+
+/* UAC: INVITE to (a SIP URI) from from (NULL: our address), with
+ * extra header lines hdrs and a body; events go to eh. */
+int  call_connect(struct call **callp, struct stack *st, const char *to,
+		  const char *from, const char *hdrs, const char *ctype,
+		  const uint8_t *body, size_t len, call_event_h *eh,
+		  void *arg);
+/* UAS: a provisional response 101..199 (180 Ringing, 183 with early
+ * media); it carries our To tag and so makes the dialog early */
+int  call_ringing(struct call *call, uint16_t code, const char *reason,
+		  const char *hdrs, const char *ctype, const uint8_t *body,
+		  size_t len);
+/* UAS: 200, retransmitted until the ACK; no ACK in 64*T1: BYE and the
+ * call ends with reason "Timeout" */
+int  call_answer(struct call *call, const char *hdrs, const char *ctype,
+		 const uint8_t *body, size_t len);
+/* UAS: a final 300..699 */
+int  call_reject(struct call *call, uint16_t code, const char *reason,
+		 const char *hdrs);
+/* UAC: CANCEL (sent once a provisional came, RFC 3261 §9.1) */
+int  call_cancel(struct call *call);
+/* End the call whatever its state: BYE, CANCEL or 603 */
+int  call_hangup(struct call *call, const char *reason);
+void call_set_handler(struct call *call, call_event_h *eh, void *arg);
+
+const char *call_state(const struct call *call);
+struct fsm *call_fsm(const struct call *call);
+struct dialog *call_dialog(const struct call *call);  /* NULL once ended */
+bool call_is_outgoing(const struct call *call);
+bool call_is_ended(const struct call *call);
+bool call_is_answered(const struct call *call);
+bool call_is_on_hold(const struct call *call);
+const char *call_id(const struct call *call);
+const char *call_end_reason(const struct call *call);
+const struct sip_msg *call_invite(const struct call *call);
+const char *call_remote_body(const struct call *call, size_t *len,
+			     const char **ctype);
+int  call_debug(struct re_printf *pf, const struct call *call);
 
 /* ---- LOCATION BEGIN ---- (the location store, server/location.c) */
 

@@ -48,6 +48,7 @@ struct stack {
 	struct mqueue *mq;
 	struct tls *tls;
 	struct dialog_table *dialogs;
+	struct callmgr *calls;
 	struct {
 		stack_req_h *h;
 		void *arg;
@@ -66,7 +67,10 @@ struct stack_req {
 	struct stack *st;
 	const struct sip_msg *msg;
 	struct sip_strans *strans;
+	sip_cancel_h *cancelh;     /* owner's CANCEL handler, or NULL */
+	void *cancel_arg;
 	bool answered;
+	bool dialog;               /* replies copy Record-Route       */
 };
 
 /* An outgoing request waiting for its final response */
@@ -182,6 +186,11 @@ static void req_cancel_handler(void *arg)
 {
 	struct stack_req *req = arg;
 
+	if (req->cancelh) {
+		req->cancelh(req->cancel_arg);
+		return;
+	}
+
 	slog(LOG_INFO, "stack", "cancelled", &req->msg->callid,
 	     "method=%r", &req->msg->met);
 	(void)stack_req_reply(req, 487, "Request Terminated", NULL, NULL,
@@ -189,9 +198,10 @@ static void req_cancel_handler(void *arg)
 }
 
 
-int stack_req_reply(struct stack_req *req, uint16_t scode,
-		    const char *reason, const char *headers,
-		    const char *ctype, const uint8_t *body, size_t len)
+int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
+		       const char *reason, const char *headers,
+		       const char *ctype, const uint8_t *body, size_t len,
+		       struct mbuf **mbp)
 {
 	struct stack *st;
 	int err;
@@ -209,8 +219,8 @@ int stack_req_reply(struct stack_req *req, uint16_t scode,
 	if (!reason || !*reason)
 		reason = "Unknown";
 
-	err = sip_treplyf(&req->strans, NULL, st->sip, req->msg, false,
-			  scode, reason,
+	err = sip_treplyf(&req->strans, mbp, st->sip, req->msg,
+			  req->dialog && scode > 100, scode, reason,
 			  "%s"
 			  "%s%s%s"
 			  "Content-Length: %zu\r\n"
@@ -235,6 +245,60 @@ int stack_req_reply(struct stack_req *req, uint16_t scode,
 	     "method=%r code=%u", &req->msg->met, scode);
 
 	return 0;
+}
+
+
+int stack_req_reply(struct stack_req *req, uint16_t scode,
+		    const char *reason, const char *headers,
+		    const char *ctype, const uint8_t *body, size_t len)
+{
+	return stack_req_reply_mb(req, scode, reason, headers, ctype, body,
+				  len, NULL);
+}
+
+
+/* Send a response built earlier again (a 2xx to INVITE until its ACK:
+ * libre's transaction does not, RFC 3261 §13.3.1.4 makes it ours) */
+int stack_req_resend(struct stack_req *req, struct mbuf *mb)
+{
+	struct sa dst;
+	struct pl rp;
+
+	if (!req || !mb || !req->st->sip)
+		return EINVAL;
+
+	sip_reply_addr(&dst, req->msg,
+		       !msg_param_exists(&req->msg->via.params, "rport", &rp));
+	mb->pos = 0;
+
+	return sip_send(req->st->sip, req->msg->sock, req->msg->tp, &dst, mb);
+}
+
+
+void stack_req_set_dialog(struct stack_req *req, sip_cancel_h *cancelh,
+			  void *arg)
+{
+	if (!req)
+		return;
+
+	req->dialog = true;
+	req->cancelh = cancelh;
+	req->cancel_arg = arg;
+}
+
+
+/* The server transaction now, not when the hook returns: a request a
+ * call keeps (INVITE) must absorb retransmissions and see CANCEL. */
+int stack_req_keep(struct stack_req *req)
+{
+	if (!req)
+		return EINVAL;
+
+	if (req->strans || req->answered)
+		return 0;
+
+	return sip_strans_alloc(&req->strans, req->st->sip, req->msg,
+				req_cancel_handler, req);
 }
 
 
@@ -385,6 +449,20 @@ static int unsupported_reply(struct stack *st, const struct sip_msg *msg)
 }
 
 
+static struct stack_req *req_new(struct stack *st, const struct sip_msg *msg)
+{
+	struct stack_req *req = mem_zalloc(sizeof(*req), req_destructor);
+
+	if (!req)
+		return NULL;
+
+	req->st  = st;
+	req->msg = mem_ref((void *)msg);
+
+	return req;
+}
+
+
 static bool request_handler(const struct sip_msg *msg, void *arg)
 {
 	struct stack *st = arg;
@@ -397,9 +475,23 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 	++st->stats.requests;
 	tune_socket(st, msg);
 
-	/* The ACK of a 2xx: dialogs take it (calls issue); alone, drop */
-	if (!pl_strcmp(&msg->met, "ACK"))
+	/* The ACK of a 2xx (the others are absorbed by libre): to its
+	 * dialog, if any; an ACK is never answered */
+	if (!pl_strcmp(&msg->met, "ACK")) {
+		struct dialog *dlg = dialog_table_find(st->dialogs,
+						       &msg->callid,
+						       &msg->to.tag,
+						       &msg->from.tag);
+		if (dlg) {
+			req = req_new(st, msg);
+			if (req) {
+				req->answered = true;
+				(void)dialog_dispatch_request(dlg, req);
+				mem_deref(req);
+			}
+		}
 		return true;
+	}
 
 	scode = stack_validate(msg, &reason);
 	if (scode) {
@@ -426,25 +518,47 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 	slog(LOG_DEBUG, "stack", "request", &msg->callid,
 	     "method=%r src=%J", &msg->met, &msg->src);
 
-	/* In-dialog request for no dialog of ours (RFC 3261 §12.2.2) */
-	if (pl_isset(&msg->to.tag) &&
-	    !dialog_table_find(st->dialogs, &msg->callid, &msg->to.tag,
-			       &msg->from.tag)) {
-		++st->stats.replies;
-		(void)sip_treply(NULL, st->sip, msg, 481,
-				 "Call/Transaction Does Not Exist");
+	/* In-dialog request (RFC 3261 §12.2.2): to its dialog, or 481 */
+	if (pl_isset(&msg->to.tag)) {
+		struct dialog *dlg = dialog_table_find(st->dialogs,
+						       &msg->callid,
+						       &msg->to.tag,
+						       &msg->from.tag);
+		if (!dlg) {
+			++st->stats.replies;
+			(void)sip_treply(NULL, st->sip, msg, 481,
+					 "Call/Transaction Does Not Exist");
+			return true;
+		}
+
+		req = req_new(st, msg);
+		if (!req) {
+			(void)sip_treply(NULL, st->sip, msg, 500,
+					 "Server Internal Error");
+			return true;
+		}
+
+		if (dialog_check_rseq(dlg, msg))
+			(void)stack_req_reply(req, 500, "Out of Order CSeq",
+					      "Retry-After: 1\r\n", NULL,
+					      NULL, 0);
+		else if (!dialog_dispatch_request(dlg, req))
+			(void)stack_req_reply(req, 481, "Call/Transaction "
+					      "Does Not Exist", NULL, NULL,
+					      NULL, 0);
+		else if (!req->answered)
+			(void)stack_req_keep(req);
+
+		mem_deref(req);
 		return true;
 	}
 
-	req = mem_zalloc(sizeof(*req), req_destructor);
+	req = req_new(st, msg);
 	if (!req) {
 		(void)sip_treply(NULL, st->sip, msg, 500,
 				 "Server Internal Error");
 		return true;
 	}
-
-	req->st  = st;
-	req->msg = mem_ref((void *)msg);
 
 	hook = hook_for(&msg->met);
 	if (st->hooks[hook].h)
@@ -459,8 +573,7 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 	}
 	else if (!req->answered && !req->strans) {
 		/* The hook answers later: absorb retransmissions now */
-		int err = sip_strans_alloc(&req->strans, st->sip, msg,
-					   req_cancel_handler, req);
+		int err = stack_req_keep(req);
 		if (err)
 			(void)stack_req_reply(req, 500, "Server Internal "
 					      "Error", NULL, NULL, NULL, 0);
@@ -475,8 +588,21 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 static bool response_handler(const struct sip_msg *msg, void *arg)
 {
 	struct stack *st = arg;
+	struct dialog *dlg;
 
 	++st->stats.responses;
+
+	/* 2xx retransmissions and other forks: our dialogs are the UAC's,
+	 * From tag ours; a fork's To tag is new, so fall back to any dialog
+	 * of the same Call-ID and From tag */
+	dlg = dialog_table_find(st->dialogs, &msg->callid, &msg->from.tag,
+				&msg->to.tag);
+	if (!dlg)
+		dlg = dialog_table_find(st->dialogs, &msg->callid,
+					&msg->from.tag, NULL);
+	if (dlg && dialog_dispatch_response(dlg, msg))
+		return true;
+
 	slog(LOG_DEBUG, "stack", "stray_response", &msg->callid,
 	     "code=%u cseq=%r src=%J", msg->scode, &msg->cseq.met,
 	     &msg->src);
@@ -694,6 +820,7 @@ static void stack_destructor(void *arg)
 	for (i = 0; i < st->lsnrc; i++)
 		listener_reset(&st->lsnrv[i]);
 	mem_deref(st->mq);
+	mem_deref(st->calls);
 	mem_deref(st->dialogs);
 }
 
@@ -718,6 +845,10 @@ int stack_alloc(struct stack **stp, const struct stack_config *cfg)
 	default_hdrs_update(st);
 
 	err = dialog_table_alloc(&st->dialogs, 1u << 16);
+	if (err)
+		goto out;
+
+	err = callmgr_alloc(&st->calls, st);
 	if (err)
 		goto out;
 
@@ -932,6 +1063,8 @@ void stack_stop(struct stack *st)
 	if (!st)
 		return;
 
+	/* calls first: their BYE/CANCEL need the transport */
+	callmgr_shutdown(st->calls);
 	list_flush(&st->outl);
 	st->lsnr_req  = mem_deref(st->lsnr_req);
 	st->lsnr_resp = mem_deref(st->lsnr_resp);
@@ -1010,6 +1143,12 @@ void stack_note_hook_error(struct stack *st)
 {
 	if (st)
 		++st->stats.hook_errors;
+}
+
+
+struct callmgr *stack_calls(const struct stack *st)
+{
+	return st ? st->calls : NULL;
 }
 
 

@@ -1,0 +1,1126 @@
+/**
+ * server/call.c  INVITE sessions: incoming and outgoing calls
+ *
+ * Owns struct callmgr (the calls of a stack, the handler of incoming
+ * calls) and struct call: one INVITE dialog with its call state machine
+ * and dialog state machine, the server or client INVITE transaction,
+ * the 2xx retransmission of the UAS (RFC 3261 §13.3.1.4) and the ACK of
+ * the UAC (§13.2.2.4), CANCEL, BYE, and in-dialog requests. Exposes
+ * call_*() and callmgr_*() in sipstack.h. Uses server/dialog.c for the
+ * dialog and libre's transactions; never calls into Lua (the runtime
+ * is a call_event_h like any C user).
+ *
+ * Lifetime: the manager's list holds one reference on every live call
+ * and drops it when the call ends; the dialog goes with it, so the
+ * dialog table and the call list return to empty. An owner (a Lua
+ * object) may hold more references; an ended call answers every
+ * function with ENOTCONN and fires no more events.
+ */
+#include <string.h>
+#include <re.h>
+#include "sipstack.h"
+#include "core.h"
+
+
+enum {
+	SETUP_TIMEOUT = 180000,   /* ms an unanswered call may last      */
+};
+
+struct callmgr {
+	struct stack *st;
+	struct list calls;
+	call_incoming_h *incomingh;
+	void *arg;
+	uint64_t total;
+};
+
+struct call {
+	struct le le;                 /* in callmgr.calls (holds a ref) */
+	struct callmgr *cm;
+	struct dialog *dlg;
+	struct fsm *fsm;              /* call state machine             */
+	bool outgoing;
+	bool ended;
+	char *id;                     /* Call-ID, for logs              */
+	char *reason;                 /* why it ended                   */
+
+	/* UAS */
+	struct stack_req *invite;     /* the INVITE, until its final answer
+				       * (then kept for 2xx retransmits) */
+	struct mbuf *resp2xx;         /* our 2xx, until the ACK          */
+	struct tmr tmr_rtx;           /* 2xx retransmission              */
+	uint32_t rtx_ms;
+	struct tmr tmr_ack;           /* 64*T1 without ACK               */
+	bool acked;
+
+	/* UAC */
+	struct sip_request *req;      /* INVITE client transaction       */
+	uint32_t invite_cseq;
+	bool cancelled;
+	bool answered;
+
+	/* both */
+	struct sip_request *byereq;   /* BYE in flight                   */
+	struct tmr tmr_setup;         /* ringing too long                */
+	char *lbody, *lctype;         /* our last session description    */
+	char *rbody, *rctype;         /* theirs                          */
+	size_t lbody_len, rbody_len;
+	bool on_hold;                 /* the peer holds us               */
+	call_event_h *eh;
+	void *arg;
+};
+
+
+static void call_end(struct call *call, const char *reason);
+
+/* TEMPORARY until server/callfsm.c lands: weak fallbacks */
+int call_fsm_def(struct fsm_def **defp, bool outgoing);
+int dialog_fsm_def(struct fsm_def **defp, bool uac);
+__attribute__((weak)) int call_fsm_def(struct fsm_def **defp, bool outgoing)
+{
+	(void)defp;
+	(void)outgoing;
+	return ENOSYS;
+}
+__attribute__((weak)) int dialog_fsm_def(struct fsm_def **defp, bool uac)
+{
+	(void)defp;
+	(void)uac;
+	return ENOSYS;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Helpers
+ * ------------------------------------------------------------------ */
+
+static void fire(struct call *call, const struct call_event *ev)
+{
+	if (call->eh && !(call->ended && ev->type != CALL_EV_TERMINATED))
+		call->eh(call, ev, call->arg);
+}
+
+
+/* Drive the call FSM; a refused event is a bug of ours, logged */
+static void call_ev(struct call *call, const char *event)
+{
+	const char *from = fsm_current(call->fsm);
+	struct call_event ev;
+
+	if (fsm_transition(call->fsm, event)) {
+		slog(LOG_DEBUG, "call", "refused", NULL, "callid=%H ev=%s "
+		     "err=%H", log_q, call->id, event, log_q,
+		     fsm_error(call->fsm));
+		return;
+	}
+
+	slog(LOG_INFO, "call", "state", NULL, "callid=%H from=%s to=%s "
+	     "event=%s", log_q, call->id, from, fsm_current(call->fsm),
+	     event);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = CALL_EV_STATE;
+	ev.from_state = from;
+	ev.to_state = fsm_current(call->fsm);
+	fire(call, &ev);
+}
+
+
+static void dlg_ev(struct call *call, const char *event)
+{
+	struct fsm *f = dialog_fsm(call->dlg);
+
+	if (f && fsm_transition(f, event))
+		slog(LOG_DEBUG, "dialog", "refused", NULL, "callid=%H ev=%s "
+		     "err=%H", log_q, call->id, event, log_q, fsm_error(f));
+}
+
+
+static int set_body(char **bodyp, size_t *lenp, char **ctypep,
+		    const char *ctype, const uint8_t *body, size_t len)
+{
+	char *b = NULL, *c = NULL;
+
+	if (len) {
+		b = mem_alloc(len + 1, NULL);
+		if (!b)
+			return ENOMEM;
+		memcpy(b, body, len);
+		b[len] = '\0';
+		if (ctype && str_dup(&c, ctype)) {
+			mem_deref(b);
+			return ENOMEM;
+		}
+	}
+
+	mem_deref(*bodyp);
+	mem_deref(*ctypep);
+	*bodyp = b;
+	*ctypep = c;
+	*lenp = len;
+
+	return 0;
+}
+
+
+static void remote_body(struct call *call, const struct sip_msg *msg)
+{
+	const struct sip_hdr *ct = sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE);
+	struct pl body;
+	char *ctype = NULL;
+
+	stack_msg_body(msg, &body);
+	if (!body.l)
+		return;
+
+	if (ct)
+		(void)pl_strdup(&ctype, &ct->val);
+	(void)set_body(&call->rbody, &call->rbody_len, &call->rctype,
+		       ctype, (const uint8_t *)body.p, body.l);
+	mem_deref(ctype);
+}
+
+
+/* RFC 3264 §8.4: a peer holds us with sendonly/inactive (or the old
+ * c=0.0.0.0 of RFC 2543) on every stream it keeps */
+static bool sdp_is_hold(const char *sdp, size_t len)
+{
+	struct pl p = {sdp, len}, line;
+	bool hold = false, any = false;
+
+	while (p.l && !re_regex(p.p, p.l, "[^\r\n]+", &line)) {
+		if (!pl_strcmp(&line, "a=sendonly") ||
+		    !pl_strcmp(&line, "a=inactive") ||
+		    !pl_strcmp(&line, "c=IN IP4 0.0.0.0"))
+			hold = true;
+		else if (!pl_strcmp(&line, "a=sendrecv") ||
+			 !pl_strcmp(&line, "a=recvonly"))
+			any = true;
+		p.l -= (line.p + line.l) - p.p;
+		p.p = line.p + line.l;
+	}
+
+	return hold && !any;
+}
+
+
+static void check_hold(struct call *call, const struct sip_msg *msg)
+{
+	const struct sip_hdr *ct = sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE);
+	struct call_event ev;
+	struct pl body;
+	bool hold;
+
+	stack_msg_body(msg, &body);
+	if (!body.l || !ct || pl_strcasecmp(&ct->val, "application/sdp"))
+		return;
+
+	hold = sdp_is_hold(body.p, body.l);
+	if (hold == call->on_hold)
+		return;
+
+	call->on_hold = hold;
+	call_ev(call, hold ? "Hold" : "Unhold");
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = hold ? CALL_EV_HOLD : CALL_EV_UNHOLD;
+	fire(call, &ev);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * The end of a call
+ * ------------------------------------------------------------------ */
+
+static void call_destructor(void *arg)
+{
+	struct call *call = arg;
+
+	tmr_cancel(&call->tmr_rtx);
+	tmr_cancel(&call->tmr_ack);
+	tmr_cancel(&call->tmr_setup);
+	list_unlink(&call->le);
+	mem_deref(call->req);
+	mem_deref(call->byereq);
+	mem_deref(call->invite);
+	mem_deref(call->resp2xx);
+	mem_deref(call->dlg);
+	mem_deref(call->fsm);
+	mem_deref(call->id);
+	mem_deref(call->reason);
+	mem_deref(call->lbody);
+	mem_deref(call->lctype);
+	mem_deref(call->rbody);
+	mem_deref(call->rctype);
+}
+
+
+/* Final: the FSM says Ended, the owner hears it once, the dialog leaves
+ * the table, and the manager drops its reference. */
+static void call_end(struct call *call, const char *reason)
+{
+	struct call_event ev;
+
+	if (call->ended)
+		return;
+
+	mem_ref(call);
+
+	if (!call->reason)
+		(void)str_dup(&call->reason, reason);
+
+	call_ev(call, "Ended");   /* Ending -> Ended, if the FSM has it */
+	call->ended = true;
+
+	tmr_cancel(&call->tmr_rtx);
+	tmr_cancel(&call->tmr_ack);
+	tmr_cancel(&call->tmr_setup);
+	call->resp2xx = mem_deref(call->resp2xx);
+	dlg_ev(call, "Terminated");
+
+	/* the dialog leaves the table: in-dialog requests now get 481 */
+	dialog_set_handlers(call->dlg, NULL, NULL, NULL);
+	call->dlg = mem_deref(call->dlg);
+
+	slog(LOG_INFO, "call", "ended", NULL, "callid=%H reason=%H",
+	     log_q, call->id, log_q, call->reason);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = CALL_EV_TERMINATED;
+	ev.reason = call->reason;
+	fire(call, &ev);
+	call->eh = NULL;
+
+	if (call->le.list) {
+		list_unlink(&call->le);
+		mem_deref(call);     /* the manager's reference */
+	}
+
+	mem_deref(call);
+}
+
+
+static void bye_resp_handler(int err, const struct sip_msg *msg, void *arg)
+{
+	struct call *call = arg;
+
+	if (!err && msg && msg->scode < 200)
+		return;
+
+	call->byereq = NULL;
+	call_end(call, call->reason ? call->reason : "hangup");
+}
+
+
+static int send_bye(struct call *call, const char *reason)
+{
+	int err;
+
+	if (!call->dlg)
+		return ENOTCONN;
+
+	if (!call->reason)
+		(void)str_dup(&call->reason, reason);
+
+	dlg_ev(call, "SendBye");
+	call_ev(call, "Bye");
+
+	err = dialog_request(&call->byereq, call->dlg, "BYE", 0, NULL, NULL,
+			     NULL, 0, bye_resp_handler, call);
+	if (err)
+		call_end(call, reason);
+
+	return err;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * UAS: answering an INVITE
+ * ------------------------------------------------------------------ */
+
+static void setup_timeout(void *arg)
+{
+	struct call *call = arg;
+
+	if (call->outgoing) {
+		(void)call_cancel(call);
+		return;
+	}
+
+	(void)call_reject(call, 480, "Temporarily Unavailable", NULL);
+}
+
+
+static void ack_timeout(void *arg)
+{
+	struct call *call = arg;
+
+	/* §13.3.1.4: no ACK within 64*T1: confirmed, but end it */
+	slog(LOG_WARN, "call", "no_ack", NULL, "callid=%H", log_q, call->id);
+	tmr_cancel(&call->tmr_rtx);
+	dlg_ev(call, "Timeout");
+	(void)str_dup(&call->reason, "Timeout");
+	(void)send_bye(call, "Timeout");
+}
+
+
+static void rtx_2xx(void *arg)
+{
+	struct call *call = arg;
+	const struct stack_config *cfg = stack_config(call->cm->st);
+
+	if (!call->resp2xx || call->acked)
+		return;
+
+	(void)stack_req_resend(call->invite, call->resp2xx);
+	call->rtx_ms = MIN(call->rtx_ms * 2, cfg->t2);
+	tmr_start(&call->tmr_rtx, call->rtx_ms, rtx_2xx, call);
+}
+
+
+static void uas_cancel_handler(void *arg)
+{
+	struct call *call = arg;
+
+	/* libre answered 200 to the CANCEL; the INVITE gets 487 */
+	if (call->ended || stack_req_answered(call->invite))
+		return;
+
+	(void)stack_req_reply(call->invite, 487, "Request Terminated", NULL,
+			      NULL, NULL, 0);
+	dlg_ev(call, "ReceiveCancel");
+	call_ev(call, "Cancel");
+	call_end(call, "cancelled");
+}
+
+
+static char *contact_hdr(struct call *call, char *buf, size_t sz,
+			 const char *extra)
+{
+	(void)re_snprintf(buf, sz, "Contact: <%s>\r\n%s",
+			  call->dlg ? dialog_contact(call->dlg) : "",
+			  extra ? extra : "");
+
+	return buf;
+}
+
+
+int call_ringing(struct call *call, uint16_t code, const char *reason,
+		 const char *hdrs, const char *ctype, const uint8_t *body,
+		 size_t len)
+{
+	char h[512];
+	int err;
+
+	if (!call || call->outgoing || code < 101 || code > 199)
+		return EINVAL;
+
+	if (call->ended || stack_req_answered(call->invite))
+		return ENOTCONN;
+
+	err = stack_req_reply(call->invite, code, reason ? reason :
+			      "Ringing", contact_hdr(call, h, sizeof(h),
+						     hdrs), ctype, body, len);
+	if (err)
+		return err;
+
+	dlg_ev(call, "Send1xx");
+	call_ev(call, "Ringing");
+
+	return 0;
+}
+
+
+int call_answer(struct call *call, const char *hdrs, const char *ctype,
+		const uint8_t *body, size_t len)
+{
+	const struct stack_config *cfg;
+	char h[1024];
+	int err;
+
+	if (!call || call->outgoing)
+		return EINVAL;
+
+	if (call->ended || stack_req_answered(call->invite))
+		return ENOTCONN;
+
+	cfg = stack_config(call->cm->st);
+
+	err = set_body(&call->lbody, &call->lbody_len, &call->lctype,
+		       ctype, body, len);
+	if (err)
+		return err;
+
+	err = stack_req_reply_mb(call->invite, 200, "OK",
+				 contact_hdr(call, h, sizeof(h), hdrs),
+				 ctype, body, len, &call->resp2xx);
+	if (err)
+		return err;
+
+	call->answered = true;
+	tmr_cancel(&call->tmr_setup);
+	dlg_ev(call, "Send2xx");
+	call_ev(call, "Answer");
+
+	/* retransmit until the ACK on unreliable transports; give up
+	 * after 64*T1 on any */
+	if (stack_req_msg(call->invite)->tp == SIP_TRANSP_UDP) {
+		call->rtx_ms = cfg->t1;
+		tmr_start(&call->tmr_rtx, call->rtx_ms, rtx_2xx, call);
+	}
+	tmr_start(&call->tmr_ack, 64 * cfg->t1, ack_timeout, call);
+
+	return 0;
+}
+
+
+int call_reject(struct call *call, uint16_t code, const char *reason,
+		const char *hdrs)
+{
+	int err;
+
+	if (!call || call->outgoing || code < 300 || code > 699)
+		return EINVAL;
+
+	if (call->ended || stack_req_answered(call->invite))
+		return ENOTCONN;
+
+	err = stack_req_reply(call->invite, code, reason ? reason :
+			      "Rejected", hdrs, NULL, NULL, 0);
+
+	dlg_ev(call, "Send3xx6xx");
+	call_ev(call, "Reject");
+	call_end(call, "rejected");
+
+	return err;
+}
+
+
+/* Requests inside the dialog, for both sides */
+static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
+				   void *arg)
+{
+	struct call *call = arg;
+	const struct sip_msg *msg = stack_req_msg(req);
+	(void)dlg;
+
+	mem_ref(call);
+
+	if (!pl_strcmp(&msg->met, "ACK")) {
+		if (!call->outgoing && !call->acked &&
+		    msg->cseq.num == stack_req_msg(call->invite)->cseq.num) {
+			call->acked = true;
+			tmr_cancel(&call->tmr_rtx);
+			tmr_cancel(&call->tmr_ack);
+			call->resp2xx = mem_deref(call->resp2xx);
+			remote_body(call, msg);   /* answer in the ACK */
+			dlg_ev(call, "ReceiveAck");
+			call_ev(call, "Ack");
+		}
+	}
+	else if (!pl_strcmp(&msg->met, "BYE")) {
+		(void)stack_req_reply(req, 200, "OK", NULL, NULL, NULL, 0);
+		dlg_ev(call, "ReceiveBye");
+		call_ev(call, "Bye");
+		call_end(call, "remote hangup");
+	}
+	else if (!pl_strcmp(&msg->met, "INVITE")) {
+		/* re-INVITE: target refresh, maybe hold/unhold */
+		char h[512];
+
+		if (!call->outgoing && !call->acked) {
+			(void)stack_req_reply(req, 491, "Request Pending",
+					      NULL, NULL, NULL, 0);
+		}
+		else {
+			(void)dialog_target_refresh(call->dlg, msg);
+			remote_body(call, msg);
+			check_hold(call, msg);
+			stack_req_set_dialog(req, NULL, NULL);
+			(void)stack_req_reply(req, 200, "OK",
+					      contact_hdr(call, h, sizeof(h),
+							  NULL),
+					      call->lctype,
+					      (const uint8_t *)call->lbody,
+					      call->lbody_len);
+		}
+	}
+	else if (!pl_strcmp(&msg->met, "INFO") ||
+		 !pl_strcmp(&msg->met, "UPDATE") ||
+		 !pl_strcmp(&msg->met, "OPTIONS")) {
+		struct call_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.type = CALL_EV_INFO;
+		ev.req = req;
+		fire(call, &ev);
+		if (!stack_req_answered(req))
+			(void)stack_req_reply(req, 200, "OK", NULL, NULL,
+					      NULL, 0);
+	}
+	else {
+		(void)stack_req_reply(req, 405, "Method Not Allowed",
+				      "Allow: INVITE, ACK, BYE, CANCEL, "
+				      "OPTIONS, INFO, UPDATE\r\n", NULL,
+				      NULL, 0);
+	}
+
+	mem_deref(call);
+}
+
+
+static struct call *call_new(struct callmgr *cm, bool outgoing)
+{
+	struct fsm_def *def = NULL;
+	struct call *call;
+
+	call = mem_zalloc(sizeof(*call), call_destructor);
+	if (!call)
+		return NULL;
+
+	call->cm = cm;
+	call->outgoing = outgoing;
+	tmr_init(&call->tmr_rtx);
+	tmr_init(&call->tmr_ack);
+	tmr_init(&call->tmr_setup);
+
+	if (call_fsm_def(&def, outgoing) || fsm_alloc(&call->fsm, def, call)) {
+		mem_deref(def);
+		return mem_deref(call);
+	}
+	mem_deref(def);
+
+	return call;
+}
+
+
+static int attach_dialog_fsm(struct dialog *dlg, bool uac)
+{
+	struct fsm_def *def = NULL;
+	struct fsm *f = NULL;
+	int err;
+
+	err = dialog_fsm_def(&def, uac);
+	if (!err)
+		err = fsm_alloc(&f, def, dlg);
+	mem_deref(def);
+	if (!err)
+		dialog_set_fsm(dlg, f);
+
+	return err;
+}
+
+
+static bool invite_hook(struct stack *st, struct stack_req *req, void *arg)
+{
+	struct callmgr *cm = arg;
+	const struct sip_msg *msg = stack_req_msg(req);
+	char ltag[32], contact[256];
+	struct call *call;
+	int err;
+
+	if (!cm->incomingh)
+		return false;
+
+	if (!sip_msg_hdr(msg, SIP_HDR_CONTACT)) {
+		(void)stack_req_reply(req, 400, "Missing Contact Header",
+				      NULL, NULL, NULL, 0);
+		return true;
+	}
+
+	if (stack_local_uri(st, msg->tp, contact, sizeof(contact))) {
+		(void)stack_req_reply(req, 500, "No Local Address", NULL,
+				      NULL, NULL, 0);
+		return true;
+	}
+
+	call = call_new(cm, false);
+	if (!call) {
+		(void)stack_req_reply(req, 500, "Server Internal Error", NULL,
+				      NULL, NULL, 0);
+		return true;
+	}
+
+	/* our To tag is libre's for this message, which its replies add */
+	(void)re_snprintf(ltag, sizeof(ltag), "%016llx", msg->tag);
+
+	err = pl_strdup(&call->id, &msg->callid);
+	if (!err)
+		err = dialog_create_uas(&call->dlg, stack_dialogs(st), st, msg,
+					ltag, contact);
+	if (!err)
+		err = attach_dialog_fsm(call->dlg, false);
+	if (err) {
+		mem_deref(call);
+		(void)stack_req_reply(req, err == EBADMSG ? 400 : 500,
+				      err == EBADMSG ? "Bad Contact Header" :
+				      "Server Internal Error", NULL, NULL,
+				      NULL, 0);
+		return true;
+	}
+
+	call->invite = stack_req_ref(req);
+	stack_req_set_dialog(req, uas_cancel_handler, call);
+	dialog_set_handlers(call->dlg, dialog_request_handler, NULL, call);
+	dlg_ev(call, "ReceiveInvite");
+	remote_body(call, msg);
+	list_append(&cm->calls, &call->le, call);   /* the list's ref */
+	++cm->total;
+
+	err = stack_req_keep(req);
+	if (!err)
+		err = stack_req_reply(req, 100, "Trying", NULL, NULL, NULL, 0);
+	if (err) {
+		call_end(call, "error");
+		return true;
+	}
+
+	tmr_start(&call->tmr_setup, SETUP_TIMEOUT, setup_timeout, call);
+
+	slog(LOG_INFO, "call", "incoming", &msg->callid, "from=%r to=%r",
+	     &msg->from.auri, &msg->to.auri);
+
+	if (!cm->incomingh(call, cm->arg) && !call->ended)
+		(void)call_reject(call, 480, "Temporarily Unavailable", NULL);
+
+	return true;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * UAC: placing a call
+ * ------------------------------------------------------------------ */
+
+static void send_ack(struct call *call, struct dialog *dlg)
+{
+	struct sip_request *ack = NULL;
+
+	(void)dialog_request(&ack, dlg, "ACK", call->invite_cseq, NULL, NULL,
+			     NULL, 0, NULL, NULL);
+}
+
+
+/* A 2xx from a fork we did not keep: ACK it, then BYE it (§13.2.2.4) */
+static void fork_bye_resp(int err, const struct sip_msg *msg, void *arg)
+{
+	struct dialog *dlg = arg;
+
+	if (!err && msg && msg->scode < 200)
+		return;
+
+	mem_deref(dlg);
+}
+
+
+static void drop_fork(struct call *call, const struct sip_msg *msg)
+{
+	struct dialog *fork = NULL;
+	struct sip_request *bye = NULL;
+
+	if (dialog_fork(&fork, call->dlg, msg))
+		return;
+
+	slog(LOG_INFO, "call", "fork_dropped", &msg->callid, "to_tag=%r",
+	     &msg->to.tag);
+	send_ack(call, fork);
+	if (dialog_request(&bye, fork, "BYE", 0, NULL, NULL, NULL, 0,
+			   fork_bye_resp, fork))
+		mem_deref(fork);
+}
+
+
+static void uac_response(struct call *call, const struct sip_msg *msg)
+{
+	struct call_event ev;
+	const struct sip_hdr *ct;
+	struct pl body;
+
+	if (msg->scode < 200) {
+		if (msg->scode == 100)
+			return;
+		if (pl_isset(&msg->to.tag) &&
+		    !dialog_set_remote(call->dlg, msg))
+			dlg_ev(call, "Receive1xxTag");
+		else
+			dlg_ev(call, "Receive1xx");
+		remote_body(call, msg);
+		if (!strcmp(fsm_current(call->fsm), "Calling")) {
+			call_ev(call, "Ringing");
+			memset(&ev, 0, sizeof(ev));
+			ev.type = CALL_EV_RINGING;
+			ev.code = msg->scode;
+			fire(call, &ev);
+		}
+		return;
+	}
+
+	if (msg->scode < 300) {
+		int err = dialog_set_remote(call->dlg, msg);
+
+		if (err == EEXIST) {       /* another fork answered too */
+			drop_fork(call, msg);
+			return;
+		}
+
+		call->answered = true;
+		tmr_cancel(&call->tmr_setup);
+		dlg_ev(call, "Receive2xx");
+		send_ack(call, call->dlg);
+		dlg_ev(call, "SendAck");
+		remote_body(call, msg);
+
+		if (call->cancelled) {     /* CANCEL crossed the 200 */
+			(void)send_bye(call, "cancelled");
+			return;
+		}
+
+		call_ev(call, "Answer");
+		stack_msg_body(msg, &body);
+		ct = sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE);
+		memset(&ev, 0, sizeof(ev));
+		ev.type = CALL_EV_ANSWERED;
+		ev.code = msg->scode;
+		ev.body = (const uint8_t *)body.p;
+		ev.len = body.l;
+		{
+			char ctype[128] = "";
+
+			if (ct)
+				(void)pl_strcpy(&ct->val, ctype,
+						sizeof(ctype));
+			ev.ctype = ctype;
+			fire(call, &ev);
+		}
+		return;
+	}
+
+	/* 3xx-6xx: libre has ACKed it */
+	{
+		char reason[128];
+
+		(void)pl_strcpy(&msg->reason, reason, sizeof(reason));
+		dlg_ev(call, "Receive3xx6xx");
+		call_ev(call, call->cancelled ? "Cancel" : "Reject");
+		memset(&ev, 0, sizeof(ev));
+		ev.type = CALL_EV_REJECTED;
+		ev.code = msg->scode;
+		ev.reason = reason;
+		fire(call, &ev);
+		call_end(call, call->cancelled ? "cancelled" : "rejected");
+	}
+}
+
+
+static void invite_resp_handler(int err, const struct sip_msg *msg,
+				void *arg)
+{
+	struct call *call = arg;
+
+	mem_ref(call);
+
+	if (err || !msg) {
+		call->req = NULL;
+		dlg_ev(call, err == ETIMEDOUT ? "Timeout" : "TransportError");
+		call_ev(call, err == ETIMEDOUT ? "Timeout" : "Error");
+		call_end(call, err == ETIMEDOUT ? "timeout" : "error");
+	}
+	else {
+		if (msg->scode >= 200)
+			call->req = NULL;  /* libre frees the transaction */
+		if (!call->ended)
+			uac_response(call, msg);
+	}
+
+	mem_deref(call);
+}
+
+
+/* Responses no transaction took: 2xx retransmissions (ACK again) and
+ * other forks' answers */
+static void dialog_response_handler(struct dialog *dlg,
+				    const struct sip_msg *msg, void *arg)
+{
+	struct call *call = arg;
+
+	if (!call->outgoing || msg->scode < 200 || msg->scode >= 300 ||
+	    pl_strcmp(&msg->cseq.met, "INVITE"))
+		return;
+
+	if (!pl_strcmp(&msg->to.tag, dialog_rtag(dlg)))
+		send_ack(call, dlg);
+	else
+		drop_fork(call, msg);
+}
+
+
+int call_connect(struct call **callp, struct stack *st, const char *to,
+		 const char *from, const char *hdrs, const char *ctype,
+		 const uint8_t *body, size_t len, call_event_h *eh,
+		 void *arg)
+{
+	struct callmgr *cm = stack_calls(st);
+	char callid[64], ltag[32], contact[256], local[320], remote[320];
+	struct call *call;
+	struct uri uri;
+	struct pl pl;
+	int err;
+
+	if (!callp || !cm || !to || !stack_sip(st))
+		return EINVAL;
+
+	pl_set_str(&pl, to);
+	if (uri_decode(&uri, &pl))
+		return EINVAL;
+
+	err = stack_local_uri(st, SIP_TRANSP_NONE, contact, sizeof(contact));
+	if (err)
+		return err;
+
+	call = call_new(cm, true);
+	if (!call)
+		return ENOMEM;
+
+	(void)re_snprintf(callid, sizeof(callid), "%016llx%016llx",
+			  rand_u64(), rand_u64());
+	(void)re_snprintf(ltag, sizeof(ltag), "%016llx", rand_u64());
+	(void)re_snprintf(local, sizeof(local), "<%s>",
+			  from ? from : contact);
+	(void)re_snprintf(remote, sizeof(remote), "<%s>", to);
+
+	err  = str_dup(&call->id, callid);
+	err |= set_body(&call->lbody, &call->lbody_len, &call->lctype,
+			ctype, body, len);
+	if (!err)
+		err = dialog_create_uac(&call->dlg, stack_dialogs(st), st,
+					callid, ltag, local, remote, to,
+					contact);
+	if (!err)
+		err = attach_dialog_fsm(call->dlg, true);
+	if (err)
+		goto out;
+
+	call->eh = eh;
+	call->arg = arg;
+	dialog_set_handlers(call->dlg, dialog_request_handler,
+			    dialog_response_handler, call);
+
+	err = dialog_request(&call->req, call->dlg, "INVITE", 0, hdrs, ctype,
+			     body, len, invite_resp_handler, call);
+	if (err)
+		goto out;
+
+	call->invite_cseq = dialog_lseq(call->dlg);
+	list_append(&cm->calls, &call->le, call);   /* the list's ref */
+	++cm->total;
+	dlg_ev(call, "SendInvite");
+	call_ev(call, "Dial");
+	tmr_start(&call->tmr_setup, SETUP_TIMEOUT, setup_timeout, call);
+
+	slog(LOG_INFO, "call", "outgoing", NULL, "callid=%H to=%H",
+	     log_q, callid, log_q, to);
+
+	*callp = mem_ref(call);
+
+ out:
+	if (err)
+		mem_deref(call);
+
+	return err;
+}
+
+
+int call_cancel(struct call *call)
+{
+	if (!call || !call->outgoing)
+		return EINVAL;
+
+	if (call->ended || call->answered || !call->req)
+		return ENOTCONN;
+
+	/* libre sends the CANCEL once a provisional response came
+	 * (RFC 3261 §9.1) and arms 64*T1 for the INVITE */
+	call->cancelled = true;
+	sip_request_cancel(call->req);
+	dlg_ev(call, "SendCancel");
+
+	return 0;
+}
+
+
+int call_hangup(struct call *call, const char *reason)
+{
+	if (!call)
+		return EINVAL;
+
+	if (call->ended)
+		return ENOTCONN;
+
+	if (call->outgoing && !call->answered)
+		return call_cancel(call);
+
+	if (!call->outgoing && !stack_req_answered(call->invite))
+		return call_reject(call, 603, "Decline", NULL);
+
+	return send_bye(call, reason ? reason : "hangup");
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Getters and the manager
+ * ------------------------------------------------------------------ */
+
+void call_set_handler(struct call *call, call_event_h *eh, void *arg)
+{
+	if (!call)
+		return;
+
+	call->eh = eh;
+	call->arg = arg;
+}
+
+
+const char *call_state(const struct call *call)
+{
+	return call ? fsm_current(call->fsm) : NULL;
+}
+
+struct fsm *call_fsm(const struct call *call)
+{
+	return call ? call->fsm : NULL;
+}
+
+struct dialog *call_dialog(const struct call *call)
+{
+	return call ? call->dlg : NULL;
+}
+
+bool call_is_outgoing(const struct call *call)
+{
+	return call ? call->outgoing : false;
+}
+
+bool call_is_ended(const struct call *call)
+{
+	return call ? call->ended : true;
+}
+
+bool call_is_answered(const struct call *call)
+{
+	return call ? call->answered : false;
+}
+
+bool call_is_on_hold(const struct call *call)
+{
+	return call ? call->on_hold : false;
+}
+
+const char *call_id(const struct call *call)
+{
+	return call ? call->id : NULL;
+}
+
+const char *call_end_reason(const struct call *call)
+{
+	return call ? call->reason : NULL;
+}
+
+const struct sip_msg *call_invite(const struct call *call)
+{
+	return call && call->invite ? stack_req_msg(call->invite) : NULL;
+}
+
+const char *call_remote_body(const struct call *call, size_t *len,
+			     const char **ctype)
+{
+	if (!call)
+		return NULL;
+
+	if (len)
+		*len = call->rbody_len;
+	if (ctype)
+		*ctype = call->rctype;
+
+	return call->rbody;
+}
+
+
+static void callmgr_destructor(void *arg)
+{
+	struct callmgr *cm = arg;
+
+	callmgr_shutdown(cm);
+}
+
+
+int callmgr_alloc(struct callmgr **cmp, struct stack *st)
+{
+	struct callmgr *cm;
+
+	if (!cmp || !st)
+		return EINVAL;
+
+	cm = mem_zalloc(sizeof(*cm), callmgr_destructor);
+	if (!cm)
+		return ENOMEM;
+
+	cm->st = st;
+	*cmp = cm;
+
+	return 0;
+}
+
+
+void callmgr_set_incoming(struct stack *st, call_incoming_h *h, void *arg)
+{
+	struct callmgr *cm = stack_calls(st);
+
+	if (!cm)
+		return;
+
+	cm->incomingh = h;
+	cm->arg = arg;
+	stack_set_hook(st, STACK_HOOK_INVITE, h ? invite_hook : NULL, cm);
+}
+
+
+uint32_t callmgr_count(const struct stack *st)
+{
+	const struct callmgr *cm = stack_calls(st);
+
+	return cm ? list_count(&cm->calls) : 0;
+}
+
+
+/* Stopping: BYE what is confirmed, CANCEL what we placed, reject what
+ * rings here; then forget them all (the stack is going away). */
+void callmgr_shutdown(struct callmgr *cm)
+{
+	struct le *le;
+
+	if (!cm)
+		return;
+
+	le = list_head(&cm->calls);
+	while (le) {
+		struct call *call = le->data;
+
+		le = le->next;
+		mem_ref(call);
+		(void)call_hangup(call, "shutdown");
+		call->eh = NULL;
+		call_end(call, "shutdown");
+		mem_deref(call);
+	}
+}
+
+
+int call_debug(struct re_printf *pf, const struct call *call)
+{
+	if (!call)
+		return 0;
+
+	return re_hprintf(pf, "call %s %s state=%s ended=%d %H",
+			  call->outgoing ? "out" : "in", call->id,
+			  fsm_current(call->fsm), call->ended, dialog_debug,
+			  call->dlg);
+}
