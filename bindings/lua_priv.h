@@ -59,6 +59,11 @@ struct task {
 	struct tmr tmr;             /* sip.sleep                        */
 	void *op;                   /* pending operation, if any        */
 	task_cleanup_h *cleanup;    /* cancels op if the task dies      */
+	/* when set, told how the coroutine ended (instead of the request
+	 * answer logic): failed after hook_error was logged, else nres
+	 * values are on t->co */
+	void (*endh)(struct task *t, bool failed, int nres);
+	void *ctx;                  /* the endh's                       */
 	bool in_resume;             /* running right now                */
 };
 
@@ -66,6 +71,8 @@ struct task {
 struct script *lua_script(lua_State *L);
 struct task *lua_task(lua_State *L);
 void task_resume(struct task *t, int nargs);
+struct task *lua_task_new(struct script *sc, enum lua_hook kind,
+			  struct stack_req *req);
 int  lua_src_line(lua_State *L, char *buf, size_t sz);
 void lua_require_module(lua_State *L, const char *name);
 int  lua_spawn(lua_State *L);
@@ -75,6 +82,7 @@ typedef int (lua_push_h)(lua_State *co, void *arg);
 int  luart_fire(struct luart *rt, enum lua_hook h, lua_push_h *push,
 		void *arg);
 
+struct script *luart_current(const struct luart *rt);
 /* the current generation has hook h */
 bool luart_has_hook(const struct luart *rt, enum lua_hook h);
 /* run hook h of the current generation for req (0: taken) */
@@ -83,11 +91,21 @@ int  luart_request(struct luart *rt, enum lua_hook h, struct stack_req *req);
 struct regsvc *luart_regsvc(const struct luart *rt);
 void luart_set_regsvc(struct luart *rt, struct regsvc *rs);
 
+/* lua_register.c */
+extern int l_register(lua_State *L);
+extern int l_unregister(lua_State *L);
+void lua_register_close(struct luart *rt);
+struct list *luart_regs(struct luart *rt);
+
 /* lua_sip.c */
 int  luaopen_sip(lua_State *L);
 int  lua_set_hook(lua_State *L, enum lua_hook h);
 struct stack_req *lua_check_request(lua_State *L, int idx);
 struct task *lua_need_task(lua_State *L, const char *fn);
+
+/* lua_call.c */
+void lua_call_open(lua_State *L);
+void lua_call_activate(struct luart *rt, struct script *sc);
 
 /* lua_registrar.c */
 struct regconf;

@@ -373,6 +373,7 @@ int l_register(lua_State *L)
 
 	/* the parameters live in a userdata until they are owned, so that
 	 * an error raised while reading them frees them (__gc) */
+	lua_settop(L, 2);
 	lp = lua_newuserdata(L, sizeof(*lp));
 	memset(lp, 0, sizeof(*lp));
 	lua_newtable(L);
@@ -434,8 +435,8 @@ int l_register(lua_State *L)
 
  out:
 	slog(LOG_INFO, "lua", "register", NULL, "registrar=%H user=%H "
-	     "action=%s gen=%u", log_q, r->p.registrar, log_q,
-	     r->again ? r->next.user : r->p.user, action, sc->gen);
+	     "action=%s", log_q, r->p.registrar, log_q,
+	     r->again ? r->next.user : r->p.user, action);
 
 	lua_pushboolean(L, 1);
 

@@ -46,6 +46,7 @@ struct luart {
 	uint32_t gen;
 	luart_cfg_h *cfgh;
 	void *cfg_arg;
+	struct list regs;        /* lua_register.c's registrations */
 };
 
 static const char KEY_SCRIPT = 's';   /* registry: lightuserdata script */
@@ -650,6 +651,11 @@ static void hook_failed(struct task *t)
 	     lua_hook_names[t->kind], log_q, file, line, t->sc->gen,
 	     log_q, rest);
 
+	if (t->endh) {
+		t->endh(t, true, 0);
+		return;
+	}
+
 	if (log_enabled(LOG_DEBUG)) {
 		luaL_traceback(t->sc->L, co, msg, 0);
 		slog(LOG_DEBUG, "lua", "traceback", NULL, "trace=%H", log_q,
@@ -672,6 +678,11 @@ static void hook_returned(struct task *t, int nres)
 {
 	lua_State *co = t->co;
 	struct stack_req *req = t->req;
+
+	if (t->endh) {
+		t->endh(t, false, nres);
+		return;
+	}
 
 	if (!req || stack_req_answered(req))
 		return;
@@ -737,8 +748,8 @@ void task_resume(struct task *t, int nargs)
 }
 
 
-static struct task *task_new(struct script *sc, enum lua_hook kind,
-			     struct stack_req *req)
+struct task *lua_task_new(struct script *sc, enum lua_hook kind,
+			  struct stack_req *req)
 {
 	lua_State *L = sc->L;
 	struct task *t;
@@ -794,7 +805,7 @@ int lua_spawn(lua_State *L)
 		return 0;
 	}
 
-	t = task_new(sc, LH_SPAWN, NULL);
+	t = lua_task_new(sc, LH_SPAWN, NULL);
 	if (!t)
 		return luaL_error(L, "out of memory");
 
@@ -822,7 +833,7 @@ static void run_load_spawns(struct script *sc)
 
 	count = (int)lua_objlen(L, -1);
 	for (i = 1; i <= count; i++) {
-		struct task *t = task_new(sc, LH_SPAWN, NULL);
+		struct task *t = lua_task_new(sc, LH_SPAWN, NULL);
 
 		lua_rawgeti(L, -1, i);
 		lua_getfield(L, -1, "n");
@@ -848,7 +859,7 @@ static int task_spawn(struct script *sc, enum lua_hook kind,
 {
 	struct task *t;
 
-	t = task_new(sc, kind, req);
+	t = lua_task_new(sc, kind, req);
 	if (!t)
 		return ENOMEM;
 
@@ -875,7 +886,7 @@ int luart_fire(struct luart *rt, enum lua_hook h, lua_push_h *push,
 	if (!sc || (unsigned)h >= LH_SPAWN || sc->hooks[h] == LUA_NOREF)
 		return ENOENT;
 
-	t = task_new(sc, h, NULL);
+	t = lua_task_new(sc, h, NULL);
 	if (!t)
 		return ENOMEM;
 
@@ -947,6 +958,8 @@ static void runtime_set_hooks(struct luart *rt)
 	stack_set_hook(rt->st, STACK_HOOK_REQUEST,
 		       sc && sc->hooks[LH_REQUEST] != LUA_NOREF ?
 		       request_hook : NULL, rt);
+	if (sc && rt->st)
+		lua_call_activate(rt, sc);
 }
 
 
@@ -958,6 +971,8 @@ static void luart_destructor(void *arg)
 {
 	struct luart *rt = arg;
 	struct le *le;
+
+	lua_register_close(rt);
 
 	/* end the tasks of every generation; each holds its script */
 	while ((le = list_head(&rt->scripts))) {
@@ -974,6 +989,7 @@ static void luart_destructor(void *arg)
 	stack_set_hook(rt->st, STACK_HOOK_MESSAGE, NULL, NULL);
 	stack_set_hook(rt->st, STACK_HOOK_REQUEST, NULL, NULL);
 	stack_set_hook(rt->st, STACK_HOOK_REGISTER, NULL, NULL);
+	callmgr_set_incoming(rt->st, NULL, NULL);
 	rt->regsvc = mem_deref(rt->regsvc);
 	rt->cur = mem_deref(rt->cur);
 	mem_deref(rt->path);
@@ -1116,6 +1132,12 @@ int luart_check(const char *path, struct stack_config *cfg,
 }
 
 
+struct script *luart_current(const struct luart *rt)
+{
+	return rt ? rt->cur : NULL;
+}
+
+
 bool luart_has_hook(const struct luart *rt, enum lua_hook h)
 {
 	return rt && rt->cur && (unsigned)h < LH_SPAWN &&
@@ -1177,4 +1199,10 @@ uint32_t luart_tasks(const struct luart *rt)
 struct stack *luart_stack(const struct luart *rt)
 {
 	return rt ? rt->st : NULL;
+}
+
+
+struct list *luart_regs(struct luart *rt)
+{
+	return &rt->regs;
 }

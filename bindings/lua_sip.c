@@ -829,6 +829,8 @@ int luaopen_sip(lua_State *L)
 		{"sleep",                  l_sleep},
 		{"send_message",           l_send_message},
 		{"spawn",                  lua_spawn},
+		{"register",               l_register},
+		{"unregister",             l_unregister},
 		{NULL, NULL}
 	};
 	static const luaL_Reg log_funcs[] = {
@@ -851,6 +853,7 @@ int luaopen_sip(lua_State *L)
 	lua_pushliteral(L, SIPSTACK_VERSION);
 	lua_setfield(L, -2, "version");
 	lua_registrar_open(L);
+	lua_call_open(L);
 
 	return 1;
 }

@@ -52,8 +52,9 @@ struct regclient {
 	struct tmr tmr;             /* next attempt: first, refresh, retry */
 	char *registrar;
 	char *aor;
-	char *user;                 /* digest user name                  */
-	char *cuser;                /* user part of a default Contact    */
+	char *user_cfg;             /* params.user, or NULL              */
+	char *user;                 /* digest user name and user part of
+				     * a default Contact                 */
 	char *password;
 	char *contact;              /* given Contact URI, or NULL        */
 	char *sent_contact;         /* Contact of the last REGISTER      */
@@ -334,7 +335,7 @@ static int contact_uri(const struct regclient *rc, enum sip_transp tp,
 		return 0;
 	}
 
-	pl_set_str(&user, rc->cuser);
+	pl_set_str(&user, rc->user);
 
 	/* "sip:sipstack@HOST:PORT[;transport=..]": our user instead */
 	if (!stack_local_uri(rc->st, tp, local, sizeof(local)) &&
@@ -472,6 +473,76 @@ static void succeeded(struct regclient *rc, const struct sip_msg *msg,
 }
 
 
+/* libre's sip_auth stops with ENOSYS at the first challenge that is
+ * not MD5, even when an MD5 one follows (RFC 8760 servers, ours among
+ * them, offer SHA-256 first). It gets a copy of the response holding
+ * only the MD5 challenges when there are both kinds. */
+struct md5only {
+	struct mbuf *mb;
+	unsigned kept;
+	unsigned dropped;
+	int err;
+};
+
+
+static bool md5_filter(const struct sip_hdr *hdr, const struct sip_msg *msg,
+		       void *arg)
+{
+	struct httpauth_digest_chall ch;
+	struct md5only *f = arg;
+	(void)msg;
+
+	if (!httpauth_digest_challenge_decode(&ch, &hdr->val) &&
+	    pl_isset(&ch.algorithm) && pl_strcasecmp(&ch.algorithm, "MD5")) {
+		++f->dropped;
+		return false;
+	}
+
+	++f->kept;
+	f->err |= mbuf_printf(f->mb, "%r: %r\r\n", &hdr->name, &hdr->val);
+
+	return false;
+}
+
+
+static int authenticate(struct sip_auth *auth, const struct sip_msg *msg)
+{
+	struct sip_msg *copy = NULL;
+	struct md5only f;
+	int err;
+
+	memset(&f, 0, sizeof(f));
+	f.mb = mbuf_alloc(512);
+	if (!f.mb)
+		return ENOMEM;
+
+	err = mbuf_printf(f.mb, "SIP/2.0 %u Challenge\r\n", msg->scode);
+	(void)sip_msg_hdr_apply(msg, true, SIP_HDR_WWW_AUTHENTICATE,
+				md5_filter, &f);
+	(void)sip_msg_hdr_apply(msg, true, SIP_HDR_PROXY_AUTHENTICATE,
+				md5_filter, &f);
+	err |= f.err | mbuf_write_str(f.mb, "\r\n");
+	if (err)
+		goto out;
+
+	if (!f.dropped || !f.kept) {
+		err = sip_auth_authenticate(auth, msg);
+		goto out;
+	}
+
+	f.mb->pos = 0;
+	err = sip_msg_decode(&copy, f.mb);
+	if (!err)
+		err = sip_auth_authenticate(auth, copy);
+
+ out:
+	mem_deref(copy);
+	mem_deref(f.mb);
+
+	return err;
+}
+
+
 /* 401/407: answer it, unless it repeats one we answered (the
  * credentials are wrong) or we cannot. 0 when sent again. */
 static int challenge(struct regclient *rc, const struct sip_msg *msg)
@@ -487,8 +558,8 @@ static int challenge(struct regclient *rc, const struct sip_msg *msg)
 		sip_auth_reset(rc->auth);
 
 	/* EAUTH: the realm we answered challenges again without stale,
-	 * or no password; ENOSYS: not MD5; EBADMSG: unreadable */
-	err = sip_auth_authenticate(rc->auth, msg);
+	 * or no password; ENOSYS: no MD5 challenge; EBADMSG: unreadable */
+	err = authenticate(rc->auth, msg);
 	if (err) {
 		slog(LOG_INFO, "regclient", "auth_failed", &rc->callid,
 		     "registrar=%H user=%H code=%u why=%s", log_q,
@@ -531,7 +602,7 @@ static int interval_too_brief(struct regclient *rc,
 static void resp_handler(int err, const struct sip_msg *msg, void *arg)
 {
 	struct regclient *rc = arg;
-	char reason[REASON_MAX];
+	char reason[REASON_MAX] = "";
 
 	if (!err && msg && msg->scode < 200)
 		return;
@@ -610,8 +681,8 @@ static void destructor(void *arg)
 	mem_deref(rc->auth);
 	mem_deref(rc->registrar);
 	mem_deref(rc->aor);
+	mem_deref(rc->user_cfg);
 	mem_deref(rc->user);
-	mem_deref(rc->cuser);
 	mem_deref(rc->password);
 	mem_deref(rc->contact);
 	mem_deref(rc->sent_contact);
@@ -619,31 +690,37 @@ static void destructor(void *arg)
 }
 
 
-/* user, cuser, password, contact, expires and retries from p */
+static const char *params_user(const struct regclient_params *p)
+{
+	return p->user && *p->user ? p->user : NULL;
+}
+
+
+/* user, password, contact, expires and retries from p */
 static int params_apply(struct regclient *rc, const struct regclient_params *p)
 {
 	struct uri auri;
 	struct pl pl;
-	char *cuser = NULL;
+	char *user = NULL;
 	int err = 0;
 
 	pl_set_str(&pl, rc->aor);
 	if (uri_decode(&auri, &pl))
 		return EINVAL;
 
-	if (p->user && *p->user)
-		err = str_dup(&cuser, p->user);
+	if (params_user(p))
+		err = str_dup(&user, p->user);
 	else if (pl_isset(&auri.user))
-		err = pl_strdup(&cuser, &auri.user);
+		err = pl_strdup(&user, &auri.user);
 	else
-		err = str_dup(&cuser, "sipstack");
+		err = str_dup(&user, "sipstack");
 	if (err)
 		return err;
 
-	mem_deref(rc->cuser);
-	rc->cuser = cuser;
+	mem_deref(rc->user);
+	rc->user = user;
 
-	err  = str_set(&rc->user, cuser);
+	err  = str_set(&rc->user_cfg, params_user(p));
 	err |= str_set(&rc->password, p->password);
 	err |= str_set(&rc->contact, p->contact);
 	if (err)
@@ -735,9 +812,7 @@ int regclient_update(struct regclient *rc, const struct regclient_params *p)
 	if (!same || !str_same(p->registrar, rc->registrar))
 		return EINVAL;
 
-	if (str_same(p->user && *p->user ? p->user : NULL,
-		     rc->user && strcmp(rc->user, rc->cuser) ? NULL :
-		     rc->user) &&
+	if (str_same(params_user(p), rc->user_cfg) &&
 	    str_same(p->password, rc->password) &&
 	    str_same(p->contact, rc->contact) &&
 	    (p->expires ? p->expires : DEFAULT_EXPIRES) == rc->expires_cfg &&

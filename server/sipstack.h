@@ -957,4 +957,119 @@ int  regclient_debug(struct re_printf *pf, const struct regclient *rc);
 
 /* ---- REGCLIENT END ---- */
 
+/* ---- CALLFSM BEGIN ---- (dialog and call FSMs, server/callfsm.c) */
+
+/*
+ * The FSMFactory of spec §4.1: NewDialogFSM(isUAC) is dialog_fsm_def(),
+ * NewCallFSM(isOutgoing) is call_fsm_def(). Each returns a reference to
+ * a def built once and shared by every dialog or call, which makes its
+ * own instance with fsm_alloc() and drops the def reference after. The
+ * defs have no handlers and a 16-entry history. callfsm_close() drops
+ * the cached defs (at exit; instances keep theirs alive).
+ *
+ * Full tables, the meaning of each event, the RFC behind each row:
+ * docs/state-machines.md. In short, a dialog FSM follows the messages of
+ * the INVITE that created the dialog, fired as they are sent or received
+ * (once per message: retransmissions, and requests inside the dialog
+ * such as re-INVITE, UPDATE, PRACK, INFO, are not events); a call FSM
+ * follows the call as the user sees it. A pair with no row is refused
+ * with EPERM, and nothing leaves the final state (Terminated, Ended).
+ *
+ * The enums are the defs' ids (checked when a def is built), for
+ * fsm_transition_id(), fsm_can_id() and fsm_state_id().
+ */
+
+enum dialog_fsm_state {
+	DIALOG_ST_NULL = 0,
+	DIALOG_ST_TRYING,
+	DIALOG_ST_PROCEEDING,
+	DIALOG_ST_EARLY,
+	DIALOG_ST_CONFIRMED,
+	DIALOG_ST_TERMINATING,
+	DIALOG_ST_TERMINATED,
+	DIALOG_ST_COUNT
+};
+
+/* Ids 0-6 are one message of the INVITE transaction, named after the
+ * side that acts: the UAC def calls id 0 SendInvite, the UAS def calls
+ * it ReceiveInvite. Each id has both names, so use the name of the
+ * dialog's role. Ids 7-12 mean the same in both defs. */
+enum dialog_fsm_event {
+	DIALOG_EV_SEND_INVITE       = 0,  /* UAC: INVITE sent            */
+	DIALOG_EV_RECEIVE_INVITE    = 0,  /* UAS: INVITE received        */
+	DIALOG_EV_RECEIVE_1XX       = 1,  /* UAC: 1xx without To tag     */
+	DIALOG_EV_SEND_100          = 1,  /* UAS: 100 Trying (no tag)    */
+	DIALOG_EV_RECEIVE_1XX_TAG   = 2,  /* UAC: 1xx with To tag        */
+	DIALOG_EV_SEND_1XX          = 2,  /* UAS: 101-199 with To tag    */
+	DIALOG_EV_RECEIVE_2XX       = 3,  /* UAC: first 2xx to INVITE    */
+	DIALOG_EV_SEND_2XX          = 3,  /* UAS: 2xx to INVITE          */
+	DIALOG_EV_RECEIVE_3XX6XX    = 4,  /* UAC: final non-2xx          */
+	DIALOG_EV_SEND_3XX6XX       = 4,  /* UAS: final non-2xx          */
+	DIALOG_EV_SEND_ACK          = 5,  /* UAC: ACK for the 2xx        */
+	DIALOG_EV_RECEIVE_ACK       = 5,  /* UAS: ACK for the 2xx        */
+	DIALOG_EV_SEND_CANCEL       = 6,  /* UAC: CANCEL decided/sent    */
+	DIALOG_EV_RECEIVE_CANCEL    = 6,  /* UAS: CANCEL (200+487 sent)  */
+	DIALOG_EV_SEND_BYE          = 7,
+	DIALOG_EV_RECEIVE_BYE,            /* (200 sent)                  */
+	DIALOG_EV_RECEIVE_BYE_RESPONSE,   /* final response to our BYE   */
+	DIALOG_EV_TERMINATE,              /* dropped without a message   */
+	DIALOG_EV_TIMEOUT,
+	DIALOG_EV_TRANSPORT_ERROR,
+	DIALOG_EV_COUNT
+};
+
+enum call_fsm_state {
+	CALL_ST_IDLE = 0,
+	CALL_ST_CALLING,
+	CALL_ST_RINGING,
+	CALL_ST_ANSWERING,
+	CALL_ST_CONNECTED,
+	CALL_ST_HOLD,
+	CALL_ST_REFERRING,
+	CALL_ST_REPLACING,
+	CALL_ST_ENDING,
+	CALL_ST_ENDED,
+	CALL_ST_COUNT
+};
+
+/* (CALL_EV_ is taken by the events a call reports to its owner.) Dial is
+ * last and only in the outgoing def: the incoming def's ids are the
+ * CALL_FSM_INCOMING_COUNT before it. */
+enum call_fsm_event {
+	CALL_FSM_RINGING = 0,       /* 18x received (out) / sent (in)     */
+	CALL_FSM_ANSWER,            /* 2xx received (out) / sent (in)     */
+	CALL_FSM_ACK,               /* ACK for that 2xx sent / received   */
+	CALL_FSM_REJECT,            /* 3xx-6xx received (out) / sent (in) */
+	CALL_FSM_CANCEL,            /* CANCEL sent (out) / received (in)  */
+	CALL_FSM_HOLD,              /* media put on hold, either side     */
+	CALL_FSM_UNHOLD,            /* media flowing both ways again      */
+	CALL_FSM_REFER,             /* a transfer started (REFER)         */
+	CALL_FSM_REFER_DONE,        /* it ended, the call stays; unheld   */
+	CALL_FSM_REFER_DONE_HELD,   /* ... the call stays, still on hold  */
+	CALL_FSM_REPLACE,           /* INVITE with Replaces sent / recvd  */
+	CALL_FSM_BYE,               /* we hang up: BYE sent               */
+	CALL_FSM_REMOTE_BYE,        /* the peer hung up: BYE received     */
+	CALL_FSM_BYE_RESPONSE,      /* final response to our BYE          */
+	CALL_FSM_TIMEOUT,
+	CALL_FSM_ERROR,
+	CALL_FSM_DIAL,              /* outgoing only: INVITE sent         */
+	CALL_FSM_EV_COUNT,
+	CALL_FSM_INCOMING_COUNT = CALL_FSM_DIAL
+};
+
+/* Names, index = id */
+extern const char * const dialog_fsm_state_names[DIALOG_ST_COUNT];
+extern const char * const dialog_fsm_uac_event_names[DIALOG_EV_COUNT];
+extern const char * const dialog_fsm_uas_event_names[DIALOG_EV_COUNT];
+extern const char * const call_fsm_state_names[CALL_ST_COUNT];
+extern const char * const call_fsm_event_names[CALL_FSM_EV_COUNT];
+
+/* *defp gets a reference to the shared def (built on first use);
+ * ENOMEM, or EPROTO if a table does not match its enums (a bug). */
+int  dialog_fsm_def(struct fsm_def **defp, bool uac);
+int  call_fsm_def(struct fsm_def **defp, bool outgoing);
+void callfsm_close(void);
+
+/* ---- CALLFSM END ---- */
+
 #endif

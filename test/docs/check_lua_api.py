@@ -21,6 +21,7 @@ PREFIX = {
     "registrar_funcs": "sip.registrar.",
     "location_funcs": "sip.location.",
     "auth_funcs": "sip.auth.",
+    "call_methods": "call:",
 }
 
 
