@@ -90,7 +90,7 @@ static void run_callback(struct lcall *lc, const char *name,
 	struct task *t;
 	int n = 0;
 
-	if (lc->sc->closing || lc->ref == LUA_NOREF)
+	if (!lc->sc || lc->sc->closing || lc->ref == LUA_NOREF)
 		return;
 
 	if (!push_callback(lc->sc->L, lc, name))
@@ -214,11 +214,14 @@ static void event_handler(struct call *call, const struct call_event *ev,
 	case CALL_EV_TERMINATED:
 		run_callback(lc, "on_terminated", ev);
 		wake_waiter(lc);
-		/* the call is over: the script may now collect it */
+		/* the call is over: the script may now collect it, and
+		 * an old generation of the script may close */
 		if (lc->ref != LUA_NOREF && !lc->sc->closing) {
 			luaL_unref(lc->sc->L, LUA_REGISTRYINDEX, lc->ref);
 			lc->ref = LUA_NOREF;
 		}
+		if (!lc->sc->closing)
+			lc->sc = mem_deref(lc->sc);
 		mem_deref(lc);      /* the call's hold on us */
 		break;
 
@@ -439,7 +442,8 @@ static int l_wait_answer(lua_State *L)
 
 	lc->waiter = t;
 	t->op = lc;
-	t->ctx = lc;
+	mem_deref(t->ctx);
+	t->ctx = mem_ref(lc);
 	t->cleanup = wait_cleanup;
 	if (timeout > 0)
 		tmr_start(&lc->tmr_wait, (uint64_t)(timeout * 1000),
@@ -687,8 +691,6 @@ static void incoming_end(struct task *t, bool failed, int nres)
 		if (n >= 300 && n <= 699)
 			(void)call_reject(call, (uint16_t)n, reason, NULL);
 	}
-
-	mem_deref(call);
 }
 
 

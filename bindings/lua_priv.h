@@ -63,7 +63,8 @@ struct task {
 	 * answer logic): failed after hook_error was logged, else nres
 	 * values are on t->co */
 	void (*endh)(struct task *t, bool failed, int nres);
-	void *ctx;                  /* the endh's                       */
+	void *ctx;                  /* a mem reference for endh and ops,
+				     * released when the task ends       */
 	bool in_resume;             /* running right now                */
 };
 

@@ -623,6 +623,7 @@ static void task_free(struct task *t)
 	lua_pop(L, 1);
 
 	mem_deref(t->req);
+	mem_deref(t->ctx);
 	mem_deref(t);
 	mem_deref(sc);
 }
