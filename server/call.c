@@ -73,23 +73,6 @@ struct call {
 
 static void call_end(struct call *call, const char *reason);
 
-/* TEMPORARY until server/callfsm.c lands: weak fallbacks */
-int call_fsm_def(struct fsm_def **defp, bool outgoing);
-int dialog_fsm_def(struct fsm_def **defp, bool uac);
-__attribute__((weak)) int call_fsm_def(struct fsm_def **defp, bool outgoing)
-{
-	(void)defp;
-	(void)outgoing;
-	return ENOSYS;
-}
-__attribute__((weak)) int dialog_fsm_def(struct fsm_def **defp, bool uac)
-{
-	(void)defp;
-	(void)uac;
-	return ENOSYS;
-}
-
-
 /* ------------------------------------------------------------------ *
  * Helpers
  * ------------------------------------------------------------------ */
@@ -269,14 +252,18 @@ static void call_end(struct call *call, const char *reason)
 	if (!call->reason)
 		(void)str_dup(&call->reason, reason);
 
-	call_ev(call, "Ended");   /* Ending -> Ended, if the FSM has it */
 	call->ended = true;
 
 	tmr_cancel(&call->tmr_rtx);
 	tmr_cancel(&call->tmr_ack);
 	tmr_cancel(&call->tmr_setup);
 	call->resp2xx = mem_deref(call->resp2xx);
-	dlg_ev(call, "Terminated");
+	{
+		const char *ds = fsm_current(dialog_fsm(call->dlg));
+
+		if (ds && strcmp(ds, "Terminated"))
+			dlg_ev(call, "Terminate");
+	}
 
 	/* the dialog leaves the table: in-dialog requests now get 481 */
 	dialog_set_handlers(call->dlg, NULL, NULL, NULL);
@@ -308,6 +295,8 @@ static void bye_resp_handler(int err, const struct sip_msg *msg, void *arg)
 		return;
 
 	call->byereq = NULL;
+	dlg_ev(call, "ReceiveByeResponse");
+	call_ev(call, "ByeResponse");
 	call_end(call, call->reason ? call->reason : "hangup");
 }
 
@@ -327,8 +316,11 @@ static int send_bye(struct call *call, const char *reason)
 
 	err = dialog_request(&call->byereq, call->dlg, "BYE", 0, NULL, NULL,
 			     NULL, 0, bye_resp_handler, call);
-	if (err)
+	if (err) {
+		dlg_ev(call, "TransportError");
+		call_ev(call, "Error");
 		call_end(call, reason);
+	}
 
 	return err;
 }
@@ -358,7 +350,6 @@ static void ack_timeout(void *arg)
 	/* §13.3.1.4: no ACK within 64*T1: confirmed, but end it */
 	slog(LOG_WARN, "call", "no_ack", NULL, "callid=%H", log_q, call->id);
 	tmr_cancel(&call->tmr_rtx);
-	dlg_ev(call, "Timeout");
 	(void)str_dup(&call->reason, "Timeout");
 	(void)send_bye(call, "Timeout");
 }
@@ -521,7 +512,7 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 	else if (!pl_strcmp(&msg->met, "BYE")) {
 		(void)stack_req_reply(req, 200, "OK", NULL, NULL, NULL, 0);
 		dlg_ev(call, "ReceiveBye");
-		call_ev(call, "Bye");
+		call_ev(call, "RemoteBye");
 		call_end(call, "remote hangup");
 	}
 	else if (!pl_strcmp(&msg->met, "INVITE")) {
@@ -671,9 +662,12 @@ static bool invite_hook(struct stack *st, struct stack_req *req, void *arg)
 	if (!err)
 		err = stack_req_reply(req, 100, "Trying", NULL, NULL, NULL, 0);
 	if (err) {
+		dlg_ev(call, "TransportError");
+		call_ev(call, "Error");
 		call_end(call, "error");
 		return true;
 	}
+	dlg_ev(call, "Send100");
 
 	tmr_start(&call->tmr_setup, SETUP_TIMEOUT, setup_timeout, call);
 
@@ -744,13 +738,11 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 		else
 			dlg_ev(call, "Receive1xx");
 		remote_body(call, msg);
-		if (!strcmp(fsm_current(call->fsm), "Calling")) {
-			call_ev(call, "Ringing");
-			memset(&ev, 0, sizeof(ev));
-			ev.type = CALL_EV_RINGING;
-			ev.code = msg->scode;
-			fire(call, &ev);
-		}
+		call_ev(call, "Ringing");
+		memset(&ev, 0, sizeof(ev));
+		ev.type = CALL_EV_RINGING;
+		ev.code = msg->scode;
+		fire(call, &ev);
 		return;
 	}
 
@@ -762,11 +754,17 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 			return;
 		}
 
-		call->answered = true;
+		if (call->answered) {      /* a retransmission */
+			send_ack(call, call->dlg);
+			return;
+		}
+
 		tmr_cancel(&call->tmr_setup);
 		dlg_ev(call, "Receive2xx");
+		call_ev(call, "Answer");
 		send_ack(call, call->dlg);
 		dlg_ev(call, "SendAck");
+		call_ev(call, "Ack");
 		remote_body(call, msg);
 
 		if (call->cancelled) {     /* CANCEL crossed the 200 */
@@ -774,7 +772,7 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 			return;
 		}
 
-		call_ev(call, "Answer");
+		call->answered = true;
 		stack_msg_body(msg, &body);
 		ct = sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE);
 		memset(&ev, 0, sizeof(ev));
@@ -800,7 +798,7 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 
 		(void)pl_strcpy(&msg->reason, reason, sizeof(reason));
 		dlg_ev(call, "Receive3xx6xx");
-		call_ev(call, call->cancelled ? "Cancel" : "Reject");
+		call_ev(call, "Reject");
 		memset(&ev, 0, sizeof(ev));
 		ev.type = CALL_EV_REJECTED;
 		ev.code = msg->scode;
@@ -942,6 +940,7 @@ int call_cancel(struct call *call)
 	call->cancelled = true;
 	sip_request_cancel(call->req);
 	dlg_ev(call, "SendCancel");
+	call_ev(call, "Cancel");
 
 	return 0;
 }
