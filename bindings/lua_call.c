@@ -453,6 +453,106 @@ static int l_wait_answer(lua_State *L)
 }
 
 
+/* hold, unhold and update yield until the re-INVITE is answered */
+struct reinvop {
+	struct task *t;       /* NULL once the task died */
+};
+
+
+static void reinvop_cleanup(struct task *t)
+{
+	struct reinvop *op = t->op;
+
+	if (op)
+		op->t = NULL;
+	t->op = NULL;
+}
+
+
+static void reinvite_h(int err, uint16_t scode, void *arg)
+{
+	struct reinvop *op = arg;
+	struct task *t = op->t;
+
+	mem_deref(op);
+	if (!t)
+		return;
+
+	t->op = NULL;
+	t->cleanup = NULL;
+
+	if (!err && scode >= 200 && scode < 300) {
+		lua_pushboolean(t->co, 1);
+		lua_pushinteger(t->co, scode);
+	}
+	else {
+		lua_pushnil(t->co);
+		lua_pushstring(t->co, err == ENOTCONN ? "ended" :
+			       err ? "failed" : "rejected");
+		if (scode)
+			lua_pushinteger(t->co, scode);
+		else
+			lua_pushnil(t->co);
+	}
+	task_resume(t, 3);
+}
+
+
+static int reinvite(lua_State *L, int kind)
+{
+	struct lcall *lc = check_call(L, 1);
+	struct task *t = lua_need_task(L, kind == CALL_REINVITE_HOLD ?
+				       "hold" : kind == CALL_REINVITE_UNHOLD
+				       ? "unhold" : "update");
+	struct reinvop *op;
+	int err;
+
+	op = mem_zalloc(sizeof(*op), NULL);
+	if (!op)
+		return luaL_error(L, "out of memory");
+	op->t = t;
+
+	if (kind == CALL_REINVITE_UPDATE) {
+		size_t len;
+		const char *body = luaL_checklstring(L, 2, &len);
+		const char *ctype = luaL_optstring(L, 3, "application/sdp");
+
+		if (strpbrk(ctype, "\r\n")) {
+			mem_deref(op);
+			return luaL_argerror(L, 3, "invalid content type");
+		}
+		err = call_reinvite(lc->call, CALL_REINVITE_UPDATE, NULL,
+				    ctype, (const uint8_t *)body, len,
+				    reinvite_h, op);
+	}
+	else {
+		err = call_hold(lc->call, kind == CALL_REINVITE_HOLD,
+				reinvite_h, op);
+	}
+
+	if (err) {
+		mem_deref(op);
+		lua_pushnil(L);
+		lua_pushstring(L, err == ENOTCONN ? "not connected" :
+			       err == EALREADY ? "re-INVITE pending" :
+			       err == ENOENT ? "no SDP to re-offer" :
+			       "failed");
+		return 2;
+	}
+
+	t->op = op;
+	t->cleanup = reinvop_cleanup;
+
+	return lua_yield(L, 0);
+}
+
+/* call:hold() / call:unhold() / call:update(body [, ct]) ->
+ * true, code | nil, err [, code] */
+static int l_hold(lua_State *L)   { return reinvite(L, CALL_REINVITE_HOLD); }
+static int l_unhold(lua_State *L) { return reinvite(L, CALL_REINVITE_UNHOLD); }
+static int l_update(lua_State *L) { return reinvite(L, CALL_REINVITE_UPDATE); }
+
+
 /* call:history() -> { {from=, to=, event=, ts=}, ... } */
 static int l_history(lua_State *L)
 {
@@ -496,7 +596,9 @@ static int l_is_terminated(lua_State *L)
 
 static int l_is_on_hold(lua_State *L)
 {
-	lua_pushboolean(L, call_is_on_hold(check_call(L, 1)->call));
+	struct call *call = check_call(L, 1)->call;
+
+	lua_pushboolean(L, call_is_on_hold(call) || call_is_local_hold(call));
 	return 1;
 }
 
@@ -734,6 +836,9 @@ void lua_call_open(lua_State *L)
 		{"hangup",              l_hangup},
 		{"cancel",              l_cancel},
 		{"wait_answer",         l_wait_answer},
+		{"hold",                l_hold},
+		{"unhold",              l_unhold},
+		{"update",              l_update},
 		{"history",             l_history},
 		{"is_answered",         l_is_answered},
 		{"is_terminated",       l_is_terminated},

@@ -163,12 +163,33 @@ static void c_done(int err, uint16_t scode, const struct loc_set *set,
 }
 
 
+/* RFC 3261 §10.3 step 4: an authenticated user registers its own AOR
+ * only (the user part of the To URI). Answers 403 and returns false
+ * otherwise. */
+static bool authorized(struct stack_req *req, const struct auth_result *ar)
+{
+	const struct sip_msg *msg = stack_req_msg(req);
+
+	if (!pl_strcmp(&msg->to.uri.user, ar->user))
+		return true;
+
+	slog(LOG_WARN, "registrar", "not_authorized", &msg->callid,
+	     "user=%H aor=%H src=%J", log_q, ar->user, log_qpl,
+	     &msg->to.auri, &msg->src);
+	(void)stack_req_reply(req, 403, "Forbidden (not your AOR)", NULL,
+			      NULL, NULL, 0);
+
+	return false;
+}
+
+
 /* The whole REGISTER in C: digest auth, then the registrar */
 static bool register_c(struct regsvc *rs, struct stack_req *req)
 {
 	struct auth_result ar;
 
-	if (rs->auth && auth_require(rs->auth, req, false, &ar))
+	if (rs->auth && (auth_require(rs->auth, req, false, &ar) ||
+			 !authorized(req, &ar)))
 		return true;   /* answered: 401, 403 or 400 */
 
 	if (registrar_handle(rs->reg, req, c_done, NULL))
@@ -508,7 +529,8 @@ static int l_save(lua_State *L)
 		return 2;
 	}
 
-	if (rs->auth && auth_require(rs->auth, req, false, &ar)) {
+	if (rs->auth && (auth_require(rs->auth, req, false, &ar) ||
+			 !authorized(req, &ar))) {
 		lua_pushnil(L);
 		lua_pushstring(L, "unauthorized");
 		return 2;

@@ -59,6 +59,22 @@ struct call {
 	bool cancelled;
 	bool answered;
 
+	/* 2xx to an INVITE or re-INVITE of the peer, until its ACK */
+	struct stack_req *rtx_req;
+	uint32_t rtx_cseq;
+
+	/* our re-INVITE (hold, unhold, update) */
+	struct sip_request *reinv;
+	uint32_t reinv_cseq;
+	char *reinv_body, *reinv_ctype, *reinv_hdrs;
+	size_t reinv_len;
+	enum call_reinvite_kind reinv_kind;
+	call_reinvite_h *reinvh;
+	void *reinv_arg;
+	struct tmr tmr_glare;
+	unsigned glare_count;
+	bool local_hold;              /* we hold the peer                */
+
 	/* both */
 	struct sip_request *byereq;   /* BYE in flight                   */
 	struct tmr tmr_setup;         /* ringing too long                */
@@ -72,6 +88,7 @@ struct call {
 
 
 static void call_end(struct call *call, const char *reason);
+static int send_bye(struct call *call, const char *reason);
 
 /* ------------------------------------------------------------------ *
  * Helpers
@@ -211,6 +228,310 @@ static void check_hold(struct call *call, const struct sip_msg *msg)
 }
 
 
+/* The direction an SDP offers: the first direction attribute (the
+ * session's or a stream's), "sendonly" for the c=0.0.0.0 of RFC 2543,
+ * else "sendrecv" (RFC 3264 §5.1) */
+const char *sdp_direction(const char *sdp, size_t len)
+{
+	static const char *dirs[] = {"sendrecv", "sendonly", "recvonly",
+				     "inactive"};
+	struct pl p = {sdp, len}, line;
+	size_t i;
+
+	while (p.l && !re_regex(p.p, p.l, "[^\r\n]+", &line)) {
+		for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+			if (line.l == 2 + strlen(dirs[i]) &&
+			    !strncmp(line.p, "a=", 2) &&
+			    !memcmp(line.p + 2, dirs[i], line.l - 2))
+				return dirs[i];
+		}
+		if (!pl_strcmp(&line, "c=IN IP4 0.0.0.0"))
+			return "sendonly";
+		p.l -= (line.p + line.l) - p.p;
+		p.p = line.p + line.l;
+	}
+
+	return "sendrecv";
+}
+
+
+/* RFC 3264 §6.1: what an answerer answers to an offered direction */
+const char *sdp_answer_dir(const char *offer)
+{
+	if (!strcmp(offer, "sendonly"))
+		return "recvonly";
+	if (!strcmp(offer, "recvonly"))
+		return "sendonly";
+	if (!strcmp(offer, "inactive"))
+		return "inactive";
+
+	return "sendrecv";
+}
+
+
+static bool is_dir_line(const struct pl *line)
+{
+	return !pl_strcmp(line, "a=sendrecv") || !pl_strcmp(line, "a=sendonly")
+		|| !pl_strcmp(line, "a=recvonly") ||
+		!pl_strcmp(line, "a=inactive");
+}
+
+
+/*
+ * The SDP with one direction attribute, dir, at the end of every media
+ * section (the session-level one dropped) and the o= version raised by
+ * one (RFC 3264 §8: a changed description). Other lines are kept
+ * byte-exact, with the input's line ending.
+ */
+int sdp_set_direction(char **outp, size_t *outlen, const char *sdp,
+		      size_t len, const char *dir)
+{
+	struct mbuf *mb;
+	struct pl p = {sdp, len}, line;
+	const char *eol = memchr(sdp, '\r', len) ? "\r\n" : "\n";
+	bool in_media = false;
+	int err = 0;
+
+	if (!outp || !outlen || !sdp || !dir)
+		return EINVAL;
+
+	mb = mbuf_alloc(len + 64);
+	if (!mb)
+		return ENOMEM;
+
+	while (p.l && !re_regex(p.p, p.l, "[^\r\n]+", &line)) {
+		struct pl user, id, ver, rest;
+
+		if (line.l >= 2 && !memcmp(line.p, "m=", 2)) {
+			if (in_media)
+				err |= mbuf_printf(mb, "a=%s%s", dir, eol);
+			in_media = true;
+		}
+
+		if (is_dir_line(&line)) {
+			/* dropped: one attribute is written per section */
+		}
+		else if (line.l >= 2 && !memcmp(line.p, "o=", 2) &&
+			 !re_regex(line.p, line.l, "o=[^ ]+ [^ ]+ [0-9]+[^]*",
+				   &user, &id, &ver, &rest)) {
+			err |= mbuf_printf(mb, "o=%r %r %llu%r%s", &user,
+					   &id, pl_u64(&ver) + 1, &rest, eol);
+		}
+		else {
+			err |= mbuf_printf(mb, "%r%s", &line, eol);
+		}
+
+		p.l -= (line.p + line.l) - p.p;
+		p.p = line.p + line.l;
+	}
+	if (in_media)
+		err |= mbuf_printf(mb, "a=%s%s", dir, eol);
+
+	if (!err) {
+		mb->pos = 0;
+		err = mbuf_strdup(mb, outp, mb->end);
+		*outlen = mb->end;
+	}
+	mem_deref(mb);
+
+	return err;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Our re-INVITE: hold, unhold, a new offer
+ * ------------------------------------------------------------------ */
+
+static int send_reinvite(struct call *call);
+
+
+static void reinvite_done(struct call *call, int err, uint16_t scode)
+{
+	call_reinvite_h *h = call->reinvh;
+
+	call->reinvh = NULL;
+	call->reinv_body = mem_deref(call->reinv_body);
+	call->reinv_ctype = mem_deref(call->reinv_ctype);
+	call->reinv_hdrs = mem_deref(call->reinv_hdrs);
+	call->glare_count = 0;
+
+	if (h)
+		h(err, scode, call->reinv_arg);
+}
+
+
+static void glare_retry(void *arg)
+{
+	struct call *call = arg;
+
+	if (send_reinvite(call))
+		reinvite_done(call, EPROTO, 0);
+}
+
+
+static void reinvite_resp_handler(int err, const struct sip_msg *msg,
+				  void *arg)
+{
+	struct call *call = arg;
+	struct dialog *dlg = call->dlg;
+
+	if (!err && msg && msg->scode < 200)
+		return;
+
+	call->reinv = NULL;
+	mem_ref(call);
+
+	if (err || !msg) {
+		/* §14.1: no answer to a re-INVITE ends the dialog */
+		reinvite_done(call, err ? err : EPROTO, 0);
+		(void)send_bye(call, "timeout");
+	}
+	else if (msg->scode < 300) {
+		struct sip_request *ack = NULL;
+
+		(void)dialog_request(&ack, dlg, "ACK", call->reinv_cseq, NULL,
+				     NULL, NULL, 0, NULL, NULL);
+		(void)dialog_target_refresh(dlg, msg);
+		remote_body(call, msg);
+		(void)set_body(&call->lbody, &call->lbody_len, &call->lctype,
+			       call->reinv_ctype,
+			       (const uint8_t *)call->reinv_body,
+			       call->reinv_len);
+
+		if (call->reinv_kind == CALL_REINVITE_HOLD && !call->local_hold) {
+			call->local_hold = true;
+			call_ev(call, "Hold");
+		}
+		else if (call->reinv_kind == CALL_REINVITE_UNHOLD &&
+			 call->local_hold) {
+			call->local_hold = false;
+			if (!call->on_hold)
+				call_ev(call, "Unhold");
+		}
+		reinvite_done(call, 0, msg->scode);
+	}
+	else if (msg->scode == 491 && call->glare_count < 3) {
+		/* §14.1: glare. Retry after 2.1-4 s if we own the Call-ID
+		 * (we sent the first INVITE), else after 0-2 s */
+		uint32_t ms = call->outgoing ? 2100 + rand_u32() % 1900 :
+			rand_u32() % 2000;
+
+		++call->glare_count;
+		slog(LOG_INFO, "call", "glare", NULL, "callid=%H retry_ms=%u",
+		     log_q, call->id, ms);
+		tmr_start(&call->tmr_glare, ms, glare_retry, call);
+	}
+	else if (msg->scode == 481 || msg->scode == 408) {
+		reinvite_done(call, ENOENT, msg->scode);
+		call_end(call, "dialog gone");
+	}
+	else {
+		/* any other failure leaves the session as it was (§14.1) */
+		reinvite_done(call, 0, msg->scode);
+	}
+
+	mem_deref(call);
+}
+
+
+static int send_reinvite(struct call *call)
+{
+	int err;
+
+	if (!call->dlg)
+		return ENOTCONN;
+
+	err = dialog_request(&call->reinv, call->dlg, "INVITE", 0,
+			     call->reinv_hdrs, call->reinv_ctype,
+			     (const uint8_t *)call->reinv_body,
+			     call->reinv_len, reinvite_resp_handler, call);
+	if (!err)
+		call->reinv_cseq = dialog_lseq(call->dlg);
+
+	return err;
+}
+
+
+int call_reinvite(struct call *call, enum call_reinvite_kind kind,
+		  const char *hdrs, const char *ctype, const uint8_t *body,
+		  size_t len, call_reinvite_h *h, void *arg)
+{
+	int err;
+
+	if (!call)
+		return EINVAL;
+
+	if (call->ended || !call->dlg ||
+	    (call->outgoing ? !call->answered : !call->acked))
+		return ENOTCONN;
+
+	if (call->reinv || call->reinvh || tmr_isrunning(&call->tmr_glare))
+		return EALREADY;
+
+	err  = set_body(&call->reinv_body, &call->reinv_len,
+			&call->reinv_ctype, ctype, body, len);
+	if (!err && hdrs)
+		err = str_dup(&call->reinv_hdrs, hdrs);
+	if (err)
+		return err;
+
+	call->reinv_kind = kind;
+	call->reinvh = h;
+	call->reinv_arg = arg;
+
+	err = send_reinvite(call);
+	if (err) {
+		call->reinvh = NULL;
+		reinvite_done(call, err, 0);
+	}
+
+	return err;
+}
+
+
+/* hold/unhold: our description with the direction of RFC 3264 §8.4 */
+int call_hold(struct call *call, bool hold, call_reinvite_h *h, void *arg)
+{
+	char *sdp = NULL;
+	size_t len = 0;
+	const char *dir;
+	int err;
+
+	if (!call)
+		return EINVAL;
+
+	if (!call->lbody || !call->lctype ||
+	    str_casecmp(call->lctype, "application/sdp"))
+		return ENOENT;     /* no SDP of ours to re-offer */
+
+	if (hold)
+		dir = strcmp(sdp_direction(call->lbody, call->lbody_len),
+			     "recvonly") &&
+			strcmp(sdp_direction(call->lbody, call->lbody_len),
+			       "inactive") ? "sendonly" : "inactive";
+	else
+		dir = "sendrecv";
+
+	err = sdp_set_direction(&sdp, &len, call->lbody, call->lbody_len,
+				dir);
+	if (err)
+		return err;
+
+	err = call_reinvite(call, hold ? CALL_REINVITE_HOLD :
+			    CALL_REINVITE_UNHOLD, NULL, "application/sdp",
+			    (const uint8_t *)sdp, len, h, arg);
+	mem_deref(sdp);
+
+	return err;
+}
+
+
+bool call_is_local_hold(const struct call *call)
+{
+	return call ? call->local_hold : false;
+}
+
+
 /* ------------------------------------------------------------------ *
  * The end of a call
  * ------------------------------------------------------------------ */
@@ -222,8 +543,14 @@ static void call_destructor(void *arg)
 	tmr_cancel(&call->tmr_rtx);
 	tmr_cancel(&call->tmr_ack);
 	tmr_cancel(&call->tmr_setup);
+	tmr_cancel(&call->tmr_glare);
 	list_unlink(&call->le);
 	mem_deref(call->req);
+	mem_deref(call->reinv);
+	mem_deref(call->reinv_body);
+	mem_deref(call->reinv_ctype);
+	mem_deref(call->reinv_hdrs);
+	mem_deref(call->rtx_req);
 	mem_deref(call->byereq);
 	mem_deref(call->invite);
 	mem_deref(call->resp2xx);
@@ -257,7 +584,14 @@ static void call_end(struct call *call, const char *reason)
 	tmr_cancel(&call->tmr_rtx);
 	tmr_cancel(&call->tmr_ack);
 	tmr_cancel(&call->tmr_setup);
+	tmr_cancel(&call->tmr_glare);
 	call->resp2xx = mem_deref(call->resp2xx);
+	if (call->reinvh) {
+		call_reinvite_h *h = call->reinvh;
+
+		call->reinvh = NULL;
+		h(ENOTCONN, 0, call->reinv_arg);
+	}
 	{
 		const char *ds = fsm_current(dialog_fsm(call->dlg));
 
@@ -360,12 +694,31 @@ static void rtx_2xx(void *arg)
 	struct call *call = arg;
 	const struct stack_config *cfg = stack_config(call->cm->st);
 
-	if (!call->resp2xx || call->acked)
+	if (!call->resp2xx || !call->rtx_req)
 		return;
 
-	(void)stack_req_resend(call->invite, call->resp2xx);
+	(void)stack_req_resend(call->rtx_req, call->resp2xx);
 	call->rtx_ms = MIN(call->rtx_ms * 2, cfg->t2);
 	tmr_start(&call->tmr_rtx, call->rtx_ms, rtx_2xx, call);
+}
+
+
+/* Retransmit our 2xx (in call->resp2xx) to req until the ACK, on
+ * unreliable transports; give up after 64*T1 on any (§13.3.1.4) */
+static void start_2xx_rtx(struct call *call, struct stack_req *req)
+{
+	const struct stack_config *cfg = stack_config(call->cm->st);
+
+	mem_deref(call->rtx_req);
+	call->rtx_req = stack_req_ref(req);
+	call->rtx_cseq = stack_req_msg(req)->cseq.num;
+
+	tmr_cancel(&call->tmr_rtx);
+	if (stack_req_msg(req)->tp == SIP_TRANSP_UDP) {
+		call->rtx_ms = cfg->t1;
+		tmr_start(&call->tmr_rtx, call->rtx_ms, rtx_2xx, call);
+	}
+	tmr_start(&call->tmr_ack, 64 * cfg->t1, ack_timeout, call);
 }
 
 
@@ -453,13 +806,8 @@ int call_answer(struct call *call, const char *hdrs, const char *ctype,
 	dlg_ev(call, "Send2xx");
 	call_ev(call, "Answer");
 
-	/* retransmit until the ACK on unreliable transports; give up
-	 * after 64*T1 on any */
-	if (stack_req_msg(call->invite)->tp == SIP_TRANSP_UDP) {
-		call->rtx_ms = cfg->t1;
-		tmr_start(&call->tmr_rtx, call->rtx_ms, rtx_2xx, call);
-	}
-	tmr_start(&call->tmr_ack, 64 * cfg->t1, ack_timeout, call);
+	start_2xx_rtx(call, call->invite);
+	(void)cfg;
 
 	return 0;
 }
@@ -487,6 +835,54 @@ int call_reject(struct call *call, uint16_t code, const char *reason,
 }
 
 
+/* A re-INVITE of the peer: target refresh, offer/answer (our answer
+ * mirrors the offered direction, RFC 3264 §6.1), hold and unhold; 491
+ * while an INVITE transaction of ours or an unacknowledged 2xx is
+ * pending (§14.2) */
+static void peer_reinvite(struct call *call, struct stack_req *req)
+{
+	const struct sip_msg *msg = stack_req_msg(req);
+	const struct sip_hdr *ct = sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE);
+	char h[512];
+	char *answer = NULL;
+	size_t alen = 0;
+	struct pl body;
+
+	if (call->reinv || call->resp2xx || (!call->outgoing && !call->acked)) {
+		(void)stack_req_reply(req, 491, "Request Pending", NULL, NULL,
+				      NULL, 0);
+		return;
+	}
+
+	(void)dialog_target_refresh(call->dlg, msg);
+	remote_body(call, msg);
+	stack_msg_body(msg, &body);
+
+	if (body.l && ct && !pl_strcasecmp(&ct->val, "application/sdp") &&
+	    call->lbody && call->lctype &&
+	    !str_casecmp(call->lctype, "application/sdp")) {
+		const char *dir = sdp_answer_dir(sdp_direction(body.p,
+							       body.l));
+
+		if (!sdp_set_direction(&answer, &alen, call->lbody,
+				       call->lbody_len, dir))
+			(void)set_body(&call->lbody, &call->lbody_len,
+				       &call->lctype, "application/sdp",
+				       (const uint8_t *)answer, alen);
+		mem_deref(answer);
+	}
+
+	check_hold(call, msg);
+	stack_req_set_dialog(req, NULL, NULL);
+	call->resp2xx = mem_deref(call->resp2xx);
+	if (!stack_req_reply_mb(req, 200, "OK",
+				contact_hdr(call, h, sizeof(h), NULL),
+				call->lctype, (const uint8_t *)call->lbody,
+				call->lbody_len, &call->resp2xx))
+		start_2xx_rtx(call, req);
+}
+
+
 /* Requests inside the dialog, for both sides */
 static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 				   void *arg)
@@ -498,15 +894,17 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 	mem_ref(call);
 
 	if (!pl_strcmp(&msg->met, "ACK")) {
-		if (!call->outgoing && !call->acked &&
-		    msg->cseq.num == stack_req_msg(call->invite)->cseq.num) {
-			call->acked = true;
+		if (call->resp2xx && msg->cseq.num == call->rtx_cseq) {
 			tmr_cancel(&call->tmr_rtx);
 			tmr_cancel(&call->tmr_ack);
 			call->resp2xx = mem_deref(call->resp2xx);
+			call->rtx_req = mem_deref(call->rtx_req);
 			remote_body(call, msg);   /* answer in the ACK */
-			dlg_ev(call, "ReceiveAck");
-			call_ev(call, "Ack");
+			if (!call->outgoing && !call->acked) {
+				call->acked = true;
+				dlg_ev(call, "ReceiveAck");
+				call_ev(call, "Ack");
+			}
 		}
 	}
 	else if (!pl_strcmp(&msg->met, "BYE")) {
@@ -516,25 +914,7 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 		call_end(call, "remote hangup");
 	}
 	else if (!pl_strcmp(&msg->met, "INVITE")) {
-		/* re-INVITE: target refresh, maybe hold/unhold */
-		char h[512];
-
-		if (!call->outgoing && !call->acked) {
-			(void)stack_req_reply(req, 491, "Request Pending",
-					      NULL, NULL, NULL, 0);
-		}
-		else {
-			(void)dialog_target_refresh(call->dlg, msg);
-			remote_body(call, msg);
-			check_hold(call, msg);
-			stack_req_set_dialog(req, NULL, NULL);
-			(void)stack_req_reply(req, 200, "OK",
-					      contact_hdr(call, h, sizeof(h),
-							  NULL),
-					      call->lctype,
-					      (const uint8_t *)call->lbody,
-					      call->lbody_len);
-		}
+		peer_reinvite(call, req);
 	}
 	else if (!pl_strcmp(&msg->met, "INFO") ||
 		 !pl_strcmp(&msg->met, "UPDATE") ||
@@ -574,6 +954,7 @@ static struct call *call_new(struct callmgr *cm, bool outgoing)
 	tmr_init(&call->tmr_rtx);
 	tmr_init(&call->tmr_ack);
 	tmr_init(&call->tmr_setup);
+	tmr_init(&call->tmr_glare);
 
 	if (call_fsm_def(&def, outgoing) || fsm_alloc(&call->fsm, def, call)) {
 		mem_deref(def);

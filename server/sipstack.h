@@ -439,6 +439,30 @@ const char *call_remote_body(const struct call *call, size_t *len,
 			     const char **ctype);
 int  call_debug(struct re_printf *pf, const struct call *call);
 
+/* A re-INVITE of ours (RFC 3261 §14.1): 491 glare is retried after the
+ * random delay of §14.1 (at most 3 times); 481/408 or no answer ends
+ * the call. h gets err (0 when a final answer came) and its code. */
+enum call_reinvite_kind {
+	CALL_REINVITE_UPDATE = 0,   /* a new offer                      */
+	CALL_REINVITE_HOLD,         /* moves the call FSM to Hold       */
+	CALL_REINVITE_UNHOLD,       /* and back                         */
+};
+typedef void (call_reinvite_h)(int err, uint16_t scode, void *arg);
+int  call_reinvite(struct call *call, enum call_reinvite_kind kind,
+		   const char *hdrs, const char *ctype, const uint8_t *body,
+		   size_t len, call_reinvite_h *h, void *arg);
+/* Hold (sendonly, or inactive if we only received) or resume
+ * (sendrecv) by re-offering our last SDP (RFC 3264 §8.4). ENOENT when
+ * the call has no SDP of ours. */
+int  call_hold(struct call *call, bool hold, call_reinvite_h *h, void *arg);
+bool call_is_local_hold(const struct call *call);
+
+/* SDP direction helpers (RFC 3264) */
+const char *sdp_direction(const char *sdp, size_t len);
+const char *sdp_answer_dir(const char *offer);
+int  sdp_set_direction(char **outp, size_t *outlen, const char *sdp,
+		       size_t len, const char *dir);
+
 /* ---- LOCATION BEGIN ---- (the location store, server/location.c) */
 
 /*
