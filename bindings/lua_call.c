@@ -484,6 +484,8 @@ static void reinvite_h(int err, uint16_t scode, void *arg)
 	if (!err && scode >= 200 && scode < 300) {
 		lua_pushboolean(t->co, 1);
 		lua_pushinteger(t->co, scode);
+		task_resume(t, 2);
+		return;
 	}
 	else {
 		lua_pushnil(t->co);
