@@ -133,6 +133,11 @@ static void run_callback(struct lcall *lc, const char *name,
 		n = 1;
 		break;
 
+	case CALL_EV_INFO:
+		lua_push_request(t->co, ev->req);
+		n = 1;
+		break;
+
 	default:
 		break;
 	}
@@ -174,6 +179,43 @@ static void wake_waiter(struct lcall *lc)
 }
 
 
+struct dlgev {
+	struct lcall *lc;
+	const char *name;
+};
+
+
+static int push_dlgev(lua_State *co, void *arg)
+{
+	const struct dlgev *d = arg;
+
+	push_udata(co, d->lc);
+	lua_pushstring(co, d->name);
+
+	return 2;
+}
+
+
+/* sip.on_dialog_event(fn): fn(call, "Ringing"|"Answered"|...) in the
+ * generation the call belongs to */
+static void dialog_hook(struct lcall *lc, const char *name)
+{
+	struct dlgev d = {lc, name};
+	struct task *t;
+
+	if (!lc->sc || lc->sc->closing || lc->ref == LUA_NOREF ||
+	    lc->sc->hooks[LH_DIALOG] == LUA_NOREF)
+		return;
+
+	t = lua_task_new(lc->sc, LH_DIALOG, NULL);
+	if (!t)
+		return;
+
+	lua_rawgeti(t->co, LUA_REGISTRYINDEX, lc->sc->hooks[LH_DIALOG]);
+	task_resume(t, push_dlgev(t->co, &d));
+}
+
+
 static void event_handler(struct call *call, const struct call_event *ev,
 			  void *arg)
 {
@@ -205,6 +247,14 @@ static void event_handler(struct call *call, const struct call_event *ev,
 
 	case CALL_EV_HOLD:
 		run_callback(lc, "on_hold", ev);
+		break;
+
+	case CALL_EV_INFO:
+		run_callback(lc, "on_info", ev);
+		break;
+
+	case CALL_EV_DIALOG:
+		dialog_hook(lc, ev->reason);
 		break;
 
 	case CALL_EV_UNHOLD:
@@ -676,7 +726,7 @@ static int l_newindex(lua_State *L)
 {
 	static const char *cbs[] = {
 		"on_ringing", "on_answered", "on_rejected", "on_terminated",
-		"on_state_change", "on_hold", "on_unhold", NULL
+		"on_state_change", "on_hold", "on_unhold", "on_info", NULL
 	};
 	const char *k = luaL_checkstring(L, 2);
 	const char **p;
@@ -688,7 +738,7 @@ static int l_newindex(lua_State *L)
 		return luaL_error(L, "call: cannot set '%s' (callbacks: "
 				  "on_ringing, on_answered, on_rejected, "
 				  "on_terminated, on_state_change, on_hold, "
-				  "on_unhold)", k);
+				  "on_unhold, on_info)", k);
 	if (!lua_isnil(L, 3))
 		luaL_checktype(L, 3, LUA_TFUNCTION);
 

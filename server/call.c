@@ -31,6 +31,8 @@ struct callmgr {
 	struct list calls;
 	call_incoming_h *incomingh;
 	void *arg;
+	dialog_event_h *dlgh;
+	void *dlg_arg;
 	uint64_t total;
 };
 
@@ -101,6 +103,55 @@ static void fire(struct call *call, const struct call_event *ev)
 }
 
 
+static const char *const dialog_event_names[] = {
+	"Ringing", "Answered", "Terminated", "Referred", "Hold", "Unhold"
+};
+
+
+const char *dialog_event_name(enum dialog_event ev)
+{
+	return (unsigned)ev < ARRAY_SIZE(dialog_event_names) ?
+		dialog_event_names[ev] : "?";
+}
+
+
+static void dialog_event_fire(struct call *call, enum dialog_event dev)
+{
+	struct call_event ev;
+
+	if (call->cm->dlgh)
+		call->cm->dlgh(call, dev, call->cm->dlg_arg);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = CALL_EV_DIALOG;
+	ev.dialog_event = dev;
+	ev.reason = dialog_event_name(dev);
+	if (call->eh)
+		call->eh(call, &ev, call->arg);
+}
+
+
+/* The high-level dialog events (for on_dialog_event) out of the call
+ * FSM's moves; Terminated comes from call_end() */
+static void dialog_event(struct call *call, const char *from, const char *to)
+{
+	if (!strcmp(to, from))
+		return;
+
+	if (!strcmp(to, "Ringing"))
+		dialog_event_fire(call, DIALOG_EV_RINGING);
+	else if (!strcmp(to, "Connected") && strcmp(from, "Hold") &&
+		 strcmp(from, "Referring"))
+		dialog_event_fire(call, DIALOG_EV_ANSWERED);
+	else if (!strcmp(to, "Hold"))
+		dialog_event_fire(call, DIALOG_EV_HOLD);
+	else if (!strcmp(from, "Hold") && !strcmp(to, "Connected"))
+		dialog_event_fire(call, DIALOG_EV_UNHOLD);
+	else if (!strcmp(to, "Referring"))
+		dialog_event_fire(call, DIALOG_EV_REFERRED);
+}
+
+
 /* Drive the call FSM; a refused event is a bug of ours, logged */
 static void call_ev(struct call *call, const char *event)
 {
@@ -123,6 +174,8 @@ static void call_ev(struct call *call, const char *event)
 	ev.from_state = from;
 	ev.to_state = fsm_current(call->fsm);
 	fire(call, &ev);
+
+	dialog_event(call, from, ev.to_state);
 }
 
 
@@ -606,6 +659,7 @@ static void call_end(struct call *call, const char *reason)
 	slog(LOG_INFO, "call", "ended", NULL, "callid=%H reason=%H",
 	     log_q, call->id, log_q, call->reason);
 
+	dialog_event_fire(call, DIALOG_EV_TERMINATED);
 	memset(&ev, 0, sizeof(ev));
 	ev.type = CALL_EV_TERMINATED;
 	ev.reason = call->reason;
@@ -1460,6 +1514,19 @@ void callmgr_set_incoming(struct stack *st, call_incoming_h *h, void *arg)
 	cm->incomingh = h;
 	cm->arg = arg;
 	stack_set_hook(st, STACK_HOOK_INVITE, h ? invite_hook : NULL, cm);
+}
+
+
+void callmgr_set_dialog_handler(struct stack *st, dialog_event_h *h,
+				void *arg)
+{
+	struct callmgr *cm = stack_calls(st);
+
+	if (!cm)
+		return;
+
+	cm->dlgh = h;
+	cm->dlg_arg = arg;
 }
 
 

@@ -376,7 +376,20 @@ enum call_event_type {
 	CALL_EV_UNHOLD,      /* the peer resumed                         */
 	CALL_EV_INFO,        /* INFO/UPDATE/OPTIONS in the dialog (req);
 			      * unanswered after the handler: 200        */
+	CALL_EV_DIALOG,      /* a high-level dialog event (dialog_event) */
 };
+
+/* The high-level dialog events of on_dialog_event (the spec's second
+ * "DialogEvent"; the first is the dialog FSM's events) */
+enum dialog_event {
+	DIALOG_EV_RINGING = 0,
+	DIALOG_EV_ANSWERED,
+	DIALOG_EV_TERMINATED,
+	DIALOG_EV_REFERRED,
+	DIALOG_EV_HOLD,
+	DIALOG_EV_UNHOLD,
+};
+const char *dialog_event_name(enum dialog_event ev);
 
 struct call_event {
 	enum call_event_type type;
@@ -387,6 +400,7 @@ struct call_event {
 	const uint8_t *body;
 	size_t len;
 	struct stack_req *req;
+	enum dialog_event dialog_event;
 };
 
 typedef void (call_event_h)(struct call *call, const struct call_event *ev,
@@ -397,6 +411,11 @@ typedef bool (call_incoming_h)(struct call *call, void *arg);
 
 int  callmgr_alloc(struct callmgr **cmp, struct stack *st);
 void callmgr_set_incoming(struct stack *st, call_incoming_h *h, void *arg);
+/* Every call's high-level dialog events, for C users */
+typedef void (dialog_event_h)(struct call *call, enum dialog_event ev,
+			      void *arg);
+void callmgr_set_dialog_handler(struct stack *st, dialog_event_h *h,
+				void *arg);
 uint32_t callmgr_count(const struct stack *st);
 void callmgr_shutdown(struct callmgr *cm);
 struct callmgr *stack_calls(const struct stack *st);
