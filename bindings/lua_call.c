@@ -786,7 +786,7 @@ static int l_call(lua_State *L)
 	const char *body = luaL_optlstring(L, 2, NULL, &len);
 	const char *ctype = luaL_optstring(L, 3, len ? "application/sdp" :
 					   NULL);
-	const char *from = NULL;
+	const char *from = NULL, *user = NULL, *password = NULL;
 	char *hdrs = NULL;
 	struct call *call = NULL;
 	int err;
@@ -802,6 +802,13 @@ static int l_call(lua_State *L)
 		from = lua_tostring(L, -1);
 		if (from && strncmp(from, "sip:", 4))
 			return luaL_argerror(L, 4, "from: sip: URI expected");
+		lua_getfield(L, 4, "user");
+		user = lua_tostring(L, -1);
+		lua_getfield(L, 4, "password");
+		password = lua_tostring(L, -1);
+		if (!user != !password)
+			return luaL_argerror(L, 4, "user and password go "
+					     "together");
 		lua_getfield(L, 4, "headers");
 		if (!lua_isnil(L, -1))
 			lua_headers_encode(L, -1, &hdrs);
@@ -818,6 +825,8 @@ static int l_call(lua_State *L)
 	err = call_connect(&call, st, to, from, hdrs, ctype,
 			   (const uint8_t *)body, len, NULL, NULL);
 	mem_deref(hdrs);
+	if (!err && user)
+		err = call_set_credentials(call, user, password);
 	if (err) {
 		lua_pushnil(L);
 		lua_pushstring(L, err == EINVAL ? "invalid uri" : "failed");

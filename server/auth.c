@@ -961,6 +961,7 @@ static int nc_note(enum auth_status *status, struct auth *a, uint64_t ts,
 struct cred {
 	struct pl username, realm, nonce, uri, response, algorithm;
 	struct pl cnonce, nc, qop, userhash, username_ext;
+	struct pl opaque, stale;            /* challenges (client side) */
 	char buf[CRED_SCRATCH];
 	size_t used;
 };
@@ -999,6 +1000,8 @@ static struct pl *cred_field(struct cred *c, const struct pl *name)
 		{"qop",       offsetof(struct cred, qop)},
 		{"userhash",  offsetof(struct cred, userhash)},
 		{"username*", offsetof(struct cred, username_ext)},
+		{"opaque",    offsetof(struct cred, opaque)},
+		{"stale",     offsetof(struct cred, stale)},
 	};
 	size_t i;
 
@@ -1968,4 +1971,153 @@ int auth_user_cli(int argc, char *argv[])
 	mem_deref(u);
 
 	return rc;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Client side: answering a challenge (RFC 7616 §3.4, RFC 8760)
+ * ------------------------------------------------------------------ */
+
+static bool qop_has_auth(const struct pl *qop)
+{
+	struct pl v = *qop, tok;
+
+	while (!re_regex(v.p, v.l, "[^, \t]+", &tok)) {
+		if (!pl_strcasecmp(&tok, "auth"))
+			return true;
+		v.l -= (tok.p + tok.l) - v.p;
+		v.p = tok.p + tok.l;
+	}
+
+	return false;
+}
+
+
+static bool quotable(const struct pl *pl)
+{
+	return !pl->p || (!memchr(pl->p, '"', pl->l) &&
+			  !memchr(pl->p, '\\', pl->l));
+}
+
+
+struct chpick {
+	struct cred *c;
+	enum auth_alg alg;
+};
+
+
+/* the first challenge (server preference order) we can answer */
+static bool challenge_handler(const struct sip_hdr *hdr,
+			      const struct sip_msg *msg, void *arg)
+{
+	struct chpick *pk = arg;
+	enum auth_alg alg;
+	(void)msg;
+
+	if (cred_parse(pk->c, &hdr->val) || !pk->c->realm.p ||
+	    !pk->c->nonce.p)
+		return false;
+
+	alg = cred_alg(pk->c);
+	if (!alg || (pk->c->qop.p && !qop_has_auth(&pk->c->qop)))
+		return false;
+
+	if (!quotable(&pk->c->realm) || !quotable(&pk->c->nonce) ||
+	    !quotable(&pk->c->opaque))
+		return false;
+
+	pk->alg = alg;
+
+	return true;
+}
+
+
+int auth_client_answer(char **hdrp, const struct sip_msg *resp,
+		       const char *met, const char *uri, const char *user,
+		       const char *password, bool *stale)
+{
+	struct cred *c;
+	struct chpick pk;
+	char ha1[HEX_MAX], ha2[HEX_MAX], rsp[HEX_MAX], cnonce[17];
+	struct pl pv[6];
+	const bool proxy = resp && resp->scode == 407;
+	int err;
+
+	if (!hdrp || !resp || !met || !uri || !user || !password)
+		return EINVAL;
+
+	if (!name_valid(user, AUTH_USER_MAX) || strpbrk(uri, "\"\\\r\n"))
+		return EINVAL;
+
+	c = mem_zalloc(sizeof(*c), NULL);
+	if (!c)
+		return ENOMEM;
+
+	pk.c = c;
+	pk.alg = 0;
+	if (!sip_msg_hdr_apply(resp, true, proxy ?
+			       SIP_HDR_PROXY_AUTHENTICATE :
+			       SIP_HDR_WWW_AUTHENTICATE,
+			       challenge_handler, &pk)) {
+		err = EPROTONOSUPPORT;   /* nothing we can answer */
+		goto out;
+	}
+
+	if (stale)
+		*stale = c->stale.p && !pl_strcasecmp(&c->stale, "true");
+
+	{
+		struct pl pu, pr, pp;
+
+		pl_set_str(&pu, user);
+		pr = c->realm;
+		pl_set_str(&pp, password);
+		pv[0] = pu;
+		pv[1] = pr;
+		pv[2] = pp;
+		err = hash_join(ha1, pk.alg, pv, 3);
+	}
+	pl_set_str(&pv[0], met);
+	pl_set_str(&pv[1], uri);
+	err |= hash_join(ha2, pk.alg, pv, 2);
+
+	(void)re_snprintf(cnonce, sizeof(cnonce), "%016llx", rand_u64());
+	pl_set_str(&pv[0], ha1);
+	pv[1] = c->nonce;
+	if (c->qop.p) {
+		pl_set_str(&pv[2], "00000001");
+		pl_set_str(&pv[3], cnonce);
+		pl_set_str(&pv[4], "auth");
+		pl_set_str(&pv[5], ha2);
+		err |= hash_join(rsp, pk.alg, pv, 6);
+	}
+	else {
+		pl_set_str(&pv[2], ha2);
+		err |= hash_join(rsp, pk.alg, pv, 3);
+	}
+	if (err)
+		goto out;
+
+	{
+		static const struct pl none = PL_INIT;
+		const struct pl *op = c->opaque.p ? &c->opaque : &none;
+
+		err = re_sdprintf(hdrp, "%s: Digest username=\"%s\", "
+				  "realm=\"%r\", nonce=\"%r\", uri=\"%s\", "
+				  "response=\"%s\", algorithm=%s%s%s%s%s%r%s\r\n",
+				  proxy ? "Proxy-Authorization" :
+				  "Authorization", user, &c->realm, &c->nonce,
+				  uri, rsp, auth_alg_name(pk.alg),
+				  c->qop.p ? ", qop=auth, nc=00000001, "
+				  "cnonce=\"" : "", c->qop.p ? cnonce : "",
+				  c->qop.p ? "\"" : "",
+				  c->opaque.p ? ", opaque=\"" : "", op,
+				  c->opaque.p ? "\"" : "");
+	}
+
+ out:
+	OPENSSL_cleanse(ha1, sizeof(ha1));
+	mem_deref(c);
+
+	return err;
 }

@@ -58,6 +58,9 @@ struct call {
 	/* UAC */
 	struct sip_request *req;      /* INVITE client transaction       */
 	uint32_t invite_cseq;
+	char *inv_hdrs;               /* the INVITE's extra headers      */
+	char *user, *password;        /* for 401/407                     */
+	unsigned auth_tries;
 	bool cancelled;
 	bool answered;
 
@@ -91,6 +94,7 @@ struct call {
 
 static void call_end(struct call *call, const char *reason);
 static int send_bye(struct call *call, const char *reason);
+static int uac_authenticate(struct call *call, const struct sip_msg *msg);
 
 /* ------------------------------------------------------------------ *
  * Helpers
@@ -599,6 +603,9 @@ static void call_destructor(void *arg)
 	tmr_cancel(&call->tmr_glare);
 	list_unlink(&call->le);
 	mem_deref(call->req);
+	mem_deref(call->inv_hdrs);
+	mem_deref(call->user);
+	mem_deref(call->password);
 	mem_deref(call->reinv);
 	mem_deref(call->reinv_body);
 	mem_deref(call->reinv_ctype);
@@ -1227,6 +1234,11 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 		return;
 	}
 
+	/* 401/407: answered once per challenge (again only if stale) */
+	if ((msg->scode == 401 || msg->scode == 407) && call->user &&
+	    !call->cancelled && !uac_authenticate(call, msg))
+		return;
+
 	/* 3xx-6xx: libre has ACKed it */
 	{
 		char reason[128];
@@ -1241,6 +1253,58 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 		fire(call, &ev);
 		call_end(call, call->cancelled ? "cancelled" : "rejected");
 	}
+}
+
+
+static void invite_resp_handler(int err, const struct sip_msg *msg,
+				void *arg);
+
+
+/* The INVITE again, with credentials for the challenge in msg */
+static int uac_authenticate(struct call *call, const struct sip_msg *msg)
+{
+	char *ah = NULL, *hdrs = NULL;
+	bool stale = false;
+	int err;
+
+	err = auth_client_answer(&ah, msg, "INVITE",
+				 dialog_remote_target(call->dlg), call->user,
+				 call->password, &stale);
+	if (err)
+		goto out;
+
+	if (call->auth_tries++ && !stale) {
+		err = EAUTH;       /* our credentials were refused */
+		goto out;
+	}
+	if (call->auth_tries > 3) {
+		err = ELOOP;
+		goto out;
+	}
+
+	err = re_sdprintf(&hdrs, "%s%s", call->inv_hdrs ? call->inv_hdrs : "",
+			  ah);
+	if (err)
+		goto out;
+
+	err = dialog_request(&call->req, call->dlg, "INVITE", 0, hdrs,
+			     call->lctype, (const uint8_t *)call->lbody,
+			     call->lbody_len, invite_resp_handler, call);
+	if (!err) {
+		call->invite_cseq = dialog_lseq(call->dlg);
+		slog(LOG_INFO, "call", "auth", NULL, "callid=%H code=%u "
+		     "user=%H", log_q, call->id, msg->scode, log_q,
+		     call->user);
+	}
+
+ out:
+	mem_deref(ah);
+	mem_deref(hdrs);
+	if (err)
+		slog(LOG_WARN, "call", "auth_failed", NULL, "callid=%H "
+		     "code=%u err=%m", log_q, call->id, msg->scode, err);
+
+	return err;
 }
 
 
@@ -1323,6 +1387,8 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 	err  = str_dup(&call->id, callid);
 	err |= set_body(&call->lbody, &call->lbody_len, &call->lctype,
 			ctype, body, len);
+	if (hdrs)
+		err |= str_dup(&call->inv_hdrs, hdrs);
 	if (!err)
 		err = dialog_create_uac(&call->dlg, stack_dialogs(st), st,
 					callid, ltag, local, remote, to,
@@ -1402,6 +1468,23 @@ int call_hangup(struct call *call, const char *reason)
 /* ------------------------------------------------------------------ *
  * Getters and the manager
  * ------------------------------------------------------------------ */
+
+int call_set_credentials(struct call *call, const char *user,
+			 const char *password)
+{
+	int err;
+
+	if (!call || !user || !password)
+		return EINVAL;
+
+	call->user = mem_deref(call->user);
+	call->password = mem_deref(call->password);
+	err  = str_dup(&call->user, user);
+	err |= str_dup(&call->password, password);
+
+	return err;
+}
+
 
 void call_set_handler(struct call *call, call_event_h *eh, void *arg)
 {

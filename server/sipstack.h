@@ -443,6 +443,11 @@ int  call_cancel(struct call *call);
 /* End the call whatever its state: BYE, CANCEL or 603 */
 int  call_hangup(struct call *call, const char *reason);
 void call_set_handler(struct call *call, call_event_h *eh, void *arg);
+/* UAC: answer 401/407 with these (digest SHA-256 or MD5, RFC 8760);
+ * once per challenge, again only for stale=true. Set right after
+ * call_connect (no response can arrive before the loop runs). */
+int  call_set_credentials(struct call *call, const char *user,
+			  const char *password);
 
 const char *call_state(const struct call *call);
 struct fsm *call_fsm(const struct call *call);
@@ -904,6 +909,15 @@ int  auth_require(struct auth *a, struct stack_req *req, bool proxy,
 		  struct auth_result *res);
 int  auth_debug(struct re_printf *pf, const struct auth *a);
 
+/* Client side: the Authorization (or, for a 407, Proxy-Authorization)
+ * header line answering the first challenge of resp we support (SHA-256
+ * or MD5, in the server's order; qop=auth or none), for method and
+ * Request-URI uri. *hdrp is a mem string ending in CRLF. *stale (may be
+ * NULL) tells whether the challenge said stale=true. EPROTONOSUPPORT
+ * when no challenge can be answered. */
+int  auth_client_answer(char **hdrp, const struct sip_msg *resp,
+			const char *met, const char *uri, const char *user,
+			const char *password, bool *stale);
 /* ---- AUTH END ---- */
 
 
