@@ -55,10 +55,22 @@ struct call {
 	struct tmr tmr_ack;           /* 64*T1 without ACK               */
 	bool acked;
 
+	/* RFC 3262: reliable provisional responses */
+	bool rel100;                  /* the INVITE supports or requires it */
+	uint32_t rseq;                /* our last RSeq                   */
+	struct mbuf *rel1xx;          /* sent, waiting for its PRACK     */
+	struct tmr tmr_rel;
+	uint32_t rel_ms, rel_total;
+	bool rel_offer;               /* that 1xx carried an offer       */
+	bool answer_deferred;         /* 2xx waits for that PRACK        */
+	char *ans_hdrs;
+
 	/* UAC */
 	struct sip_request *req;      /* INVITE client transaction       */
 	uint32_t invite_cseq;
 	char *inv_hdrs;               /* the INVITE's extra headers      */
+	uint32_t peer_rseq;           /* last reliable 1xx PRACKed       */
+	struct sip_request *prack;
 	char *user, *password;        /* for 401/407                     */
 	unsigned auth_tries;
 	bool cancelled;
@@ -95,6 +107,9 @@ struct call {
 static void call_end(struct call *call, const char *reason);
 static int send_bye(struct call *call, const char *reason);
 static int uac_authenticate(struct call *call, const struct sip_msg *msg);
+static void uac_prack(struct call *call, uint32_t rseq);
+static void peer_prack(struct call *call, struct stack_req *req);
+static bool update_offer(struct call *call, struct stack_req *req);
 
 /* ------------------------------------------------------------------ *
  * Helpers
@@ -601,7 +616,11 @@ static void call_destructor(void *arg)
 	tmr_cancel(&call->tmr_ack);
 	tmr_cancel(&call->tmr_setup);
 	tmr_cancel(&call->tmr_glare);
+	tmr_cancel(&call->tmr_rel);
 	list_unlink(&call->le);
+	mem_deref(call->rel1xx);
+	mem_deref(call->ans_hdrs);
+	mem_deref(call->prack);
 	mem_deref(call->req);
 	mem_deref(call->inv_hdrs);
 	mem_deref(call->user);
@@ -645,7 +664,9 @@ static void call_end(struct call *call, const char *reason)
 	tmr_cancel(&call->tmr_ack);
 	tmr_cancel(&call->tmr_setup);
 	tmr_cancel(&call->tmr_glare);
+	tmr_cancel(&call->tmr_rel);
 	call->resp2xx = mem_deref(call->resp2xx);
+	call->rel1xx = mem_deref(call->rel1xx);
 	if (call->reinvh) {
 		call_reinvite_h *h = call->reinvh;
 
@@ -810,11 +831,38 @@ static char *contact_hdr(struct call *call, char *buf, size_t sz,
 }
 
 
+static void rel1xx_timeout(void *arg)
+{
+	struct call *call = arg;
+	const struct stack_config *cfg = stack_config(call->cm->st);
+
+	if (!call->rel1xx)
+		return;
+
+	/* RFC 3262 §3: no PRACK in 64*T1: reject the INVITE with a 5xx */
+	if (call->rel_total >= 64 * cfg->t1) {
+		slog(LOG_WARN, "call", "no_prack", NULL, "callid=%H", log_q,
+		     call->id);
+		call->rel1xx = mem_deref(call->rel1xx);
+		call->answer_deferred = false;
+		(void)call_reject(call, 504, "PRACK Timeout", NULL);
+		return;
+	}
+
+	(void)stack_req_resend(call->invite, call->rel1xx);
+	call->rel_total += call->rel_ms;
+	call->rel_ms *= 2;
+	tmr_start(&call->tmr_rel, call->rel_ms, rel1xx_timeout, call);
+}
+
+
 int call_ringing(struct call *call, uint16_t code, const char *reason,
 		 const char *hdrs, const char *ctype, const uint8_t *body,
 		 size_t len)
 {
-	char h[512];
+	const struct stack_config *cfg;
+	char h[1024], extra[768];
+	bool reliable;
 	int err;
 
 	if (!call || call->outgoing || code < 101 || code > 199)
@@ -823,11 +871,37 @@ int call_ringing(struct call *call, uint16_t code, const char *reason,
 	if (call->ended || stack_req_answered(call->invite))
 		return ENOTCONN;
 
-	err = stack_req_reply(call->invite, code, reason ? reason :
-			      "Ringing", contact_hdr(call, h, sizeof(h),
-						     hdrs), ctype, body, len);
+	cfg = stack_config(call->cm->st);
+
+	/* RFC 3262: reliably when the INVITE supports or requires it; one
+	 * at a time (§3: not before the previous one is PRACKed) */
+	reliable = call->rel100;
+	if (reliable && call->rel1xx)
+		return EBUSY;
+
+	if (reliable)
+		(void)re_snprintf(extra, sizeof(extra), "Require: 100rel\r\n"
+				  "RSeq: %u\r\n%s", ++call->rseq,
+				  hdrs ? hdrs : "");
+
+	err = stack_req_reply_mb(call->invite, code, reason ? reason :
+				 "Ringing", contact_hdr(call, h, sizeof(h),
+							reliable ? extra :
+							hdrs),
+				 ctype, body, len,
+				 reliable ? &call->rel1xx : NULL);
 	if (err)
 		return err;
+
+	if (reliable) {
+		call->rel_offer = len > 0;
+		call->rel_ms = cfg->t1;
+		call->rel_total = 0;
+		tmr_start(&call->tmr_rel, call->rel_ms, rel1xx_timeout, call);
+		if (len)
+			(void)set_body(&call->lbody, &call->lbody_len,
+				       &call->lctype, ctype, body, len);
+	}
 
 	dlg_ev(call, "Send1xx");
 	call_ev(call, "Ringing");
@@ -849,12 +923,29 @@ int call_answer(struct call *call, const char *hdrs, const char *ctype,
 	if (call->ended || stack_req_answered(call->invite))
 		return ENOTCONN;
 
+	if (call->answer_deferred)
+		return EALREADY;
+
 	cfg = stack_config(call->cm->st);
 
 	err = set_body(&call->lbody, &call->lbody_len, &call->lctype,
 		       ctype, body, len);
 	if (err)
 		return err;
+
+	/* RFC 3262 §3: a 2xx waits for the PRACK of a reliable 1xx that
+	 * carried an offer; it goes out from the PRACK handler */
+	if (call->rel1xx && call->rel_offer) {
+		call->answer_deferred = true;
+		call->ans_hdrs = mem_deref(call->ans_hdrs);
+		if (hdrs)
+			(void)str_dup(&call->ans_hdrs, hdrs);
+		return 0;
+	}
+
+	/* a final answer ends the reliable 1xx's retransmissions */
+	tmr_cancel(&call->tmr_rel);
+	call->rel1xx = mem_deref(call->rel1xx);
 
 	err = stack_req_reply_mb(call->invite, 200, "OK",
 				 contact_hdr(call, h, sizeof(h), hdrs),
@@ -944,6 +1035,90 @@ static void peer_reinvite(struct call *call, struct stack_req *req)
 }
 
 
+/* PRACK (RFC 3262 §3): RAck matches our outstanding reliable 1xx */
+static void peer_prack(struct call *call, struct stack_req *req)
+{
+	const struct sip_msg *msg = stack_req_msg(req);
+	const struct sip_hdr *rack = sip_msg_hdr(msg, SIP_HDR_RACK);
+	struct pl rseq, cseq, met;
+
+	if (call->outgoing || !rack ||
+	    re_regex(rack->val.p, rack->val.l, "[0-9]+[ \t]+[0-9]+[ \t]+[^ \t]+",
+		     &rseq, NULL, &cseq, NULL, &met) ||
+	    !call->rel1xx || pl_u32(&rseq) != call->rseq ||
+	    pl_u32(&cseq) != stack_req_msg(call->invite)->cseq.num ||
+	    pl_strcmp(&met, "INVITE")) {
+		(void)stack_req_reply(req, 481, "Call/Transaction Does Not "
+				      "Exist", NULL, NULL, NULL, 0);
+		return;
+	}
+
+	tmr_cancel(&call->tmr_rel);
+	call->rel1xx = mem_deref(call->rel1xx);
+	remote_body(call, msg);      /* an answer to our 1xx offer */
+	(void)stack_req_reply(req, 200, "OK", NULL, NULL, NULL, 0);
+
+	if (call->answer_deferred) {
+		char *hdrs = call->ans_hdrs;
+
+		call->answer_deferred = false;
+		call->ans_hdrs = NULL;
+		(void)call_answer(call, hdrs, call->lctype,
+				  (const uint8_t *)call->lbody,
+				  call->lbody_len);
+		mem_deref(hdrs);
+	}
+}
+
+
+/* UPDATE with an offer (RFC 3311), in an early or confirmed dialog:
+ * answered like a re-INVITE's offer, at once (no ACK). Returns false
+ * when it carries no SDP (the script's on_info gets it). */
+static bool update_offer(struct call *call, struct stack_req *req)
+{
+	const struct sip_msg *msg = stack_req_msg(req);
+	const struct sip_hdr *ct = sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE);
+	char h[512];
+	char *answer = NULL;
+	size_t alen = 0;
+	struct pl body;
+
+	stack_msg_body(msg, &body);
+	if (!body.l || !ct || pl_strcasecmp(&ct->val, "application/sdp"))
+		return false;
+
+	/* §5: an offer while ours is unanswered: 491 */
+	if (call->reinv || (call->rel1xx && call->rel_offer)) {
+		(void)stack_req_reply(req, 491, "Request Pending", NULL, NULL,
+				      NULL, 0);
+		return true;
+	}
+
+	(void)dialog_target_refresh(call->dlg, msg);
+	remote_body(call, msg);
+
+	if (call->lbody && call->lctype &&
+	    !str_casecmp(call->lctype, "application/sdp") &&
+	    !sdp_set_direction(&answer, &alen, call->lbody, call->lbody_len,
+			       sdp_answer_dir(sdp_direction(body.p, body.l))))
+		(void)set_body(&call->lbody, &call->lbody_len, &call->lctype,
+			       "application/sdp", (const uint8_t *)answer,
+			       alen);
+	mem_deref(answer);
+
+	if (call->acked || call->outgoing)
+		check_hold(call, msg);
+
+	stack_req_set_dialog(req, NULL, NULL);
+	(void)stack_req_reply(req, 200, "OK", contact_hdr(call, h, sizeof(h),
+							 NULL),
+			      call->lbody ? call->lctype : NULL,
+			      (const uint8_t *)call->lbody, call->lbody_len);
+
+	return true;
+}
+
+
 /* Requests inside the dialog, for both sides */
 static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 				   void *arg)
@@ -976,6 +1151,12 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 	}
 	else if (!pl_strcmp(&msg->met, "INVITE")) {
 		peer_reinvite(call, req);
+	}
+	else if (!pl_strcmp(&msg->met, "PRACK")) {
+		peer_prack(call, req);
+	}
+	else if (!pl_strcmp(&msg->met, "UPDATE") && update_offer(call, req)) {
+		/* answered as offer/answer */
 	}
 	else if (!pl_strcmp(&msg->met, "INFO") ||
 		 !pl_strcmp(&msg->met, "UPDATE") ||
@@ -1016,6 +1197,7 @@ static struct call *call_new(struct callmgr *cm, bool outgoing)
 	tmr_init(&call->tmr_ack);
 	tmr_init(&call->tmr_setup);
 	tmr_init(&call->tmr_glare);
+	tmr_init(&call->tmr_rel);
 
 	if (call_fsm_def(&def, outgoing) || fsm_alloc(&call->fsm, def, call)) {
 		mem_deref(def);
@@ -1093,6 +1275,10 @@ static bool invite_hook(struct stack *st, struct stack_req *req, void *arg)
 	}
 
 	call->invite = stack_req_ref(req);
+	call->rel100 = sip_msg_hdr_has_value(msg, SIP_HDR_SUPPORTED,
+					     "100rel") ||
+		sip_msg_hdr_has_value(msg, SIP_HDR_REQUIRE, "100rel");
+	call->rseq = 1 + (rand_u32() & 0xffff);
 	stack_req_set_dialog(req, uas_cancel_handler, call);
 	dialog_set_handlers(call->dlg, dialog_request_handler, NULL, call);
 	dlg_ev(call, "ReceiveInvite");
@@ -1172,8 +1358,24 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 	struct pl body;
 
 	if (msg->scode < 200) {
+		const struct sip_hdr *rs = sip_msg_hdr(msg, SIP_HDR_RSEQ);
+
 		if (msg->scode == 100)
 			return;
+
+		/* RFC 3262 §4: PRACK a reliable 1xx, once per RSeq; its
+		 * retransmissions are not processed again */
+		if (rs && sip_msg_hdr_has_value(msg, SIP_HDR_REQUIRE, "100rel")
+		    && pl_isset(&msg->to.tag)) {
+			uint32_t n = pl_u32(&rs->val);
+
+			if (call->peer_rseq && n <= call->peer_rseq)
+				return;
+			call->peer_rseq = n;
+			if (!dialog_set_remote(call->dlg, msg))
+				uac_prack(call, n);
+		}
+
 		if (pl_isset(&msg->to.tag) &&
 		    !dialog_set_remote(call->dlg, msg))
 			dlg_ev(call, "Receive1xxTag");
@@ -1258,6 +1460,36 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 
 static void invite_resp_handler(int err, const struct sip_msg *msg,
 				void *arg);
+
+
+static void prack_resp_handler(int err, const struct sip_msg *msg, void *arg)
+{
+	struct call *call = arg;
+
+	if (!err && msg && msg->scode < 200)
+		return;
+
+	call->prack = NULL;
+	if (err || msg->scode >= 300)
+		slog(LOG_WARN, "call", "prack_failed", NULL, "callid=%H "
+		     "code=%u err=%m", log_q, call->id, msg ? msg->scode : 0,
+		     err);
+}
+
+
+static void uac_prack(struct call *call, uint32_t rseq)
+{
+	char rack[64];
+
+	(void)re_snprintf(rack, sizeof(rack), "RAck: %u %u INVITE\r\n", rseq,
+			  call->invite_cseq);
+	mem_deref(call->prack);
+	call->prack = NULL;
+	if (dialog_request(&call->prack, call->dlg, "PRACK", 0, rack, NULL,
+			   NULL, 0, prack_resp_handler, call))
+		slog(LOG_WARN, "call", "prack_failed", NULL, "callid=%H",
+		     log_q, call->id);
+}
 
 
 /* The INVITE again, with credentials for the challenge in msg */
@@ -1387,8 +1619,8 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 	err  = str_dup(&call->id, callid);
 	err |= set_body(&call->lbody, &call->lbody_len, &call->lctype,
 			ctype, body, len);
-	if (hdrs)
-		err |= str_dup(&call->inv_hdrs, hdrs);
+	err |= re_sdprintf(&call->inv_hdrs, "Supported: %s\r\n%s",
+			   STACK_SUPPORTED, hdrs ? hdrs : "");
 	if (!err)
 		err = dialog_create_uac(&call->dlg, stack_dialogs(st), st,
 					callid, ltag, local, remote, to,
@@ -1403,8 +1635,9 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 	dialog_set_handlers(call->dlg, dialog_request_handler,
 			    dialog_response_handler, call);
 
-	err = dialog_request(&call->req, call->dlg, "INVITE", 0, hdrs, ctype,
-			     body, len, invite_resp_handler, call);
+	err = dialog_request(&call->req, call->dlg, "INVITE", 0,
+			     call->inv_hdrs, ctype, body, len,
+			     invite_resp_handler, call);
 	if (err)
 		goto out;
 

@@ -8,7 +8,7 @@
 #define SIPSTACK_CORE_H
 
 /* Option tags we implement (Supported:, and what Require: may name). */
-#define STACK_SUPPORTED ""
+#define STACK_SUPPORTED "100rel"
 
 /* Methods the core knows; Allow: lists the ones with a handler. */
 #define STACK_KNOWN_METHODS \
