@@ -297,6 +297,23 @@ static int l_config(lua_State *L)
 }
 
 
+/* sip.local_uri() -> "sip:sipstack@ip:port" of our first listener */
+static int l_local_uri(lua_State *L)
+{
+	struct stack *st = script_stack(L);
+	char buf[256];
+
+	if (!st || stack_local_uri(st, SIP_TRANSP_NONE, buf, sizeof(buf))) {
+		lua_pushnil(L);
+		return 1;
+	}
+
+	lua_pushstring(L, buf);
+
+	return 1;
+}
+
+
 static int l_stats(lua_State *L)
 {
 	struct stack *st = script_stack(L);
@@ -826,6 +843,7 @@ int luaopen_sip(lua_State *L)
 		{"configure",              l_configure},
 		{"config",                 l_config},
 		{"stats",                  l_stats},
+		{"local_uri",              l_local_uri},
 		{"sleep",                  l_sleep},
 		{"send_message",           l_send_message},
 		{"spawn",                  lua_spawn},

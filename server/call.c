@@ -188,6 +188,10 @@ static void call_ev(struct call *call, const char *event)
 	     "event=%s", log_q, call->id, from, fsm_current(call->fsm),
 	     event);
 
+	/* self-loops stay in the history, the owner hears of moves only */
+	if (!strcmp(from, fsm_current(call->fsm)))
+		return;
+
 	memset(&ev, 0, sizeof(ev));
 	ev.type = CALL_EV_STATE;
 	ev.from_state = from;

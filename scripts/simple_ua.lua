@@ -1,0 +1,68 @@
+-- scripts/simple_ua.lua: the spec's §5 example as a working script.
+--
+-- Answers incoming calls after ringing for two seconds, logs MESSAGEs,
+-- places an outgoing call with callbacks and sends a MESSAGE. Where the
+-- peer is: set PEER (a SIP URI) below, or run it as it is to call and
+-- message itself (the server answers its own call).
+--
+--   build/sipstack --listen udp:127.0.0.1:5060 scripts/simple_ua.lua
+--
+-- The REFER parts of the example come with the transfer feature.
+
+local PEER = nil        -- e.g. "sip:user@example.com"; nil: ourselves
+
+sip.configure{ user_agent = "MyApp/1.0" }
+
+local function sdp(port)
+  return table.concat({
+    "v=0", "o=user 123 456 IN IP4 127.0.0.1", "s=-",
+    "c=IN IP4 127.0.0.1", "t=0 0",
+    "m=audio " .. port .. " RTP/AVP 0", "" }, "\r\n")
+end
+
+-- Incoming calls: ring, then answer two seconds later. The hook is a
+-- coroutine of its own, so it reads top to bottom.
+sip.on_incoming_call(function(call)
+  sip.log.info("incoming call", { from = call.from })
+  call:ringing()
+  sip.sleep(2)
+  local ok, err = call:answer(sdp(8000), "application/sdp")
+  if not ok then
+    sip.log.warn("failed to answer", { err = err })
+    call:reject(486, "Busy Here")
+  end
+end)
+
+-- Incoming messages
+sip.on_incoming_message(function(msg)
+  sip.log.info("message", { from = msg.from, body = msg.body })
+end)
+
+-- Outgoing call, message: once the server listens
+sip.spawn(function()
+  local target = PEER or sip.local_uri()
+
+  local call, err = sip.call(target, sdp(8002), "application/sdp")
+  if not call then
+    sip.log.error("call failed", { err = err })
+    return
+  end
+  call.on_ringing = function() sip.log.info("ringing...") end
+  call.on_answered = function(body, ct)
+    sip.log.info("call answered", { content_type = ct, bytes = #body })
+  end
+  call.on_rejected = function(code, reason)
+    sip.log.info("call rejected", { code = code, reason = reason })
+  end
+  call.on_state_change = function(from, to)
+    sip.log.info("call state", { from = from, to = to })
+  end
+
+  if call:wait_answer(10) then
+    sip.sleep(5)
+    call:hangup()
+  end
+
+  local code, reason = sip.send_message(target, "text/plain", "Hello!")
+  sip.log.info("message sent", { code = code, reason = reason })
+end)
