@@ -12,6 +12,7 @@
  */
 #include <string.h>
 #include <math.h>
+#include <malloc.h>
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
@@ -332,6 +333,19 @@ static int l_stats(lua_State *L)
 #undef SETN
 	lua_pushnumber(L, st ? dialog_table_count(stack_dialogs(st)) : 0);
 	lua_setfield(L, -2, "dialogs");
+	lua_pushnumber(L, st ? callmgr_count(st) : 0);
+	lua_setfield(L, -2, "calls");
+	{
+		/* heap in use (glibc): returns to its baseline when every
+		 * call is freed, unlike RSS */
+		struct mallinfo2 mi = mallinfo2();
+
+		lua_pushnumber(L, (lua_Number)mi.uordblks);
+		lua_setfield(L, -2, "heap_bytes");
+	}
+	lua_pushnumber(L, (lua_Number)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
+		       lua_gc(L, LUA_GCCOUNTB, 0));
+	lua_setfield(L, -2, "lua_bytes");
 
 	return 1;
 }
