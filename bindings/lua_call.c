@@ -659,8 +659,6 @@ static int l_index(lua_State *L)
 {
 	struct lcall *lc = check_call(L, 1);
 	const char *k = luaL_checkstring(L, 2);
-	const struct sip_msg *inv = call_invite(lc->call);
-	struct dialog *dlg = call_dialog(lc->call);
 
 	if (!strcmp(k, "id")) {
 		lua_pushstring(L, call_id(lc->call));
@@ -675,19 +673,12 @@ static int l_index(lua_State *L)
 			       "incoming");
 		return 1;
 	}
-	if (!strcmp(k, "from") || !strcmp(k, "to")) {
-		bool local = call_is_outgoing(lc->call) == !strcmp(k, "from");
-
-		if (inv) {
-			const struct sip_taddr *a = !strcmp(k, "from") ?
-				&inv->from : &inv->to;
-			lua_pushlstring(L, a->auri.p, a->auri.l);
-		}
-		else if (dlg)
-			lua_pushstring(L, local ? dialog_local_uri(dlg) :
-				       dialog_remote_uri(dlg));
-		else
-			lua_pushnil(L);
+	if (!strcmp(k, "from")) {
+		lua_pushstring(L, call_from(lc->call));
+		return 1;
+	}
+	if (!strcmp(k, "to")) {
+		lua_pushstring(L, call_to(lc->call));
 		return 1;
 	}
 	if (!strcmp(k, "body") || !strcmp(k, "content_type")) {

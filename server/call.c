@@ -44,6 +44,7 @@ struct call {
 	bool outgoing;
 	bool ended;
 	char *id;                     /* Call-ID, for logs              */
+	char *from, *to;              /* URIs of the INVITE's From/To   */
 	char *reason;                 /* why it ended                   */
 
 	/* UAS */
@@ -640,6 +641,8 @@ static void call_destructor(void *arg)
 	mem_deref(call->dlg);
 	mem_deref(call->fsm);
 	mem_deref(call->id);
+	mem_deref(call->from);
+	mem_deref(call->to);
 	mem_deref(call->reason);
 	mem_deref(call->lbody);
 	mem_deref(call->lctype);
@@ -1144,6 +1147,9 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 				call->acked = true;
 				dlg_ev(call, "ReceiveAck");
 				call_ev(call, "Ack");
+				/* the INVITE is done with: a held call keeps
+				 * only its dialog (memory per call) */
+				call->invite = mem_deref(call->invite);
 			}
 		}
 	}
@@ -1263,7 +1269,9 @@ static bool invite_hook(struct stack *st, struct stack_req *req, void *arg)
 	/* our To tag is libre's for this message, which its replies add */
 	(void)re_snprintf(ltag, sizeof(ltag), "%016llx", msg->tag);
 
-	err = pl_strdup(&call->id, &msg->callid);
+	err  = pl_strdup(&call->id, &msg->callid);
+	err |= pl_strdup(&call->from, &msg->from.auri);
+	err |= pl_strdup(&call->to, &msg->to.auri);
 	if (!err)
 		err = dialog_create_uas(&call->dlg, stack_dialogs(st), st, msg,
 					ltag, contact);
@@ -1621,6 +1629,8 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 	(void)re_snprintf(remote, sizeof(remote), "<%s>", to);
 
 	err  = str_dup(&call->id, callid);
+	err |= str_dup(&call->from, from ? from : contact);
+	err |= str_dup(&call->to, to);
 	err |= set_body(&call->lbody, &call->lbody_len, &call->lctype,
 			ctype, body, len);
 	err |= re_sdprintf(&call->inv_hdrs, "Supported: %s\r\n%s",
@@ -1776,6 +1786,16 @@ const char *call_id(const struct call *call)
 const char *call_end_reason(const struct call *call)
 {
 	return call ? call->reason : NULL;
+}
+
+const char *call_from(const struct call *call)
+{
+	return call ? call->from : NULL;
+}
+
+const char *call_to(const struct call *call)
+{
+	return call ? call->to : NULL;
 }
 
 const struct sip_msg *call_invite(const struct call *call)

@@ -458,7 +458,11 @@ bool call_is_answered(const struct call *call);
 bool call_is_on_hold(const struct call *call);
 const char *call_id(const struct call *call);
 const char *call_end_reason(const struct call *call);
+/* The INVITE, while it is being answered (NULL once ACKed) */
 const struct sip_msg *call_invite(const struct call *call);
+/* URIs of the INVITE's From and To */
+const char *call_from(const struct call *call);
+const char *call_to(const struct call *call);
 const char *call_remote_body(const struct call *call, size_t *len,
 			     const char **ctype);
 int  call_debug(struct re_printf *pf, const struct call *call);
