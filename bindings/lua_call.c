@@ -504,32 +504,12 @@ static int l_wait_answer(lua_State *L)
 
 
 /* hold, unhold and update yield until the re-INVITE is answered */
-struct reinvop {
-	struct task *t;       /* NULL once the task died */
-};
-
-
-static void reinvop_cleanup(struct task *t)
-{
-	struct reinvop *op = t->op;
-
-	if (op)
-		op->t = NULL;
-	t->op = NULL;
-}
-
-
 static void reinvite_h(int err, uint16_t scode, void *arg)
 {
-	struct reinvop *op = arg;
-	struct task *t = op->t;
+	struct task *t = taskop_finish(arg);
 
-	mem_deref(op);
 	if (!t)
 		return;
-
-	t->op = NULL;
-	t->cleanup = NULL;
 
 	if (!err && scode >= 200 && scode < 300) {
 		lua_pushboolean(t->co, 1);
@@ -556,13 +536,12 @@ static int reinvite(lua_State *L, int kind)
 	struct task *t = lua_need_task(L, kind == CALL_REINVITE_HOLD ?
 				       "hold" : kind == CALL_REINVITE_UNHOLD
 				       ? "unhold" : "update");
-	struct reinvop *op;
+	struct taskop *op;
 	int err;
 
-	op = mem_zalloc(sizeof(*op), NULL);
+	op = taskop_new(t);
 	if (!op)
 		return luaL_error(L, "out of memory");
-	op->t = t;
 
 	if (kind == CALL_REINVITE_UPDATE) {
 		size_t len;
@@ -592,8 +571,7 @@ static int reinvite(lua_State *L, int kind)
 		return 2;
 	}
 
-	t->op = op;
-	t->cleanup = reinvop_cleanup;
+	taskop_attach(op);
 
 	return lua_yield(L, 0);
 }

@@ -68,6 +68,17 @@ struct task {
 	bool in_resume;             /* running right now                */
 };
 
+/* A yielding operation of a task: the libre callback gets the op as its
+ * arg. The op outlives the task if need be: when the task dies first
+ * (script closing), the late callback finds no task and does nothing.
+ *   op = taskop_new(t); start(..., cb, op) or mem_deref(op);
+ *   taskop_attach(op); return lua_yield(L, 0);
+ *   cb: t = taskop_finish(arg); if (t) { push results; task_resume } */
+struct taskop;
+struct taskop *taskop_new(struct task *t);
+void taskop_attach(struct taskop *op);
+struct task *taskop_finish(struct taskop *op);
+
 /* lua_runtime.c */
 struct script *lua_script(lua_State *L);
 struct task *lua_task(lua_State *L);

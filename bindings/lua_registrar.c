@@ -429,33 +429,13 @@ static int l_configure(lua_State *L)
  * sip.registrar.save(req), sip.auth.require(req)
  * ------------------------------------------------------------------ */
 
-struct saveop {
-	struct task *t;     /* NULL once the task died */
-};
-
-
-static void saveop_cleanup(struct task *t)
-{
-	struct saveop *op = t->op;
-
-	if (op)
-		op->t = NULL;
-	t->op = NULL;
-}
-
-
 static void save_done(int err, uint16_t scode, const struct loc_set *set,
 		      void *arg)
 {
-	struct saveop *op = arg;
-	struct task *t = op->t;
+	struct task *t = taskop_finish(arg);
 
-	mem_deref(op);
 	if (!t)
 		return;
-
-	t->op = NULL;
-	t->cleanup = NULL;
 
 	if (scode) {
 		lua_pushinteger(t->co, scode);
@@ -517,7 +497,7 @@ static int l_save(lua_State *L)
 	struct task *t = lua_need_task(L, "registrar.save");
 	struct regsvc *rs = need_regsvc(L, "registrar.save");
 	struct auth_result ar;
-	struct saveop *op;
+	struct taskop *op;
 	int err;
 
 	if (pl_strcmp(&stack_req_msg(req)->met, "REGISTER"))
@@ -536,10 +516,9 @@ static int l_save(lua_State *L)
 		return 2;
 	}
 
-	op = mem_zalloc(sizeof(*op), NULL);
+	op = taskop_new(t);
 	if (!op)
 		return luaL_error(L, "out of memory");
-	op->t = t;
 
 	err = registrar_handle(rs->reg, req, save_done, op);
 	if (err) {
@@ -550,8 +529,7 @@ static int l_save(lua_State *L)
 		return 2;
 	}
 
-	t->op = op;
-	t->cleanup = saveop_cleanup;
+	taskop_attach(op);
 
 	return lua_yield(L, 0);
 }

@@ -722,6 +722,54 @@ static void hook_returned(struct task *t, int nres)
 }
 
 
+struct taskop {
+	struct task *t;      /* NULL once the task died */
+};
+
+
+static void taskop_detach(struct task *t)
+{
+	struct taskop *op = t->op;
+
+	if (op)
+		op->t = NULL;
+	t->op = NULL;
+}
+
+
+struct taskop *taskop_new(struct task *t)
+{
+	struct taskop *op = mem_zalloc(sizeof(*op), NULL);
+
+	if (op)
+		op->t = t;
+
+	return op;
+}
+
+
+void taskop_attach(struct taskop *op)
+{
+	op->t->op = op;
+	op->t->cleanup = taskop_detach;
+}
+
+
+struct task *taskop_finish(struct taskop *op)
+{
+	struct task *t = op->t;
+
+	mem_deref(op);
+	if (!t)
+		return NULL;
+
+	t->op = NULL;
+	t->cleanup = NULL;
+
+	return t;
+}
+
+
 void task_resume(struct task *t, int nargs)
 {
 	int status;

@@ -462,21 +462,6 @@ static int l_sleep(lua_State *L)
  * sip.send_message(to, content_type, body [, headers])
  * ------------------------------------------------------------------ */
 
-struct msgop {
-	struct task *t;     /* NULL once the task died */
-};
-
-
-static void msgop_cleanup(struct task *t)
-{
-	struct msgop *op = t->op;
-
-	if (op)
-		op->t = NULL;
-	t->op = NULL;
-}
-
-
 static const char *err_string(int err)
 {
 	switch (err) {
@@ -494,16 +479,10 @@ static const char *err_string(int err)
 
 static void msg_resp_handler(int err, const struct sip_msg *msg, void *arg)
 {
-	struct msgop *op = arg;
-	struct task *t = op->t;
-
-	mem_deref(op);
+	struct task *t = taskop_finish(arg);
 
 	if (!t)
 		return;
-
-	t->op = NULL;
-	t->cleanup = NULL;
 
 	if (err || !msg) {
 		lua_pushnil(t->co);
@@ -560,7 +539,7 @@ static int l_send_message(lua_State *L)
 	size_t len;
 	const char *body = luaL_checklstring(L, 3, &len);
 	char *hdrs = NULL;
-	struct msgop *op;
+	struct taskop *op;
 	int err;
 
 	if (strncmp(to, "sip:", 4) && strncmp(to, "sips:", 5))
@@ -577,12 +556,11 @@ static int l_send_message(lua_State *L)
 		return 2;
 	}
 
-	op = mem_zalloc(sizeof(*op), NULL);
+	op = taskop_new(t);
 	if (!op) {
 		mem_deref(hdrs);
 		return luaL_error(L, "out of memory");
 	}
-	op->t = t;
 
 	err = stack_send_message(st, to, NULL, ctype, (const uint8_t *)body,
 				 len, hdrs, msg_resp_handler, op);
@@ -595,8 +573,7 @@ static int l_send_message(lua_State *L)
 		return 2;
 	}
 
-	t->op = op;
-	t->cleanup = msgop_cleanup;
+	taskop_attach(op);
 
 	return lua_yield(L, 0);
 }
