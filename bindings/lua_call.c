@@ -841,6 +841,7 @@ static bool incoming_handler(struct call *call, void *arg)
 
 	t->endh = incoming_end;
 	t->ctx = mem_ref(call);
+	pl_set_str(&t->callid, call_id(call));   /* the call outlives t */
 	lua_rawgeti(t->co, LUA_REGISTRYINDEX, sc->hooks[LH_CALL]);
 	push_call(t->co, sc, call);
 	task_resume(t, 1);

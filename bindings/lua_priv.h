@@ -65,6 +65,7 @@ struct task {
 	void (*endh)(struct task *t, bool failed, int nres);
 	void *ctx;                  /* a mem reference for endh and ops,
 				     * released when the task ends       */
+	struct pl callid;           /* for logs when there is no req    */
 	bool in_resume;             /* running right now                */
 };
 

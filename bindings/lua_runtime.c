@@ -572,38 +572,6 @@ static int script_load(struct script **scp, struct luart *rt,
  * Tasks: one coroutine per hook invocation
  * ------------------------------------------------------------------ */
 
-static const char *reason_phrase(uint16_t code)
-{
-	switch (code) {
-	case 200: return "OK";
-	case 202: return "Accepted";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 406: return "Not Acceptable";
-	case 408: return "Request Timeout";
-	case 410: return "Gone";
-	case 415: return "Unsupported Media Type";
-	case 480: return "Temporarily Unavailable";
-	case 481: return "Call/Transaction Does Not Exist";
-	case 486: return "Busy Here";
-	case 488: return "Not Acceptable Here";
-	case 500: return "Server Internal Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	case 603: return "Decline";
-	default:
-		if (code < 300) return "OK";
-		if (code < 400) return "Redirect";
-		if (code < 500) return "Client Error";
-		if (code < 600) return "Server Error";
-		return "Global Failure";
-	}
-}
-
-
 static void task_free(struct task *t)
 {
 	struct script *sc = t->sc;
@@ -647,7 +615,8 @@ static void hook_failed(struct task *t)
 		rest = msg;
 	}
 
-	slog(LOG_ERROR, "lua", "hook_error", m ? &m->callid : NULL,
+	slog(LOG_ERROR, "lua", "hook_error", m ? &m->callid :
+	     pl_isset(&t->callid) ? &t->callid : NULL,
 	     "hook=%s script=%H line=%d gen=%u err=%H",
 	     lua_hook_names[t->kind], log_q, file, line, t->sc->gen,
 	     log_q, rest);
@@ -701,7 +670,7 @@ static void hook_returned(struct task *t, int nres)
 		}
 
 		(void)stack_req_reply(req, code, reason ? reason :
-				      reason_phrase(code), NULL, NULL, NULL,
+				      stack_reason_phrase(code), NULL, NULL, NULL,
 				      0);
 		return;
 	}

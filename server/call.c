@@ -178,6 +178,9 @@ static void call_ev(struct call *call, const char *event)
 	const char *from = fsm_current(call->fsm);
 	struct call_event ev;
 
+	if (call->ended)
+		return;
+
 	if (fsm_transition(call->fsm, event)) {
 		slog(LOG_DEBUG, "call", "refused", NULL, "callid=%H ev=%s "
 		     "err=%H", log_q, call->id, event, log_q,
@@ -984,7 +987,7 @@ int call_reject(struct call *call, uint16_t code, const char *reason,
 		return ENOTCONN;
 
 	err = stack_req_reply(call->invite, code, reason ? reason :
-			      "Rejected", hdrs, NULL, NULL, 0);
+			      stack_reason_phrase(code), hdrs, NULL, NULL, 0);
 
 	dlg_ev(call, "Send3xx6xx");
 	call_ev(call, "Reject");
@@ -1894,8 +1897,7 @@ void callmgr_shutdown(struct callmgr *cm)
 		le = le->next;
 		mem_ref(call);
 		(void)call_hangup(call, "shutdown");
-		call->eh = NULL;
-		call_end(call, "shutdown");
+		call_end(call, "shutdown");   /* owners hear it: Terminated */
 		mem_deref(call);
 	}
 }

@@ -485,6 +485,9 @@ int main(int argc, char *argv[])
 	slog(LOG_INFO, "main", "stopped", NULL, NULL);
 
  out:
+	/* calls end first (BYE/CANCEL), while the scripts can still hear
+	 * of it; then the scripts; then the stack */
+	stack_stop(app.st);
 	app.rt = mem_deref(app.rt);
 	app.st = mem_deref(app.st);
 	if (app.sigfd >= 0) {

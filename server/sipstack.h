@@ -221,6 +221,8 @@ int  stack_set_config(struct stack *st, const struct stack_config *cfg);
 void stack_set_hook(struct stack *st, enum stack_hook hook,
 		    stack_req_h *h, void *arg);
 int  stack_debug(struct re_printf *pf, const struct stack *st);
+/* The standard reason phrase of a status code (RFC 3261 §21) */
+const char *stack_reason_phrase(uint16_t code);
 
 /* Counters, for tests and the benchmark */
 struct stack_stats {

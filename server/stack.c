@@ -302,6 +302,59 @@ int stack_req_keep(struct stack_req *req)
 }
 
 
+/* The standard reason phrase of a status code (RFC 3261 §21) */
+const char *stack_reason_phrase(uint16_t code)
+{
+	switch (code) {
+	case 100: return "Trying";
+	case 180: return "Ringing";
+	case 181: return "Call Is Being Forwarded";
+	case 182: return "Queued";
+	case 183: return "Session Progress";
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 302: return "Moved Temporarily";
+	case 305: return "Use Proxy";
+	case 380: return "Alternative Service";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 410: return "Gone";
+	case 415: return "Unsupported Media Type";
+	case 420: return "Bad Extension";
+	case 423: return "Interval Too Brief";
+	case 480: return "Temporarily Unavailable";
+	case 481: return "Call/Transaction Does Not Exist";
+	case 486: return "Busy Here";
+	case 487: return "Request Terminated";
+	case 488: return "Not Acceptable Here";
+	case 491: return "Request Pending";
+	case 500: return "Server Internal Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Server Time-out";
+	case 600: return "Busy Everywhere";
+	case 603: return "Decline";
+	case 604: return "Does Not Exist Anywhere";
+	case 606: return "Not Acceptable";
+	default:
+		if (code < 200) return "Session Progress";
+		if (code < 300) return "OK";
+		if (code < 400) return "Redirect";
+		if (code < 500) return "Client Error";
+		if (code < 600) return "Server Error";
+		return "Global Failure";
+	}
+}
+
+
 int stack_allow(const struct stack *st, char *buf, size_t sz)
 {
 	bool calls, msgs, refer, reg, other;

@@ -1,0 +1,123 @@
+-- test/calls/callee.lua: sipstack as the callee (UAS) of sipp's calls
+-- (test/calls/t_uas.py). The user part of the To URI (sipp's -s) picks
+-- the behaviour:
+--
+--   basic       ringing, answer; logs the call object (msg=incoming) with
+--               the offer byte-exact (hex) and, at the end, call:history()
+--   ring-answer ringing, sip.sleep(1), answer
+--   answer      answer at once, no ringing
+--   return486   the hook returns 486
+--   reject486   call:reject(486)
+--   cancel      ringing, then waits; the peer cancels; answering after
+--               that must fail (logged as msg=late_answer)
+--   hangup      answer, sip.sleep(1), call:hangup() (BYE from us)
+--   noack       answer (the peer never ACKs)
+--   hold        answer; on_hold / on_unhold log msg=hold / msg=unhold
+--   raise       the hook raises (LINE:raise) -> 500
+--   anything else: answer at once
+--
+-- Every call logs msg=terminated case=... reason=... and one
+-- msg=history line per entry of call:history(), and msg=cb_state for
+-- every on_state_change.
+
+-- our answer; sipp checks it byte-exact (ANSWER_SDP in t_uas.py)
+local ANSWER = table.concat({
+  "v=0",
+  "o=sipstack 4242 4242 IN IP4 127.0.0.1",
+  "s=sipstack callee",
+  "c=IN IP4 127.0.0.1",
+  "t=0 0",
+  "m=audio 40000 RTP/AVP 0 8",
+  "a=rtpmap:0 PCMU/8000",
+  "a=rtpmap:8 PCMA/8000",
+  "a=sendrecv",
+  "",
+}, "\r\n")
+
+local function hex(s)
+  return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+local function user(uri)
+  return (uri or ""):match("^sips?:([^@;>]+)@") or ""
+end
+
+local function log(msg, case, call, fields)
+  fields = fields or {}
+  fields.case = case
+  fields.call_id = call.id
+  sip.log.info(msg, fields)
+end
+
+local function watch(call, case)
+  call.on_state_change = function(from, to)
+    log("cb_state", case, call, { old = from, new = to,
+                                  state = call.state })
+  end
+  call.on_hold = function()
+    log("hold", case, call, { on_hold = tostring(call:is_on_hold()),
+                              state = call.state, body_hex = hex(call.body) })
+  end
+  call.on_unhold = function()
+    log("unhold", case, call, { on_hold = tostring(call:is_on_hold()),
+                                state = call.state, body_hex = hex(call.body) })
+  end
+  call.on_terminated = function(reason)
+    log("terminated", case, call, { reason = reason,
+                                    end_reason = call.end_reason,
+                                    state = call.state,
+                                    terminated = tostring(call:is_terminated()) })
+    for i, e in ipairs(call:history()) do
+      log("history", case, call, { i = i, old = e.from, new = e.to,
+                                   event = e.event,
+                                   ts = string.format("%.6f", e.ts) })
+    end
+  end
+end
+
+sip.on_incoming_call(function(call)
+  local case = user(call.to)
+  watch(call, case)
+  local body = call.body
+  log("incoming", case, call, {
+    from_uri = call.from,
+    to_uri = call.to,
+    direction = call.direction,
+    state = call.state,
+    ctype = call.content_type,
+    bytes = #body,
+    body_hex = hex(body),
+    answered = tostring(call:is_answered()),
+  })
+
+  if case == "basic" then
+    assert(call:ringing())
+    assert(call:answer(ANSWER, "application/sdp"))
+  elseif case == "ring-answer" then
+    assert(call:ringing())
+    sip.sleep(1)
+    assert(call:answer(ANSWER))
+  elseif case == "answer" then
+    assert(call:answer(ANSWER, "application/sdp"))
+  elseif case == "return486" then
+    return 486
+  elseif case == "reject486" then
+    local ok, err = call:reject(486)
+    log("rejected", case, call, { ok = tostring(ok), err = tostring(err) })
+  elseif case == "cancel" then
+    assert(call:ringing())
+    sip.sleep(1)     -- the peer cancels meanwhile
+    local ok, err = call:answer(ANSWER)
+    log("late_answer", case, call, { ok = tostring(ok), err = tostring(err),
+                                     state = call.state })
+  elseif case == "hangup" then
+    assert(call:answer(ANSWER))
+    sip.sleep(1)
+    local ok, err = call:hangup()
+    log("hangup", case, call, { ok = tostring(ok), err = tostring(err) })
+  elseif case == "raise" then
+    error("boom: the callee hook raised on purpose") -- LINE:raise
+  else
+    assert(call:answer(ANSWER))
+  end
+end)

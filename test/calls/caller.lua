@@ -1,0 +1,99 @@
+-- test/calls/caller.lua: sipstack places calls to sipp (test/calls/
+-- t_uac.py). A MESSAGE triggers each call (answered 202 at once):
+--
+--   X-Call-To: URI        whom to call (sipp, running a uas-*.xml)
+--   X-Case: NAME          a label, logged as case= on every line
+--   X-Hangup-After: S     once answered, hang up after S seconds
+--                         (absent: wait for the peer to end the call)
+--   X-Cancel-On-Ringing: 1  call:cancel() from on_ringing
+--
+-- The call is placed from a task of its own (sip.spawn) with an SDP
+-- offer (OFFER below, checked byte-exact by t_uac.py); every callback
+-- logs a line (msg=ringing, answered with the body in hex, rejected,
+-- terminated, cb_state), wait_answer's result is logged as msg=waited,
+-- and call:history() at the end as msg=history lines.
+
+local OFFER = table.concat({
+  "v=0",
+  "o=sipstack 7 7 IN IP4 127.0.0.1",
+  "s=sipstack caller \226\156\147",     -- U+2713, UTF-8
+  "c=IN IP4 127.0.0.1",
+  "t=0 0",
+  "m=audio 41000 RTP/AVP 8",
+  "a=rtpmap:8 PCMA/8000",
+  "a=sendrecv",
+  "",
+}, "\r\n")
+
+local function hex(s)
+  return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+local function place(case, to, hangup_after, cancel_on_ringing)
+  local call, err = sip.call(to, OFFER, "application/sdp")
+  if not call then
+    sip.log.warn("call_failed", { case = case, err = err })
+    return
+  end
+
+  local function log(msg, fields)
+    fields = fields or {}
+    fields.case = case
+    fields.call_id = call.id
+    sip.log.info(msg, fields)
+  end
+
+  log("placed", { direction = call.direction, state = call.state,
+                  from_uri = call.from, to_uri = call.to })
+
+  call.on_state_change = function(from, to_)
+    log("cb_state", { old = from, new = to_ })
+  end
+  call.on_ringing = function(code)
+    log("ringing", { code = code, state = call.state })
+    if cancel_on_ringing then
+      local ok, e = call:cancel()
+      log("cancel", { ok = tostring(ok), err = tostring(e) })
+    end
+  end
+  call.on_answered = function(body, ct)
+    log("answered", { ctype = ct, bytes = #body, body_hex = hex(body),
+                      state = call.state,
+                      answered = tostring(call:is_answered()) })
+  end
+  call.on_rejected = function(code, reason)
+    log("rejected", { code = code, reason = reason, state = call.state })
+  end
+  call.on_terminated = function(reason)
+    log("terminated", { reason = reason, end_reason = call.end_reason,
+                        state = call.state,
+                        terminated = tostring(call:is_terminated()) })
+    for i, e in ipairs(call:history()) do
+      log("history", { i = i, old = e.from, new = e.to, event = e.event,
+                       ts = string.format("%.6f", e.ts) })
+    end
+  end
+
+  local ok, werr, code = call:wait_answer(20)
+  log("waited", { ok = tostring(ok), err = tostring(werr),
+                  code = tostring(code), state = call.state })
+
+  if ok and hangup_after then
+    sip.sleep(hangup_after)
+    local hok, herr = call:hangup()
+    log("hangup", { ok = tostring(hok), err = tostring(herr),
+                    state = call.state })
+  end
+end
+
+sip.on_incoming_message(function(msg)
+  local to = msg:header("X-Call-To")
+  if not to then
+    return 400, "X-Call-To Missing"
+  end
+  local case = msg:header("X-Case") or "?"
+  local hangup_after = tonumber(msg:header("X-Hangup-After") or "")
+  local cancel = msg:header("X-Cancel-On-Ringing") == "1"
+  sip.spawn(place, case, to, hangup_after, cancel)
+  return 202, "Accepted"
+end)

@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""Outgoing calls on the wire: sipstack (test/calls/caller.lua) calls
+sipp running a uas-*.xml, one case per run (--case). A raw MESSAGE to
+the server (X-Call-To: sipp) makes the script call sip.call() from a
+sip.spawn task:
+
+  answer    180, 200 with SDP: on_ringing(180), on_answered(body, ct)
+            with sipp's SDP byte-exact, wait_answer() -> true; the ACK
+            reaches sipp; call:hangup() 1 s later -> BYE, 200
+  busy      486 -> on_rejected(486, "Busy Here"), wait_answer() -> nil,
+            "rejected", 486; libre ACKs the 486
+  redirect  302 -> on_rejected(302, "Moved Temporarily"), not followed
+  decline   603 -> on_rejected(603, "Decline")
+  cancel    call:cancel() from on_ringing: sipp sees the CANCEL, answers
+            200 and 487, gets the ACK for the 487
+  bye       sipp hangs up after the ACK: on_terminated("remote hangup")
+  fork      two 200s with different To tags: the second is ACKed and
+            BYEd at once, the first stays up until call:hangup()
+  rtx       sipp sends its 200 again after the ACK: ACKed again, no
+            second answer reported
+"""
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import callslib as cl  # noqa: E402
+from callslib import harness  # noqa: E402
+
+SCRIPT = cl.here("caller.lua")
+
+# caller.lua's OFFER, byte for byte
+OFFER_SDP = (b"v=0\r\n"
+             b"o=sipstack 7 7 IN IP4 127.0.0.1\r\n"
+             b"s=sipstack caller \xe2\x9c\x93\r\n"
+             b"c=IN IP4 127.0.0.1\r\n"
+             b"t=0 0\r\n"
+             b"m=audio 41000 RTP/AVP 8\r\n"
+             b"a=rtpmap:8 PCMA/8000\r\n"
+             b"a=sendrecv\r\n")
+
+DIAL = ("Idle", "Calling", "Dial")
+RINGING = ("Calling", "Ringing", "Ringing")
+ACK = ("Connected", "Connected", "Ack")
+BYE = ("Connected", "Ending", "Bye")
+BYE_RESP = ("Ending", "Ended", "ByeResponse")
+
+# case: scenario, trigger headers, how long the whole exchange may take
+CASES = {
+    "answer": ("uas-answer.xml", {"X-Hangup-After": "1"}),
+    "busy": ("uas-busy-486.xml", {}),
+    "redirect": ("uas-redirect-302.xml", {}),
+    "decline": ("uas-decline-603.xml", {}),
+    "cancel": ("uas-cancel.xml", {"X-Cancel-On-Ringing": "1"}),
+    "bye": ("uas-bye.xml", {}),
+    "fork": ("uas-fork.xml", {"X-Hangup-After": "1.5"}),
+    "rtx": ("uas-200-rtx.xml", {"X-Hangup-After": "1.5"}),
+}
+
+
+def place_call(h, case):
+    """sipp as UAS, the server, the trigger; waits for sipp's end.
+    Returns (srv, sipp, messages, callid, target URI)."""
+    scenario, hdrs = CASES[case]
+    uas = h.sipp(cl.here(scenario), calls=1, timeout=15)
+    if not h.ok(uas.wait_listening(), "%s: sipp UAS (%s) listens on %d" %
+                (case, scenario, uas.port), sipp=uas):
+        raise harness.Abort("sipp did not start")
+    srv = h.server(SCRIPT)
+    to = "sip:%s@127.0.0.1:%d" % (case, uas.port)
+    udp = harness.UdpClient(srv.port)
+    extra = [("X-Call-To", to), ("X-Case", case)] + sorted(hdrs.items())
+    r = udp.request("MESSAGE", extra=extra)
+    udp.close()
+    h.ok(r is not None and r.code == 202, "%s: the trigger MESSAGE is "
+         "answered 202" % case, diag="got %r" % r)
+    h.sipp_ok(uas, "%s: sipp %s completed the call" % (case, scenario))
+    msgs = cl.sipp_messages(uas)
+    h.note("%s flow (-> sent by sipp):\n%s" % (case, cl.flow(msgs)))
+    inv = cl.pick(msgs, "received", method="INVITE")
+    callid = inv[0].header("Call-ID") if inv else None
+    if not h.ok(callid, "%s: sipp received the INVITE" % case,
+                diag=cl.flow(msgs)):
+        raise harness.Abort("no INVITE reached sipp")
+    return srv, uas, msgs, callid, to
+
+
+def check_invite(h, srv, msgs, callid, to, case):
+    inv = cl.pick(msgs, "received", method="INVITE")
+    h.ok(len(inv) == 1, "%s: one INVITE (no retransmission, no second "
+         "attempt)" % case, diag=cl.flow(msgs))
+    i = inv[0]
+    h.ok(i.uri() == to, "%s: the INVITE goes to %s" % (case, to),
+         diag="got %s" % i.start)
+    h.ok(i.body == OFFER_SDP and
+         i.header("Content-Type") == "application/sdp",
+         "%s: the INVITE carries the script's offer byte-exact (%d bytes, "
+         "application/sdp)" % (case, len(OFFER_SDP)),
+         diag="got %r (%r)" % (i.body, i.header("Content-Type")))
+    h.ok(i.tag("From") and not i.tag("To") and i.header("Contact"),
+         "%s: the INVITE has a From tag, no To tag, a Contact" % case,
+         diag="From %r To %r Contact %r" % (i.header("From"),
+                                           i.header("To"),
+                                           i.header("Contact")))
+    rec = cl.wait_script(srv, "placed", case, 2.0)
+    h.ok(rec.get("direction") == "outgoing" and rec.get("state") ==
+         "Calling" and rec.get("to_uri") == to and
+         rec.get("call_id") == callid,
+         "%s: sip.call() returned an outgoing call in state Calling, "
+         "call.to=%s, call.id=the Call-ID" % (case, to), diag="got %r" % rec)
+    out = srv.find({"mod": "call", "ev": "outgoing"})
+    h.ok(len(out) == 1, "%s: one mod=call ev=outgoing line" % case,
+         diag="\n".join(out))
+    return i
+
+
+def check_ack_2xx(h, msgs, ok, inv, case, what="the 200"):
+    """An ACK for the 2xx ok: new transaction, to the Contact of ok, its
+    To tag, the INVITE's CSeq number. Returns the ACKs for that tag."""
+    tag = ok.tag("To")
+    acks = [m for m in cl.pick(msgs, "received", method="ACK")
+            if m.tag("To") == tag]
+    if not h.ok(acks, "%s: sipp received an ACK for %s (To tag %s)" %
+                (case, what, tag), diag=cl.flow(msgs)):
+        return []
+    a = acks[0]
+    contact = ok.header("Contact").strip("<>")
+    h.ok(a.uri() == contact and a.cseq == (inv.cseq[0], "ACK") and
+         a.branch() != inv.branch() and a.header("Call-ID") ==
+         inv.header("Call-ID") and a.tag("From") == inv.tag("From"),
+         "%s: the ACK for %s goes to its Contact (%s), CSeq %d ACK, a new "
+         "branch (RFC 3261 13.2.2.4)" % (case, what, contact, inv.cseq[0]),
+         diag="%s / CSeq %s / branch %s (INVITE's %s)" % (
+             a.start, a.header("CSeq"), a.branch(), inv.branch()))
+    return acks
+
+
+def check_ack_non2xx(h, msgs, inv, final, case):
+    acks = cl.pick(msgs, "received", method="ACK")
+    if h.ok(len(acks) == 1, "%s: sipp received one ACK for the %d" %
+            (case, final.code), diag=cl.flow(msgs)):
+        a = acks[0]
+        h.ok(a.branch() == inv.branch() and a.uri() == inv.uri() and
+             a.cseq == (inv.cseq[0], "ACK") and
+             a.tag("To") == final.tag("To"),
+             "%s: the ACK is the INVITE transaction's (same branch and "
+             "Request-URI, To tag of the %d; RFC 3261 17.1.1.3)" %
+             (case, final.code),
+             diag="%s branch %s To %s" % (a.start, a.branch(),
+                                          a.header("To")))
+
+
+def case_answer(h, a):
+    case = "answer"
+    srv, uas, msgs, callid, to = place_call(h, case)
+    inv = check_invite(h, srv, msgs, callid, to, case)
+    ok = cl.pick(msgs, "sent", code=200, cseq_method="INVITE")[0]
+
+    rec = cl.wait_script(srv, "ringing", case, 2.0)
+    h.ok(rec.get("code") == "180" and rec.get("state") == "Ringing",
+         "%s: call.on_ringing(180), state Ringing" % case,
+         diag="got %r" % rec)
+    rec = cl.wait_script(srv, "answered", case, 2.0)
+    h.ok(rec.get("body_hex") == ok.body.hex() and
+         rec.get("bytes") == str(len(ok.body)),
+         "%s: call.on_answered got sipp's SDP byte-exact (%d bytes, UTF-8 "
+         "in s=)" % (case, len(ok.body)),
+         diag="expected %s\ngot      %s" % (ok.body.hex(),
+                                           rec.get("body_hex")))
+    h.ok(rec.get("ctype") == "application/sdp" and
+         rec.get("state") == "Connected" and rec.get("answered") == "true",
+         "%s: ... with content type application/sdp; state Connected, "
+         "is_answered()" % case, diag="got %r" % rec)
+    rec = cl.wait_script(srv, "waited", case, 2.0)
+    h.ok(rec.get("ok") == "true", "%s: call:wait_answer() returned true" %
+         case, diag="got %r" % rec)
+
+    acks = check_ack_2xx(h, msgs, ok, inv, case)
+    bye = cl.pick(msgs, "received", method="BYE")
+    if h.ok(len(bye) == 1 and acks, "%s: sipp received one BYE" % case,
+            diag=cl.flow(msgs)):
+        b = bye[0]
+        h.ok(b.uri() == ok.header("Contact").strip("<>") and
+             b.tag("To") == ok.tag("To") and b.tag("From") == inv.tag("From")
+             and b.cseq[0] > inv.cseq[0],
+             "%s: the BYE is in the dialog (Contact of the 200, tags, "
+             "CSeq above the INVITE's)" % case,
+             diag="%s To %s CSeq %s" % (b.start, b.header("To"),
+                                       b.header("CSeq")))
+        dt = b.t - acks[0].t
+        h.ok(0.9 <= dt <= 2.5, "%s: the BYE came after the script's "
+             "sip.sleep(1) (%.2f s after the ACK)" % (case, dt))
+    rec = cl.wait_script(srv, "hangup", case, 2.0)
+    h.ok(rec.get("ok") == "true", "%s: call:hangup() returned true" % case,
+         diag="got %r" % rec)
+    cl.check_call_log(h, srv, callid,
+                      [DIAL, RINGING, ("Ringing", "Connected", "Answer"),
+                       ACK, BYE, BYE_RESP], "hangup", case)
+    h.stop_server(srv)
+
+
+def case_rejected(h, a, case, code, reason):
+    srv, uas, msgs, callid, to = place_call(h, case)
+    inv = check_invite(h, srv, msgs, callid, to, case)
+    final = cl.pick(msgs, "sent", code=code)[0]
+    check_ack_non2xx(h, msgs, inv, final, case)
+    rec = cl.wait_script(srv, "rejected", case, 2.0)
+    h.ok(rec.get("code") == str(code) and rec.get("reason") == reason,
+         "%s: call.on_rejected(%d, %r)" % (case, code, reason),
+         diag="got %r" % rec)
+    rec = cl.wait_script(srv, "waited", case, 2.0)
+    h.ok(rec.get("ok") == "nil" and rec.get("err") == "rejected" and
+         rec.get("code") == str(code),
+         "%s: call:wait_answer() returned nil, \"rejected\", %d" %
+         (case, code), diag="got %r" % rec)
+    if code == 302:
+        time.sleep(0.5)
+        h.ok(len(srv.find({"mod": "call", "ev": "outgoing"})) == 1 and
+             len(cl.pick(cl.sipp_messages(uas), "received",
+                         method="INVITE")) == 1,
+             "%s: the redirection is reported, not followed" % case)
+    cl.check_call_log(h, srv, callid, [DIAL, ("Calling", "Ended", "Reject")],
+                      "rejected", case)
+    h.stop_server(srv)
+
+
+def case_cancel(h, a):
+    case = "cancel"
+    srv, uas, msgs, callid, to = place_call(h, case)
+    inv = check_invite(h, srv, msgs, callid, to, case)
+    cancel = cl.pick(msgs, "received", method="CANCEL")
+    if h.ok(len(cancel) == 1, "%s: sipp received one CANCEL" % case,
+            diag=cl.flow(msgs)):
+        c = cancel[0]
+        ring = cl.pick(msgs, "sent", code=180)[0]
+        h.ok(c.branch() == inv.branch() and c.uri() == inv.uri() and
+             c.cseq == (inv.cseq[0], "CANCEL") and not c.tag("To") and
+             c.tag("From") == inv.tag("From") and
+             c.header("Call-ID") == callid,
+             "%s: the CANCEL matches the INVITE (branch, Request-URI, "
+             "CSeq number, From, Call-ID; no To tag; RFC 3261 9.1)" % case,
+             diag="%s branch %s CSeq %s To %s" % (
+                 c.start, c.branch(), c.header("CSeq"), c.header("To")))
+        h.ok(c.t >= ring.t, "%s: the CANCEL came after the 180" % case)
+    r487 = cl.pick(msgs, "sent", code=487)
+    if r487:
+        check_ack_non2xx(h, msgs, inv, r487[0], case)
+    rec = cl.wait_script(srv, "cancel", case, 2.0)
+    h.ok(rec.get("ok") == "true", "%s: call:cancel() in on_ringing "
+         "returned true" % case, diag="got %r" % rec)
+    rec = cl.wait_script(srv, "waited", case, 2.0)
+    h.ok(rec.get("ok") == "nil" and (
+        (rec.get("err") == "rejected" and rec.get("code") == "487") or
+        rec.get("err") == "cancelled"),
+        "%s: call:wait_answer() returned nil (err=%s code=%s)" %
+        (case, rec.get("err"), rec.get("code")), diag="got %r" % rec)
+    cl.check_call_log(h, srv, callid,
+                      [DIAL, RINGING, ("Ringing", "Ending", "Cancel"),
+                       ("Ending", "Ended", "Reject")], "cancelled", case)
+    h.stop_server(srv)
+
+
+def case_bye(h, a):
+    case = "bye"
+    srv, uas, msgs, callid, to = place_call(h, case)
+    inv = check_invite(h, srv, msgs, callid, to, case)
+    ok = cl.pick(msgs, "sent", code=200, cseq_method="INVITE")[0]
+    check_ack_2xx(h, msgs, ok, inv, case)
+    res = cl.pick(msgs, "received", code=200, cseq_method="BYE")
+    h.ok(len(res) == 1, "%s: sipstack answered sipp's BYE 200" % case,
+         diag=cl.flow(msgs))
+    rec = cl.wait_script(srv, "terminated", case, 2.0)
+    h.ok(rec.get("reason") == "remote hangup",
+         "%s: call.on_terminated(\"remote hangup\")" % case,
+         diag="got %r" % rec)
+    cl.check_call_log(h, srv, callid,
+                      [DIAL, ("Calling", "Connected", "Answer"), ACK,
+                       ("Connected", "Ended", "RemoteBye")],
+                      "remote hangup", case)
+    h.stop_server(srv)
+
+
+def case_fork(h, a):
+    case = "fork"
+    srv, uas, msgs, callid, to = place_call(h, case)
+    inv = check_invite(h, srv, msgs, callid, to, case)
+    oks = cl.pick(msgs, "sent", code=200, cseq_method="INVITE")
+    if not h.ok(len(oks) == 2 and oks[0].tag("To") != oks[1].tag("To"),
+                "%s: sipp answered twice, two To tags" % case):
+        raise harness.Abort("the scenario did not run")
+    first, second = oks
+    a1 = check_ack_2xx(h, msgs, first, inv, case, "the first 200")
+    a2 = check_ack_2xx(h, msgs, second, inv, case, "the second fork's 200")
+    byes = cl.pick(msgs, "received", method="BYE")
+    b2 = [b for b in byes if b.tag("To") == second.tag("To")]
+    b1 = [b for b in byes if b.tag("To") == first.tag("To")]
+    if h.ok(len(b2) == 1 and a2, "%s: the second fork got one BYE" % case,
+            diag=cl.flow(msgs)):
+        h.ok(b2[0].uri() == second.header("Contact").strip("<>") and
+             b2[0].t >= a2[0].t,
+             "%s: ... after its ACK, to its Contact (%s)" %
+             (case, second.header("Contact").strip("<>")),
+             diag=b2[0].start)
+    if h.ok(len(b1) == 1 and b2 and a1, "%s: the first fork got one BYE, "
+            "when the script hung up" % case, diag=cl.flow(msgs)):
+        dt = b1[0].t - a1[0].t
+        h.ok(b1[0].uri() == first.header("Contact").strip("<>") and
+             1.3 <= dt <= 3.0 and b1[0].t > b2[0].t,
+             "%s: ... to its Contact, %.2f s after its ACK (the call stayed "
+             "up until call:hangup())" % (case, dt), diag=b1[0].start)
+    drop = srv.find({"mod": "call", "ev": "fork_dropped", "callid": callid})
+    h.ok(len(drop) == 1 and harness.parse_logfmt(drop[0]).get("to_tag") ==
+         second.tag("To"), "%s: mod=call ev=fork_dropped to_tag=%s" %
+         (case, second.tag("To")), diag="\n".join(drop))
+    ans = cl.script_lines(srv, "answered", case)
+    h.ok(len(ans) == 1 and ans[0].get("body_hex") == first.body.hex(),
+         "%s: call.on_answered ran once, with the first fork's SDP" % case,
+         diag="got %r" % ans)
+    cl.check_call_log(h, srv, callid,
+                      [DIAL, ("Calling", "Connected", "Answer"), ACK, BYE,
+                       BYE_RESP], "hangup", case)
+    h.stop_server(srv)
+
+
+def case_rtx(h, a):
+    case = "rtx"
+    srv, uas, msgs, callid, to = place_call(h, case)
+    inv = check_invite(h, srv, msgs, callid, to, case)
+    oks = cl.pick(msgs, "sent", code=200, cseq_method="INVITE")
+    h.ok(len(oks) == 2 and oks[0].raw == oks[1].raw,
+         "%s: sipp sent the same 200 twice" % case, diag=cl.flow(msgs))
+    acks = check_ack_2xx(h, msgs, oks[0], inv, case)
+    if h.ok(len(acks) == 2, "%s: sipstack ACKed each copy of the 200 "
+            "(%d ACKs; RFC 3261 13.2.2.4)" % (case, len(acks)),
+            diag=cl.flow(msgs)):
+        h.ok(acks[1].t >= oks[1].t and acks[1].uri() == acks[0].uri() and
+             acks[1].cseq == acks[0].cseq,
+             "%s: the second ACK answers the second 200, same target and "
+             "CSeq" % case)
+    h.ok(len(cl.script_lines(srv, "answered", case)) == 1,
+         "%s: call.on_answered ran once" % case)
+    cl.check_call_log(h, srv, callid,
+                      [DIAL, ("Calling", "Connected", "Answer"), ACK, BYE,
+                       BYE_RESP], "hangup", case)
+    h.stop_server(srv)
+
+
+RUN = {
+    "answer": case_answer,
+    "busy": lambda h, a: case_rejected(h, a, "busy", 486, "Busy Here"),
+    "redirect": lambda h, a: case_rejected(h, a, "redirect", 302,
+                                           "Moved Temporarily"),
+    "decline": lambda h, a: case_rejected(h, a, "decline", 603, "Decline"),
+    "cancel": case_cancel,
+    "bye": case_bye,
+    "fork": case_fork,
+    "rtx": case_rtx,
+}
+
+
+def args(ap):
+    ap.add_argument("--case", choices=sorted(RUN), required=True)
+
+
+if __name__ == "__main__":
+    harness.test_main(__doc__.splitlines()[0],
+                      lambda h, a: RUN[a.case](h, a), extra_args=args)

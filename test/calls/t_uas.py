@@ -1,0 +1,489 @@
+#!/usr/bin/env python3
+"""Incoming calls on the wire: sipp (uac-*.xml) calls sipstack running
+test/calls/callee.lua, one case per run (--case); the user part of the
+Request-URI (sipp -s) tells the script what to do:
+
+  basic        INVITE/100/180/200/ACK/BYE; the call object (from, to,
+               body byte-exact, content_type, direction, state),
+               on_state_change, on_terminated and call:history()
+  ring-answer  180, sip.sleep(1), 200
+  answer       200 without a 180
+  return486    the hook returns 486 -> 486, ACK absorbed
+  reject486    call:reject(486) -> 486
+  cancel       CANCEL after the 180 -> 200 + 487, ACK; answering later
+               fails
+  hangup       the script hangs up: sipp receives the BYE, answers 200
+  noack        no ACK: the 200 is retransmitted, BYE after 64*T1 = 32 s,
+               reason=Timeout
+  late-ack     the ACK comes 2 s late: >= 2 copies of the 200, none
+               after the ACK
+  hold         re-INVITE a=sendonly -> 200 (recvonly), on_hold; re-INVITE
+               a=sendrecv -> 200 (sendrecv), on_unhold
+  bye481       BYE for a dialog that does not exist -> 481
+  raise        the hook raises -> 500, ev=hook_error
+  shutdown     SIGTERM during a call: sipstack BYEs it (sipp answers 200),
+               ev=ended reason=shutdown, exit 0 (also under `make asan`)
+"""
+import os
+import sys
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import callslib as cl  # noqa: E402
+from callslib import harness  # noqa: E402
+
+SCRIPT = cl.here("callee.lua")
+
+# callee.lua's ANSWER, byte for byte
+ANSWER_SDP = (b"v=0\r\n"
+              b"o=sipstack 4242 4242 IN IP4 127.0.0.1\r\n"
+              b"s=sipstack callee\r\n"
+              b"c=IN IP4 127.0.0.1\r\n"
+              b"t=0 0\r\n"
+              b"m=audio 40000 RTP/AVP 0 8\r\n"
+              b"a=rtpmap:0 PCMU/8000\r\n"
+              b"a=rtpmap:8 PCMA/8000\r\n"
+              b"a=sendrecv\r\n")
+
+RINGING = ("Idle", "Ringing", "Ringing")
+ANSWER_FROM_RINGING = ("Ringing", "Answering", "Answer")
+ANSWER_FROM_IDLE = ("Idle", "Answering", "Answer")
+ACK = ("Answering", "Connected", "Ack")
+REMOTE_BYE = ("Connected", "Ended", "RemoteBye")
+
+
+def start_call(h, case, scenario, timeout=15):
+    """The server, then sipp's call to sip:CASE@server; waits for sipp.
+    Returns (srv, sipp, messages, callid)."""
+    srv = h.server(SCRIPT)
+    sp = h.sipp(cl.here(scenario), srv, timeout=timeout, args=["-s", case])
+    h.sipp_ok(sp, "%s: sipp %s completed its call" % (case, scenario))
+    msgs = cl.sipp_messages(sp)
+    inv = cl.pick(msgs, "sent", method="INVITE")
+    callid = inv[0].header("Call-ID") if inv else None
+    if not h.ok(callid, "%s: sipp sent an INVITE" % case,
+                diag=cl.flow(msgs)):
+        raise harness.Abort("no INVITE in sipp's message log")
+    h.note("%s flow:\n%s" % (case, cl.flow(msgs)))
+    return srv, sp, msgs, callid
+
+
+def check_incoming(h, srv, callid, case):
+    line = srv.find({"mod": "call", "ev": "incoming", "callid": callid})
+    h.ok(len(line) == 1, "%s: one mod=call ev=incoming line" % case,
+         diag="\n".join(line))
+
+
+def check_answer_200(h, msgs, case):
+    """The 200 to the INVITE carries the script's SDP byte-exact, a
+    Contact, and the To tag of any 180 before it."""
+    oks = cl.pick(msgs, "received", code=200, cseq_method="INVITE")
+    if not h.ok(oks, "%s: sipp received a 200 to the INVITE" % case,
+                diag=cl.flow(msgs)):
+        return None
+    ok = oks[0]
+    h.ok(ok.body == ANSWER_SDP and
+         ok.header("Content-Type") == "application/sdp",
+         "%s: the 200 carries the script's SDP byte-exact (%d bytes, "
+         "application/sdp)" % (case, len(ANSWER_SDP)),
+         diag="got %r (%r)" % (ok.body, ok.header("Content-Type")))
+    h.ok(ok.tag("To") and ok.header("Contact"),
+         "%s: the 200 has a To tag and a Contact" % case,
+         diag="To: %r Contact: %r" % (ok.header("To"),
+                                      ok.header("Contact")))
+    return ok
+
+
+def case_basic(h, a, case="basic"):
+    srv, sp, msgs, callid = start_call(h, case, "uac-ring-answer.xml")
+    inv = cl.pick(msgs, "sent", method="INVITE")[0]
+    check_incoming(h, srv, callid, case)
+
+    trying = cl.pick(msgs, "received", code=100)
+    h.ok(trying and not trying[0].tag("To"),
+         "%s: 100 Trying came, without a To tag" % case)
+    ring = cl.pick(msgs, "received", code=180)
+    ok = check_answer_200(h, msgs, case)
+    if h.ok(ring and ok, "%s: sipp received 180 and 200" % case):
+        h.ok(ring[0].tag("To") and ring[0].tag("To") == ok.tag("To") and
+             ring[0].header("Contact"),
+             "%s: the 180 has a Contact and the To tag of the 200 "
+             "(early dialog, %s)" % (case, ok.tag("To")),
+             diag="180 To: %r / 200 To: %r" % (ring[0].header("To"),
+                                              ok.header("To")))
+        n200 = len(cl.pick(msgs, "received", code=200,
+                           cseq_method="INVITE"))
+        h.note("%s: %d copies of the 200 (ACK sent at once)" % (case, n200))
+
+    rec = cl.wait_script(srv, "incoming", case, 3.0)
+    frm = inv.header("From")
+    want_from = frm[frm.index("<") + 1:frm.index(">")]
+    want_to = inv.uri()
+    h.ok(rec.get("from_uri") == want_from and rec.get("to_uri") == want_to,
+         "%s: call.from=%s call.to=%s" % (case, want_from, want_to),
+         diag="got from=%r to=%r" % (rec.get("from_uri"),
+                                     rec.get("to_uri")))
+    h.ok(rec.get("direction") == "incoming" and
+         rec.get("state") == "Idle" and rec.get("answered") == "false" and
+         rec.get("call_id") == callid,
+         "%s: call.direction=incoming, call.state=Idle, call.id=Call-ID, "
+         "not is_answered() in the hook" % case, diag="got %r" % rec)
+    h.ok(rec.get("ctype") == "application/sdp" and
+         rec.get("bytes") == str(len(inv.body)) and
+         rec.get("body_hex") == inv.body.hex(),
+         "%s: call.body is the offer byte-exact (%d bytes, UTF-8 in s=), "
+         "call.content_type=application/sdp" % (case, len(inv.body)),
+         diag="expected %s\ngot      %s" % (inv.body.hex(),
+                                           rec.get("body_hex")))
+    hist = cl.check_call_log(h, srv, callid,
+                             [RINGING, ANSWER_FROM_RINGING, ACK,
+                              REMOTE_BYE], "remote hangup", case)
+    h.stop_server(srv)
+    return hist, msgs
+
+
+def case_ring_answer(h, a):
+    hist, msgs = case_basic(h, a, "ring-answer")
+    t_ring = cl.hist_time(hist, "Ringing")
+    t_ans = cl.hist_time(hist, "Answer")
+    h.ok(t_ring and t_ans and 0.95 <= t_ans - t_ring <= 2.0,
+         "ring-answer: the 200 came after the sip.sleep(1) (%.2f s after "
+         "the 180, call:history() times)" % ((t_ans or 0) - (t_ring or 0)))
+    ring = cl.pick(msgs, "received", code=180)
+    ok = cl.pick(msgs, "received", code=200, cseq_method="INVITE")
+    if ring and ok:
+        dt = ok[0].t - ring[0].t
+        h.ok(0.9 <= dt <= 2.0, "ring-answer: sipp got the 200 %.2f s after "
+             "the 180" % dt)
+
+
+def case_answer(h, a):
+    case = "answer"
+    srv, sp, msgs, callid = start_call(h, case, "uac-answer.xml")
+    prov = [m for m in cl.pick(msgs, "received")
+            if m.is_response and 100 < m.code < 200]
+    h.ok(not prov, "%s: no 18x, only 100 Trying" % case,
+         diag=cl.flow(prov))
+    check_answer_200(h, msgs, case)
+    cl.check_call_log(h, srv, callid, [ANSWER_FROM_IDLE, ACK, REMOTE_BYE],
+                      "remote hangup", case)
+    h.stop_server(srv)
+
+
+def case_reject(h, a, case):
+    srv, sp, msgs, callid = start_call(h, case, "uac-busy.xml")
+    busy = cl.pick(msgs, "received", code=486)
+    h.ok(len(busy) == 1, "%s: exactly one 486 (the ACK stopped its "
+         "retransmission)" % case, diag=cl.flow(msgs))
+    if busy:
+        h.ok(busy[0].tag("To"), "%s: the 486 has a To tag" % case)
+        h.note("%s: reason phrase %r (RFC 3261 21.4.7 suggests "
+               "\"Busy Here\")" % (case, busy[0].reason))
+    if case == "reject486":
+        rec = cl.wait_script(srv, "rejected", case, 3.0)
+        h.ok(rec.get("ok") == "true", "%s: call:reject(486) returned true"
+             % case, diag="got %r" % rec)
+    cl.check_call_log(h, srv, callid, [("Idle", "Ended", "Reject")],
+                      "rejected", case)
+    h.stop_server(srv)
+
+
+def case_cancel(h, a):
+    case = "cancel"
+    srv, sp, msgs, callid = start_call(h, case, "uac-cancel.xml")
+    c200 = cl.pick(msgs, "received", code=200, cseq_method="CANCEL")
+    c487 = cl.pick(msgs, "received", code=487, cseq_method="INVITE")
+    h.ok(len(c200) == 1 and len(c487) == 1,
+         "%s: CANCEL -> 200, INVITE -> 487" % case, diag=cl.flow(msgs))
+    ring = cl.pick(msgs, "received", code=180)
+    if ring and c487:
+        h.ok(c487[0].tag("To") == ring[0].tag("To"),
+             "%s: the 487 has the To tag of the 180" % case)
+    h.ok(not cl.pick(msgs, "received", code=200, cseq_method="INVITE"),
+         "%s: no 200 to the INVITE" % case)
+    cl.check_call_log(h, srv, callid, [RINGING, ("Ringing", "Ended",
+                                                 "Cancel")],
+                      "cancelled", case)
+    rec = cl.wait_script(srv, "late_answer", case, 3.0)
+    h.ok(rec.get("ok") == "nil" and rec.get("err") not in (None, "nil") and
+         rec.get("state") == "Ended",
+         "%s: call:answer() after the CANCEL returns nil, err (%s)" %
+         (case, rec.get("err")), diag="got %r" % rec)
+    h.ok(not srv.find({"ev": "state", "callid": callid, "event": "Answer"}),
+         "%s: the call was never answered" % case)
+    h.stop_server(srv)
+
+
+def case_hangup(h, a):
+    case = "hangup"
+    srv, sp, msgs, callid = start_call(h, case, "uac-recv-bye.xml")
+    ok = check_answer_200(h, msgs, case)
+    inv = cl.pick(msgs, "sent", method="INVITE")[0]
+    bye = cl.pick(msgs, "received", method="BYE")
+    ack = cl.pick(msgs, "sent", method="ACK")
+    if h.ok(len(bye) == 1 and ok and ack, "%s: sipp received one BYE" %
+            case, diag=cl.flow(msgs)):
+        b = bye[0]
+        contact = inv.header("Contact").strip("<>")
+        h.ok(b.uri() == contact, "%s: the BYE goes to sipp's Contact %s" %
+             (case, contact), diag="got %s" % b.uri())
+        h.ok(b.tag("From") == ok.tag("To") and
+             b.tag("To") == inv.tag("From") and
+             b.header("Call-ID") == callid and b.cseq[1] == "BYE",
+             "%s: the BYE is in the dialog (tags swapped, Call-ID, CSeq "
+             "BYE)" % case, diag="From: %r To: %r CSeq: %r" % (
+                 b.header("From"), b.header("To"), b.header("CSeq")))
+        dt = b.t - ack[0].t
+        h.ok(0.9 <= dt <= 2.5, "%s: the BYE came after the script's "
+             "sip.sleep(1) (%.2f s after the ACK)" % (case, dt))
+    rec = cl.wait_script(srv, "hangup", case, 3.0)
+    h.ok(rec.get("ok") == "true", "%s: call:hangup() returned true" % case,
+         diag="got %r" % rec)
+    cl.check_call_log(h, srv, callid,
+                      [ANSWER_FROM_IDLE, ACK, ("Connected", "Ending", "Bye"),
+                       ("Ending", "Ended", "ByeResponse")], "hangup", case)
+    h.stop_server(srv)
+
+
+def case_noack(h, a):
+    case = "noack"
+    srv, sp, msgs, callid = start_call(h, case, "uac-noack.xml",
+                                       timeout=45)
+    oks = cl.pick(msgs, "received", code=200, cseq_method="INVITE")
+    bye = cl.pick(msgs, "received", method="BYE")
+    h.ok(len(oks) >= 8, "%s: the 200 was retransmitted until the end "
+         "(%d copies; T1 doubling to T2 over 32 s gives 11)" %
+         (case, len(oks)))
+    h.ok(len(set(m.raw for m in oks)) == 1,
+         "%s: every copy of the 200 is the same message" % case)
+    if len(oks) >= 3:
+        gaps = [round(b.t - a_.t, 2) for a_, b in zip(oks, oks[1:])]
+        h.ok(0.35 <= gaps[0] <= 0.8 and 0.8 <= gaps[1] <= 1.4 and
+             max(gaps) <= 4.6,
+             "%s: retransmission intervals T1, 2*T1, ... capped at T2 "
+             "(%s s)" % (case, gaps))
+    if h.ok(len(bye) == 1 and oks, "%s: sipp received a BYE" % case,
+            diag=cl.flow(msgs)):
+        dt = bye[0].t - oks[0].t
+        h.ok(31.0 <= dt <= 35.0, "%s: the BYE came 64*T1 after the 200 "
+             "(%.1f s)" % (case, dt))
+        after = [m for m in oks if m.t > bye[0].t]
+        h.ok(not after, "%s: no copy of the 200 after the BYE" % case)
+    h.ok(srv.find({"mod": "call", "ev": "no_ack", "callid": callid}),
+         "%s: the log has mod=call ev=no_ack" % case)
+    cl.check_call_log(h, srv, callid,
+                      [ANSWER_FROM_IDLE, ("Answering", "Ending", "Bye"),
+                       ("Ending", "Ended", "ByeResponse")], "Timeout", case)
+    h.stop_server(srv)
+
+
+def case_late_ack(h, a):
+    case = "late-ack"
+    srv, sp, msgs, callid = start_call(h, case, "uac-late-ack.xml")
+    ack = cl.pick(msgs, "sent", method="ACK")
+    oks = cl.pick(msgs, "received", code=200, cseq_method="INVITE")
+    if h.ok(ack and oks, "%s: 200 and ACK exchanged" % case,
+            diag=cl.flow(msgs)):
+        before = [m for m in oks if m.t <= ack[0].t]
+        after = [m for m in oks if m.t > ack[0].t]
+        h.ok(len(before) >= 2, "%s: the 200 was retransmitted while no "
+             "ACK came (%d copies in %.1f s)" %
+             (case, len(before), ack[0].t - oks[0].t))
+        h.ok(len(set(m.raw for m in oks)) == 1,
+             "%s: every copy of the 200 is the same message" % case)
+        if len(before) >= 2:
+            gap = before[1].t - before[0].t
+            h.ok(0.35 <= gap <= 0.8, "%s: the first retransmission after "
+                 "T1 (%.2f s)" % (case, gap))
+        h.ok(not after, "%s: no copy of the 200 after the ACK (%d)" %
+             (case, len(after)), diag=cl.flow(after))
+    hist = cl.check_call_log(h, srv, callid,
+                             [ANSWER_FROM_IDLE, ACK, REMOTE_BYE],
+                             "remote hangup", case)
+    t_ans = cl.hist_time(hist, "Answer")
+    t_ack = cl.hist_time(hist, "Ack")
+    h.ok(t_ans and t_ack and 1.8 <= t_ack - t_ans <= 3.0,
+         "%s: Answering lasted until the late ACK (%.2f s)" %
+         (case, (t_ack or 0) - (t_ans or 0)))
+    h.stop_server(srv)
+
+
+def sdp_lines(body):
+    return body.decode("utf-8", "replace").split("\r\n")
+
+
+def sdp_dir(body):
+    dirs = [l[2:] for l in sdp_lines(body)
+            if l in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive")]
+    return dirs[-1] if dirs else "sendrecv"
+
+
+def sdp_version(body):
+    for l in sdp_lines(body):
+        if l.startswith("o="):
+            return int(l.split()[2])
+    return None
+
+
+def case_hold(h, a):
+    case = "hold"
+    srv, sp, msgs, callid = start_call(h, case, "uac-hold.xml")
+    first = check_answer_200(h, msgs, case)
+    invs = cl.pick(msgs, "sent", method="INVITE")
+    oks = {m.cseq[0]: m for m in cl.pick(msgs, "received", code=200,
+                                         cseq_method="INVITE")}
+    if h.ok(len(invs) == 3 and set(oks) == {1, 2, 3} and first,
+            "%s: three INVITEs (CSeq 1, 2, 3) each answered 200" % case,
+            diag=cl.flow(msgs)):
+        hold, unhold = oks[2], oks[3]
+        for m, offered, want in ((hold, "sendonly", ("recvonly",
+                                                     "inactive")),
+                                 (unhold, "sendrecv", ("sendrecv",))):
+            got = sdp_dir(m.body)
+            h.ok(m.header("Content-Type") == "application/sdp" and
+                 got in want,
+                 "%s: the 200 to the re-INVITE offering %s answers %s "
+                 "(RFC 3264 6.1, 8.4)" % (case, offered, " or ".join(want)),
+                 diag="got a=%s in\n%s" % (got, m.body.decode("utf-8",
+                                                              "replace")))
+            h.ok(m.tag("To") == first.tag("To") and
+                 m.header("Contact"),
+                 "%s: the 200 to CSeq %d is in the dialog (To tag, "
+                 "Contact)" % (case, m.cseq[0]))
+        v0, v1, v2 = (sdp_version(first.body), sdp_version(hold.body),
+                      sdp_version(unhold.body))
+        h.ok(v0 is not None and v1 is not None and v2 is not None and
+             v0 < v1 < v2,
+             "%s: o= version raised with each changed answer (%s, %s, %s; "
+             "RFC 3264 8)" % (case, v0, v1, v2))
+        keep = [l for l in sdp_lines(ANSWER_SDP)
+                if l[:2] in ("m=", "c=") or l.startswith("a=rtpmap")]
+        h.ok(all(l in sdp_lines(hold.body) for l in keep),
+             "%s: the hold answer keeps the streams of the first answer" %
+             case, diag=hold.body.decode("utf-8", "replace"))
+
+    rh = cl.wait_script(srv, "hold", case, 3.0)
+    ru = cl.wait_script(srv, "unhold", case, 3.0)
+    sendonly = invs[1].body if len(invs) > 1 else b""
+    h.ok(rh.get("on_hold") == "true" and rh.get("state") == "Hold",
+         "%s: call.on_hold ran; call:is_on_hold() true, state Hold" % case,
+         diag="got %r" % rh)
+    h.ok(rh.get("body_hex") == sendonly.hex(),
+         "%s: call.body in on_hold is the sendonly offer byte-exact" % case,
+         diag="got %r" % rh.get("body_hex"))
+    h.ok(ru.get("on_hold") == "false" and ru.get("state") == "Connected",
+         "%s: call.on_unhold ran; call:is_on_hold() false, state "
+         "Connected" % case, diag="got %r" % ru)
+    h.ok(len(cl.script_lines(srv, "hold", case)) == 1 and
+         len(cl.script_lines(srv, "unhold", case)) == 1,
+         "%s: on_hold and on_unhold ran once each" % case)
+    cl.check_call_log(h, srv, callid,
+                      [ANSWER_FROM_IDLE, ACK, ("Connected", "Hold", "Hold"),
+                       ("Hold", "Connected", "Unhold"), REMOTE_BYE],
+                      "remote hangup", case)
+    h.stop_server(srv)
+
+
+def case_bye481(h, a):
+    case = "bye481"
+    srv, sp, msgs, callid = start_call(h, case, "uac-bye-481.xml")
+    byes = cl.pick(msgs, "sent", method="BYE")
+    res = {m.cseq[0]: m for m in cl.pick(msgs, "received",
+                                         cseq_method="BYE")}
+    if h.ok(len(byes) == 3 and set(res) == {1, 3, 4},
+            "%s: three BYEs answered" % case, diag=cl.flow(msgs)):
+        h.ok(res[1].code == 481 and res[1].tag("To") == "made-up-1",
+             "%s: a BYE before any call (To tag made-up-1) gets 481" % case,
+             diag="got %s, To: %s" % (res[1].start, res[1].header("To")))
+        h.ok(res[3].code == 481 and res[3].tag("To") == "made-up-2",
+             "%s: a BYE with the call's Call-ID and From tag but a made-up "
+             "To tag gets 481" % case,
+             diag="got %s, To: %s" % (res[3].start, res[3].header("To")))
+        h.ok(res[4].code == 200, "%s: the call survived: its real BYE "
+             "gets 200" % case, diag="got %s" % res[4].start)
+    check_incoming(h, srv, callid, case)
+    cl.check_call_log(h, srv, callid, [ANSWER_FROM_IDLE, ACK, REMOTE_BYE],
+                      "remote hangup", case)
+    h.stop_server(srv)
+
+
+def case_raise(h, a):
+    case = "raise"
+    srv, sp, msgs, callid = start_call(h, case, "uac-error-500.xml")
+    err = cl.pick(msgs, "received", code=500)
+    h.ok(len(err) == 1 and err[0].cseq[1] == "INVITE",
+         "%s: the INVITE got 500 (once: the ACK was absorbed)" % case,
+         diag=cl.flow(msgs))
+    line = srv.wait_for({"ev": "hook_error"}, 2.0)
+    rec = harness.parse_logfmt(line) if line else {}
+    want_line = harness.marker_line(SCRIPT, "LINE:raise")
+    h.ok(rec.get("lvl") == "error" and rec.get("mod") == "lua" and
+         rec.get("hook") == "on_incoming_call" and
+         "boom: the callee hook raised" in rec.get("err", ""),
+         "%s: lvl=error mod=lua ev=hook_error hook=on_incoming_call "
+         "err=~boom" % case, diag="line: %s" % line)
+    h.ok(rec.get("script") == SCRIPT and rec.get("line") == str(want_line),
+         "%s: the hook error names the script and line %d" %
+         (case, want_line), diag="line: %s" % line)
+    h.ok(rec.get("callid") == callid,
+         "%s: the hook error names the call (callid=%s, as docs/lua-api.md "
+         "shows for every hook error)" % (case, callid),
+         diag="line: %s" % line)
+    cl.check_call_log(h, srv, callid, [("Idle", "Ended", "Reject")],
+                      "rejected", case)
+    h.stop_server(srv, errors=[{"ev": "hook_error"}])
+
+
+def case_shutdown(h, a):
+    case = "shutdown"
+    srv = h.server(SCRIPT)
+    sp = h.sipp(cl.here("uac-recv-bye.xml"), srv, args=["-s", case])
+    line = srv.wait_for({"mod": "call", "ev": "state", "event": "Ack"}, 5.0)
+    h.ok(line, "%s: the call is up (Answering -> Connected)" % case)
+    callid = harness.parse_logfmt(line or "").get("callid")
+    h.stop_server(srv, must=[{"mod": "call", "ev": "ended",
+                              "reason": "shutdown"}])
+    h.sipp_ok(sp, "%s: sipp received the BYE of the stopping server and "
+              "answered 200" % case)
+    msgs = cl.sipp_messages(sp)
+    h.note("%s flow:\n%s" % (case, cl.flow(msgs)))
+    bye = cl.pick(msgs, "received", method="BYE")
+    ok = cl.pick(msgs, "received", code=200, cseq_method="INVITE")
+    h.ok(len(bye) == 1 and ok and bye[0].tag("From") == ok[0].tag("To") and
+         bye[0].header("Call-ID") == callid,
+         "%s: one BYE, in the call's dialog" % case, diag=cl.flow(msgs))
+    tr = cl.transitions(srv, callid)
+    want = [ANSWER_FROM_IDLE, ACK, ("Connected", "Ending", "Bye")]
+    h.ok(tr[:3] == want, "%s: state transitions start %s" %
+         (case, cl.fmt_tr(want)), diag="got: %s" % cl.fmt_tr(tr))
+    h.ok(cl.ended(srv, callid) == ["shutdown"],
+         "%s: one ev=ended reason=shutdown" % case)
+
+
+CASES = {
+    "basic": case_basic,
+    "ring-answer": case_ring_answer,
+    "answer": case_answer,
+    "return486": lambda h, a: case_reject(h, a, "return486"),
+    "reject486": lambda h, a: case_reject(h, a, "reject486"),
+    "cancel": case_cancel,
+    "hangup": case_hangup,
+    "noack": case_noack,
+    "late-ack": case_late_ack,
+    "hold": case_hold,
+    "bye481": case_bye481,
+    "raise": case_raise,
+    "shutdown": case_shutdown,
+}
+
+
+def args(ap):
+    ap.add_argument("--case", choices=sorted(CASES), required=True)
+
+
+def body(h, a):
+    CASES[a.case](h, a)
+
+
+if __name__ == "__main__":
+    harness.test_main(__doc__.splitlines()[0], body, extra_args=args)
