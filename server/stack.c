@@ -19,6 +19,7 @@
 #include <string.h>
 #include <stdlib.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <openssl/ssl.h>
 #include <re.h>
 #include "sipstack.h"
@@ -30,6 +31,7 @@ enum {
 	HASH_STRANS   = 1u << 18,
 	HASH_TCPCONN  = 1u << 12,
 	SOCKBUF_SIZE  = 4 * 1024 * 1024,
+	SOCKBUF_FORCE = 32 * 1024 * 1024,
 	MAX_LISTENERS = 8,
 };
 
@@ -461,8 +463,18 @@ static void tune_socket(struct stack *st, const struct sip_msg *msg)
 		if (st->udp_socks[i] == msg->sock)
 			return;
 		if (!st->udp_socks[i]) {
+			int fd = udp_sock_fd(msg->sock, sa_af(&msg->dst));
+			int sz = SOCKBUF_FORCE;
+
 			st->udp_socks[i] = msg->sock;
 			(void)udp_sockbuf_set(msg->sock, SOCKBUF_SIZE);
+			/* A small datagram costs ~2 KiB of receive buffer in
+			 * the kernel, so 4 MiB holds only ~2,000 requests: a
+			 * burst of a load generator overflows it. Beyond
+			 * net.core.rmem_max only with CAP_NET_ADMIN. */
+			if (fd >= 0)
+				(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE,
+						 &sz, sizeof(sz));
 			return;
 		}
 	}
