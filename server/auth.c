@@ -1546,7 +1546,8 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 
 	res->alg = alg;
 	n = min(c->username.l, sizeof(res->user) - 1);
-	memcpy(res->user, c->username.p, n);
+	if (n)
+		memcpy(res->user, c->username.p, n);
 	res->user[n] = '\0';
 
 	why = cred_malformed(c, alg);

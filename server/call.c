@@ -943,6 +943,11 @@ int call_answer(struct call *call, const char *hdrs, const char *ctype,
 	if (err)
 		return err;
 
+	/* from here on our copies: ctype and body may have been ours
+	 * (a deferred answer) and are freed now */
+	ctype = call->lctype;
+	body = (const uint8_t *)call->lbody;
+
 	/* RFC 3262 §3: a 2xx waits for the PRACK of a reliable 1xx that
 	 * carried an offer; it goes out from the PRACK handler */
 	if (call->rel1xx && call->rel_offer) {
