@@ -40,6 +40,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import free_ports  # noqa: E402  (one port picker for both)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 SCEN = os.path.join(BENCH, "scenarios")
@@ -51,7 +54,6 @@ OPTS = None
 OUT = None
 LOG = None
 CHILDREN = {}
-USED_PORTS = set()
 RESULTS = {}
 
 
@@ -162,30 +164,6 @@ def on_signal(signum, frame):
     cleanup()
     sys.stderr.write(f"reg_calls: {'time limit' if signum == signal.SIGALRM else 'signal ' + str(signum)}: children killed\n")
     os._exit(128 + signum)
-
-
-def port_free(port):
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        s = socket.socket(socket.AF_INET, kind)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
-
-
-def free_ports(n):
-    for _ in range(1000):
-        base = random.randrange(20000, 60000 - n)
-        rng = range(base, base + n)
-        if any(p in USED_PORTS for p in rng):
-            continue
-        if all(port_free(p) for p in rng):
-            USED_PORTS.update(rng)
-            return base
-    raise RuntimeError("no free ports")
 
 
 def proc_cpu(pid):
