@@ -1,8 +1,8 @@
 #!/bin/sh
 # bench/run.sh: the sipstack benchmark (`make bench`).
 #
-#   bench/run.sh            full run (~15 min)
-#   bench/run.sh --quick    short variant (< 5 min)
+#   bench/run.sh            full run (17-20 min)
+#   bench/run.sh --quick    short variant (~3.5 min, < 5 min)
 #   bench/run.sh --help     other options (sections, rates, output dir)
 #
 # Starts sipstack (bench/scripts/bench.lua) and sipp on free ports of
