@@ -41,7 +41,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import free_ports  # noqa: E402  (one port picker for both)
+import bench  # noqa: E402
+# one process layer and port picker for both benchmarks: children are
+# tracked in bench.CHILDREN, die with us (setpriv --pdeathsig), and are
+# killed by bench.cleanup()
+from bench import free_ports, spawn, reap, stop  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
@@ -53,7 +57,6 @@ LINGER = 35.0           # > 32 s (64*T1): libre's transactions are gone
 OPTS = None
 OUT = None
 LOG = None
-CHILDREN = {}
 RESULTS = {}
 
 
@@ -89,79 +92,8 @@ def f0(x):
 # processes
 # ------------------------------------------------------------------ #
 
-def spawn(argv, name, cwd=None, stderr=None):
-    note(f"spawn {name} (cwd {cwd or OUT}): {' '.join(argv)}")
-    err = open(stderr, "wb") if stderr else subprocess.DEVNULL
-    try:
-        p = subprocess.Popen(argv, cwd=cwd or OUT, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=err)
-    finally:
-        if err is not subprocess.DEVNULL:
-            err.close()
-    p.rc_name = name
-    CHILDREN[p.pid] = p
-    return p
-
-
-def reap(p, timeout):
-    """Wait for p (SIGKILL after timeout); (CPU seconds, exit code)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid == p.pid:
-            CHILDREN.pop(p.pid, None)
-            p.returncode = os.waitstatus_to_exitcode(status)
-            return ru.ru_utime + ru.ru_stime, p.returncode
-        if time.monotonic() > deadline:
-            note(f"{p.rc_name} overran {timeout:.0f}s: SIGKILL")
-            try:
-                os.kill(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + 10
-        time.sleep(0.05)
-
-
-def stop(p, grace=10.0):
-    if p.pid not in CHILDREN:
-        return
-    try:
-        os.kill(p.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        pid, _, _ = os.wait4(p.pid, os.WNOHANG)
-        if pid == p.pid:
-            CHILDREN.pop(p.pid, None)
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        os.waitpid(p.pid, 0)
-    except ChildProcessError:
-        pass
-    CHILDREN.pop(p.pid, None)
-
-
-def cleanup():
-    for pid in list(CHILDREN):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-        CHILDREN.pop(pid, None)
-
-
 def on_signal(signum, frame):
-    cleanup()
+    bench.cleanup()
     sys.stderr.write(f"reg_calls: {'time limit' if signum == signal.SIGALRM else 'signal ' + str(signum)}: children killed\n")
     os._exit(128 + signum)
 
@@ -776,6 +708,7 @@ def main():
     OUT = OPTS.out or tempfile.mkdtemp(prefix="sipstack-regcalls.")
     os.makedirs(OUT, exist_ok=True)
     LOG = open(os.path.join(OUT, "log.txt"), "a")
+    bench.OUT, bench.LOG = OUT, LOG   # its spawn() logs and runs there
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
         signal.signal(s, on_signal)
     signal.alarm(limit)
@@ -802,7 +735,7 @@ def main():
             section_callgrind()
         summary()
     finally:
-        cleanup()
+        bench.cleanup()
 
 
 if __name__ == "__main__":
