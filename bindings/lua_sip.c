@@ -10,6 +10,7 @@
  * so the late callback touches nothing. Misuse raises an error; runtime
  * failure returns nil and a short lowercase string ("timeout").
  */
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 #include <malloc.h>
@@ -371,8 +372,19 @@ static bool key_ok(const char *k)
 }
 
 
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char * const *)a, *(const char * const *)b);
+}
+
+
+/* Fields print sorted by key, so one event always reads the same way
+ * (Lua's table order is not stable between runs). The key strings stay
+ * anchored by the table at index 2 while we print. */
 static int print_fields(struct re_printf *pf, lua_State *L)
 {
+	const char *keys[64];
+	size_t n = 0, i;
 	int err = 0;
 
 	if (lua_type(L, 2) != LUA_TTABLE)
@@ -382,16 +394,22 @@ static int print_fields(struct re_printf *pf, lua_State *L)
 	while (lua_next(L, 2)) {
 		const char *k = lua_type(L, -2) == LUA_TSTRING ?
 			lua_tostring(L, -2) : NULL;
+
+		if (k && key_ok(k) && n < ARRAY_SIZE(keys))
+			keys[n++] = k;
+		lua_pop(L, 1);
+	}
+
+	qsort(keys, n, sizeof(keys[0]), key_cmp);
+
+	for (i = 0; i < n; i++) {
 		const char *v;
 
-		if (k && key_ok(k)) {
-			lua_getglobal(L, "tostring");
-			lua_pushvalue(L, -2);
-			lua_call(L, 1, 1);
-			v = lua_tostring(L, -1);
-			err |= re_hprintf(pf, " %s=%H", k, log_q, v);
-			lua_pop(L, 1);
-		}
+		lua_getglobal(L, "tostring");
+		lua_getfield(L, 2, keys[i]);
+		lua_call(L, 1, 1);
+		v = lua_tostring(L, -1);
+		err |= re_hprintf(pf, " %s=%H", keys[i], log_q, v);
 		lua_pop(L, 1);
 	}
 

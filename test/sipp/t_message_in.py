@@ -47,6 +47,12 @@ def script_saw(h, srv, sp, body, ctype, desc):
                                                           len(recs))):
         return
     r = recs[0]
+    keys = list(r)
+    fields = [k for k in keys[keys.index("msg") + 1:] if k != "callid"]
+    h.ok(fields == sorted(fields) and
+         set(fields) == {"body", "bytes", "call_id", "ctype", "hex"},
+         "%s: sip.log prints the script's fields sorted by key" % desc,
+         diag="fields in order: %s" % fields)
     h.ok(r.get("hex") == body.hex(),
          "%s: the body reached the script byte-exact (%d bytes, hex)" %
          (desc, len(body)),

@@ -152,9 +152,11 @@ static void test_jiffies(void)
 	t1 = tmr_jiffies();
 	ok(t1 - t0 >= 29 && t1 - t0 < 1000, "tmr_jiffies advances with time");
 
+	/* bracketed, so a preemption between the reads cannot fail it */
 	m = mono_ms();
 	t0 = tmr_jiffies();
-	ok(t0 + 2 >= m && t0 <= m + 2, "tmr_jiffies is CLOCK_MONOTONIC in ms");
+	t1 = mono_ms();
+	ok(t0 + 1 >= m && t0 <= t1 + 1, "tmr_jiffies is CLOCK_MONOTONIC in ms");
 }
 
 
@@ -240,8 +242,10 @@ static void test_fifo(void)
 		tmr_start(&t[i], (i & 1) ? 5 : 3, rec_h, (void *)(uintptr_t)i);
 	}
 
+	/* pairs of neighbouring even timers that share an expiry: a tick
+	 * (or a preemption) anywhere in the loop only loses one pair */
 	for (i = 2; i < N; i += 2)
-		same += (t[i].jfs == t[0].jfs);
+		same += (t[i].jfs == t[i - 2].jfs);
 
 	sleep_ms(10);
 	poll_now();
@@ -309,7 +313,8 @@ static void test_restart(void)
 
 	sleep_ms(15);
 	poll_now();
-	ok(nrec == 2 && rec[0] == 3 && rec[1] == 2,
+	/* as a set: a preemption between the starts may order them */
+	ok(nrec == 2 && rec[0] + rec[1] == 5 && (rec[0] == 3 || rec[1] == 3),
 	   "restarted timer fires once, with its new handler argument");
 
 	/* restart to a later time */
@@ -765,7 +770,7 @@ static void test_libre_sip(void)
 	   "libre's own timer list stays empty; next timeout is Timer E");
 
 	/* Timer E: retransmissions at +500 ms and +1500 ms (RFC 3261) */
-	tmr_start(&stop, 1750, stop_h, NULL);
+	tmr_start(&stop, 3000, stop_h, NULL);
 	err = re_main(NULL);
 	ok(!err, "re_main ran until the stop timer");
 
@@ -773,15 +778,25 @@ static void test_libre_sip(void)
 	   "libre retransmitted the request at least twice (Timer E fired)");
 	diag("datagrams received", probe.datagrams, 3);
 	if (probe.datagrams >= 3) {
-		const uint64_t d1 = probe.rx[1] - probe.rx[0];
-		const uint64_t d2 = probe.rx[2] - probe.rx[1];
+		/* measured from the send (t0), not from the first arrival:
+		 * on a loaded machine our own receive handler runs late,
+		 * which shortens rx[1] - rx[0]. A timer never fires early,
+		 * so the lower bounds are exact; the upper one counts from
+		 * the first arrival (valgrind translating libre's send path
+		 * on a busy machine can delay the send itself), and
+		 * the gap between the two retransmissions tells 2*T1 from
+		 * T1 or 4*T1. */
+		const uint64_t d1 = probe.rx[1] - t0;
+		const uint64_t d2 = probe.rx[2] - t0;
 
-		ok(d1 >= 450 && d1 <= 750 && d2 >= 950 && d2 <= 1250,
-		   "retransmission intervals are T1 then 2*T1");
-		diag("retransmission intervals [ms]", d1, d2);
+		ok(d1 >= 500 && probe.rx[1] - probe.rx[0] <= 1500 &&
+		   d2 >= 1500 &&
+		   d2 - d1 >= 700 && d2 - d1 <= 1400,
+		   "retransmissions at T1 and T1 + 2*T1 after the send");
+		diag("retransmissions after the send [ms]", d1, d2);
 	}
 	else {
-		ok(false, "retransmission intervals are T1 then 2*T1");
+		ok(false, "retransmissions at T1 and T1 + 2*T1 after the send");
 	}
 
 	ok(!probe.resp_called && req != NULL && fasttmr_count() >= count0 + 2,
