@@ -348,8 +348,9 @@ class Target:
         self.cg_prefix = None
         err = os.path.join(OUT, f"{tag}.stderr")
         if kind == "sipstack":
-            argv = [OPTS.sipstack, "--listen", f"udp:127.0.0.1:{self.port}",
-                    "--log-level", "warn", OPTS.script]
+            argv = ([OPTS.sipstack, "--listen",
+                     f"udp:127.0.0.1:{self.port}", "--log-level", "warn"] +
+                    OPTS.server_arg + [OPTS.script])
             if callgrind:
                 self.cg_prefix = os.path.join(OUT, f"callgrind.{tag}")
                 # names uncompressed: each dump must stand on its own
@@ -1176,6 +1177,9 @@ def main():
                     " 1500, 295 with --quick); then everything is killed")
     ap.add_argument("--no-ceiling", action="store_true",
                     help="skip the sipp UAS ladders")
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="extra sipstack option (repeatable), e.g. "
+                    "--server-arg=--no-udp-batch")
     OPTS = ap.parse_args()
     q = OPTS.quick
     OPTS.sipstack = os.path.join(OPTS.build, "sipstack")

@@ -19,6 +19,7 @@
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
+#include "udpbatch.h"
 
 
 enum {
@@ -69,6 +70,8 @@ static void usage(FILE *f)
 	"      --t1 MS, --t2 MS, --t4 MS  RFC 3261 timers (500, 4000, 5000)\n"
 	"      --dns-server IP[:PORT]  DNS server for RFC 3263 (repeatable;\n"
 	"                              default: /etc/resolv.conf)\n"
+	"      --no-udp-batch          one system call per UDP datagram, as\n"
+	"                              libre does (default: recvmmsg/sendmmsg)\n"
 	"  -c, --check                 load and validate the script, then exit\n"
 	"  -h, --help                  this text\n"
 	"  -V, --version               print the version\n"
@@ -126,7 +129,7 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		      const char **script)
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_TLS_CA, O_LOG_LEVEL,
-	       O_LOG_FORMAT, O_UA, O_LIP, O_MF, O_T1, O_T2, O_T4, O_DNS };
+	       O_LOG_FORMAT, O_UA, O_LIP, O_MF, O_T1, O_T2, O_T4, O_DNS, O_NOBATCH };
 	static const struct option opts[] = {
 		{"listen",       required_argument, NULL, 'l'},
 		{"tls-cert",     required_argument, NULL, O_TLS_CERT},
@@ -141,6 +144,7 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		{"t2",           required_argument, NULL, O_T2},
 		{"t4",           required_argument, NULL, O_T4},
 		{"dns-server",   required_argument, NULL, O_DNS},
+		{"no-udp-batch", no_argument,       NULL, O_NOBATCH},
 		{"check",        no_argument,       NULL, 'c'},
 		{"help",         no_argument,       NULL, 'h'},
 		{"version",      no_argument,       NULL, 'V'},
@@ -225,6 +229,10 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 			}
 			break;
 		}
+		case O_NOBATCH:
+			udpbatch_enable(false);
+			break;
+
 		case O_DNS: {
 			struct sa sa;
 			size_t n = strlen(cli->cfg.dns_servers);

@@ -24,6 +24,7 @@
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
+#include "udpbatch.h"
 
 
 enum {
@@ -1088,7 +1089,9 @@ int stack_start(struct stack *st)
 						     &l->laddr, st->tls);
 		}
 		else {
+			udpbatch_arm(l->tp == SIP_TRANSP_UDP);
 			err = sip_transp_add(st->sip, l->tp, &l->laddr);
+			udpbatch_arm(false);
 		}
 
 		if (err) {

@@ -1,0 +1,33 @@
+/**
+ * server/udpbatch.h  Batched UDP reads and writes under libre's loop
+ *
+ * server/udpbatch.c interposes fd_listen/fd_close/recvfrom/sendto (see
+ * that file). The stack arms it around adding its UDP listeners; the
+ * counters are for stats, tests and benchmarks.
+ */
+#ifndef SIPSTACK_UDPBATCH_H
+#define SIPSTACK_UDPBATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct udpbatch_stats {
+	uint64_t recvmmsg_calls;   /* recvmmsg() calls that returned data */
+	uint64_t rx_datagrams;     /* datagrams they returned */
+	uint64_t sendmmsg_calls;   /* sendmmsg() calls that sent data */
+	uint64_t tx_datagrams;     /* datagrams queued and flushed */
+	uint64_t tx_dropped;       /* of those, refused by the kernel */
+};
+
+/* Off: no socket is batched from now on (sipstack --no-udp-batch) */
+void udpbatch_enable(bool on);
+
+/* While on (and enabled), UDP sockets that libre registers for reading are batched */
+void udpbatch_arm(bool on);
+
+/* True if fd is a batched socket */
+bool udpbatch_active(int fd);
+
+void udpbatch_stats(struct udpbatch_stats *out);
+
+#endif
