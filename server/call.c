@@ -64,6 +64,7 @@ struct call {
 	uint32_t rel_ms, rel_total;
 	bool rel_offer;               /* that 1xx carried an offer       */
 	bool answer_deferred;         /* 2xx waits for that PRACK        */
+	bool ans_body;                /* ... with a body (lbody)         */
 	char *ans_hdrs;
 
 	/* UAC */
@@ -492,9 +493,10 @@ static void reinvite_resp_handler(int err, const struct sip_msg *msg,
 	}
 	else if (msg->scode == 491 && call->glare_count < 3) {
 		/* §14.1: glare. Retry after 2.1-4 s if we own the Call-ID
-		 * (we sent the first INVITE), else after 0-2 s */
-		uint32_t ms = call->outgoing ? 2100 + rand_u32() % 1900 :
-			rand_u32() % 2000;
+		 * (we sent the first INVITE), else after 0-2 s, in units
+		 * of 10 ms */
+		uint32_t ms = call->outgoing ? 2100 + 10 * (rand_u32() % 191) :
+			10 * (rand_u32() % 201);
 
 		++call->glare_count;
 		slog(LOG_INFO, "call", "glare", NULL, "callid=%H retry_ms=%u",
@@ -938,20 +940,26 @@ int call_answer(struct call *call, const char *hdrs, const char *ctype,
 
 	cfg = stack_config(call->cm->st);
 
-	err = set_body(&call->lbody, &call->lbody_len, &call->lctype,
-		       ctype, body, len);
-	if (err)
-		return err;
+	/* without a body the 2xx carries none, and our session
+	 * description stays what a reliable 1xx or an UPDATE made it
+	 * (the offer/answer is done, RFC 3262 §5, RFC 3311) */
+	if (len) {
+		err = set_body(&call->lbody, &call->lbody_len, &call->lctype,
+			       ctype, body, len);
+		if (err)
+			return err;
 
-	/* from here on our copies: ctype and body may have been ours
-	 * (a deferred answer) and are freed now */
-	ctype = call->lctype;
-	body = (const uint8_t *)call->lbody;
+		/* from here on our copies: ctype and body may have been
+		 * ours (a deferred answer) and are freed now */
+		ctype = call->lctype;
+		body = (const uint8_t *)call->lbody;
+	}
 
 	/* RFC 3262 §3: a 2xx waits for the PRACK of a reliable 1xx that
 	 * carried an offer; it goes out from the PRACK handler */
 	if (call->rel1xx && call->rel_offer) {
 		call->answer_deferred = true;
+		call->ans_body = len > 0;
 		call->ans_hdrs = mem_deref(call->ans_hdrs);
 		if (hdrs)
 			(void)str_dup(&call->ans_hdrs, hdrs);
@@ -1080,7 +1088,7 @@ static void peer_prack(struct call *call, struct stack_req *req)
 		call->ans_hdrs = NULL;
 		(void)call_answer(call, hdrs, call->lctype,
 				  (const uint8_t *)call->lbody,
-				  call->lbody_len);
+				  call->ans_body ? call->lbody_len : 0);
 		mem_deref(hdrs);
 	}
 }
@@ -1102,19 +1110,30 @@ static bool update_offer(struct call *call, struct stack_req *req)
 	if (!body.l || !ct || pl_strcasecmp(&ct->val, "application/sdp"))
 		return false;
 
-	/* §5: an offer while ours is unanswered: 491 */
+	/* §5.2: an offer while ours is unanswered: 491 */
 	if (call->reinv || (call->rel1xx && call->rel_offer)) {
 		(void)stack_req_reply(req, 491, "Request Pending", NULL, NULL,
 				      NULL, 0);
 		return true;
 	}
 
+	/* §5.2: an offer while the INVITE's is unanswered: 500 with a
+	 * Retry-After of 0-10 s. An incoming call has an SDP of ours once
+	 * it answered the INVITE's offer (a reliable 1xx or the 2xx); no
+	 * SDP of ours: nothing to answer with either */
+	if (!call->lbody || !call->lctype ||
+	    str_casecmp(call->lctype, "application/sdp")) {
+		(void)re_snprintf(h, sizeof(h), "Retry-After: %u\r\n",
+				  rand_u32() % 11);
+		(void)stack_req_reply(req, 500, "Server Internal Error", h,
+				      NULL, NULL, 0);
+		return true;
+	}
+
 	(void)dialog_target_refresh(call->dlg, msg);
 	remote_body(call, msg);
 
-	if (call->lbody && call->lctype &&
-	    !str_casecmp(call->lctype, "application/sdp") &&
-	    !sdp_set_direction(&answer, &alen, call->lbody, call->lbody_len,
+	if (!sdp_set_direction(&answer, &alen, call->lbody, call->lbody_len,
 			       sdp_answer_dir(sdp_direction(body.p, body.l))))
 		(void)set_body(&call->lbody, &call->lbody_len, &call->lctype,
 			       "application/sdp", (const uint8_t *)answer,
@@ -1127,8 +1146,8 @@ static bool update_offer(struct call *call, struct stack_req *req)
 	stack_req_set_dialog(req, NULL, NULL);
 	(void)stack_req_reply(req, 200, "OK", contact_hdr(call, h, sizeof(h),
 							 NULL),
-			      call->lbody ? call->lctype : NULL,
-			      (const uint8_t *)call->lbody, call->lbody_len);
+			      call->lctype, (const uint8_t *)call->lbody,
+			      call->lbody_len);
 
 	return true;
 }
@@ -1160,6 +1179,18 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 				call->invite = mem_deref(call->invite);
 			}
 		}
+	}
+	else if (!pl_strcmp(&msg->met, "BYE") && !call->outgoing &&
+		 !stack_req_answered(call->invite)) {
+		/* the caller's BYE on the early dialog (RFC 3261 §15): the
+		 * INVITE gets 487 (§15.1.2) and the call ends as if
+		 * cancelled (the call FSM has no RemoteBye before the 2xx) */
+		(void)stack_req_reply(req, 200, "OK", NULL, NULL, NULL, 0);
+		(void)stack_req_reply(call->invite, 487, "Request Terminated",
+				      NULL, NULL, NULL, 0);
+		dlg_ev(call, "ReceiveBye");
+		call_ev(call, "Cancel");
+		call_end(call, "cancelled");
 	}
 	else if (!pl_strcmp(&msg->met, "BYE")) {
 		(void)stack_req_reply(req, 200, "OK", NULL, NULL, NULL, 0);
@@ -1450,6 +1481,16 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 			if (ct)
 				(void)pl_strcpy(&ct->val, ctype,
 						sizeof(ctype));
+
+			/* no body: the answer came in a reliable 1xx
+			 * (RFC 3262 §5), the owner gets that one */
+			if (!body.l && call->rbody) {
+				ev.body = (const uint8_t *)call->rbody;
+				ev.len = call->rbody_len;
+				if (call->rctype)
+					str_ncpy(ctype, call->rctype,
+						 sizeof(ctype));
+			}
 			ev.ctype = ctype;
 			fire(call, &ev);
 		}

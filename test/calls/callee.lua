@@ -10,15 +10,37 @@
 --   reject486   call:reject(486)
 --   cancel      ringing, then waits; the peer cancels; answering after
 --               that must fail (logged as msg=late_answer)
+--   early-bye   as cancel; the peer hangs up with a BYE on the early
+--               dialog instead
 --   hangup      answer, sip.sleep(1), call:hangup() (BYE from us)
 --   noack       answer (the peer never ACKs)
 --   hold        answer; on_hold / on_unhold log msg=hold / msg=unhold
 --   raise       the hook raises (LINE:raise) -> 500
+--   cancel-200  ringing, answer at once (the peer's CANCEL crosses the
+--               200 and must change nothing)
+--   prack-require, prack-supported
+--               ringing (reliable: the INVITE asks for 100rel), logged
+--               as msg=ringing; sip.sleep(1.2) (the peer PRACKs
+--               meanwhile), answer
+--   update-early
+--               ringing (a reliable 180 without SDP), sip.sleep(0.5),
+--               ringing(183) with our SDP answer (reliable), sip.sleep(1),
+--               then answer() without a body: the early UPDATEs are
+--               answered by the server (RFC 3311); logs msg=answered
+--               with call.body (the peer's last offer) in hex
+--   glare       answer; once Connected, sip.sleep(0.2) and call:hold(),
+--               logged as msg=held (ok, code, err, state, on_hold)
+--   require-420 never reaches the hook (the INVITE requires an unknown
+--               extension: the core answers 420)
 --   anything else: answer at once
 --
 -- Every call logs msg=terminated case=... reason=... and one
 -- msg=history line per entry of call:history(), and msg=cb_state for
 -- every on_state_change.
+--
+-- A MESSAGE with the body "stats" is answered 200 with
+-- "dialogs=N calls=N" (sip.stats()), to check that ended calls leave
+-- nothing behind.
 
 -- our answer; sipp checks it byte-exact (ANSWER_SDP in t_uas.py)
 local ANSWER = table.concat({
@@ -104,7 +126,7 @@ sip.on_incoming_call(function(call)
   elseif case == "reject486" then
     local ok, err = call:reject(486)
     log("rejected", case, call, { ok = tostring(ok), err = tostring(err) })
-  elseif case == "cancel" then
+  elseif case == "cancel" or case == "early-bye" then
     assert(call:ringing())
     sip.sleep(1)     -- the peer cancels meanwhile
     local ok, err = call:answer(ANSWER)
@@ -117,7 +139,45 @@ sip.on_incoming_call(function(call)
     log("hangup", case, call, { ok = tostring(ok), err = tostring(err) })
   elseif case == "raise" then
     error("boom: the callee hook raised on purpose") -- LINE:raise
+  elseif case == "cancel-200" then
+    assert(call:ringing())
+    assert(call:answer(ANSWER))
+  elseif case == "prack-require" or case == "prack-supported" then
+    local ok, err = call:ringing()
+    log("ringing", case, call, { ok = tostring(ok), err = tostring(err) })
+    sip.sleep(1.2)
+    assert(call:answer(ANSWER))
+  elseif case == "update-early" then
+    assert(call:ringing())
+    sip.sleep(0.5)
+    assert(call:ringing(183, "Session Progress", ANSWER, "application/sdp"))
+    sip.sleep(1)
+    local ok, err = call:answer()
+    log("answered", case, call, { ok = tostring(ok), err = tostring(err),
+                                  body_hex = hex(call.body) })
+  elseif case == "glare" then
+    assert(call:answer(ANSWER))
+    while call.state == "Answering" do
+      sip.sleep(0.05)
+    end
+    sip.sleep(0.2)
+    -- true, code | nil, err [, code]
+    local ok, a, b = call:hold()
+    log("held", case, call, { ok = tostring(ok),
+                              code = tostring(ok and a or b),
+                              err = tostring(not ok and a or nil),
+                              state = call.state,
+                              on_hold = tostring(call:is_on_hold()) })
   else
     assert(call:answer(ANSWER))
   end
+end)
+
+sip.on_incoming_message(function(msg)
+  if msg.body ~= "stats" then
+    return 488
+  end
+  local s = sip.stats()
+  msg:reply(200, "OK", nil, string.format("dialogs=%d calls=%d", s.dialogs,
+                                          s.calls), "text/plain")
 end)

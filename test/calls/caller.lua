@@ -12,6 +12,9 @@
 -- logs a line (msg=ringing, answered with the body in hex, rejected,
 -- terminated, cb_state), wait_answer's result is logged as msg=waited,
 -- and call:history() at the end as msg=history lines.
+--
+-- A MESSAGE with the body "stats" is answered 200 with
+-- "dialogs=N calls=N" (sip.stats()) instead.
 
 local OFFER = table.concat({
   "v=0",
@@ -87,6 +90,13 @@ local function place(case, to, hangup_after, cancel_on_ringing)
 end
 
 sip.on_incoming_message(function(msg)
+  if msg.body == "stats" then
+    local s = sip.stats()
+    msg:reply(200, "OK", nil, string.format("dialogs=%d calls=%d",
+                                            s.dialogs, s.calls),
+              "text/plain")
+    return
+  end
   local to = msg:header("X-Call-To")
   if not to then
     return 400, "X-Call-To Missing"

@@ -184,3 +184,19 @@ def hist_time(hist, event):
         if r.get("event") == event:
             return float(r["ts"])
     return None
+
+
+def check_tables(h, srv, case):
+    """sip.stats() through a MESSAGE "stats" (callee.lua and caller.lua
+    answer it "dialogs=N calls=N"): after the call, the dialog table and
+    the call list are empty again."""
+    udp = harness.UdpClient(srv.port)
+    try:
+        r = udp.request("MESSAGE", body="stats", ctype="text/plain",
+                        timeout=2.0)
+    finally:
+        udp.close()
+    h.ok(r is not None and r.code == 200 and r.body == b"dialogs=0 calls=0",
+         "%s: afterwards sip.stats() gives dialogs=0 calls=0" % case,
+         diag="got %r %r" % (r, r.body if r is not None else None),
+         server=srv)

@@ -18,6 +18,10 @@ sip.spawn task:
             BYEd at once, the first stays up until call:hangup()
   rtx       sipp sends its 200 again after the ACK: ACKed again, no
             second answer reported
+  prack-183 a reliable 183 with SDP (RFC 3262): one PRACK (RAck) in the
+            early dialog, also when the 183 comes again; the 200 has
+            no SDP: on_answered gets the 183's; BYE 1 s later; then
+            sip.stats() (MESSAGE "stats") gives dialogs=0 calls=0
 """
 import os
 import sys
@@ -56,6 +60,7 @@ CASES = {
     "bye": ("uas-bye.xml", {}),
     "fork": ("uas-fork.xml", {"X-Hangup-After": "1.5"}),
     "rtx": ("uas-200-rtx.xml", {"X-Hangup-After": "1.5"}),
+    "prack-183": ("uas-prack-183.xml", {"X-Hangup-After": "1"}),
 }
 
 
@@ -346,6 +351,78 @@ def case_rtx(h, a):
     h.stop_server(srv)
 
 
+def case_prack_183(h, a):
+    case = "prack-183"
+    srv, uas, msgs, callid, to = place_call(h, case)
+    inv = check_invite(h, srv, msgs, callid, to, case)
+    h.ok("100rel" in [t.strip() for t in
+                      (inv.header("Supported") or "").split(",")],
+         "%s: the INVITE has Supported: 100rel" % case,
+         diag="Supported: %r" % inv.header("Supported"))
+    r183 = cl.pick(msgs, "sent", code=183)
+    prack = cl.pick(msgs, "received", method="PRACK")
+    ok = cl.pick(msgs, "sent", code=200, cseq_method="INVITE")
+    if not h.ok(len(r183) == 2 and len(ok) == 1,
+                "%s: sipp sent its 183 twice, then the 200" % case,
+                diag=cl.flow(msgs)):
+        raise harness.Abort("the scenario did not run")
+    first, ok = r183[0], ok[0]
+    if h.ok(len(prack) == 1, "%s: sipstack sent one PRACK (the second "
+            "copy of the 183 is not PRACKed again; RFC 3262 4)" % case,
+            diag=cl.flow(msgs)):
+        p = prack[0]
+        contact = first.header("Contact").strip("<>")
+        h.ok(p.header("RAck") == "1 %d INVITE" % inv.cseq[0],
+             "%s: RAck: 1 %d INVITE (the RSeq, the INVITE's CSeq; RFC 3262 "
+             "7.2)" % (case, inv.cseq[0]), diag="RAck: %r" % p.header("RAck"))
+        h.ok(p.uri() == contact and p.tag("To") == first.tag("To") and
+             p.tag("From") == inv.tag("From") and
+             p.header("Call-ID") == callid and p.cseq[1] == "PRACK" and
+             p.cseq[0] > inv.cseq[0] and p.branch() != inv.branch(),
+             "%s: the PRACK is in the early dialog: to the 183's Contact, "
+             "its To tag, CSeq above the INVITE's, a new branch" % case,
+             diag="%s To %s CSeq %s" % (p.start, p.header("To"),
+                                       p.header("CSeq")))
+        h.ok(first.t <= p.t <= r183[1].t,
+             "%s: the PRACK answered the first copy at once" % case)
+    h.ok(not srv.find({"ev": "prack_failed"}),
+         "%s: no ev=prack_failed (sipp answered it 200)" % case)
+
+    rec = cl.wait_script(srv, "ringing", case, 2.0)
+    h.ok(rec.get("code") == "183" and rec.get("state") == "Ringing",
+         "%s: call.on_ringing(183), state Ringing" % case,
+         diag="got %r" % rec)
+    h.ok(len(cl.script_lines(srv, "ringing", case)) == 1,
+         "%s: on_ringing ran once (not for the second copy)" % case)
+    rec = cl.wait_script(srv, "answered", case, 2.0)
+    h.ok(rec.get("body_hex") == first.body.hex() and
+         rec.get("ctype") == "application/sdp" and
+         rec.get("state") == "Connected",
+         "%s: call.on_answered got the SDP of the reliable 183 byte-exact "
+         "(the 200 had none), application/sdp" % case,
+         diag="expected %s\ngot      %r" % (first.body.hex(), rec))
+    rec = cl.wait_script(srv, "waited", case, 2.0)
+    h.ok(rec.get("ok") == "true", "%s: call:wait_answer() returned true" %
+         case, diag="got %r" % rec)
+
+    acks = check_ack_2xx(h, msgs, ok, inv, case)
+    bye = cl.pick(msgs, "received", method="BYE")
+    if h.ok(len(bye) == 1 and acks, "%s: sipp received one BYE" % case,
+            diag=cl.flow(msgs)):
+        b = bye[0]
+        h.ok(b.uri() == ok.header("Contact").strip("<>") and
+             b.tag("To") == ok.tag("To") and prack and
+             b.cseq[0] > prack[0].cseq[0],
+             "%s: the BYE is in the dialog, CSeq above the PRACK's" % case,
+             diag="%s To %s CSeq %s" % (b.start, b.header("To"),
+                                       b.header("CSeq")))
+    cl.check_call_log(h, srv, callid,
+                      [DIAL, RINGING, ("Ringing", "Connected", "Answer"),
+                       ACK, BYE, BYE_RESP], "hangup", case)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
 RUN = {
     "answer": case_answer,
     "busy": lambda h, a: case_rejected(h, a, "busy", 486, "Busy Here"),
@@ -356,6 +433,7 @@ RUN = {
     "bye": case_bye,
     "fork": case_fork,
     "rtx": case_rtx,
+    "prack-183": case_prack_183,
 }
 
 

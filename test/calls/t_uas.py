@@ -23,6 +23,25 @@ Request-URI (sipp -s) tells the script what to do:
   raise        the hook raises -> 500, ev=hook_error
   shutdown     SIGTERM during a call: sipstack BYEs it (sipp answers 200),
                ev=ended reason=shutdown, exit 0 (also under `make asan`)
+  cancel-200   sipp's CANCEL crosses the 200: CANCEL -> 200, no 487, the
+               call goes on (ACK, BYE)
+  prack-require, prack-supported
+               INVITE with Require / Supported: 100rel: the 180 is
+               reliable (RSeq), retransmitted until the PRACK (sipp waits
+               700 ms with Require), PRACK -> 200, then the 200
+  update-early UPDATE with an offer in the early dialog: before the
+               INVITE's offer is answered -> 500 + Retry-After; after a
+               reliable 183 with our answer -> 200 with an answer; the
+               200 without SDP, and a later re-INVITE is answered from
+               the SDP the UPDATE left
+  glare        sipp's re-INVITE crosses the script's hold: 491 both ways,
+               the hold is sent again after 0-2 s and succeeds
+  require-420  INVITE with Require: foo -> 420, Unsupported: foo; no call
+  early-bye    BYE on the early dialog -> 200, 487 to the INVITE; the
+               call ends as cancelled
+
+From cancel-200 on, a case also checks sip.stats() at the end (MESSAGE
+"stats"): dialogs=0 calls=0.
 """
 import os
 import sys
@@ -460,6 +479,307 @@ def case_shutdown(h, a):
          "%s: one ev=ended reason=shutdown" % case)
 
 
+def tokens(value):
+    """The comma-separated tokens of a header value (Require, ...)."""
+    return [t.strip() for t in (value or "").split(",") if t.strip()]
+
+
+def case_cancel_200(h, a):
+    case = "cancel-200"
+    srv, sp, msgs, callid = start_call(h, case, "uac-cancel-200.xml")
+    ok = check_answer_200(h, msgs, case)
+    cancel = cl.pick(msgs, "sent", method="CANCEL")
+    c200 = cl.pick(msgs, "received", code=200, cseq_method="CANCEL")
+    ack = cl.pick(msgs, "sent", method="ACK")
+    if h.ok(ok and len(cancel) == 1 and len(c200) == 1 and ack,
+            "%s: sipp sent its CANCEL when the 200 came, got 200 to it, "
+            "then ACKed" % case, diag=cl.flow(msgs)):
+        h.ok(c200[0].tag("To") == ok.tag("To"),
+             "%s: the 200 to the CANCEL has the To tag of the INVITE's 200 "
+             "(RFC 3261 9.2)" % case,
+             diag="CANCEL 200 To: %r / INVITE 200 To: %r" % (
+                 c200[0].header("To"), ok.header("To")))
+        h.ok(cancel[0].t >= ok.t and c200[0].t <= ack[0].t,
+             "%s: the CANCEL crossed the 200: sent after it, answered "
+             "before the ACK left (the call was Answering)" % case)
+    fails = [m for m in cl.pick(msgs, "received", cseq_method="INVITE")
+             if m.is_response and m.code >= 300]
+    h.ok(not fails, "%s: no 487 (nor any other failure) to the INVITE: "
+         "a CANCEL has no effect on a request already answered" % case,
+         diag=cl.flow(fails))
+    h.ok(not srv.find({"ev": "cancelled"}) and
+         not srv.find({"ev": "state", "callid": callid, "event": "Cancel"}),
+         "%s: the server saw no cancellation of the call" % case)
+    cl.check_call_log(h, srv, callid,
+                      [RINGING, ANSWER_FROM_RINGING, ACK, REMOTE_BYE],
+                      "remote hangup", case)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
+def case_prack(h, a, case, scenario, delayed):
+    srv, sp, msgs, callid = start_call(h, case, scenario)
+    inv = cl.pick(msgs, "sent", method="INVITE")[0]
+    rings = cl.pick(msgs, "received", code=180)
+    prack = cl.pick(msgs, "sent", method="PRACK")
+    p200 = cl.pick(msgs, "received", code=200, cseq_method="PRACK")
+    ok = check_answer_200(h, msgs, case)
+    h.note("%s: the INVITE has Require: %r, Supported: %r" %
+           (case, inv.header("Require"), inv.header("Supported")))
+    if h.ok(rings and len(prack) == 1 and len(p200) == 1 and ok,
+            "%s: 180, PRACK, 200 to the PRACK, 200 to the INVITE" % case,
+            diag=cl.flow(msgs)):
+        r = rings[0]
+        rseq = r.header("RSeq") or ""
+        h.ok("100rel" in tokens(r.header("Require")) and rseq.isdigit() and
+             1 <= int(rseq) < 2 ** 31 and r.tag("To") and
+             r.header("Contact"),
+             "%s: the 180 is reliable: Require: 100rel, RSeq %s, To tag, "
+             "Contact (RFC 3262 3)" % (case, rseq),
+             diag="Require: %r RSeq: %r To: %r" % (
+                 r.header("Require"), r.header("RSeq"), r.header("To")))
+        h.ok(len(set(m.raw for m in rings)) == 1,
+             "%s: every copy of the 180 is the same message (%d)" %
+             (case, len(rings)))
+        before = [m for m in rings if m.t <= prack[0].t]
+        after = [m for m in rings if m.t > prack[0].t]
+        if delayed:
+            h.ok(len(before) >= 2, "%s: the 180 was retransmitted while "
+                 "no PRACK came (%d copies in %.2f s)" %
+                 (case, len(before), prack[0].t - rings[0].t),
+                 diag=cl.flow(msgs))
+            if len(before) >= 2:
+                gap = before[1].t - before[0].t
+                h.ok(0.35 <= gap <= 0.8, "%s: its first retransmission "
+                     "after T1 (%.2f s)" % (case, gap))
+        else:
+            h.ok(len(rings) == 1, "%s: one 180: its PRACK came before T1" %
+                 case, diag=cl.flow(msgs))
+        h.ok(not after, "%s: no copy of the 180 after the PRACK" % case,
+             diag=cl.flow(after))
+        h.ok(p200[0].tag("To") == r.tag("To") and
+             p200[0].cseq == prack[0].cseq,
+             "%s: the PRACK (RAck %s) got 200 in the early dialog" %
+             (case, prack[0].header("RAck")),
+             diag="got %s To %s CSeq %s" % (p200[0].start,
+                                           p200[0].header("To"),
+                                           p200[0].header("CSeq")))
+        h.ok(ok.t >= p200[0].t and ok.tag("To") == r.tag("To") and
+             not ok.header("RSeq"),
+             "%s: then the 200 to the INVITE, with the 180's To tag and no "
+             "RSeq" % case,
+             diag="200 To %r RSeq %r" % (ok.header("To"), ok.header("RSeq")))
+    rec = cl.wait_script(srv, "ringing", case, 3.0)
+    h.ok(rec.get("ok") == "true", "%s: call:ringing() returned true" % case,
+         diag="got %r" % rec)
+    cl.check_call_log(h, srv, callid,
+                      [RINGING, ANSWER_FROM_RINGING, ACK, REMOTE_BYE],
+                      "remote hangup", case)
+    h.ok(not srv.find({"ev": "no_prack"}), "%s: no ev=no_prack" % case)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
+def sdp_streams(body):
+    """The m=, c= and rtpmap lines: what an answer must keep."""
+    return [l for l in sdp_lines(body)
+            if l[:2] in ("m=", "c=") or l.startswith("a=rtpmap")]
+
+
+def case_update_early(h, a):
+    case = "update-early"
+    srv, sp, msgs, callid = start_call(h, case, "uac-update-early.xml")
+    sent_upd = {m.cseq[0]: m for m in cl.pick(msgs, "sent",
+                                              method="UPDATE")}
+    upd = {m.cseq[0]: m for m in cl.pick(msgs, "received",
+                                         cseq_method="UPDATE")}
+    r180 = cl.pick(msgs, "received", code=180)
+    r183 = cl.pick(msgs, "received", code=183)
+    oks = {m.cseq[0]: m for m in cl.pick(msgs, "received", code=200,
+                                         cseq_method="INVITE")}
+    if not h.ok(set(upd) == {3, 5} and set(sent_upd) == {3, 5} and r180
+                and r183 and set(oks) == {1, 6},
+                "%s: 180, 183, both UPDATEs and both INVITEs answered" % case,
+                diag=cl.flow(msgs)):
+        raise harness.Abort("the scenario did not run")
+    tag = r180[0].tag("To")
+    u1, u2 = upd[3], upd[5]
+    retry = u1.header("Retry-After") or ""
+    h.ok(u1.code == 500 and retry.isdigit() and int(retry) <= 10 and
+         not u1.body,
+         "%s: an UPDATE offer while the INVITE's offer is unanswered (the "
+         "reliable 180 had no SDP) -> 500 with Retry-After %s (0-10, RFC "
+         "3311 5.2)" % (case, retry),
+         diag="got %s, Retry-After %r, body %r" % (u1.start, retry, u1.body))
+    s183 = r183[0]
+    h.ok(s183.body == ANSWER_SDP and "100rel" in tokens(s183.header(
+         "Require")) and (s183.header("RSeq") or "").isdigit() and
+         (r180[0].header("RSeq") or "").isdigit() and
+         int(s183.header("RSeq")) == int(r180[0].header("RSeq")) + 1 and
+         s183.tag("To") == tag,
+         "%s: the 183 is reliable (RSeq one above the 180's, RFC 3262 3), "
+         "carries the script's SDP byte-exact, same To tag" % case,
+         diag="RSeq %r / %r, body %r" % (s183.header("RSeq"),
+                                         r180[0].header("RSeq"), s183.body))
+    h.ok(u2.code == 200 and u2.header("Content-Type") == "application/sdp"
+         and u2.tag("To") == tag and u2.header("Contact"),
+         "%s: the UPDATE with an offer after the 183 -> 200 with SDP, in "
+         "the early dialog, with a Contact (RFC 3311 5.2)" % case,
+         diag="got %s Content-Type %r To %r" % (
+             u2.start, u2.header("Content-Type"), u2.header("To")))
+    v183, vu2 = sdp_version(ANSWER_SDP), sdp_version(u2.body)
+    h.ok(vu2 == v183 + 1 and sdp_dir(u2.body) == "sendrecv" and
+         sdp_streams(u2.body) == sdp_streams(ANSWER_SDP),
+         "%s: the UPDATE's answer: our streams, a=sendrecv for sendrecv, "
+         "o= version %s -> %s (RFC 3264 8)" % (case, v183, vu2),
+         diag=u2.body.decode("utf-8", "replace"))
+    o1, o6 = oks[1], oks[6]
+    h.ok(not o1.body and not o1.header("Content-Type") and
+         o1.tag("To") == tag and o1.t >= u2.t,
+         "%s: the 200 to the INVITE (call:answer() without a body) "
+         "carries no SDP: the offer/answer was done early" % case,
+         diag="body %r" % o1.body)
+    h.ok(o6.header("Content-Type") == "application/sdp" and
+         sdp_version(o6.body) == vu2 + 1 and sdp_dir(o6.body) ==
+         "sendrecv" and sdp_streams(o6.body) == sdp_streams(ANSWER_SDP),
+         "%s: a re-INVITE after the answer gets our SDP as the UPDATE left "
+         "it, o= version %s (answer() without a body kept it)" %
+         (case, (vu2 or 0) + 1),
+         diag="got %s\n%s" % (o6.start, o6.body.decode("utf-8", "replace")))
+    rec = cl.wait_script(srv, "answered", case, 4.0)
+    h.ok(rec.get("ok") == "true" and
+         rec.get("body_hex") == sent_upd[5].body.hex(),
+         "%s: call:answer() returned true; call.body is the UPDATE's offer "
+         "byte-exact" % case, diag="got %r" % rec)
+    cl.check_call_log(h, srv, callid,
+                      [RINGING, ("Ringing", "Ringing", "Ringing"),
+                       ANSWER_FROM_RINGING, ACK, REMOTE_BYE],
+                      "remote hangup", case)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
+def case_glare(h, a):
+    case = "glare"
+    srv, sp, msgs, callid = start_call(h, case, "uac-glare.xml")
+    check_answer_200(h, msgs, case)
+    ours = cl.pick(msgs, "received", method="INVITE")
+    theirs = [m for m in cl.pick(msgs, "sent", method="INVITE")
+              if m.cseq[0] == 2]
+    r491 = cl.pick(msgs, "received", code=491)
+    s491 = cl.pick(msgs, "sent", code=491)
+    if not h.ok(len(ours) == 2 and len(theirs) == 1 and len(r491) == 1 and
+                len(s491) == 1,
+                "%s: two re-INVITEs from sipstack, one from sipp, one 491 "
+                "each way" % case, diag=cl.flow(msgs)):
+        raise harness.Abort("the scenario did not run")
+    r1, r2 = ours
+    s2 = theirs[0]
+    h.ok(sdp_dir(r1.body) == "sendonly" and r1.tag("To") and
+         r1.cseq[0] > 0,
+         "%s: sipstack's first re-INVITE is the script's hold "
+         "(a=sendonly)" % case, diag=r1.body.decode("utf-8", "replace"))
+    h.ok(r491[0].cseq == (2, "INVITE") and r1.t <= s2.t <= r491[0].t <=
+         s491[0].t,
+         "%s: sipstack answered sipp's re-INVITE 491 while its own (CSeq "
+         "%d) was pending (RFC 3261 14.2)" % (case, r1.cseq[0]),
+         diag=cl.flow(msgs))
+    ack = [m for m in cl.pick(msgs, "received", method="ACK")
+           if m.cseq == (r1.cseq[0], "ACK")]
+    h.ok(len(ack) == 1 and ack[0].branch() == r1.branch() and
+         ack[0].t >= s491[0].t,
+         "%s: sipstack ACKed the 491 in its re-INVITE's transaction (same "
+         "branch; RFC 3261 17.1.1.3)" % case, diag=cl.flow(msgs))
+    h.ok(r2.cseq[0] > r1.cseq[0] and r2.branch() != r1.branch() and
+         r2.body == r1.body and r2.tag("To") == r1.tag("To"),
+         "%s: then its re-INVITE again as a new request (CSeq %d > %d, new "
+         "branch), the same offer" % (case, r2.cseq[0], r1.cseq[0]),
+         diag="R1 %s branch %s / R2 %s branch %s" % (
+             r1.header("CSeq"), r1.branch(), r2.header("CSeq"),
+             r2.branch()))
+    dt = r2.t - s491[0].t
+    h.ok(0.0 <= dt <= 2.15, "%s: ... %.2f s after the 491: 0-2 s, sipstack "
+         "does not own the Call-ID (RFC 3261 14.1)" % (case, dt))
+    line = srv.find({"mod": "call", "ev": "glare", "callid": callid})
+    ms = harness.parse_logfmt(line[0]).get("retry_ms", "") if line else ""
+    h.ok(len(line) == 1 and ms.isdigit() and int(ms) <= 2000 and
+         int(ms) % 10 == 0 and abs(dt - int(ms) / 1000.0) < 0.15,
+         "%s: one mod=call ev=glare retry_ms=%s (0-2000, in units of 10 "
+         "ms, the delay measured)" % (case, ms), diag="\n".join(line))
+    ack2 = [m for m in cl.pick(msgs, "received", method="ACK")
+            if m.cseq == (r2.cseq[0], "ACK")]
+    h.ok(len(ack2) == 1 and ack2[0].branch() != r2.branch(),
+         "%s: sipp's 200 to it was ACKed (a new transaction)" % case,
+         diag=cl.flow(msgs))
+    rec = cl.wait_script(srv, "held", case, 3.0)
+    h.ok(rec.get("ok") == "true" and rec.get("code") == "200" and
+         rec.get("state") == "Hold" and rec.get("on_hold") == "true",
+         "%s: call:hold() returned true, 200 after the retry; state Hold, "
+         "is_on_hold()" % case, diag="got %r" % rec)
+    cl.check_call_log(h, srv, callid,
+                      [ANSWER_FROM_IDLE, ACK, ("Connected", "Hold", "Hold"),
+                       ("Hold", "Ended", "RemoteBye")], "remote hangup", case)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
+def case_require_420(h, a):
+    case = "require-420"
+    srv, sp, msgs, callid = start_call(h, case, "uac-require-420.xml")
+    resp = [m for m in cl.pick(msgs, "received") if m.is_response]
+    h.ok([m.code for m in resp] == [420],
+         "%s: the INVITE with Require: foo got one 420 and nothing else (no "
+         "100, no retransmission after the ACK)" % case, diag=cl.flow(msgs))
+    if resp:
+        r = resp[0]
+        h.ok(r.header("Unsupported") == "foo" and r.tag("To") and
+             r.cseq == (1, "INVITE") and r.reason == "Bad Extension",
+             "%s: 420 Bad Extension, Unsupported: foo, a To tag (RFC 3261 "
+             "8.2.2.3)" % case,
+             diag="%s Unsupported: %r To: %r" % (r.start,
+                                                 r.header("Unsupported"),
+                                                 r.header("To")))
+    line = srv.find({"mod": "stack", "ev": "bad_extension",
+                     "callid": callid})
+    rec = harness.parse_logfmt(line[0]) if line else {}
+    h.ok(len(line) == 1 and rec.get("method") == "INVITE" and
+         rec.get("unsupported") == "foo",
+         "%s: one mod=stack ev=bad_extension method=INVITE unsupported=foo"
+         % case, diag="\n".join(line))
+    h.ok(not srv.find({"mod": "call"}) and
+         not cl.script_lines(srv, "incoming", case),
+         "%s: no call was made: no mod=call line, the hook never ran" % case)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
+def case_early_bye(h, a):
+    case = "early-bye"
+    srv, sp, msgs, callid = start_call(h, case, "uac-early-bye.xml")
+    ring = cl.pick(msgs, "received", code=180)
+    b200 = cl.pick(msgs, "received", code=200, cseq_method="BYE")
+    c487 = cl.pick(msgs, "received", code=487, cseq_method="INVITE")
+    if h.ok(ring and len(b200) == 1 and len(c487) == 1,
+            "%s: BYE on the early dialog -> 200, and the INVITE -> 487 "
+            "(once: the ACK stopped it; RFC 3261 15.1.2)" % case,
+            diag=cl.flow(msgs)):
+        h.ok(c487[0].tag("To") == ring[0].tag("To") and
+             b200[0].tag("To") == ring[0].tag("To"),
+             "%s: both have the To tag of the 180" % case)
+    h.ok(not cl.pick(msgs, "received", code=200, cseq_method="INVITE"),
+         "%s: no 200 to the INVITE" % case)
+    cl.check_call_log(h, srv, callid, [RINGING, ("Ringing", "Ended",
+                                                 "Cancel")],
+                      "cancelled", case)
+    rec = cl.wait_script(srv, "late_answer", case, 3.0)
+    h.ok(rec.get("ok") == "nil" and rec.get("err") not in (None, "nil") and
+         rec.get("state") == "Ended",
+         "%s: call:answer() after the BYE returns nil, err (%s)" %
+         (case, rec.get("err")), diag="got %r" % rec)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
 CASES = {
     "basic": case_basic,
     "ring-answer": case_ring_answer,
@@ -474,6 +794,16 @@ CASES = {
     "bye481": case_bye481,
     "raise": case_raise,
     "shutdown": case_shutdown,
+    "cancel-200": case_cancel_200,
+    "prack-require": lambda h, a: case_prack(h, a, "prack-require",
+                                             "uac-prack-require.xml", True),
+    "prack-supported": lambda h, a: case_prack(h, a, "prack-supported",
+                                               "uac-prack-supported.xml",
+                                               False),
+    "update-early": case_update_early,
+    "glare": case_glare,
+    "require-420": case_require_420,
+    "early-bye": case_early_bye,
 }
 
 
