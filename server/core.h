@@ -37,6 +37,18 @@ size_t stack_unsupported(const struct sip_msg *msg, char *buf, size_t sz);
 /* A hook failed (counted in stack_stats.hook_errors) */
 void stack_note_hook_error(struct stack *st);
 
+/* Completed non-INVITE server transactions over UDP, compact
+ * (server/donetrans.c) */
+struct donetab;
+int    donetab_alloc(struct donetab **tp, uint32_t lifetime_ms);
+bool   donetab_eligible(const struct sip_msg *msg);
+int    donetab_add(struct donetab *t, const struct sip_msg *msg,
+		   struct mbuf *mb, const struct sa *dst);
+bool   donetab_absorb(struct donetab *t, struct sip *sip,
+		      const struct sip_msg *msg);
+size_t donetab_count(const struct donetab *t);
+uint64_t donetab_absorbed(const struct donetab *t);
+
 /* Lua runtime (bindings/lua_runtime.c) */
 struct luart;
 

@@ -64,6 +64,7 @@
 #include <sqlite3.h>
 #include <re.h>
 #include "sipstack.h"
+#include "udpbatch.h"
 
 
 enum {
@@ -1234,6 +1235,8 @@ static void batch_done(struct location *loc, struct batch *bt)
 			++loc->stats.commits;
 	}
 
+	/* the replies of a whole group commit leave in one sendmmsg */
+	udpbatch_hold();
 	while ((job = bt->jobs) != NULL) {
 		bt->jobs = job->next;
 
@@ -1244,6 +1247,7 @@ static void batch_done(struct location *loc, struct batch *bt)
 
 		job_free(job);
 	}
+	udpbatch_release();
 
 	free(bt);
 }

@@ -52,6 +52,7 @@ struct stack {
 	struct tls *tls;
 	struct dialog_table *dialogs;
 	struct callmgr *calls;
+	struct donetab *done;             /* completed UDP non-INVITE    */
 	struct {
 		stack_req_h *h;
 		void *arg;
@@ -206,6 +207,8 @@ int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
 		       const char *ctype, const uint8_t *body, size_t len,
 		       struct mbuf **mbp)
 {
+	struct sip_strans *done = NULL;
+	struct mbuf *mb = NULL;
 	struct stack *st;
 	int err;
 
@@ -222,7 +225,20 @@ int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
 	if (!reason || !*reason)
 		reason = "Unknown";
 
-	err = sip_treplyf(&req->strans, mbp, st->sip, req->msg,
+	/* a final answer to a non-INVITE request over UDP: libre's
+	 * transaction is freed right after it, and the Completed state
+	 * kept compact in st->done (see server/donetrans.c) */
+	if (scode >= 200 && st->done && donetab_eligible(req->msg)) {
+		if (!req->strans)
+			err = sip_strans_alloc(&req->strans, st->sip,
+					       req->msg, NULL, NULL);
+		else
+			err = 0;
+		if (!err)
+			done = req->strans;
+	}
+
+	err = sip_treplyf(&req->strans, done ? &mb : mbp, st->sip, req->msg,
 			  req->dialog && scode > 100, scode, reason,
 			  "%s"
 			  "%s%s%s"
@@ -238,9 +254,27 @@ int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
 		req->answered = true;  /* even on error: one answer only */
 
 	if (err) {
+		/* libre freed its transaction (done) on the error */
 		slog(LOG_WARN, "stack", "reply_failed", &req->msg->callid,
 		     "code=%u err=%m", scode, err);
 		return err;
+	}
+
+	if (done) {
+		struct sa dst;
+		struct pl rp;
+
+		sip_reply_addr(&dst, req->msg,
+			       !msg_param_exists(&req->msg->via.params,
+						 "rport", &rp));
+		if (mb->size > mb->end + 64)
+			(void)mbuf_resize(mb, mb->end);
+		if (!donetab_add(st->done, req->msg, mb, &dst))
+			mem_deref(done);        /* else libre keeps it 32 s */
+		if (mbp)
+			*mbp = mb;
+		else
+			mem_deref(mb);
 	}
 
 	++st->stats.replies;
@@ -558,6 +592,10 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 		}
 		return true;
 	}
+
+	/* a retransmission of a request we answered (Completed) */
+	if (donetab_absorb(st->done, st->sip, msg))
+		return true;
 
 	scode = stack_validate(msg, &reason);
 	if (scode) {
@@ -1071,6 +1109,11 @@ int stack_start(struct stack *st)
 	if (err)
 		goto out;
 
+	/* Timer J = 64*T1 (RFC 3261 §17.2.2) */
+	err = donetab_alloc(&st->done, 64 * st->cfg.t1);
+	if (err)
+		goto out;
+
 	for (i = 0; i < st->lsnrc; i++) {
 		struct listener *l = &st->lsnrv[i];
 
@@ -1136,6 +1179,7 @@ void stack_stop(struct stack *st)
 	list_flush(&st->outl);
 	st->lsnr_req  = mem_deref(st->lsnr_req);
 	st->lsnr_resp = mem_deref(st->lsnr_resp);
+	st->done = mem_deref(st->done);
 
 	if (st->sip) {
 		sip_close(st->sip, true);

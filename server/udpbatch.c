@@ -36,6 +36,11 @@
  *   One wakeup then costs one epoll_wait, one recvmmsg and one sendmmsg
  *   for up to BATCH requests instead of 3 * BATCH system calls.
  *
+ *   Code that answers many requests at once outside a read (the
+ *   registrar when a group commit comes back from the writer thread)
+ *   brackets them with udpbatch_hold() / udpbatch_release(): sends in
+ *   between are queued the same way and leave in sendmmsg() calls.
+ *
  * WHAT CHANGES FOR LIBRE'S CALLERS
  *
  *   Nothing is reordered or lost while the socket is open. A reply leaves
@@ -94,6 +99,9 @@ typedef ssize_t (sendto_fn)(int, const void *, size_t, int,
 			    const struct sockaddr *, socklen_t);
 
 static struct ubsock **socks;   /* by fd */
+static struct ubsock *all[64];  /* every batched socket */
+static size_t nall;
+static unsigned hold_depth;     /* udpbatch_hold() nesting */
 static bool armed;
 static bool enabled = true;
 static struct udpbatch_stats st;
@@ -130,6 +138,14 @@ static inline struct ubsock *sock_get(int fd)
 
 static void sock_free(struct ubsock *ub)
 {
+	size_t i;
+
+	for (i = 0; i < nall; i++) {
+		if (all[i] == ub) {
+			all[i] = all[--nall];
+			break;
+		}
+	}
 	if (socks && socks[ub->fd] == ub)
 		socks[ub->fd] = NULL;
 	free(ub->rxbuf);
@@ -186,7 +202,8 @@ static void batch_handler(int flags, void *arg)
 		return;
 	}
 
-	flush(ub);
+	if (!hold_depth)
+		flush(ub);
 }
 
 
@@ -195,7 +212,7 @@ static struct ubsock *sock_new(int fd)
 	struct ubsock *ub;
 	unsigned i;
 
-	if (fd < 0 || fd >= MAXFDS)
+	if (fd < 0 || fd >= MAXFDS || nall == ARRAY_SIZE(all))
 		return NULL;
 
 	if (!socks) {
@@ -226,6 +243,7 @@ static struct ubsock *sock_new(int fd)
 	}
 
 	socks[fd] = ub;
+	all[nall++] = ub;
 
 	return ub;
 }
@@ -370,7 +388,8 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 	resolve();
 
 	ub = sock_get(fd);
-	if (!ub || !ub->in_batch || flags || !dst || len > RXSZ ||
+	if (!ub || !(ub->in_batch || hold_depth) || flags || !dst ||
+	    len > RXSZ ||
 	    dstlen > sizeof(struct sockaddr_storage))
 		return real_sendto(fd, buf, len, flags, dst, dstlen);
 
@@ -396,6 +415,26 @@ void udpbatch_enable(bool on)
 void udpbatch_arm(bool on)
 {
 	armed = on && enabled;
+}
+
+
+void udpbatch_hold(void)
+{
+	++hold_depth;
+}
+
+
+void udpbatch_release(void)
+{
+	size_t i;
+
+	if (!hold_depth || --hold_depth)
+		return;
+
+	for (i = 0; i < nall; i++) {
+		if (all[i]->txn && !all[i]->in_batch)
+			flush(all[i]);
+	}
 }
 
 

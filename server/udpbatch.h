@@ -25,6 +25,11 @@ void udpbatch_enable(bool on);
 /* While on (and enabled), UDP sockets that libre registers for reading are batched */
 void udpbatch_arm(bool on);
 
+/* Between these (they nest), sends on batched sockets are queued and
+ * leave together at the outermost release (sendmmsg) */
+void udpbatch_hold(void);
+void udpbatch_release(void);
+
 /* True if fd is a batched socket */
 bool udpbatch_active(int fd);
 

@@ -1,0 +1,281 @@
+/**
+ * server/donetrans.c  Completed non-INVITE server transactions, compact
+ *
+ * RFC 3261 §17.2.2: after its final response over UDP, a non-INVITE
+ * server transaction stays "Completed" for Timer J = 64*T1 (32 s) and
+ * answers every retransmission of its request with that response. libre
+ * 1.1.0 does it by keeping the whole transaction: the parsed request with
+ * its header list and header hash table, the receive buffer and the
+ * response, ~5 KiB per request on the heap. At 20,000 requests/s that is
+ * 640,000 transactions and over 3 GB held only to absorb retransmissions,
+ * and a server growing by 100 MB/s spends a third of its time in page
+ * faults and malloc (perf, BENCHMARKS.md).
+ *
+ * What the Completed state needs is much less: the request's key (top Via
+ * branch and sent-by, CSeq method), the response bytes, where they went
+ * and through which socket. The stack (stack_req_reply_mb) frees libre's
+ * transaction right after a final response to a non-INVITE request over
+ * UDP and records it here instead (~0.6 KiB); request_handler looks every
+ * incoming non-INVITE request up here first and sends the recorded
+ * response again on a match, as the transaction would have.
+ *
+ * All entries live the same 64*T1, so they expire in the order they came:
+ * a FIFO list and one timer for its head. The hash table grows as needed.
+ * INVITE transactions (Timer G retransmissions, ACK absorption) and
+ * requests without an RFC 3261 branch stay with libre.
+ */
+#include <string.h>
+#include <re.h>
+#include "sipstack.h"
+#include "core.h"
+
+
+struct done {
+	struct le fifo;
+	struct done *next;      /* hash chain */
+	uint32_t hash;
+	uint64_t expire;        /* tmr_jiffies() */
+	void *sock;             /* libre's socket the request came in on */
+	enum sip_transp tp;
+	struct sa dst;
+	struct mbuf *mb;        /* the response */
+	uint16_t lbranch, lsentby, lmet;
+	char key[];             /* branch, sent-by, method */
+};
+
+struct donetab {
+	struct done **buckets;
+	size_t nbuckets;        /* power of two */
+	size_t count;
+	struct list fifo;
+	struct tmr tmr;
+	uint32_t lifetime;      /* ms */
+	uint64_t absorbed;
+};
+
+
+static uint32_t key_hash(const struct pl *branch, const struct pl *sentby,
+			 const struct pl *met)
+{
+	return hash_joaat((const uint8_t *)branch->p, branch->l) ^
+		(hash_joaat((const uint8_t *)sentby->p, sentby->l) * 31) ^
+		(hash_joaat((const uint8_t *)met->p, met->l) * 131);
+}
+
+
+static bool key_eq(const struct done *d, const struct pl *branch,
+		   const struct pl *sentby, const struct pl *met)
+{
+	const char *k = d->key;
+
+	return d->lbranch == branch->l && d->lsentby == sentby->l &&
+		d->lmet == met->l &&
+		!memcmp(k, branch->p, branch->l) &&
+		!memcmp(k + d->lbranch, sentby->p, sentby->l) &&
+		!memcmp(k + d->lbranch + d->lsentby, met->p, met->l);
+}
+
+
+static void unlink_hash(struct donetab *t, struct done *d)
+{
+	struct done **pp = &t->buckets[d->hash & (t->nbuckets - 1)];
+
+	while (*pp && *pp != d)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = d->next;
+}
+
+
+static void done_destructor(void *arg)
+{
+	struct done *d = arg;
+
+	list_unlink(&d->fifo);
+	mem_deref(d->mb);
+	mem_deref(d->sock);
+}
+
+
+static void expire_handler(void *arg)
+{
+	struct donetab *t = arg;
+	const uint64_t now = tmr_jiffies();
+	struct le *le;
+
+	while ((le = t->fifo.head)) {
+		struct done *d = le->data;
+
+		if (d->expire > now) {
+			tmr_start(&t->tmr, d->expire - now, expire_handler, t);
+			return;
+		}
+
+		unlink_hash(t, d);
+		--t->count;
+		mem_deref(d);
+	}
+}
+
+
+static void tab_destructor(void *arg)
+{
+	struct donetab *t = arg;
+
+	tmr_cancel(&t->tmr);
+	list_flush(&t->fifo);
+	mem_deref(t->buckets);
+}
+
+
+int donetab_alloc(struct donetab **tp, uint32_t lifetime_ms)
+{
+	struct donetab *t;
+
+	if (!tp || !lifetime_ms)
+		return EINVAL;
+
+	t = mem_zalloc(sizeof(*t), tab_destructor);
+	if (!t)
+		return ENOMEM;
+
+	t->nbuckets = 1u << 12;
+	t->buckets = mem_zalloc(t->nbuckets * sizeof(*t->buckets), NULL);
+	if (!t->buckets) {
+		mem_deref(t);
+		return ENOMEM;
+	}
+	t->lifetime = lifetime_ms;
+	list_init(&t->fifo);
+	tmr_init(&t->tmr);
+
+	*tp = t;
+
+	return 0;
+}
+
+
+/* keep chains short: double the table when it holds 2 entries a bucket */
+static void grow(struct donetab *t)
+{
+	const size_t n = t->nbuckets * 2;
+	struct done **b = mem_zalloc(n * sizeof(*b), NULL);
+	size_t i;
+
+	if (!b)
+		return;         /* longer chains, still correct */
+
+	for (i = 0; i < t->nbuckets; i++) {
+		struct done *d = t->buckets[i];
+
+		while (d) {
+			struct done *next = d->next;
+			struct done **slot = &b[d->hash & (n - 1)];
+
+			d->next = *slot;
+			*slot = d;
+			d = next;
+		}
+	}
+
+	mem_deref(t->buckets);
+	t->buckets = b;
+	t->nbuckets = n;
+}
+
+
+/* Only what RFC 3261 §17.2.3 can match by its branch alone */
+bool donetab_eligible(const struct sip_msg *msg)
+{
+	return msg && msg->tp == SIP_TRANSP_UDP &&
+		pl_strcmp(&msg->cseq.met, "INVITE") &&
+		pl_strcmp(&msg->met, "ACK") &&
+		msg->via.branch.l > 7 && msg->via.branch.l <= 1024 &&
+		!memcmp(msg->via.branch.p, "z9hG4bK", 7) &&
+		msg->via.sentby.l <= 1024;
+}
+
+
+int donetab_add(struct donetab *t, const struct sip_msg *msg,
+		struct mbuf *mb, const struct sa *dst)
+{
+	const struct pl *b = &msg->via.branch, *s = &msg->via.sentby;
+	const struct pl *m = &msg->cseq.met;
+	struct done *d;
+
+	if (!t || !mb || !dst || !donetab_eligible(msg) || m->l > 64)
+		return EINVAL;
+
+	d = mem_zalloc(sizeof(*d) + b->l + s->l + m->l, done_destructor);
+	if (!d)
+		return ENOMEM;
+
+	memcpy(d->key, b->p, b->l);
+	memcpy(d->key + b->l, s->p, s->l);
+	memcpy(d->key + b->l + s->l, m->p, m->l);
+	d->lbranch = (uint16_t)b->l;
+	d->lsentby = (uint16_t)s->l;
+	d->lmet = (uint16_t)m->l;
+	d->hash = key_hash(b, s, m);
+	d->expire = tmr_jiffies() + t->lifetime;
+	d->sock = mem_ref(msg->sock);
+	d->tp = msg->tp;
+	d->dst = *dst;
+	d->mb = mem_ref(mb);
+
+	if (t->count >= 2 * t->nbuckets)
+		grow(t);
+
+	d->next = t->buckets[d->hash & (t->nbuckets - 1)];
+	t->buckets[d->hash & (t->nbuckets - 1)] = d;
+	list_append(&t->fifo, &d->fifo, d);
+	++t->count;
+
+	if (!tmr_isrunning(&t->tmr))
+		tmr_start(&t->tmr, t->lifetime, expire_handler, t);
+
+	return 0;
+}
+
+
+/* A retransmission of a request we answered: send the answer again */
+bool donetab_absorb(struct donetab *t, struct sip *sip,
+		    const struct sip_msg *msg)
+{
+	const struct pl *b, *s, *m;
+	struct done *d;
+	uint32_t h;
+
+	if (!t || !t->count || !donetab_eligible(msg))
+		return false;
+
+	b = &msg->via.branch;
+	s = &msg->via.sentby;
+	m = &msg->cseq.met;
+	h = key_hash(b, s, m);
+
+	for (d = t->buckets[h & (t->nbuckets - 1)]; d; d = d->next) {
+		if (d->hash == h && key_eq(d, b, s, m))
+			break;
+	}
+	if (!d)
+		return false;
+
+	d->mb->pos = 0;
+	(void)sip_send(sip, d->sock, d->tp, &d->dst, d->mb);
+	++t->absorbed;
+
+	return true;
+}
+
+
+size_t donetab_count(const struct donetab *t)
+{
+	return t ? t->count : 0;
+}
+
+
+uint64_t donetab_absorbed(const struct donetab *t)
+{
+	return t ? t->absorbed : 0;
+}
