@@ -42,6 +42,7 @@ void stack_note_hook_error(struct stack *st);
 struct donetab;
 int    donetab_alloc(struct donetab **tp, uint32_t lifetime_ms);
 bool   donetab_eligible(const struct sip_msg *msg);
+bool   donetab_eligible_invite(const struct sip_msg *msg, uint16_t scode);
 int    donetab_add(struct donetab *t, const struct sip_msg *msg,
 		   struct mbuf *mb, const struct sa *dst);
 bool   donetab_absorb(struct donetab *t, struct sip *sip,

@@ -228,7 +228,9 @@ int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
 	/* a final answer to a non-INVITE request over UDP: libre's
 	 * transaction is freed right after it, and the Completed state
 	 * kept compact in st->done (see server/donetrans.c) */
-	if (scode >= 200 && st->done && donetab_eligible(req->msg)) {
+	if (scode >= 200 && st->done &&
+	    (donetab_eligible(req->msg) ||
+	     donetab_eligible_invite(req->msg, scode))) {
 		if (!req->strans)
 			err = sip_strans_alloc(&req->strans, st->sip,
 					       req->msg, NULL, NULL);
@@ -261,15 +263,16 @@ int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
 	}
 
 	if (done) {
+		const bool inv = !pl_strcmp(&req->msg->met, "INVITE");
 		struct sa dst;
 		struct pl rp;
 
 		sip_reply_addr(&dst, req->msg,
 			       !msg_param_exists(&req->msg->via.params,
 						 "rport", &rp));
-		if (mb->size > mb->end + 64)
+		if (mb->size > mb->end + 64 && !inv)
 			(void)mbuf_resize(mb, mb->end);
-		if (!donetab_add(st->done, req->msg, mb, &dst))
+		if (!donetab_add(st->done, req->msg, inv ? NULL : mb, &dst))
 			mem_deref(done);        /* else libre keeps it 32 s */
 		if (mbp)
 			*mbp = mb;

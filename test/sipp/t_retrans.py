@@ -12,7 +12,10 @@ test/scripts/sleep.lua, server started with --t1 50 so that Timer J
 - a MESSAGE whose hook sleeps 1 s, sent again while it sleeps: no second
   hook (libre's transaction absorbs it) and one answer "200 Slept"; sent
   again after the answer: the same "200 Slept", no new hook;
-- after Timer J the transaction is gone: the same bytes start a new one.
+- after Timer J the transaction is gone: the same bytes start a new one;
+- (script answer.lua) an INVITE answered 200 and sent again before and
+  after its ACK makes one call; a CANCEL after the 200 gets 200 with the
+  To tag of the INVITE's 200.
 """
 import os
 import sys
@@ -97,6 +100,68 @@ def body(h, a):
 
     cl.close()
     h.note("Call-ID of the first MESSAGE: %s" % callid)
+    invite_case(h)
+
+
+def invite_case(h):
+    """An INVITE answered 2xx, sent again before and after the ACK: no
+    second call (RFC 6026 Accepted state); a CANCEL for it gets 200 with
+    the To tag of the INVITE's 200 (RFC 3261 §9.2)."""
+    srv = h.server("answer.lua", args=["--t1", "50"])
+    cl = harness.UdpClient(srv.port)
+    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 "
+           "127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n")
+    contact = "<sip:raw@127.0.0.1:%d>" % cl.port
+    data, br = cl.build("INVITE", ctype="application/sdp", body=sdp,
+                        extra=[("Contact", contact)])
+    inv = harness.SipMsg(data)
+    callid = cl.last_call_id
+    send_raw(cl, data)
+    r1 = cl.recv(br)
+    send_raw(cl, data)             # retransmitted before our ACK
+    time.sleep(0.3)
+    cancel = data.replace(b"INVITE sip:", b"CANCEL sip:", 1)
+    cancel = cancel.replace(b" INVITE\r\n", b" CANCEL\r\n", 1)
+    head, _, _ = cancel.partition(b"\r\n\r\n")
+    head = b"\r\n".join(l for l in head.split(b"\r\n")
+                         if not l.lower().startswith((b"content-",
+                                                       b"contact")))
+    cancel = head + b"\r\nContent-Length: 0\r\n\r\n"
+    cl.sock.sendto(cancel, cl.dst)
+    c200 = None
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end and c200 is None:
+        m = cl.recv(br, timeout=0.5)
+        if m is not None and "CANCEL" in (m.header("CSeq") or ""):
+            c200 = m
+    h.ok(r1 is not None and r1.code == 200, "INVITE answered 200",
+         diag="got %r" % r1)
+    h.ok(c200 is not None and c200.code == 200 and r1 is not None and
+         c200.header("To") == r1.header("To"),
+         "a CANCEL after the 200 gets 200 with the INVITE's To tag",
+         diag="got %r / %r" % (c200 and c200.header("To"),
+                               r1 and r1.header("To")))
+    if r1 is not None:
+        cseq = inv.header("CSeq").split()[0]
+        ack, _ = cl.build("ACK", set={
+            "Call-ID": callid, "From": inv.header("From"),
+            "To": r1.header("To"), "CSeq": "%s ACK" % cseq})
+        cl.sock.sendto(ack, cl.dst)
+        time.sleep(0.2)
+        send_raw(cl, data)         # and after the ACK
+        time.sleep(0.3)
+    n = len(srv.find({"ev": "incoming", "callid": callid}))
+    h.ok(n == 1, "the INVITE sent 3 times made one call (%d)" % n)
+    if r1 is not None:
+        cseq = int(inv.header("CSeq").split()[0]) + 1
+        bye, bbr = cl.build("BYE", set={
+            "Call-ID": callid, "From": inv.header("From"),
+            "To": r1.header("To"), "CSeq": "%d BYE" % cseq})
+        cl.sock.sendto(bye, cl.dst)
+        b = cl.recv(bbr)
+        h.ok(b is not None and b.code == 200, "BYE answered 200",
+             diag="got %r" % b)
+    cl.close()
     h.stop_server(srv, must_not=[r"\bev=hook_error\b", r"\bev=unanswered\b",
                                  r"\blvl=error\b"])
 
