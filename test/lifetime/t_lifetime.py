@@ -224,9 +224,11 @@ def body(h, a):
                          if after else 0,
                          base["lua_bytes"],
                          after["lua_bytes"] if after else -1))
-    h.ok(peak > base["heap_bytes"] + 10 * 1024 * 1024,
+    # ~0.8 KB per call stays for Timer J (the BYE's Completed state in
+    # server/donetrans.c): 10,000 calls hold ~8 MB at the peak
+    h.ok(peak > base["heap_bytes"] + 4 * 1024 * 1024,
          "the batch did hold memory while it ran (peak %d B, more than "
-         "10 MB over the baseline): the figures measure something" % peak)
+         "4 MB over the baseline): the figures measure something" % peak)
     h.ok(after and after["dialogs"] == 0 and after["calls"] == 0,
          "after the transactions expired: dialogs == 0, calls == 0",
          diag="reading %r" % (after,), server=srv)
