@@ -1110,8 +1110,13 @@ static bool update_offer(struct call *call, struct stack_req *req)
 	if (!body.l || !ct || pl_strcasecmp(&ct->val, "application/sdp"))
 		return false;
 
-	/* §5.2: an offer while ours is unanswered: 491 */
-	if (call->reinv || (call->rel1xx && call->rel_offer)) {
+	/* §5.2: an offer while ours is unanswered: 491. Ours: a re-INVITE
+	 * or reliable 1xx offer, or, calling out, the INVITE's offer until
+	 * a reliable 1xx or the 2xx brought the answer */
+	if (call->reinv || (call->rel1xx && call->rel_offer) ||
+	    (call->outgoing && !call->answered &&
+	     !(call->peer_rseq && call->rbody) && call->lbody &&
+	     call->lctype && !str_casecmp(call->lctype, "application/sdp"))) {
 		(void)stack_req_reply(req, 491, "Request Pending", NULL, NULL,
 				      NULL, 0);
 		return true;

@@ -61,6 +61,7 @@ CASES = {
     "fork": ("uas-fork.xml", {"X-Hangup-After": "1.5"}),
     "rtx": ("uas-200-rtx.xml", {"X-Hangup-After": "1.5"}),
     "prack-183": ("uas-prack-183.xml", {"X-Hangup-After": "1"}),
+    "update-crossing": ("uas-update-crossing.xml", {"X-Hangup-After": "1"}),
 }
 
 
@@ -423,6 +424,31 @@ def case_prack_183(h, a):
     h.stop_server(srv)
 
 
+def case_update_crossing(h, a):
+    """RFC 3311 5.2: the callee's UPDATE offer in the early dialog while
+    our INVITE's offer is unanswered gets 491; the call goes on."""
+    case = "update-crossing"
+    srv, uas, msgs, callid, to = place_call(h, case)
+    check_invite(h, srv, msgs, callid, to, case)
+    upd = cl.pick(msgs, "sent", method="UPDATE")
+    r491 = cl.pick(msgs, "received", code=491, cseq_method="UPDATE")
+    h.ok(len(upd) >= 1 and len(r491) >= 1 and
+         not cl.pick(msgs, "received", code=200, cseq_method="UPDATE"),
+         "%s: sipstack answered the crossing UPDATE offer 491, not 200" %
+         case, diag=cl.flow(msgs))
+    rec = cl.wait_script(srv, "answered", case, 3.0)
+    h.ok(rec.get("state") == "Connected",
+         "%s: the call was answered after the 491" % case,
+         diag="got %r" % rec)
+    h.ok(len(cl.pick(msgs, "received", method="BYE")) == 1,
+         "%s: sipstack hung up with one BYE" % case, diag=cl.flow(msgs))
+    h.ok(not srv.find({"ev": "hold"}) and not srv.find({"ev": "unhold"}),
+         "%s: the refused offer (sendonly) did not put the call on hold" %
+         case)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
 RUN = {
     "answer": case_answer,
     "busy": lambda h, a: case_rejected(h, a, "busy", 486, "Busy Here"),
@@ -434,6 +460,7 @@ RUN = {
     "fork": case_fork,
     "rtx": case_rtx,
     "prack-183": case_prack_183,
+    "update-crossing": case_update_crossing,
 }
 
 
