@@ -193,7 +193,15 @@ static void grow(struct donetab *t)
 }
 
 
-static bool branch_ok(const struct sip_msg *msg);
+/* RFC 3261 §17.2.3: a transaction is found by its branch alone only
+ * when the branch has the magic cookie */
+static bool branch_ok(const struct sip_msg *msg)
+{
+	return msg && msg->tp == SIP_TRANSP_UDP &&
+		msg->via.branch.l > 7 && msg->via.branch.l <= 1024 &&
+		!memcmp(msg->via.branch.p, "z9hG4bK", 7) &&
+		msg->via.sentby.l <= 1024;
+}
 
 
 /* Only what RFC 3261 §17.2.3 can match by its branch alone */
@@ -224,8 +232,9 @@ int donetab_add(struct donetab *t, const struct sip_msg *msg,
 
 	if (!t || !dst || m->l > 64)
 		return EINVAL;
-	if (mb ? !donetab_eligible(msg) : !branch_ok(msg) ||
-	    pl_strcmp(&msg->met, "INVITE"))
+	if (mb && !donetab_eligible(msg))
+		return EINVAL;
+	if (!mb && !donetab_eligible_invite(msg, 200))
 		return EINVAL;
 
 	d = mem_zalloc(sizeof(*d) + b->l + s->l + m->l, done_destructor);
@@ -273,15 +282,6 @@ static struct done *find(struct donetab *t, const struct pl *b,
 	}
 
 	return NULL;
-}
-
-
-static bool branch_ok(const struct sip_msg *msg)
-{
-	return msg && msg->tp == SIP_TRANSP_UDP &&
-		msg->via.branch.l > 7 && msg->via.branch.l <= 1024 &&
-		!memcmp(msg->via.branch.p, "z9hG4bK", 7) &&
-		msg->via.sentby.l <= 1024;
 }
 
 

@@ -202,6 +202,16 @@ static void req_cancel_handler(void *arg)
 }
 
 
+/* Where libre sends our responses to msg (RFC 3261 §18.2.2, RFC 3581) */
+static void reply_dst(const struct sip_msg *msg, struct sa *dst)
+{
+	struct pl rp;
+
+	sip_reply_addr(dst, msg,
+		       !msg_param_exists(&msg->via.params, "rport", &rp));
+}
+
+
 int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
 		       const char *reason, const char *headers,
 		       const char *ctype, const uint8_t *body, size_t len,
@@ -265,11 +275,8 @@ int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
 	if (done) {
 		const bool inv = !pl_strcmp(&req->msg->met, "INVITE");
 		struct sa dst;
-		struct pl rp;
 
-		sip_reply_addr(&dst, req->msg,
-			       !msg_param_exists(&req->msg->via.params,
-						 "rport", &rp));
+		reply_dst(req->msg, &dst);
 		if (mb->size > mb->end + 64 && !inv)
 			(void)mbuf_resize(mb, mb->end);
 		if (!donetab_add(st->done, req->msg, inv ? NULL : mb, &dst))
@@ -302,13 +309,11 @@ int stack_req_reply(struct stack_req *req, uint16_t scode,
 int stack_req_resend(struct stack_req *req, struct mbuf *mb)
 {
 	struct sa dst;
-	struct pl rp;
 
 	if (!req || !mb || !req->st->sip)
 		return EINVAL;
 
-	sip_reply_addr(&dst, req->msg,
-		       !msg_param_exists(&req->msg->via.params, "rport", &rp));
+	reply_dst(req->msg, &dst);
 	mb->pos = 0;
 
 	return sip_send(req->st->sip, req->msg->sock, req->msg->tp, &dst, mb);
