@@ -216,6 +216,42 @@ static void dialog_hook(struct lcall *lc, const char *name)
 }
 
 
+static struct lcall *push_call(lua_State *L, struct script *sc,
+			       struct call *call);
+
+
+/* Another fork answered: kept only if the call has on_fork, which gets
+ * the fork as a call object of its own (Connected), its body and type */
+static void fork_event(struct lcall *lc, const struct call_event *ev)
+{
+	struct task *t;
+	struct lcall *flc;
+
+	if (!lc->sc || lc->sc->closing || lc->ref == LUA_NOREF)
+		return;
+
+	if (!push_callback(lc->sc->L, lc, "on_fork"))
+		return;
+
+	t = lua_task_new(lc->sc, LH_SPAWN, NULL);
+	if (!t) {
+		lua_pop(lc->sc->L, 1);
+		return;
+	}
+	lua_xmove(lc->sc->L, t->co, 1);
+
+	flc = push_call(t->co, lc->sc, ev->fork);
+	lua_pushlstring(t->co, (const char *)ev->body, ev->len);
+	lua_pushstring(t->co, ev->ctype ? ev->ctype : "");
+
+	/* on_dialog_event hears of the new dialog as of any answered one
+	 * (its call FSM reached Connected before it had an owner) */
+	dialog_hook(flc, dialog_event_name(DIALOG_EV_ANSWERED));
+
+	task_resume(t, 3);
+}
+
+
 static void event_handler(struct call *call, const struct call_event *ev,
 			  void *arg)
 {
@@ -257,6 +293,10 @@ static void event_handler(struct call *call, const struct call_event *ev,
 		dialog_hook(lc, ev->reason);
 		break;
 
+	case CALL_EV_FORK:
+		fork_event(lc, ev);
+		break;
+
 	case CALL_EV_UNHOLD:
 		run_callback(lc, "on_unhold", ev);
 		break;
@@ -287,7 +327,8 @@ static void event_handler(struct call *call, const struct call_event *ev,
  * The call object
  * ------------------------------------------------------------------ */
 
-static void push_call(lua_State *L, struct script *sc, struct call *call)
+static struct lcall *push_call(lua_State *L, struct script *sc,
+			       struct call *call)
 {
 	struct ludata *ud;
 	struct lcall *lc;
@@ -295,7 +336,7 @@ static void push_call(lua_State *L, struct script *sc, struct call *call)
 	lc = mem_zalloc(sizeof(*lc), lcall_destructor);
 	if (!lc) {
 		luaL_error(L, "out of memory");
-		return;
+		return NULL;
 	}
 
 	lc->call = mem_ref(call);
@@ -314,6 +355,8 @@ static void push_call(lua_State *L, struct script *sc, struct call *call)
 	lua_pushvalue(L, -1);
 	lc->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	call_set_handler(call, event_handler, mem_ref(lc));
+
+	return lc;
 }
 
 
@@ -695,7 +738,8 @@ static int l_newindex(lua_State *L)
 {
 	static const char *cbs[] = {
 		"on_ringing", "on_answered", "on_rejected", "on_terminated",
-		"on_state_change", "on_hold", "on_unhold", "on_info", NULL
+		"on_state_change", "on_hold", "on_unhold", "on_info",
+		"on_fork", NULL
 	};
 	const char *k = luaL_checkstring(L, 2);
 	const char **p;
@@ -707,7 +751,7 @@ static int l_newindex(lua_State *L)
 		return luaL_error(L, "call: cannot set '%s' (callbacks: "
 				  "on_ringing, on_answered, on_rejected, "
 				  "on_terminated, on_state_change, on_hold, "
-				  "on_unhold, on_info)", k);
+				  "on_unhold, on_info, on_fork)", k);
 	if (!lua_isnil(L, 3))
 		luaL_checktype(L, 3, LUA_TFUNCTION);
 

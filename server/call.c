@@ -77,6 +77,7 @@ struct call {
 	unsigned auth_tries;
 	bool cancelled;
 	bool answered;
+	char *fork_tag;               /* To tag of another fork's 2xx     */
 
 	/* 2xx to an INVITE or re-INVITE of the peer, until its ACK */
 	struct stack_req *rtx_req;
@@ -110,12 +111,27 @@ static void call_end(struct call *call, const char *reason);
 static int send_bye(struct call *call, const char *reason);
 static int uac_authenticate(struct call *call, const struct sip_msg *msg);
 static void uac_prack(struct call *call, uint32_t rseq);
+static void dialog_response_handler(struct dialog *dlg,
+				    const struct sip_msg *msg, void *arg);
 static void peer_prack(struct call *call, struct stack_req *req);
 static bool update_offer(struct call *call, struct stack_req *req);
 
 /* ------------------------------------------------------------------ *
  * Helpers
  * ------------------------------------------------------------------ */
+
+/* callid="..." for log lines, and fork=TAG for the call of another
+ * fork of our INVITE (same Call-ID) */
+static int logid(struct re_printf *pf, const struct call *call)
+{
+	int err = re_hprintf(pf, "callid=%H", log_q, call->id);
+
+	if (call->fork_tag)
+		err |= re_hprintf(pf, " fork=%H", log_q, call->fork_tag);
+
+	return err;
+}
+
 
 static void fire(struct call *call, const struct call_event *ev)
 {
@@ -183,14 +199,14 @@ static void call_ev(struct call *call, const char *event)
 		return;
 
 	if (fsm_transition(call->fsm, event)) {
-		slog(LOG_DEBUG, "call", "refused", NULL, "callid=%H ev=%s "
-		     "err=%H", log_q, call->id, event, log_q,
+		slog(LOG_DEBUG, "call", "refused", NULL, "%H ev=%s "
+		     "err=%H", logid, call, event, log_q,
 		     fsm_error(call->fsm));
 		return;
 	}
 
-	slog(LOG_INFO, "call", "state", NULL, "callid=%H from=%s to=%s "
-	     "event=%s", log_q, call->id, from, fsm_current(call->fsm),
+	slog(LOG_INFO, "call", "state", NULL, "%H from=%s to=%s "
+	     "event=%s", logid, call, from, fsm_current(call->fsm),
 	     event);
 
 	/* self-loops stay in the history, the owner hears of moves only */
@@ -212,8 +228,8 @@ static void dlg_ev(struct call *call, const char *event)
 	struct fsm *f = dialog_fsm(call->dlg);
 
 	if (f && fsm_transition(f, event))
-		slog(LOG_DEBUG, "dialog", "refused", NULL, "callid=%H ev=%s "
-		     "err=%H", log_q, call->id, event, log_q, fsm_error(f));
+		slog(LOG_DEBUG, "dialog", "refused", NULL, "%H ev=%s "
+		     "err=%H", logid, call, event, log_q, fsm_error(f));
 }
 
 
@@ -499,8 +515,8 @@ static void reinvite_resp_handler(int err, const struct sip_msg *msg,
 			10 * (rand_u32() % 201);
 
 		++call->glare_count;
-		slog(LOG_INFO, "call", "glare", NULL, "callid=%H retry_ms=%u",
-		     log_q, call->id, ms);
+		slog(LOG_INFO, "call", "glare", NULL, "%H retry_ms=%u",
+		     logid, call, ms);
 		tmr_start(&call->tmr_glare, ms, glare_retry, call);
 	}
 	else if (msg->scode == 481 || msg->scode == 408) {
@@ -649,6 +665,7 @@ static void call_destructor(void *arg)
 	mem_deref(call->from);
 	mem_deref(call->to);
 	mem_deref(call->reason);
+	mem_deref(call->fork_tag);
 	mem_deref(call->lbody);
 	mem_deref(call->lctype);
 	mem_deref(call->rbody);
@@ -696,8 +713,8 @@ static void call_end(struct call *call, const char *reason)
 	dialog_set_handlers(call->dlg, NULL, NULL, NULL);
 	call->dlg = mem_deref(call->dlg);
 
-	slog(LOG_INFO, "call", "ended", NULL, "callid=%H reason=%H",
-	     log_q, call->id, log_q, call->reason);
+	slog(LOG_INFO, "call", "ended", NULL, "%H reason=%H",
+	     logid, call, log_q, call->reason);
 
 	dialog_event_fire(call, DIALOG_EV_TERMINATED);
 	memset(&ev, 0, sizeof(ev));
@@ -776,7 +793,7 @@ static void ack_timeout(void *arg)
 	struct call *call = arg;
 
 	/* §13.3.1.4: no ACK within 64*T1: confirmed, but end it */
-	slog(LOG_WARN, "call", "no_ack", NULL, "callid=%H", log_q, call->id);
+	slog(LOG_WARN, "call", "no_ack", NULL, "%H", logid, call);
 	tmr_cancel(&call->tmr_rtx);
 	(void)str_dup(&call->reason, "Timeout");
 	(void)send_bye(call, "Timeout");
@@ -853,8 +870,7 @@ static void rel1xx_timeout(void *arg)
 
 	/* RFC 3262 §3: no PRACK in 64*T1: reject the INVITE with a 5xx */
 	if (call->rel_total >= 64 * cfg->t1) {
-		slog(LOG_WARN, "call", "no_prack", NULL, "callid=%H", log_q,
-		     call->id);
+		slog(LOG_WARN, "call", "no_prack", NULL, "%H", logid, call);
 		call->rel1xx = mem_deref(call->rel1xx);
 		call->answer_deferred = false;
 		(void)call_reject(call, 504, "PRACK Timeout", NULL);
@@ -1197,6 +1213,16 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 		call_ev(call, "Cancel");
 		call_end(call, "cancelled");
 	}
+	else if (!pl_strcmp(&msg->met, "BYE") && call->outgoing &&
+		 !call->answered) {
+		/* the callee MUST NOT send a BYE on an early dialog (RFC
+		 * 3261 §15): refused, the dialog stays early and the
+		 * INVITE waits for its final response */
+		slog(LOG_WARN, "call", "early_bye_refused", NULL, "%H",
+		     logid, call);
+		(void)stack_req_reply(req, 403, "BYE On Early Dialog", NULL,
+				      NULL, NULL, 0);
+	}
 	else if (!pl_strcmp(&msg->met, "BYE")) {
 		(void)stack_req_reply(req, 200, "OK", NULL, NULL, NULL, 0);
 		dlg_ev(call, "ReceiveBye");
@@ -1378,32 +1404,116 @@ static void send_ack(struct call *call, struct dialog *dlg)
 }
 
 
-/* A 2xx from a fork we did not keep: ACK it, then BYE it (§13.2.2.4) */
-static void fork_bye_resp(int err, const struct sip_msg *msg, void *arg)
+/* The 2xx of another fork of our INVITE (RFC 3261 §13.2.2.4): a dialog
+ * and a call of its own, ACKed and Connected. When offer is set, the
+ * owner of call hears CALL_EV_FORK and keeps the fork by setting a
+ * handler on it (call_set_handler) from that event; a fork nobody
+ * keeps gets a BYE at once. */
+static void uac_fork(struct call *call, const struct sip_msg *msg,
+		     bool offer)
 {
-	struct dialog *dlg = arg;
+	const struct sip_hdr *ct = sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE);
+	struct call_event ev;
+	struct call *fork;
+	char ctype[128] = "";
+	struct pl body;
+	int err;
 
-	if (!err && msg && msg->scode < 200)
+	fork = call_new(call->cm, true);
+	if (!fork)
 		return;
 
-	mem_deref(dlg);
+	err  = str_dup(&fork->id, call->id);
+	err |= str_dup(&fork->from, call->from);
+	err |= str_dup(&fork->to, call->to);
+	err |= pl_strdup(&fork->fork_tag, &msg->to.tag);
+	err |= set_body(&fork->lbody, &fork->lbody_len, &fork->lctype,
+			call->lctype, (const uint8_t *)call->lbody,
+			call->lbody_len);
+	if (!err)
+		err = dialog_fork(&fork->dlg, call->dlg, msg);
+	if (!err)
+		err = attach_dialog_fsm(fork->dlg, true);
+	if (err) {
+		slog(LOG_WARN, "call", "fork_failed", &msg->callid,
+		     "to_tag=%r err=%m", &msg->to.tag, err);
+		mem_deref(fork);
+		return;
+	}
+
+	fork->invite_cseq = call->invite_cseq;
+	fork->answered = true;
+	dialog_set_handlers(fork->dlg, dialog_request_handler,
+			    dialog_response_handler, fork);
+	list_append(&call->cm->calls, &fork->le, fork);  /* the list's ref */
+	++call->cm->total;
+
+	dlg_ev(fork, "SendInvite");
+	call_ev(fork, "Dial");
+	dlg_ev(fork, "Receive2xx");
+	call_ev(fork, "Answer");
+	send_ack(fork, fork->dlg);
+	dlg_ev(fork, "SendAck");
+	call_ev(fork, "Ack");
+	remote_body(fork, msg);
+
+	slog(LOG_INFO, "call", "fork", &msg->callid, "to_tag=%r offered=%s",
+	     &msg->to.tag, offer && call->eh ? "yes" : "no");
+
+	if (offer) {
+		stack_msg_body(msg, &body);
+		if (ct)
+			(void)pl_strcpy(&ct->val, ctype, sizeof(ctype));
+		memset(&ev, 0, sizeof(ev));
+		ev.type = CALL_EV_FORK;
+		ev.code = msg->scode;
+		ev.body = (const uint8_t *)body.p;
+		ev.len = body.l;
+		ev.ctype = ctype;
+		ev.fork = fork;
+		mem_ref(fork);
+		fire(call, &ev);
+		mem_deref(fork);
+	}
+
+	if (!fork->eh && !fork->ended) {
+		slog(LOG_INFO, "call", "fork_dropped", &msg->callid,
+		     "to_tag=%r", &msg->to.tag);
+		(void)send_bye(fork, "fork dropped");
+	}
 }
 
 
-static void drop_fork(struct call *call, const struct sip_msg *msg)
+/* A 2xx from another fork while our dialog is still early (a 1xx of
+ * one branch, the 2xx of another): the call goes on in the 2xx's
+ * dialog; the early one is dropped (§13.2.2.4, the proxy cancels its
+ * branch) */
+static int uac_adopt_fork(struct call *call, const struct sip_msg *msg)
 {
-	struct dialog *fork = NULL;
-	struct sip_request *bye = NULL;
+	struct dialog *dlg = NULL;
+	int err;
 
-	if (dialog_fork(&fork, call->dlg, msg))
-		return;
+	err = dialog_fork(&dlg, call->dlg, msg);
+	if (!err)
+		err = attach_dialog_fsm(dlg, true);
+	if (err) {
+		mem_deref(dlg);
+		return err;
+	}
 
-	slog(LOG_INFO, "call", "fork_dropped", &msg->callid, "to_tag=%r",
+	slog(LOG_INFO, "call", "fork_adopted", &msg->callid,
+	     "early_tag=%H to_tag=%r", log_q, dialog_rtag(call->dlg),
 	     &msg->to.tag);
-	send_ack(call, fork);
-	if (dialog_request(&bye, fork, "BYE", 0, NULL, NULL, NULL, 0,
-			   fork_bye_resp, fork))
-		mem_deref(fork);
+
+	dlg_ev(call, "Terminate");
+	dialog_set_handlers(call->dlg, NULL, NULL, NULL);
+	mem_deref(call->dlg);
+	call->dlg = dlg;
+	dialog_set_handlers(dlg, dialog_request_handler,
+			    dialog_response_handler, call);
+	dlg_ev(call, "SendInvite");
+
+	return 0;
 }
 
 
@@ -1449,8 +1559,14 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 	if (msg->scode < 300) {
 		int err = dialog_set_remote(call->dlg, msg);
 
-		if (err == EEXIST) {       /* another fork answered too */
-			drop_fork(call, msg);
+		/* another fork's 2xx: while ours is only early, the call
+		 * goes on in the 2xx's dialog (and, if cancelled, is ended
+		 * with a BYE below); after, it is a new call */
+		if (err == EEXIST && !call->answered &&
+		    !uac_adopt_fork(call, msg))
+			err = dialog_set_remote(call->dlg, msg);
+		if (err == EEXIST) {
+			uac_fork(call, msg, !call->cancelled);
 			return;
 		}
 
@@ -1537,8 +1653,8 @@ static void prack_resp_handler(int err, const struct sip_msg *msg, void *arg)
 
 	call->prack = NULL;
 	if (err || msg->scode >= 300)
-		slog(LOG_WARN, "call", "prack_failed", NULL, "callid=%H "
-		     "code=%u err=%m", log_q, call->id, msg ? msg->scode : 0,
+		slog(LOG_WARN, "call", "prack_failed", NULL, "%H "
+		     "code=%u err=%m", logid, call, msg ? msg->scode : 0,
 		     err);
 }
 
@@ -1553,8 +1669,8 @@ static void uac_prack(struct call *call, uint32_t rseq)
 	call->prack = NULL;
 	if (dialog_request(&call->prack, call->dlg, "PRACK", 0, rack, NULL,
 			   NULL, 0, prack_resp_handler, call))
-		slog(LOG_WARN, "call", "prack_failed", NULL, "callid=%H",
-		     log_q, call->id);
+		slog(LOG_WARN, "call", "prack_failed", NULL, "%H",
+		     logid, call);
 }
 
 
@@ -1590,8 +1706,8 @@ static int uac_authenticate(struct call *call, const struct sip_msg *msg)
 			     call->lbody_len, invite_resp_handler, call);
 	if (!err) {
 		call->invite_cseq = dialog_lseq(call->dlg);
-		slog(LOG_INFO, "call", "auth", NULL, "callid=%H code=%u "
-		     "user=%H", log_q, call->id, msg->scode, log_q,
+		slog(LOG_INFO, "call", "auth", NULL, "%H code=%u "
+		     "user=%H", logid, call, msg->scode, log_q,
 		     call->user);
 	}
 
@@ -1599,8 +1715,8 @@ static int uac_authenticate(struct call *call, const struct sip_msg *msg)
 	mem_deref(ah);
 	mem_deref(hdrs);
 	if (err)
-		slog(LOG_WARN, "call", "auth_failed", NULL, "callid=%H "
-		     "code=%u err=%m", log_q, call->id, msg->scode, err);
+		slog(LOG_WARN, "call", "auth_failed", NULL, "%H "
+		     "code=%u err=%m", logid, call, msg->scode, err);
 
 	return err;
 }
@@ -1644,7 +1760,7 @@ static void dialog_response_handler(struct dialog *dlg,
 	if (!pl_strcmp(&msg->to.tag, dialog_rtag(dlg)))
 		send_ack(call, dlg);
 	else
-		drop_fork(call, msg);
+		uac_fork(call, msg, !call->cancelled && !call->ended);
 }
 
 

@@ -379,6 +379,12 @@ enum call_event_type {
 	CALL_EV_INFO,        /* INFO/UPDATE/OPTIONS in the dialog (req);
 			      * unanswered after the handler: 200        */
 	CALL_EV_DIALOG,      /* a high-level dialog event (dialog_event) */
+	CALL_EV_FORK,        /* outgoing: another fork answered too (fork:
+			      * a new call, Connected and ACKed; code,
+			      * ctype, body, len). Keep it by setting a
+			      * handler on it (call_set_handler) and a
+			      * reference (mem_ref) from this event; a fork
+			      * left without handler gets a BYE at once */
 };
 
 /* The high-level dialog events of on_dialog_event (the spec's second
@@ -403,6 +409,7 @@ struct call_event {
 	size_t len;
 	struct stack_req *req;
 	enum dialog_event dialog_event;
+	struct call *fork;           /* CALL_EV_FORK                    */
 };
 
 typedef void (call_event_h)(struct call *call, const struct call_event *ev,

@@ -6,6 +6,9 @@
 --   X-Hangup-After: S     once answered, hang up after S seconds
 --                         (absent: wait for the peer to end the call)
 --   X-Cancel-On-Ringing: 1  call:cancel() from on_ringing
+--   X-Keep-Fork: S        set call.on_fork: keep another fork's 2xx as
+--                         a call of its own (logged msg=fork, and its
+--                         callbacks as fork_*), hang it up after S s
 --
 -- The call is placed from a task of its own (sip.spawn) with an SDP
 -- offer (OFFER below, checked byte-exact by t_uac.py); every callback
@@ -32,7 +35,28 @@ local function hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
 end
 
-local function place(case, to, hangup_after, cancel_on_ringing)
+local function keep_fork(case, call, after)
+  call.on_fork = function(fork, body, ct)
+    local function log(msg, fields)
+      fields = fields or {}
+      fields.case = case
+      fields.call_id = fork.id
+      sip.log.info(msg, fields)
+    end
+    log("fork", { ctype = ct, body_hex = hex(body), state = fork.state,
+                  direction = fork.direction,
+                  answered = tostring(fork:is_answered()),
+                  same = tostring(fork == call) })
+    fork.on_terminated = function(reason)
+      log("fork_terminated", { reason = reason, state = fork.state })
+    end
+    sip.sleep(after)
+    local ok, e = fork:hangup()
+    log("fork_hangup", { ok = tostring(ok), err = tostring(e) })
+  end
+end
+
+local function place(case, to, hangup_after, cancel_on_ringing, fork_after)
   local call, err = sip.call(to, OFFER, "application/sdp")
   if not call then
     sip.log.warn("call_failed", { case = case, err = err })
@@ -48,6 +72,9 @@ local function place(case, to, hangup_after, cancel_on_ringing)
 
   log("placed", { direction = call.direction, state = call.state,
                   from_uri = call.from, to_uri = call.to })
+  if fork_after then
+    keep_fork(case, call, fork_after)
+  end
 
   call.on_state_change = function(from, to_)
     log("cb_state", { old = from, new = to_ })
@@ -104,6 +131,7 @@ sip.on_incoming_message(function(msg)
   local case = msg:header("X-Case") or "?"
   local hangup_after = tonumber(msg:header("X-Hangup-After") or "")
   local cancel = msg:header("X-Cancel-On-Ringing") == "1"
-  sip.spawn(place, case, to, hangup_after, cancel)
+  local fork_after = tonumber(msg:header("X-Keep-Fork") or "")
+  sip.spawn(place, case, to, hangup_after, cancel, fork_after)
   return 202, "Accepted"
 end)

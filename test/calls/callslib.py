@@ -101,20 +101,27 @@ def flow(msgs):
 # The server log
 # ---------------------------------------------------------------------
 
-def transitions(srv, callid):
-    """[(from, to, event)] of the call's `mod=call ev=state` lines."""
+def call_lines(srv, ev, callid, fork=None):
+    """The call's `mod=call ev=...` lines, parsed. The call of another
+    fork of an INVITE has the same Call-ID and adds fork=<its To tag>:
+    fork=None gives the original call's lines only."""
     out = []
-    for line in srv.find({"mod": "call", "ev": "state", "callid": callid}):
+    for line in srv.find({"mod": "call", "ev": ev, "callid": callid}):
         r = harness.parse_logfmt(line)
-        out.append((r.get("from"), r.get("to"), r.get("event")))
+        if r.get("fork") == fork:
+            out.append(r)
     return out
 
 
-def ended(srv, callid):
+def transitions(srv, callid, fork=None):
+    """[(from, to, event)] of the call's `mod=call ev=state` lines."""
+    return [(r.get("from"), r.get("to"), r.get("event"))
+            for r in call_lines(srv, "state", callid, fork)]
+
+
+def ended(srv, callid, fork=None):
     """The reasons of the call's `ev=ended` lines."""
-    return [harness.parse_logfmt(l).get("reason")
-            for l in srv.find({"mod": "call", "ev": "ended",
-                               "callid": callid})]
+    return [r.get("reason") for r in call_lines(srv, "ended", callid, fork)]
 
 
 def script_lines(srv, msg, case, **more):

@@ -16,6 +16,12 @@ sip.spawn task:
   bye       sipp hangs up after the ACK: on_terminated("remote hangup")
   fork      two 200s with different To tags: the second is ACKed and
             BYEd at once, the first stays up until call:hangup()
+  fork-keep the same, with call.on_fork set: the second fork is a call
+            of its own (Connected), up until the script hangs it up
+  fork-early a 180 from one fork, the 200 of another: the call goes on
+            in the 200's dialog (ACK and BYE with its tag, to its Contact)
+  early-bye the callee's BYE on the early dialog (RFC 3261 15 forbids
+            it) gets 403; the call rings on until sipp's 486
   rtx       sipp sends its 200 again after the ACK: ACKed again, no
             second answer reported
   prack-183 a reliable 183 with SDP (RFC 3262): one PRACK (RAck) in the
@@ -59,6 +65,10 @@ CASES = {
     "cancel": ("uas-cancel.xml", {"X-Cancel-On-Ringing": "1"}),
     "bye": ("uas-bye.xml", {}),
     "fork": ("uas-fork.xml", {"X-Hangup-After": "1.5"}),
+    "fork-keep": ("uas-fork-keep.xml", {"X-Hangup-After": "2",
+                                        "X-Keep-Fork": "0.8"}),
+    "fork-early": ("uas-fork-early.xml", {"X-Hangup-After": "1"}),
+    "early-bye": ("uas-early-bye-out.xml", {}),
     "rtx": ("uas-200-rtx.xml", {"X-Hangup-After": "1.5"}),
     "prack-183": ("uas-prack-183.xml", {"X-Hangup-After": "1"}),
     "update-crossing": ("uas-update-crossing.xml", {"X-Hangup-After": "1"}),
@@ -287,6 +297,9 @@ def case_bye(h, a):
     h.stop_server(srv)
 
 
+FORK_UP = [DIAL, ("Calling", "Connected", "Answer"), ACK]
+
+
 def case_fork(h, a):
     case = "fork"
     srv, uas, msgs, callid, to = place_call(h, case)
@@ -323,9 +336,158 @@ def case_fork(h, a):
     h.ok(len(ans) == 1 and ans[0].get("body_hex") == first.body.hex(),
          "%s: call.on_answered ran once, with the first fork's SDP" % case,
          diag="got %r" % ans)
+    tag2 = second.tag("To")
+    h.ok(cl.transitions(srv, callid, fork=tag2) ==
+         FORK_UP + [BYE, BYE_RESP] and
+         cl.ended(srv, callid, fork=tag2) == ["fork dropped"],
+         "%s: the dropped fork's call: %s; ended 'fork dropped'" %
+         (case, cl.fmt_tr(FORK_UP + [BYE, BYE_RESP])),
+         diag=cl.fmt_tr(cl.transitions(srv, callid, fork=tag2)))
     cl.check_call_log(h, srv, callid,
                       [DIAL, ("Calling", "Connected", "Answer"), ACK, BYE,
                        BYE_RESP], "hangup", case)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
+def case_fork_keep(h, a):
+    """RFC 3261 13.2.2.4 with a script that wants the other forks:
+    call.on_fork(fork, body, ct) gets the second 200's dialog as a call
+    of its own, which stays up until the script hangs it up."""
+    case = "fork-keep"
+    srv, uas, msgs, callid, to = place_call(h, case)
+    inv = check_invite(h, srv, msgs, callid, to, case)
+    oks = cl.pick(msgs, "sent", code=200, cseq_method="INVITE")
+    if not h.ok(len(oks) == 2 and oks[0].tag("To") != oks[1].tag("To"),
+                "%s: sipp answered twice, two To tags" % case):
+        raise harness.Abort("the scenario did not run")
+    first, second = oks
+    tag2 = second.tag("To")
+    a1 = check_ack_2xx(h, msgs, first, inv, case, "the first 200")
+    a2 = check_ack_2xx(h, msgs, second, inv, case, "the second fork's 200")
+    byes = cl.pick(msgs, "received", method="BYE")
+    b1 = [b for b in byes if b.tag("To") == first.tag("To")]
+    b2 = [b for b in byes if b.tag("To") == tag2]
+    if h.ok(len(b2) == 1 and a2, "%s: the kept fork got one BYE" % case,
+            diag=cl.flow(msgs)):
+        dt = b2[0].t - a2[0].t
+        h.ok(b2[0].uri() == second.header("Contact").strip("<>") and
+             0.6 <= dt <= 2.0 and b2[0].cseq[0] > inv.cseq[0],
+             "%s: ... to its Contact, %.2f s after its ACK (up until the "
+             "script's fork:hangup() after 0.8 s), CSeq above the INVITE's"
+             % (case, dt), diag=b2[0].start)
+    if h.ok(len(b1) == 1 and a1 and b2, "%s: the first call got one BYE, "
+            "after the fork's" % case, diag=cl.flow(msgs)):
+        dt = b1[0].t - a1[0].t
+        h.ok(b1[0].uri() == first.header("Contact").strip("<>") and
+             1.8 <= dt <= 3.5 and b1[0].t > b2[0].t,
+             "%s: ... to its Contact, %.2f s after its ACK" % (case, dt),
+             diag=b1[0].start)
+    h.ok(not srv.find({"mod": "call", "ev": "fork_dropped"}),
+         "%s: no fork was dropped" % case)
+    fk = cl.wait_script(srv, "fork", case, 2.0)
+    h.ok(fk.get("body_hex") == second.body.hex() and
+         fk.get("ctype") == "application/sdp" and
+         fk.get("state") == "Connected" and
+         fk.get("direction") == "outgoing" and
+         fk.get("answered") == "true" and fk.get("same") == "false" and
+         fk.get("call_id") == callid,
+         "%s: call.on_fork got a new call object (same Call-ID, outgoing, "
+         "Connected, answered) with the second fork's SDP" % case,
+         diag="got %r" % fk)
+    rec = cl.wait_script(srv, "fork_terminated", case, 3.0)
+    h.ok(rec.get("reason") == "hangup" and rec.get("state") == "Ended",
+         "%s: the fork's on_terminated('hangup')" % case,
+         diag="got %r" % rec)
+    h.ok(cl.transitions(srv, callid, fork=tag2) ==
+         FORK_UP + [BYE, BYE_RESP] and
+         cl.ended(srv, callid, fork=tag2) == ["hangup"],
+         "%s: the fork's call: %s; ended once (log lines fork=%s)" %
+         (case, cl.fmt_tr(FORK_UP + [BYE, BYE_RESP]), tag2),
+         diag=cl.fmt_tr(cl.transitions(srv, callid, fork=tag2)))
+    ans = cl.script_lines(srv, "answered", case)
+    h.ok(len(ans) == 1 and ans[0].get("body_hex") == first.body.hex(),
+         "%s: call.on_answered ran once, with the first fork's SDP" % case,
+         diag="got %r" % ans)
+    cl.check_call_log(h, srv, callid,
+                      [DIAL, ("Calling", "Connected", "Answer"), ACK, BYE,
+                       BYE_RESP], "hangup", case)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
+def case_fork_early(h, a):
+    """A 180 from one fork (an early dialog), then the 200 of another:
+    the call is answered in the 200's dialog (RFC 3261 13.2.2.4)."""
+    case = "fork-early"
+    srv, uas, msgs, callid, to = place_call(h, case)
+    inv = check_invite(h, srv, msgs, callid, to, case)
+    ring = cl.pick(msgs, "sent", code=180)
+    oks = cl.pick(msgs, "sent", code=200, cseq_method="INVITE")
+    if not h.ok(len(oks) == 1 and len(ring) == 1 and
+                ring[0].tag("To") != oks[0].tag("To"),
+                "%s: sipp sent a 180 and a 200 with different To tags" %
+                case):
+        raise harness.Abort("the scenario did not run")
+    ok = oks[0]
+    acks = check_ack_2xx(h, msgs, ok, inv, case, "the 200 of fork 2")
+    h.ok(all(m.tag("To") == ok.tag("To") for m in
+             cl.pick(msgs, "received", method="ACK")),
+         "%s: no ACK for the ringing fork's tag" % case, diag=cl.flow(msgs))
+    bye = cl.pick(msgs, "received", method="BYE")
+    if h.ok(len(bye) == 1 and acks, "%s: sipp received one BYE" % case,
+            diag=cl.flow(msgs)):
+        b = bye[0]
+        h.ok(b.uri() == ok.header("Contact").strip("<>") and
+             b.tag("To") == ok.tag("To"),
+             "%s: the BYE is in the answering fork's dialog (its tag, to "
+             "its Contact %s)" % (case, ok.header("Contact").strip("<>")),
+             diag="%s To %s" % (b.start, b.header("To")))
+    rec = cl.wait_script(srv, "answered", case, 2.0)
+    h.ok(rec.get("body_hex") == ok.body.hex() and
+         rec.get("state") == "Connected",
+         "%s: call.on_answered got the answering fork's SDP" % case,
+         diag="got %r" % rec)
+    ad = srv.find({"mod": "call", "ev": "fork_adopted", "callid": callid})
+    h.ok(len(ad) == 1 and harness.parse_logfmt(ad[0]).get("to_tag") ==
+         ok.tag("To") and harness.parse_logfmt(ad[0]).get("early_tag") ==
+         ring[0].tag("To"), "%s: mod=call ev=fork_adopted early_tag=%s "
+         "to_tag=%s" % (case, ring[0].tag("To"), ok.tag("To")),
+         diag="\n".join(ad))
+    cl.check_call_log(h, srv, callid,
+                      [DIAL, RINGING, ("Ringing", "Connected", "Answer"),
+                       ACK, BYE, BYE_RESP], "hangup", case)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
+def case_early_bye(h, a):
+    """RFC 3261 15: the callee MUST NOT send a BYE on an early dialog.
+    The caller refuses it (403) and the dialog stays early: the INVITE's
+    final response (486) still ends the call as a rejection."""
+    case = "early-bye"
+    srv, uas, msgs, callid, to = place_call(h, case)
+    inv = check_invite(h, srv, msgs, callid, to, case)
+    r403 = cl.pick(msgs, "received", code=403, cseq_method="BYE")
+    h.ok(len(r403) >= 1 and
+         not cl.pick(msgs, "received", code=200, cseq_method="BYE"),
+         "%s: the early BYE was answered 403, never 200" % case,
+         diag=cl.flow(msgs))
+    final = cl.pick(msgs, "sent", code=486)[0]
+    check_ack_non2xx(h, msgs, inv, final, case)
+    h.ok(not cl.pick(msgs, "received", method="CANCEL") and
+         not cl.pick(msgs, "received", method="BYE"),
+         "%s: sipstack sent no CANCEL and no BYE" % case, diag=cl.flow(msgs))
+    rec = cl.wait_script(srv, "rejected", case, 2.0)
+    h.ok(rec.get("code") == "486", "%s: call.on_rejected(486) after the "
+         "refused BYE" % case, diag="got %r" % rec)
+    h.ok(len(srv.find({"mod": "call", "ev": "early_bye_refused",
+                       "callid": callid})) >= 1,
+         "%s: mod=call ev=early_bye_refused logged" % case)
+    cl.check_call_log(h, srv, callid,
+                      [DIAL, RINGING, ("Ringing", "Ended", "Reject")],
+                      "rejected", case)
+    cl.check_tables(h, srv, case)
     h.stop_server(srv)
 
 
@@ -458,6 +620,9 @@ RUN = {
     "cancel": case_cancel,
     "bye": case_bye,
     "fork": case_fork,
+    "fork-keep": case_fork_keep,
+    "fork-early": case_fork_early,
+    "early-bye": case_early_bye,
     "rtx": case_rtx,
     "prack-183": case_prack_183,
     "update-crossing": case_update_crossing,
