@@ -6,6 +6,8 @@
 --   X-Hangup-After: S     once answered, hang up after S seconds
 --                         (absent: wait for the peer to end the call)
 --   X-Cancel-On-Ringing: 1  call:cancel() from on_ringing
+--   X-Hold-After: S       once answered, call:hold() after S seconds
+--                         (logged msg=hold), before X-Hangup-After
 --   X-Keep-Fork: S        set call.on_fork: keep another fork's 2xx as
 --                         a call of its own (logged msg=fork, and its
 --                         callbacks as fork_*), hang it up after S s
@@ -56,7 +58,8 @@ local function keep_fork(case, call, after)
   end
 end
 
-local function place(case, to, hangup_after, cancel_on_ringing, fork_after)
+local function place(case, to, hangup_after, cancel_on_ringing, fork_after,
+                     hold_after)
   local call, err = sip.call(to, OFFER, "application/sdp")
   if not call then
     sip.log.warn("call_failed", { case = case, err = err })
@@ -108,6 +111,17 @@ local function place(case, to, hangup_after, cancel_on_ringing, fork_after)
   log("waited", { ok = tostring(ok), err = tostring(werr),
                   code = tostring(code), state = call.state })
 
+  if ok and hold_after then
+    sip.sleep(hold_after)
+    -- true, code  or  nil, err [, code]
+    local hok, a, b = call:hold()
+    local herr, hcode = nil, a
+    if not hok then herr, hcode = a, b end
+    log("hold", { ok = tostring(hok), err = tostring(herr),
+                  code = tostring(hcode), state = call.state,
+                  local_hold = tostring(call:is_on_hold()) })
+  end
+
   if ok and hangup_after then
     sip.sleep(hangup_after)
     local hok, herr = call:hangup()
@@ -132,6 +146,7 @@ sip.on_incoming_message(function(msg)
   local hangup_after = tonumber(msg:header("X-Hangup-After") or "")
   local cancel = msg:header("X-Cancel-On-Ringing") == "1"
   local fork_after = tonumber(msg:header("X-Keep-Fork") or "")
-  sip.spawn(place, case, to, hangup_after, cancel, fork_after)
+  local hold_after = tonumber(msg:header("X-Hold-After") or "")
+  sip.spawn(place, case, to, hangup_after, cancel, fork_after, hold_after)
   return 202, "Accepted"
 end)

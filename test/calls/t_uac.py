@@ -20,6 +20,8 @@ sip.spawn task:
             of its own (Connected), up until the script hangs it up
   fork-early a 180 from one fork, the 200 of another: the call goes on
             in the 200's dialog (ACK and BYE with its tag, to its Contact)
+  glare-out call:hold() gets 491; sipstack owns the Call-ID, so the
+            re-INVITE goes again after 2.1-4 s (RFC 3261 14.1), then 200
   early-bye the callee's BYE on the early dialog (RFC 3261 15 forbids
             it) gets 403; the call rings on until sipp's 486
   rtx       sipp sends its 200 again after the ACK: ACKed again, no
@@ -69,6 +71,8 @@ CASES = {
                                         "X-Keep-Fork": "0.8"}),
     "fork-early": ("uas-fork-early.xml", {"X-Hangup-After": "1"}),
     "early-bye": ("uas-early-bye-out.xml", {}),
+    "glare-out": ("uas-glare-out.xml", {"X-Hold-After": "0.3",
+                                        "X-Hangup-After": "0.5"}),
     "rtx": ("uas-200-rtx.xml", {"X-Hangup-After": "1.5"}),
     "prack-183": ("uas-prack-183.xml", {"X-Hangup-After": "1"}),
     "update-crossing": ("uas-update-crossing.xml", {"X-Hangup-After": "1"}),
@@ -491,6 +495,66 @@ def case_early_bye(h, a):
     h.stop_server(srv)
 
 
+def sdp_dir(body):
+    for d in (b"sendrecv", b"sendonly", b"recvonly", b"inactive"):
+        if b"a=" + d in body:
+            return d.decode()
+    return None
+
+
+def case_glare_out(h, a):
+    """RFC 3261 14.1 on a call we placed: our re-INVITE gets 491; we own
+    the Call-ID, so it goes again as a new request after 2.1-4 s."""
+    case = "glare-out"
+    srv, uas, msgs, callid, to = place_call(h, case)
+    # the re-INVITEs (in the dialog: To tag) are checked below
+    inv = check_invite(h, srv, [m for m in msgs if m.method != "INVITE" or
+                                not m.tag("To")], callid, to, case)
+    invs = cl.pick(msgs, "received", method="INVITE")
+    s491 = cl.pick(msgs, "sent", code=491)
+    if not h.ok(len(invs) == 3 and len(s491) == 1,
+                "%s: the INVITE and two re-INVITEs reached sipp, one 491" %
+                case, diag=cl.flow(msgs)):
+        raise harness.Abort("the scenario did not run")
+    r1, r2 = invs[1:]
+    h.ok(sdp_dir(r1.body) == "sendonly" and r1.tag("To") and
+         r1.cseq[0] > inv.cseq[0],
+         "%s: the first re-INVITE is the script's hold (a=sendonly, in "
+         "the dialog)" % case, diag=r1.body.decode("utf-8", "replace"))
+    ack = [m for m in cl.pick(msgs, "received", method="ACK")
+           if m.cseq == (r1.cseq[0], "ACK")]
+    h.ok(len(ack) == 1 and ack[0].branch() == r1.branch(),
+         "%s: the 491 was ACKed in the re-INVITE's transaction" % case,
+         diag=cl.flow(msgs))
+    h.ok(r2.cseq[0] > r1.cseq[0] and r2.branch() != r1.branch() and
+         r2.body == r1.body and r2.tag("To") == r1.tag("To"),
+         "%s: the re-INVITE again as a new request (CSeq %d > %d, new "
+         "branch), the same offer" % (case, r2.cseq[0], r1.cseq[0]),
+         diag="R1 %s / R2 %s" % (r1.header("CSeq"), r2.header("CSeq")))
+    dt = r2.t - s491[0].t
+    h.ok(2.05 <= dt <= 4.3, "%s: ... %.2f s after the 491: 2.1-4 s, "
+         "sipstack owns the Call-ID (RFC 3261 14.1)" % (case, dt))
+    line = srv.find({"mod": "call", "ev": "glare", "callid": callid})
+    ms = harness.parse_logfmt(line[0]).get("retry_ms", "") if line else ""
+    h.ok(len(line) == 1 and ms.isdigit() and 2100 <= int(ms) <= 4000 and
+         int(ms) % 10 == 0 and abs(dt - int(ms) / 1000.0) < 0.15,
+         "%s: one mod=call ev=glare retry_ms=%s (2100-4000, in units of "
+         "10 ms, the delay measured)" % (case, ms), diag="\n".join(line))
+    rec = cl.wait_script(srv, "hold", case, 3.0)
+    h.ok(rec.get("ok") == "true" and rec.get("code") == "200" and
+         rec.get("state") == "Hold",
+         "%s: call:hold() returned true, 200 after the retry; state Hold" %
+         case, diag="got %r" % rec)
+    h.ok(len(cl.pick(msgs, "received", method="BYE")) == 1,
+         "%s: then one BYE" % case, diag=cl.flow(msgs))
+    cl.check_call_log(h, srv, callid,
+                      [DIAL, ("Calling", "Connected", "Answer"), ACK,
+                       ("Connected", "Hold", "Hold"), ("Hold", "Ending", "Bye"),
+                       BYE_RESP], "hangup", case)
+    cl.check_tables(h, srv, case)
+    h.stop_server(srv)
+
+
 def case_rtx(h, a):
     case = "rtx"
     srv, uas, msgs, callid, to = place_call(h, case)
@@ -623,6 +687,7 @@ RUN = {
     "fork-keep": case_fork_keep,
     "fork-early": case_fork_early,
     "early-bye": case_early_bye,
+    "glare-out": case_glare_out,
     "rtx": case_rtx,
     "prack-183": case_prack_183,
     "update-crossing": case_update_crossing,
