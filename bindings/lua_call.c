@@ -84,24 +84,37 @@ static bool push_callback(lua_State *L, struct lcall *lc, const char *name)
 }
 
 
-static void run_callback(struct lcall *lc, const char *name,
-			 const struct call_event *ev)
+/* A task with the callback named name on its stack, or NULL when the
+ * call has none (or its script is closing) */
+static struct task *callback_task(struct lcall *lc, const char *name)
 {
 	struct task *t;
-	int n = 0;
 
 	if (!lc->sc || lc->sc->closing || lc->ref == LUA_NOREF)
-		return;
+		return NULL;
 
 	if (!push_callback(lc->sc->L, lc, name))
-		return;
+		return NULL;
 
 	t = lua_task_new(lc->sc, LH_SPAWN, NULL);
 	if (!t) {
 		lua_pop(lc->sc->L, 1);
-		return;
+		return NULL;
 	}
 	lua_xmove(lc->sc->L, t->co, 1);
+
+	return t;
+}
+
+
+static void run_callback(struct lcall *lc, const char *name,
+			 const struct call_event *ev)
+{
+	struct task *t = callback_task(lc, name);
+	int n = 0;
+
+	if (!t)
+		return;
 
 	switch (ev->type) {
 
@@ -224,21 +237,11 @@ static struct lcall *push_call(lua_State *L, struct script *sc,
  * the fork as a call object of its own (Connected), its body and type */
 static void fork_event(struct lcall *lc, const struct call_event *ev)
 {
-	struct task *t;
+	struct task *t = callback_task(lc, "on_fork");
 	struct lcall *flc;
 
-	if (!lc->sc || lc->sc->closing || lc->ref == LUA_NOREF)
+	if (!t)
 		return;
-
-	if (!push_callback(lc->sc->L, lc, "on_fork"))
-		return;
-
-	t = lua_task_new(lc->sc, LH_SPAWN, NULL);
-	if (!t) {
-		lua_pop(lc->sc->L, 1);
-		return;
-	}
-	lua_xmove(lc->sc->L, t->co, 1);
 
 	flc = push_call(t->co, lc->sc, ev->fork);
 	lua_pushlstring(t->co, (const char *)ev->body, ev->len);

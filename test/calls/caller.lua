@@ -37,14 +37,19 @@ local function hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
 end
 
+-- log(msg, fields): a script line with case= and call_id= added
+local function logger(case, call)
+  return function(msg, fields)
+    fields = fields or {}
+    fields.case = case
+    fields.call_id = call.id
+    sip.log.info(msg, fields)
+  end
+end
+
 local function keep_fork(case, call, after)
   call.on_fork = function(fork, body, ct)
-    local function log(msg, fields)
-      fields = fields or {}
-      fields.case = case
-      fields.call_id = fork.id
-      sip.log.info(msg, fields)
-    end
+    local log = logger(case, fork)
     log("fork", { ctype = ct, body_hex = hex(body), state = fork.state,
                   direction = fork.direction,
                   answered = tostring(fork:is_answered()),
@@ -66,12 +71,7 @@ local function place(case, to, hangup_after, cancel_on_ringing, fork_after,
     return
   end
 
-  local function log(msg, fields)
-    fields = fields or {}
-    fields.case = case
-    fields.call_id = call.id
-    sip.log.info(msg, fields)
-  end
+  local log = logger(case, call)
 
   log("placed", { direction = call.direction, state = call.state,
                   from_uri = call.from, to_uri = call.to })

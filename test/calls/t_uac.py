@@ -304,61 +304,12 @@ def case_bye(h, a):
 FORK_UP = [DIAL, ("Calling", "Connected", "Answer"), ACK]
 
 
-def case_fork(h, a):
-    case = "fork"
-    srv, uas, msgs, callid, to = place_call(h, case)
-    inv = check_invite(h, srv, msgs, callid, to, case)
-    oks = cl.pick(msgs, "sent", code=200, cseq_method="INVITE")
-    if not h.ok(len(oks) == 2 and oks[0].tag("To") != oks[1].tag("To"),
-                "%s: sipp answered twice, two To tags" % case):
-        raise harness.Abort("the scenario did not run")
-    first, second = oks
-    a1 = check_ack_2xx(h, msgs, first, inv, case, "the first 200")
-    a2 = check_ack_2xx(h, msgs, second, inv, case, "the second fork's 200")
-    byes = cl.pick(msgs, "received", method="BYE")
-    b2 = [b for b in byes if b.tag("To") == second.tag("To")]
-    b1 = [b for b in byes if b.tag("To") == first.tag("To")]
-    if h.ok(len(b2) == 1 and a2, "%s: the second fork got one BYE" % case,
-            diag=cl.flow(msgs)):
-        h.ok(b2[0].uri() == second.header("Contact").strip("<>") and
-             b2[0].t >= a2[0].t,
-             "%s: ... after its ACK, to its Contact (%s)" %
-             (case, second.header("Contact").strip("<>")),
-             diag=b2[0].start)
-    if h.ok(len(b1) == 1 and b2 and a1, "%s: the first fork got one BYE, "
-            "when the script hung up" % case, diag=cl.flow(msgs)):
-        dt = b1[0].t - a1[0].t
-        h.ok(b1[0].uri() == first.header("Contact").strip("<>") and
-             1.3 <= dt <= 3.0 and b1[0].t > b2[0].t,
-             "%s: ... to its Contact, %.2f s after its ACK (the call stayed "
-             "up until call:hangup())" % (case, dt), diag=b1[0].start)
-    drop = srv.find({"mod": "call", "ev": "fork_dropped", "callid": callid})
-    h.ok(len(drop) == 1 and harness.parse_logfmt(drop[0]).get("to_tag") ==
-         second.tag("To"), "%s: mod=call ev=fork_dropped to_tag=%s" %
-         (case, second.tag("To")), diag="\n".join(drop))
-    ans = cl.script_lines(srv, "answered", case)
-    h.ok(len(ans) == 1 and ans[0].get("body_hex") == first.body.hex(),
-         "%s: call.on_answered ran once, with the first fork's SDP" % case,
-         diag="got %r" % ans)
-    tag2 = second.tag("To")
-    h.ok(cl.transitions(srv, callid, fork=tag2) ==
-         FORK_UP + [BYE, BYE_RESP] and
-         cl.ended(srv, callid, fork=tag2) == ["fork dropped"],
-         "%s: the dropped fork's call: %s; ended 'fork dropped'" %
-         (case, cl.fmt_tr(FORK_UP + [BYE, BYE_RESP])),
-         diag=cl.fmt_tr(cl.transitions(srv, callid, fork=tag2)))
-    cl.check_call_log(h, srv, callid,
-                      [DIAL, ("Calling", "Connected", "Answer"), ACK, BYE,
-                       BYE_RESP], "hangup", case)
-    cl.check_tables(h, srv, case)
-    h.stop_server(srv)
-
-
-def case_fork_keep(h, a):
-    """RFC 3261 13.2.2.4 with a script that wants the other forks:
-    call.on_fork(fork, body, ct) gets the second 200's dialog as a call
-    of its own, which stays up until the script hangs it up."""
-    case = "fork-keep"
+def case_fork(h, a, keep):
+    """RFC 3261 13.2.2.4: two 200s with different To tags. The first
+    answers the call; the second is a call of its own, ACKed, and BYEd
+    at once (keep False) or, with call.on_fork set (keep True), up
+    until the script hangs it up after 0.8 s."""
+    case = "fork-keep" if keep else "fork"
     srv, uas, msgs, callid, to = place_call(h, case)
     inv = check_invite(h, srv, msgs, callid, to, case)
     oks = cl.pick(msgs, "sent", code=200, cseq_method="INVITE")
@@ -372,42 +323,53 @@ def case_fork_keep(h, a):
     byes = cl.pick(msgs, "received", method="BYE")
     b1 = [b for b in byes if b.tag("To") == first.tag("To")]
     b2 = [b for b in byes if b.tag("To") == tag2]
-    if h.ok(len(b2) == 1 and a2, "%s: the kept fork got one BYE" % case,
+    # (lo, hi): seconds from the ACK to the BYE, of the fork and the call
+    fork_up, call_up = ((0.6, 2.0), (1.8, 3.5)) if keep else \
+        ((0.0, 0.5), (1.3, 3.0))
+    if h.ok(len(b2) == 1 and a2, "%s: the second fork got one BYE" % case,
             diag=cl.flow(msgs)):
         dt = b2[0].t - a2[0].t
         h.ok(b2[0].uri() == second.header("Contact").strip("<>") and
-             0.6 <= dt <= 2.0 and b2[0].cseq[0] > inv.cseq[0],
-             "%s: ... to its Contact, %.2f s after its ACK (up until the "
-             "script's fork:hangup() after 0.8 s), CSeq above the INVITE's"
-             % (case, dt), diag=b2[0].start)
+             fork_up[0] <= dt <= fork_up[1] and b2[0].cseq[0] > inv.cseq[0],
+             "%s: ... to its Contact, %.2f s after its ACK (%s), CSeq above "
+             "the INVITE's" % (case, dt, "up until the script's "
+                               "fork:hangup() after 0.8 s" if keep else
+                               "at once"), diag=b2[0].start)
     if h.ok(len(b1) == 1 and a1 and b2, "%s: the first call got one BYE, "
             "after the fork's" % case, diag=cl.flow(msgs)):
         dt = b1[0].t - a1[0].t
         h.ok(b1[0].uri() == first.header("Contact").strip("<>") and
-             1.8 <= dt <= 3.5 and b1[0].t > b2[0].t,
-             "%s: ... to its Contact, %.2f s after its ACK" % (case, dt),
-             diag=b1[0].start)
-    h.ok(not srv.find({"mod": "call", "ev": "fork_dropped"}),
-         "%s: no fork was dropped" % case)
-    fk = cl.wait_script(srv, "fork", case, 2.0)
-    h.ok(fk.get("body_hex") == second.body.hex() and
-         fk.get("ctype") == "application/sdp" and
-         fk.get("state") == "Connected" and
-         fk.get("direction") == "outgoing" and
-         fk.get("answered") == "true" and fk.get("same") == "false" and
-         fk.get("call_id") == callid,
-         "%s: call.on_fork got a new call object (same Call-ID, outgoing, "
-         "Connected, answered) with the second fork's SDP" % case,
-         diag="got %r" % fk)
-    rec = cl.wait_script(srv, "fork_terminated", case, 3.0)
-    h.ok(rec.get("reason") == "hangup" and rec.get("state") == "Ended",
-         "%s: the fork's on_terminated('hangup')" % case,
-         diag="got %r" % rec)
+             call_up[0] <= dt <= call_up[1] and b1[0].t > b2[0].t,
+             "%s: ... to its Contact, %.2f s after its ACK (up until "
+             "call:hangup())" % (case, dt), diag=b1[0].start)
+    drop = srv.find({"mod": "call", "ev": "fork_dropped", "callid": callid})
+    if keep:
+        h.ok(not drop, "%s: no fork was dropped" % case)
+        fk = cl.wait_script(srv, "fork", case, 2.0)
+        h.ok(fk.get("body_hex") == second.body.hex() and
+             fk.get("ctype") == "application/sdp" and
+             fk.get("state") == "Connected" and
+             fk.get("direction") == "outgoing" and
+             fk.get("answered") == "true" and fk.get("same") == "false" and
+             fk.get("call_id") == callid,
+             "%s: call.on_fork got a new call object (same Call-ID, "
+             "outgoing, Connected, answered) with the second fork's SDP" %
+             case, diag="got %r" % fk)
+        rec = cl.wait_script(srv, "fork_terminated", case, 3.0)
+        h.ok(rec.get("reason") == "hangup" and rec.get("state") == "Ended",
+             "%s: the fork's on_terminated('hangup')" % case,
+             diag="got %r" % rec)
+    else:
+        h.ok(len(drop) == 1 and
+             harness.parse_logfmt(drop[0]).get("to_tag") == tag2,
+             "%s: mod=call ev=fork_dropped to_tag=%s" % (case, tag2),
+             diag="\n".join(drop))
+    reason = "hangup" if keep else "fork dropped"
     h.ok(cl.transitions(srv, callid, fork=tag2) ==
          FORK_UP + [BYE, BYE_RESP] and
-         cl.ended(srv, callid, fork=tag2) == ["hangup"],
-         "%s: the fork's call: %s; ended once (log lines fork=%s)" %
-         (case, cl.fmt_tr(FORK_UP + [BYE, BYE_RESP]), tag2),
+         cl.ended(srv, callid, fork=tag2) == [reason],
+         "%s: the fork's call: %s; ended once, %r (log lines fork=%s)" %
+         (case, cl.fmt_tr(FORK_UP + [BYE, BYE_RESP]), reason, tag2),
          diag=cl.fmt_tr(cl.transitions(srv, callid, fork=tag2)))
     ans = cl.script_lines(srv, "answered", case)
     h.ok(len(ans) == 1 and ans[0].get("body_hex") == first.body.hex(),
@@ -683,8 +645,8 @@ RUN = {
     "decline": lambda h, a: case_rejected(h, a, "decline", 603, "Decline"),
     "cancel": case_cancel,
     "bye": case_bye,
-    "fork": case_fork,
-    "fork-keep": case_fork_keep,
+    "fork": lambda h, a: case_fork(h, a, False),
+    "fork-keep": lambda h, a: case_fork(h, a, True),
     "fork-early": case_fork_early,
     "early-bye": case_early_bye,
     "glare-out": case_glare_out,
