@@ -233,6 +233,17 @@ static struct lcall *push_call(lua_State *L, struct script *sc,
 			       struct call *call);
 
 
+/* on_fork raised an error: the fork it was given is hung up, so a
+ * failed script leaves no call up that nobody looks after */
+static void fork_end(struct task *t, bool failed, int nres)
+{
+	(void)nres;
+
+	if (failed)
+		(void)call_hangup(t->ctx, "script error");
+}
+
+
 /* Another fork answered: kept only if the call has on_fork, which gets
  * the fork as a call object of its own (Connected), its body and type */
 static void fork_event(struct lcall *lc, const struct call_event *ev)
@@ -242,6 +253,10 @@ static void fork_event(struct lcall *lc, const struct call_event *ev)
 
 	if (!t)
 		return;
+
+	t->endh = fork_end;
+	t->ctx = mem_ref(ev->fork);
+	pl_set_str(&t->callid, call_id(ev->fork));   /* the call outlives t */
 
 	flc = push_call(t->co, lc->sc, ev->fork);
 	lua_pushlstring(t->co, (const char *)ev->body, ev->len);

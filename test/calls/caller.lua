@@ -11,6 +11,7 @@
 --   X-Keep-Fork: S        set call.on_fork: keep another fork's 2xx as
 --                         a call of its own (logged msg=fork, and its
 --                         callbacks as fork_*), hang it up after S s
+--   X-Fork-Raise: 1       ... but on_fork raises an error instead
 --
 -- The call is placed from a task of its own (sip.spawn) with an SDP
 -- offer (OFFER below, checked byte-exact by t_uac.py); every callback
@@ -47,7 +48,7 @@ local function logger(case, call)
   end
 end
 
-local function keep_fork(case, call, after)
+local function keep_fork(case, call, after, raise)
   call.on_fork = function(fork, body, ct)
     local log = logger(case, fork)
     log("fork", { ctype = ct, body_hex = hex(body), state = fork.state,
@@ -57,6 +58,9 @@ local function keep_fork(case, call, after)
     fork.on_terminated = function(reason)
       log("fork_terminated", { reason = reason, state = fork.state })
     end
+    if raise then
+      error("boom: on_fork raised") -- LINE:fork-raise
+    end
     sip.sleep(after)
     local ok, e = fork:hangup()
     log("fork_hangup", { ok = tostring(ok), err = tostring(e) })
@@ -64,7 +68,7 @@ local function keep_fork(case, call, after)
 end
 
 local function place(case, to, hangup_after, cancel_on_ringing, fork_after,
-                     hold_after)
+                     hold_after, fork_raise)
   local call, err = sip.call(to, OFFER, "application/sdp")
   if not call then
     sip.log.warn("call_failed", { case = case, err = err })
@@ -76,7 +80,7 @@ local function place(case, to, hangup_after, cancel_on_ringing, fork_after,
   log("placed", { direction = call.direction, state = call.state,
                   from_uri = call.from, to_uri = call.to })
   if fork_after then
-    keep_fork(case, call, fork_after)
+    keep_fork(case, call, fork_after, fork_raise)
   end
 
   call.on_state_change = function(from, to_)
@@ -147,6 +151,8 @@ sip.on_incoming_message(function(msg)
   local cancel = msg:header("X-Cancel-On-Ringing") == "1"
   local fork_after = tonumber(msg:header("X-Keep-Fork") or "")
   local hold_after = tonumber(msg:header("X-Hold-After") or "")
-  sip.spawn(place, case, to, hangup_after, cancel, fork_after, hold_after)
+  local fork_raise = msg:header("X-Fork-Raise") == "1"
+  sip.spawn(place, case, to, hangup_after, cancel, fork_after, hold_after,
+            fork_raise)
   return 202, "Accepted"
 end)

@@ -18,6 +18,8 @@ sip.spawn task:
             BYEd at once, the first stays up until call:hangup()
   fork-keep the same, with call.on_fork set: the second fork is a call
             of its own (Connected), up until the script hangs it up
+  fork-raise on_fork raises: the error names caller.lua and its line,
+            the fork it was given is hung up at once, the call goes on
   fork-early a 180 from one fork, the 200 of another: the call goes on
             in the 200's dialog (ACK and BYE with its tag, to its Contact)
   glare-out call:hold() gets 491; sipstack owns the Call-ID, so the
@@ -70,6 +72,9 @@ CASES = {
     "fork-keep": ("uas-fork-keep.xml", {"X-Hangup-After": "2",
                                         "X-Keep-Fork": "0.8"}),
     "fork-early": ("uas-fork-early.xml", {"X-Hangup-After": "1"}),
+    "fork-raise": ("uas-fork.xml", {"X-Hangup-After": "1.5",
+                                    "X-Keep-Fork": "0.8",
+                                    "X-Fork-Raise": "1"}),
     "early-bye": ("uas-early-bye-out.xml", {}),
     "glare-out": ("uas-glare-out.xml", {"X-Hold-After": "0.3",
                                         "X-Hangup-After": "0.5"}),
@@ -304,12 +309,13 @@ def case_bye(h, a):
 FORK_UP = [DIAL, ("Calling", "Connected", "Answer"), ACK]
 
 
-def case_fork(h, a, keep):
+def case_fork(h, a, keep, raise_=False):
     """RFC 3261 13.2.2.4: two 200s with different To tags. The first
     answers the call; the second is a call of its own, ACKed, and BYEd
     at once (keep False) or, with call.on_fork set (keep True), up
-    until the script hangs it up after 0.8 s."""
-    case = "fork-keep" if keep else "fork"
+    until the script hangs it up after 0.8 s. raise_: on_fork raises,
+    the fork is hung up at once (reason "script error")."""
+    case = "fork-raise" if raise_ else "fork-keep" if keep else "fork"
     srv, uas, msgs, callid, to = place_call(h, case)
     inv = check_invite(h, srv, msgs, callid, to, case)
     oks = cl.pick(msgs, "sent", code=200, cseq_method="INVITE")
@@ -324,8 +330,8 @@ def case_fork(h, a, keep):
     b1 = [b for b in byes if b.tag("To") == first.tag("To")]
     b2 = [b for b in byes if b.tag("To") == tag2]
     # (lo, hi): seconds from the ACK to the BYE, of the fork and the call
-    fork_up, call_up = ((0.6, 2.0), (1.8, 3.5)) if keep else \
-        ((0.0, 0.5), (1.3, 3.0))
+    fork_up, call_up = ((0.6, 2.0), (1.8, 3.5)) if keep and not raise_ \
+        else ((0.0, 0.5), (1.3, 3.0))
     if h.ok(len(b2) == 1 and a2, "%s: the second fork got one BYE" % case,
             diag=cl.flow(msgs)):
         dt = b2[0].t - a2[0].t
@@ -333,8 +339,9 @@ def case_fork(h, a, keep):
              fork_up[0] <= dt <= fork_up[1] and b2[0].cseq[0] > inv.cseq[0],
              "%s: ... to its Contact, %.2f s after its ACK (%s), CSeq above "
              "the INVITE's" % (case, dt, "up until the script's "
-                               "fork:hangup() after 0.8 s" if keep else
-                               "at once"), diag=b2[0].start)
+                               "fork:hangup() after 0.8 s"
+                               if keep and not raise_ else "at once"),
+             diag=b2[0].start)
     if h.ok(len(b1) == 1 and a1 and b2, "%s: the first call got one BYE, "
             "after the fork's" % case, diag=cl.flow(msgs)):
         dt = b1[0].t - a1[0].t
@@ -355,16 +362,29 @@ def case_fork(h, a, keep):
              "%s: call.on_fork got a new call object (same Call-ID, "
              "outgoing, Connected, answered) with the second fork's SDP" %
              case, diag="got %r" % fk)
+        reason = "script error" if raise_ else "hangup"
         rec = cl.wait_script(srv, "fork_terminated", case, 3.0)
-        h.ok(rec.get("reason") == "hangup" and rec.get("state") == "Ended",
-             "%s: the fork's on_terminated('hangup')" % case,
+        h.ok(rec.get("reason") == reason and rec.get("state") == "Ended",
+             "%s: the fork's on_terminated(%r)" % (case, reason),
              diag="got %r" % rec)
     else:
         h.ok(len(drop) == 1 and
              harness.parse_logfmt(drop[0]).get("to_tag") == tag2,
              "%s: mod=call ev=fork_dropped to_tag=%s" % (case, tag2),
              diag="\n".join(drop))
-    reason = "hangup" if keep else "fork dropped"
+    if raise_:
+        line = srv.wait_for({"ev": "hook_error"}, 2.0)
+        rec = harness.parse_logfmt(line) if line else {}
+        want = harness.marker_line(SCRIPT, "LINE:fork-raise")
+        h.ok(rec.get("lvl") == "error" and rec.get("script") == SCRIPT and
+             rec.get("line") == str(want) and rec.get("callid") == callid
+             and "boom: on_fork raised" in rec.get("err", ""),
+             "%s: lvl=error ev=hook_error names caller.lua line %d and the "
+             "call" % (case, want), diag="line: %s" % line)
+        h.ok(not cl.script_lines(srv, "fork_hangup", case),
+             "%s: the script never reached its fork:hangup()" % case)
+    reason = "script error" if raise_ else "hangup" if keep else \
+        "fork dropped"
     h.ok(cl.transitions(srv, callid, fork=tag2) ==
          FORK_UP + [BYE, BYE_RESP] and
          cl.ended(srv, callid, fork=tag2) == [reason],
@@ -379,7 +399,7 @@ def case_fork(h, a, keep):
                       [DIAL, ("Calling", "Connected", "Answer"), ACK, BYE,
                        BYE_RESP], "hangup", case)
     cl.check_tables(h, srv, case)
-    h.stop_server(srv)
+    h.stop_server(srv, errors=[{"ev": "hook_error"}] if raise_ else [])
 
 
 def case_fork_early(h, a):
@@ -647,6 +667,7 @@ RUN = {
     "bye": case_bye,
     "fork": lambda h, a: case_fork(h, a, False),
     "fork-keep": lambda h, a: case_fork(h, a, True),
+    "fork-raise": lambda h, a: case_fork(h, a, True, True),
     "fork-early": case_fork_early,
     "early-bye": case_early_bye,
     "glare-out": case_glare_out,
