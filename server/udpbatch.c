@@ -402,6 +402,12 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 	memcpy(&ub->txaddr[i], dst, dstlen);
 	ub->tx[i].msg_hdr.msg_namelen = dstlen;
 
+	/* libre leaves sin_zero unset; sendto ignores it, but sendmmsg
+	 * hands the kernel (and valgrind) all dstlen bytes */
+	if (dst->sa_family == AF_INET && dstlen >= sizeof(struct sockaddr_in))
+		memset(((struct sockaddr_in *)&ub->txaddr[i])->sin_zero, 0,
+		       sizeof(((struct sockaddr_in *)0)->sin_zero));
+
 	return (ssize_t)len;
 }
 
