@@ -78,6 +78,8 @@ struct call {
 	bool cancelled;
 	bool answered;
 	char *fork_tag;               /* To tag of another fork's 2xx     */
+	struct list early;            /* struct early_fork: other forks'
+				       * early dialogs with reliable 1xx */
 
 	/* 2xx to an INVITE or re-INVITE of the peer, until its ACK */
 	struct stack_req *rtx_req;
@@ -104,6 +106,17 @@ struct call {
 	bool on_hold;                 /* the peer holds us               */
 	call_event_h *eh;
 	void *arg;
+};
+
+
+/* UAC: the early dialog of another fork that sent a reliable 1xx
+ * (RFC 3262 §4: each is PRACKed in its own dialog). Kept until the
+ * call ends or that fork's 2xx makes it a call's dialog. */
+struct early_fork {
+	struct le le;                 /* in call.early                   */
+	struct dialog *dlg;
+	uint32_t rseq;                /* last RSeq PRACKed               */
+	struct sip_request *prack;
 };
 
 
@@ -644,6 +657,7 @@ static void call_destructor(void *arg)
 	tmr_cancel(&call->tmr_glare);
 	tmr_cancel(&call->tmr_rel);
 	list_unlink(&call->le);
+	list_flush(&call->early);
 	mem_deref(call->rel1xx);
 	mem_deref(call->ans_hdrs);
 	mem_deref(call->prack);
@@ -712,6 +726,7 @@ static void call_end(struct call *call, const char *reason)
 	/* the dialog leaves the table: in-dialog requests now get 481 */
 	dialog_set_handlers(call->dlg, NULL, NULL, NULL);
 	call->dlg = mem_deref(call->dlg);
+	list_flush(&call->early);
 
 	slog(LOG_INFO, "call", "ended", NULL, "%H reason=%H",
 	     logid, call, log_q, call->reason);
@@ -1404,6 +1419,129 @@ static void send_ack(struct call *call, struct dialog *dlg)
 }
 
 
+static void early_destructor(void *arg)
+{
+	struct early_fork *ef = arg;
+
+	list_unlink(&ef->le);
+	mem_deref(ef->prack);
+	dialog_set_handlers(ef->dlg, NULL, NULL, NULL);
+	mem_deref(ef->dlg);
+}
+
+
+static struct early_fork *early_find(const struct call *call,
+				     const struct pl *tag)
+{
+	struct le *le;
+
+	for (le = call->early.head; le; le = le->next) {
+		struct early_fork *ef = le->data;
+
+		if (!pl_strcmp(tag, dialog_rtag(ef->dlg)))
+			return ef;
+	}
+
+	return NULL;
+}
+
+
+static void early_prack_resp(int err, const struct sip_msg *msg, void *arg)
+{
+	struct early_fork *ef = arg;
+
+	if (!err && msg && msg->scode < 200)
+		return;
+
+	ef->prack = NULL;
+	if (err || msg->scode >= 300)
+		slog(LOG_WARN, "call", "prack_failed", NULL, "callid=%H "
+		     "fork=%H code=%u err=%m", log_q, dialog_callid(ef->dlg),
+		     log_q, dialog_rtag(ef->dlg), msg ? msg->scode : 0, err);
+}
+
+
+static int send_prack(struct sip_request **reqp, struct dialog *dlg,
+		      uint32_t rseq, uint32_t invite_cseq, sip_resp_h *resph,
+		      void *arg)
+{
+	char rack[64];
+
+	(void)re_snprintf(rack, sizeof(rack), "RAck: %u %u INVITE\r\n", rseq,
+			  invite_cseq);
+	*reqp = mem_deref(*reqp);
+
+	return dialog_request(reqp, dlg, "PRACK", 0, rack, NULL, NULL, 0,
+			      resph, arg);
+}
+
+
+/* A reliable 1xx of another fork (its To tag is not our dialog's):
+ * PRACK it in an early dialog of its own. False for a retransmission
+ * (already PRACKed) or a failure. */
+static bool early_prack(struct call *call, const struct sip_msg *msg,
+			uint32_t rseq)
+{
+	struct early_fork *ef = early_find(call, &msg->to.tag);
+
+	if (ef && rseq <= ef->rseq)
+		return false;
+
+	if (!ef) {
+		ef = mem_zalloc(sizeof(*ef), early_destructor);
+		if (!ef)
+			return false;
+		if (dialog_fork(&ef->dlg, call->dlg, msg)) {
+			mem_deref(ef);
+			return false;
+		}
+		/* responses outside a transaction (its 2xx after ours)
+		 * come to the call, which makes a fork of them */
+		dialog_set_handlers(ef->dlg, NULL, dialog_response_handler,
+				    call);
+		list_append(&call->early, &ef->le, ef);
+		slog(LOG_INFO, "call", "early_fork", &msg->callid,
+		     "to_tag=%r", &msg->to.tag);
+	}
+	else {
+		(void)dialog_set_remote(ef->dlg, msg);   /* new target */
+	}
+
+	ef->rseq = rseq;
+	if (send_prack(&ef->prack, ef->dlg, rseq, call->invite_cseq,
+		       early_prack_resp, ef))
+		slog(LOG_WARN, "call", "prack_failed", &msg->callid,
+		     "fork=%r", &msg->to.tag);
+
+	return true;
+}
+
+
+/* The dialog for the 2xx of another fork: its early dialog if it sent
+ * a reliable 1xx (route set and target now from the 2xx, RFC 3261
+ * §12.1.2), else a new one */
+static int fork_dialog(struct dialog **dlgp, struct call *call,
+		       const struct sip_msg *msg)
+{
+	struct early_fork *ef = early_find(call, &msg->to.tag);
+	int err;
+
+	if (!ef)
+		return dialog_fork(dlgp, call->dlg, msg);
+
+	err = dialog_set_remote(ef->dlg, msg);
+	if (err)
+		return err;
+
+	dialog_set_handlers(ef->dlg, NULL, NULL, NULL);
+	*dlgp = ef->dlg;
+	ef->dlg = NULL;
+	mem_deref(ef);
+
+	return 0;
+}
+
+
 /* The 2xx of another fork of our INVITE (RFC 3261 §13.2.2.4): a dialog
  * and a call of its own, ACKed and Connected. When offer is set, the
  * owner of call hears CALL_EV_FORK and keeps the fork by setting a
@@ -1431,7 +1569,7 @@ static void uac_fork(struct call *call, const struct sip_msg *msg,
 			call->lctype, (const uint8_t *)call->lbody,
 			call->lbody_len);
 	if (!err)
-		err = dialog_fork(&fork->dlg, call->dlg, msg);
+		err = fork_dialog(&fork->dlg, call, msg);
 	if (!err)
 		err = attach_dialog_fsm(fork->dlg, true);
 	if (err) {
@@ -1493,7 +1631,7 @@ static int uac_adopt_fork(struct call *call, const struct sip_msg *msg)
 	struct dialog *dlg = NULL;
 	int err;
 
-	err = dialog_fork(&dlg, call->dlg, msg);
+	err = fork_dialog(&dlg, call, msg);
 	if (!err)
 		err = attach_dialog_fsm(dlg, true);
 	if (err) {
@@ -1534,12 +1672,19 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 		if (rs && sip_msg_hdr_has_value(msg, SIP_HDR_REQUIRE, "100rel")
 		    && pl_isset(&msg->to.tag)) {
 			uint32_t n = pl_u32(&rs->val);
+			int err = dialog_set_remote(call->dlg, msg);
 
-			if (call->peer_rseq && n <= call->peer_rseq)
-				return;
-			call->peer_rseq = n;
-			if (!dialog_set_remote(call->dlg, msg))
-				uac_prack(call, n);
+			if (err == EEXIST) {    /* another fork's */
+				if (!early_prack(call, msg, n))
+					return;
+			}
+			else {
+				if (call->peer_rseq && n <= call->peer_rseq)
+					return;
+				call->peer_rseq = n;
+				if (!err)
+					uac_prack(call, n);
+			}
 		}
 
 		if (pl_isset(&msg->to.tag) &&
@@ -1661,14 +1806,8 @@ static void prack_resp_handler(int err, const struct sip_msg *msg, void *arg)
 
 static void uac_prack(struct call *call, uint32_t rseq)
 {
-	char rack[64];
-
-	(void)re_snprintf(rack, sizeof(rack), "RAck: %u %u INVITE\r\n", rseq,
-			  call->invite_cseq);
-	mem_deref(call->prack);
-	call->prack = NULL;
-	if (dialog_request(&call->prack, call->dlg, "PRACK", 0, rack, NULL,
-			   NULL, 0, prack_resp_handler, call))
+	if (send_prack(&call->prack, call->dlg, rseq, call->invite_cseq,
+		       prack_resp_handler, call))
 		slog(LOG_WARN, "call", "prack_failed", NULL, "%H",
 		     logid, call);
 }
@@ -1757,7 +1896,7 @@ static void dialog_response_handler(struct dialog *dlg,
 	    pl_strcmp(&msg->cseq.met, "INVITE"))
 		return;
 
-	if (!pl_strcmp(&msg->to.tag, dialog_rtag(dlg)))
+	if (dlg == call->dlg && !pl_strcmp(&msg->to.tag, dialog_rtag(dlg)))
 		send_ack(call, dlg);
 	else
 		uac_fork(call, msg, !call->cancelled && !call->ended);

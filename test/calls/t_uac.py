@@ -18,6 +18,8 @@ sip.spawn task:
             BYEd at once, the first stays up until call:hangup()
   fork-keep the same, with call.on_fork set: the second fork is a call
             of its own (Connected), up until the script hangs it up
+  fork-prack reliable 1xx from two forks: each PRACKed in its own early
+            dialog (RFC 3262 4); the second fork answers, as fork-early
   fork-raise on_fork raises: the error names caller.lua and its line,
             the fork it was given is hung up at once, the call goes on
   fork-early a 180 from one fork, the 200 of another: the call goes on
@@ -72,6 +74,7 @@ CASES = {
     "fork-keep": ("uas-fork-keep.xml", {"X-Hangup-After": "2",
                                         "X-Keep-Fork": "0.8"}),
     "fork-early": ("uas-fork-early.xml", {"X-Hangup-After": "1"}),
+    "fork-prack": ("uas-fork-prack.xml", {"X-Hangup-After": "1"}),
     "fork-raise": ("uas-fork.xml", {"X-Hangup-After": "1.5",
                                     "X-Keep-Fork": "0.8",
                                     "X-Fork-Raise": "1"}),
@@ -402,20 +405,40 @@ def case_fork(h, a, keep, raise_=False):
     h.stop_server(srv, errors=[{"ev": "hook_error"}] if raise_ else [])
 
 
-def case_fork_early(h, a):
+def case_fork_early(h, a, prack=False):
     """A 180 from one fork (an early dialog), then the 200 of another:
-    the call is answered in the 200's dialog (RFC 3261 13.2.2.4)."""
-    case = "fork-early"
+    the call is answered in the 200's dialog (RFC 3261 13.2.2.4).
+    prack: both forks send reliable 1xx (183 RSeq 1, then 180 RSeq 7 from
+    the one that answers): each is PRACKed in its own dialog (RFC 3262
+    4)."""
+    case = "fork-prack" if prack else "fork-early"
     srv, uas, msgs, callid, to = place_call(h, case)
     inv = check_invite(h, srv, msgs, callid, to, case)
-    ring = cl.pick(msgs, "sent", code=180)
+    ring = [m for m in cl.pick(msgs, "sent") if m.code in (180, 183)]
     oks = cl.pick(msgs, "sent", code=200, cseq_method="INVITE")
-    if not h.ok(len(oks) == 1 and len(ring) == 1 and
+    if not h.ok(len(oks) == 1 and len(ring) == (2 if prack else 1) and
                 ring[0].tag("To") != oks[0].tag("To"),
-                "%s: sipp sent a 180 and a 200 with different To tags" %
-                case):
+                "%s: sipp sent %s and a 200 with another To tag" %
+                (case, "a 183, a 180" if prack else "a 180")):
         raise harness.Abort("the scenario did not run")
     ok = oks[0]
+    if prack:
+        pr = cl.pick(msgs, "received", method="PRACK")
+        if h.ok(len(pr) == 2, "%s: two PRACKs, one per fork" % case,
+                diag=cl.flow(msgs)):
+            for p, r, rseq in zip(pr, ring, (1, 7)):
+                contact = r.header("Contact").strip("<>")
+                h.ok(p.tag("To") == r.tag("To") and p.uri() == contact and
+                     p.header("RAck") == "%d %d INVITE" % (rseq,
+                                                           inv.cseq[0]) and
+                     p.tag("From") == inv.tag("From") and
+                     p.cseq[0] > inv.cseq[0],
+                     "%s: the %d's PRACK is in its fork's early dialog "
+                     "(To tag %s, to %s, RAck: %d %d INVITE)" %
+                     (case, r.code, r.tag("To"), contact, rseq,
+                      inv.cseq[0]),
+                     diag="%s To %s RAck %s" % (p.start, p.header("To"),
+                                                p.header("RAck")))
     acks = check_ack_2xx(h, msgs, ok, inv, case, "the 200 of fork 2")
     h.ok(all(m.tag("To") == ok.tag("To") for m in
              cl.pick(msgs, "received", method="ACK")),
@@ -440,9 +463,12 @@ def case_fork_early(h, a):
          ring[0].tag("To"), "%s: mod=call ev=fork_adopted early_tag=%s "
          "to_tag=%s" % (case, ring[0].tag("To"), ok.tag("To")),
          diag="\n".join(ad))
+    # the second fork's 180 is a self-loop of Ringing
     cl.check_call_log(h, srv, callid,
-                      [DIAL, RINGING, ("Ringing", "Connected", "Answer"),
-                       ACK, BYE, BYE_RESP], "hangup", case)
+                      [DIAL, RINGING] +
+                      [("Ringing", "Ringing", "Ringing")] * prack +
+                      [("Ringing", "Connected", "Answer"), ACK, BYE,
+                       BYE_RESP], "hangup", case)
     cl.check_tables(h, srv, case)
     h.stop_server(srv)
 
@@ -669,6 +695,7 @@ RUN = {
     "fork-keep": lambda h, a: case_fork(h, a, True),
     "fork-raise": lambda h, a: case_fork(h, a, True, True),
     "fork-early": case_fork_early,
+    "fork-prack": lambda h, a: case_fork_early(h, a, True),
     "early-bye": case_early_bye,
     "glare-out": case_glare_out,
     "rtx": case_rtx,
