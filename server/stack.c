@@ -539,9 +539,13 @@ static enum stack_hook hook_for(const struct pl *met)
 }
 
 
+static int core_reply(struct stack *st, const struct sip_msg *msg,
+		      uint16_t scode, const char *reason, const char *hdrs);
+
+
 static int unsupported_reply(struct stack *st, const struct sip_msg *msg)
 {
-	char unsup[256];
+	char unsup[256], hdr[300];
 
 	if (!stack_unsupported(msg, unsup, sizeof(unsup)))
 		return 0;
@@ -549,10 +553,8 @@ static int unsupported_reply(struct stack *st, const struct sip_msg *msg)
 	slog(LOG_INFO, "stack", "bad_extension", &msg->callid,
 	     "method=%r unsupported=%H", &msg->met, log_q, unsup);
 
-	++st->stats.replies;
-	(void)sip_treplyf(NULL, NULL, st->sip, msg, false, 420,
-			  "Bad Extension", "Unsupported: %s\r\n"
-			  "Content-Length: 0\r\n\r\n", unsup);
+	(void)re_snprintf(hdr, sizeof(hdr), "Unsupported: %s\r\n", unsup);
+	(void)core_reply(st, msg, 420, "Bad Extension", hdr);
 	return 420;
 }
 
@@ -568,6 +570,33 @@ static struct stack_req *req_new(struct stack *st, const struct sip_msg *msg)
 	req->msg = mem_ref((void *)msg);
 
 	return req;
+}
+
+
+/* A final answer of the core itself (400, 405, 420, 481...): through
+ * a stack_req, so that a non-INVITE request over UDP keeps only the
+ * compact Completed state of donetrans.c, not libre's transaction with
+ * the whole request for 32 s (a flood of bad requests would cost ~5 KiB
+ * each). Counted in stats.replies by stack_req_reply. */
+static int core_reply(struct stack *st, const struct sip_msg *msg,
+		      uint16_t scode, const char *reason, const char *hdrs)
+{
+	struct stack_req *req = req_new(st, msg);
+	int err;
+
+	if (!req) {
+		err = sip_treplyf(NULL, NULL, st->sip, msg, false, scode,
+				  reason, "%sContent-Length: 0\r\n\r\n",
+				  hdrs ? hdrs : "");
+		if (!err)
+			++st->stats.replies;
+		return err;
+	}
+
+	err = stack_req_reply(req, scode, reason, hdrs, NULL, NULL, 0);
+	mem_deref(req);
+
+	return err;
 }
 
 
@@ -608,15 +637,11 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 	scode = stack_validate(msg, &reason);
 	if (scode) {
 		/* a 405/501 names what we do allow (RFC 3261 §8.2.1) */
-		int err = scode == 405 || scode == 501 ?
-			sip_treplyf(NULL, NULL, st->sip, msg, false, scode,
-				    reason, "%sContent-Length: 0\r\n\r\n",
-				    st->allow_hdrs) :
-			sip_treply(NULL, st->sip, msg, scode, reason);
+		int err = core_reply(st, msg, scode, reason,
+				     scode == 405 || scode == 501 ?
+				     st->allow_hdrs : NULL);
 
 		++st->stats.bad_requests;
-		if (!err)
-			++st->stats.replies;
 		slog(LOG_INFO, "stack", "bad_request", &msg->callid,
 		     "method=%r code=%u reason=%H src=%J answered=%s",
 		     &msg->met, scode, log_q, reason, &msg->src,
@@ -637,9 +662,8 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 						       &msg->to.tag,
 						       &msg->from.tag);
 		if (!dlg) {
-			++st->stats.replies;
-			(void)sip_treply(NULL, st->sip, msg, 481,
-					 "Call/Transaction Does Not Exist");
+			(void)core_reply(st, msg, 481, "Call/Transaction "
+					 "Does Not Exist", NULL);
 			return true;
 		}
 

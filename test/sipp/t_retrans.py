@@ -7,6 +7,10 @@ test/scripts/sleep.lua, server started with --t1 50 so that Timer J
   byte for byte, and the hook ran once (server/donetrans.c keeps the
   Completed state after libre's transaction is freed);
 - an OPTIONS (answered by the core) sent again: the same response;
+- requests the core refuses (481 no dialog, 400 bad Max-Forwards) sent
+  again: the same answer, byte for byte, from the compact Completed state
+  (not libre's transaction, which kept the whole request 32 s): after
+  Timer J the 400's request is refused anew (a second ev=bad_request);
 - the same Call-ID and CSeq with a new branch is a new transaction: the
   hook runs again;
 - a MESSAGE whose hook sleeps 1 s, sent again while it sleeps: no second
@@ -57,6 +61,26 @@ def body(h, a):
          o1.raw == o2.raw, "an OPTIONS retransmission gets the same 200",
          diag="got %r, %r" % (o1, o2))
 
+    # 2b. refused by the core: 481 (no such dialog), 400
+    refused = {}
+    for code, kw in (("481", {"set": {"To": "<sip:x@127.0.0.1>;"
+                                             "tag=no-such-dialog"}}),
+                     ("400", {"set": {"Max-Forwards": "many"}})):
+        rdata, rbr = cl.build("MESSAGE", ctype="text/plain", body="x", **kw)
+        refused[code] = (rdata, rbr, cl.last_call_id)
+        send_raw(cl, rdata)
+        x1 = cl.recv(rbr)
+        send_raw(cl, rdata)
+        x2 = cl.recv(rbr)
+        h.ok(x1 is not None and x1.code == int(code) and x2 is not None and
+             x2.raw == x1.raw,
+             "refused %s by the core; its retransmission gets the same %s, "
+             "byte for byte" % (code, code), diag="got %r, %r" % (x1, x2))
+    bad_cid = refused["400"][2]
+    n = len(srv.find({"ev": "bad_request", "callid": bad_cid}))
+    h.ok(n == 1, "the 400's retransmission was absorbed (one "
+         "ev=bad_request: %d)" % n)
+
     # 3. a new branch is a new transaction, even with the same CSeq
     new = data.replace(br.encode(), (br + "-new").encode())
     send_raw(cl, new)
@@ -97,6 +121,14 @@ def body(h, a):
     h.ok(s3 is not None and s3.code == 200 and n == 2,
          "after Timer J the same request is a new transaction (hook runs: "
          "%d)" % n, diag="got %r" % s3)
+    rdata, rbr, _ = refused["400"]
+    send_raw(cl, rdata)
+    x3 = cl.recv(rbr)
+    n = len(srv.find({"ev": "bad_request", "callid": bad_cid}))
+    h.ok(x3 is not None and x3.code == 400 and n == 2,
+         "after Timer J (64*T1 = 3.2 s, not libre's 32 s) the 400's "
+         "request is refused anew (ev=bad_request: %d)" % n,
+         diag="got %r" % x3)
 
     cl.close()
     h.note("Call-ID of the first MESSAGE: %s" % callid)
