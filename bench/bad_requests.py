@@ -18,7 +18,6 @@ usage: python3 bench/bad_requests.py [--n 5000] [--sipstack PATH ...]
 """
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,14 +34,6 @@ KINDS = {
     "400": {"set": {"Max-Forwards": "many"}},
     "420": {"extra": [("Require", "x-unknown")]},
 }
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def vmrss(pid):
@@ -88,7 +79,7 @@ def flood(cl, kind, n, want):
 
 
 def run(binary, n):
-    port = free_port()
+    port = harness.free_port()
     proc = subprocess.Popen([binary, "--listen", "udp:127.0.0.1:%d" % port,
                              "--log-level", "warn", SCRIPT],
                             stdout=subprocess.DEVNULL,
