@@ -382,9 +382,10 @@ enum call_event_type {
 	CALL_EV_FORK,        /* outgoing: another fork answered too (fork:
 			      * a new call, Connected and ACKed; code,
 			      * ctype, body, len). Keep it by setting a
-			      * handler on it (call_set_handler) and a
-			      * reference (mem_ref) from this event; a fork
-			      * left without handler gets a BYE at once */
+			      * handler on it (call_set_handler) from this
+			      * event, and mem_ref it to use the pointer
+			      * after its Terminated event; a fork left
+			      * without handler gets a BYE at once */
 };
 
 /* The high-level dialog events of on_dialog_event (the spec's second
