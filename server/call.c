@@ -1583,7 +1583,8 @@ static void uac_fork(struct call *call, const struct sip_msg *msg,
 	fork->answered = true;
 	dialog_set_handlers(fork->dlg, dialog_request_handler,
 			    dialog_response_handler, fork);
-	list_append(&call->cm->calls, &fork->le, fork);  /* the list's ref */
+	/* the list's reference, and ours (call_new's) until the end */
+	list_append(&call->cm->calls, &fork->le, mem_ref(fork));
 	++call->cm->total;
 
 	dlg_ev(fork, "SendInvite");
@@ -1609,9 +1610,7 @@ static void uac_fork(struct call *call, const struct sip_msg *msg,
 		ev.len = body.l;
 		ev.ctype = ctype;
 		ev.fork = fork;
-		mem_ref(fork);
 		fire(call, &ev);
-		mem_deref(fork);
 	}
 
 	if (!fork->eh && !fork->ended) {
@@ -1619,6 +1618,8 @@ static void uac_fork(struct call *call, const struct sip_msg *msg,
 		     "to_tag=%r", &msg->to.tag);
 		(void)send_bye(fork, "fork dropped");
 	}
+
+	mem_deref(fork);   /* ours; the list holds it until it ends */
 }
 
 
