@@ -164,6 +164,20 @@ def check_ack_2xx(h, msgs, ok, inv, case, what="the 200"):
     return acks
 
 
+def check_answered_bye(h, srv, msgs, ok, inv, case):
+    """call:wait_answer() returned true, the 2xx ok was ACKed and sipp
+    got one BYE. Returns (the ACKs, the BYE or None)."""
+    rec = cl.wait_script(srv, "waited", case, 2.0)
+    h.ok(rec.get("ok") == "true", "%s: call:wait_answer() returned true" %
+         case, diag="got %r" % rec)
+    acks = check_ack_2xx(h, msgs, ok, inv, case)
+    bye = cl.pick(msgs, "received", method="BYE")
+    if h.ok(len(bye) == 1 and acks, "%s: sipp received one BYE" % case,
+            diag=cl.flow(msgs)):
+        return acks, bye[0]
+    return acks, None
+
+
 def check_ack_non2xx(h, msgs, inv, final, case):
     acks = cl.pick(msgs, "received", method="ACK")
     if h.ok(len(acks) == 1, "%s: sipp received one ACK for the %d" %
@@ -200,15 +214,8 @@ def case_answer(h, a):
          rec.get("state") == "Connected" and rec.get("answered") == "true",
          "%s: ... with content type application/sdp; state Connected, "
          "is_answered()" % case, diag="got %r" % rec)
-    rec = cl.wait_script(srv, "waited", case, 2.0)
-    h.ok(rec.get("ok") == "true", "%s: call:wait_answer() returned true" %
-         case, diag="got %r" % rec)
-
-    acks = check_ack_2xx(h, msgs, ok, inv, case)
-    bye = cl.pick(msgs, "received", method="BYE")
-    if h.ok(len(bye) == 1 and acks, "%s: sipp received one BYE" % case,
-            diag=cl.flow(msgs)):
-        b = bye[0]
+    acks, b = check_answered_bye(h, srv, msgs, ok, inv, case)
+    if b:
         h.ok(b.uri() == ok.header("Contact").strip("<>") and
              b.tag("To") == ok.tag("To") and b.tag("From") == inv.tag("From")
              and b.cseq[0] > inv.cseq[0],
@@ -636,15 +643,8 @@ def case_prack_183(h, a):
          "%s: call.on_answered got the SDP of the reliable 183 byte-exact "
          "(the 200 had none), application/sdp" % case,
          diag="expected %s\ngot      %r" % (first.body.hex(), rec))
-    rec = cl.wait_script(srv, "waited", case, 2.0)
-    h.ok(rec.get("ok") == "true", "%s: call:wait_answer() returned true" %
-         case, diag="got %r" % rec)
-
-    acks = check_ack_2xx(h, msgs, ok, inv, case)
-    bye = cl.pick(msgs, "received", method="BYE")
-    if h.ok(len(bye) == 1 and acks, "%s: sipp received one BYE" % case,
-            diag=cl.flow(msgs)):
-        b = bye[0]
+    acks, b = check_answered_bye(h, srv, msgs, ok, inv, case)
+    if b:
         h.ok(b.uri() == ok.header("Contact").strip("<>") and
              b.tag("To") == ok.tag("To") and prack and
              b.cseq[0] > prack[0].cseq[0],

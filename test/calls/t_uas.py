@@ -113,6 +113,22 @@ def check_answer_200(h, msgs, case):
     return ok
 
 
+def check_cancelled(h, srv, msgs, callid, case, what):
+    """The call ended unanswered by the caller's what (CANCEL, or BYE on
+    the early dialog): no 200 to the INVITE, Ringing -> Ended (Cancel),
+    and the script's late call:answer() returned nil, err."""
+    h.ok(not cl.pick(msgs, "received", code=200, cseq_method="INVITE"),
+         "%s: no 200 to the INVITE" % case)
+    cl.check_call_log(h, srv, callid, [RINGING, ("Ringing", "Ended",
+                                                 "Cancel")],
+                      "cancelled", case)
+    rec = cl.wait_script(srv, "late_answer", case, 3.0)
+    h.ok(rec.get("ok") == "nil" and rec.get("err") not in (None, "nil") and
+         rec.get("state") == "Ended",
+         "%s: call:answer() after the %s returns nil, err (%s)" %
+         (case, what, rec.get("err")), diag="got %r" % rec)
+
+
 def case_basic(h, a, case="basic"):
     srv, sp, msgs, callid = start_call(h, case, "uac-ring-answer.xml")
     inv = cl.pick(msgs, "sent", method="INVITE")[0]
@@ -218,16 +234,7 @@ def case_cancel(h, a):
     if ring and c487:
         h.ok(c487[0].tag("To") == ring[0].tag("To"),
              "%s: the 487 has the To tag of the 180" % case)
-    h.ok(not cl.pick(msgs, "received", code=200, cseq_method="INVITE"),
-         "%s: no 200 to the INVITE" % case)
-    cl.check_call_log(h, srv, callid, [RINGING, ("Ringing", "Ended",
-                                                 "Cancel")],
-                      "cancelled", case)
-    rec = cl.wait_script(srv, "late_answer", case, 3.0)
-    h.ok(rec.get("ok") == "nil" and rec.get("err") not in (None, "nil") and
-         rec.get("state") == "Ended",
-         "%s: call:answer() after the CANCEL returns nil, err (%s)" %
-         (case, rec.get("err")), diag="got %r" % rec)
+    check_cancelled(h, srv, msgs, callid, case, "CANCEL")
     h.ok(not srv.find({"ev": "state", "callid": callid, "event": "Answer"}),
          "%s: the call was never answered" % case)
     h.stop_server(srv)
@@ -766,16 +773,7 @@ def case_early_bye(h, a):
         h.ok(c487[0].tag("To") == ring[0].tag("To") and
              b200[0].tag("To") == ring[0].tag("To"),
              "%s: both have the To tag of the 180" % case)
-    h.ok(not cl.pick(msgs, "received", code=200, cseq_method="INVITE"),
-         "%s: no 200 to the INVITE" % case)
-    cl.check_call_log(h, srv, callid, [RINGING, ("Ringing", "Ended",
-                                                 "Cancel")],
-                      "cancelled", case)
-    rec = cl.wait_script(srv, "late_answer", case, 3.0)
-    h.ok(rec.get("ok") == "nil" and rec.get("err") not in (None, "nil") and
-         rec.get("state") == "Ended",
-         "%s: call:answer() after the BYE returns nil, err (%s)" %
-         (case, rec.get("err")), diag="got %r" % rec)
+    check_cancelled(h, srv, msgs, callid, case, "BYE")
     cl.check_tables(h, srv, case)
     h.stop_server(srv)
 
