@@ -50,8 +50,9 @@ asan: deps
 	[ -f build-asan/build.ninja ] || meson setup build-asan \
 	  -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 	ninja -C build-asan
-	ASAN_OPTIONS=detect_leaks=1 meson test -C build-asan --print-errorlogs \
-	  --no-suite valgrind; \
+	ASAN_OPTIONS=detect_leaks=1 \
+	UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
+	  meson test -C build-asan --print-errorlogs --no-suite valgrind; \
 	python3 test/summary.py build-asan/meson-logs/testlog.json
 
 clean:

@@ -29,6 +29,8 @@ struct regconf {
 	char *realm;
 	unsigned algs;           /* AUTH_ALG_*                          */
 	uint32_t nonce_ttl;
+	bool guard;              /* limits on guessing (authguard.c)    */
+	struct authguard_config gcfg;
 	struct registrar_config rcfg;
 };
 
@@ -39,6 +41,8 @@ struct regsvc {
 	struct registrar *reg;
 	struct auth_users *users;
 	struct auth *auth;
+	struct stack *gate;      /* the stack whose admission gate is
+				  * our guard's, or NULL               */
 };
 
 
@@ -55,6 +59,8 @@ static bool regconf_equal(const struct regconf *a, const struct regconf *b)
 {
 	return a && b && a->memory == b->memory && a->auth == b->auth &&
 		a->algs == b->algs && a->nonce_ttl == b->nonce_ttl &&
+		a->guard == b->guard &&
+		!memcmp(&a->gcfg, &b->gcfg, sizeof(a->gcfg)) &&
 		!str_cmp(a->database, b->database) &&
 		!str_cmp(a->realm, b->realm) &&
 		a->rcfg.min_expires == b->rcfg.min_expires &&
@@ -66,6 +72,9 @@ static bool regconf_equal(const struct regconf *a, const struct regconf *b)
 static void regsvc_destructor(void *arg)
 {
 	struct regsvc *rs = arg;
+
+	if (rs->gate)
+		stack_set_admit(rs->gate, NULL, NULL);
 
 	/* the registrar holds the store; freeing the store commits what
 	 * is pending and answers those requests */
@@ -127,6 +136,8 @@ static int regsvc_open(struct regsvc **rsp, struct regconf *rc)
 		acfg.realm = rc->realm;
 		acfg.algs = rc->algs;
 		acfg.nonce_ttl = rc->nonce_ttl;
+		acfg.guard = &rc->gcfg;
+		acfg.no_guard = !rc->guard;
 		err = auth_alloc(&rs->auth, rs->users, &acfg);
 		if (err)
 			goto out;
@@ -173,9 +184,9 @@ static bool authorized(struct stack_req *req, const struct auth_result *ar)
 	if (!pl_strcmp(&msg->to.uri.user, ar->user))
 		return true;
 
-	slog(LOG_WARN, "registrar", "not_authorized", &msg->callid,
-	     "user=%H aor=%H src=%J", log_q, ar->user, log_qpl,
-	     &msg->to.auri, &msg->src);
+	slog_src(LOG_WARN, "registrar", "not_authorized", &msg->src,
+		 &msg->callid, "user=%H aor=%H src=%J", log_q, ar->user,
+		 log_qpl, &msg->to.auri, &msg->src);
 	(void)stack_req_reply(req, 403, "Forbidden (not your AOR)", NULL,
 			      NULL, NULL, 0);
 
@@ -236,6 +247,14 @@ int lua_registrar_activate(struct luart *rt, struct script *sc)
 		if (err)
 			return err;
 		luart_set_regsvc(rt, rs);
+	}
+
+	/* a banned address is dropped at the door */
+	rs = luart_regsvc(rt);
+	if (rs && auth_guard(rs->auth) && !rs->gate) {
+		rs->gate = luart_stack(rt);
+		stack_set_admit(rs->gate, authguard_admit,
+				auth_guard(rs->auth));
 	}
 
 	stack_set_hook(luart_stack(rt), STACK_HOOK_REGISTER,
@@ -317,6 +336,73 @@ static unsigned opt_algs(lua_State *L)
 }
 
 
+/* guard = { ... } | false (see docs/lua-api.md, "Guessing limits") */
+static void opt_guard(lua_State *L, struct regconf *rc)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+		uint32_t min, max;
+	} keys[] = {
+		{"source_failures", offsetof(struct authguard_config,
+					     src_failures), 0, 100000},
+		{"window", offsetof(struct authguard_config, window),
+		 1, 86400},
+		{"ban_time", offsetof(struct authguard_config, ban_time),
+		 1, 30 * 86400},
+		{"user_failures", offsetof(struct authguard_config,
+					   user_failures), 0, 100000},
+		{"user_delay_max", offsetof(struct authguard_config,
+					    user_delay_max), 1, 3600},
+		{"max_entries", offsetof(struct authguard_config,
+					 max_entries), 16, 10000000},
+	};
+	size_t i;
+
+	authguard_config_default(&rc->gcfg);
+	rc->guard = true;
+
+	lua_getfield(L, 1, "guard");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (lua_type(L, -1) == LUA_TBOOLEAN) {
+		rc->guard = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+		return;
+	}
+	if (!lua_istable(L, -1))
+		luaL_error(L, "registrar.configure: 'guard' must be a table "
+			   "or false");
+
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ?
+			lua_tostring(L, -2) : NULL;
+		lua_Number n = lua_tonumber(L, -1);
+		uint32_t v = (uint32_t)n;
+
+		for (i = 0; k && i < ARRAY_SIZE(keys); i++) {
+			if (!strcmp(k, keys[i].key))
+				break;
+		}
+		if (!k || i == ARRAY_SIZE(keys))
+			luaL_error(L, "registrar.configure: unknown key "
+				   "'guard.%s'", k ? k : "?");
+		if (lua_type(L, -1) != LUA_TNUMBER || (lua_Number)v != n ||
+		    v < keys[i].min || v > keys[i].max)
+			luaL_error(L, "registrar.configure: 'guard.%s' must "
+				   "be an integer in %d..%d", k,
+				   (int)keys[i].min, (int)keys[i].max);
+
+		*(uint32_t *)(void *)((char *)&rc->gcfg + keys[i].off) = v;
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+
 static const char *opt_str(lua_State *L, const char *k)
 {
 	const char *s;
@@ -341,7 +427,7 @@ static int l_configure(lua_State *L)
 	static const char *known[] = {
 		"database", "store", "auth", "realm", "algorithms",
 		"nonce_ttl", "min_expires", "max_expires",
-		"default_expires", NULL
+		"default_expires", "guard", NULL
 	};
 	struct script *sc = lua_script(L);
 	struct regconf *rc;
@@ -402,6 +488,7 @@ static int l_configure(lua_State *L)
 	}
 
 	rc->algs = opt_algs(L);
+	opt_guard(L, rc);
 	rc->nonce_ttl = opt_uint(L, "nonce_ttl", AUTH_NONCE_TTL, 10, 86400);
 	registrar_config_default(&rc->rcfg);
 	rc->rcfg.min_expires = opt_uint(L, "min_expires",
@@ -483,6 +570,71 @@ static int l_auth_require(lua_State *L)
 	}
 
 	lua_pushstring(L, ar.user);
+
+	return 1;
+}
+
+
+static int push_ban(const struct sa *addr, uint32_t remaining,
+		    uint32_t failures, uint32_t bans, void *arg)
+{
+	lua_State *L = arg;
+	char ip[64];
+
+	(void)re_snprintf(ip, sizeof(ip), "%j", addr);
+	lua_createtable(L, 0, 4);
+	lua_pushstring(L, ip);
+	lua_setfield(L, -2, "address");
+	lua_pushinteger(L, remaining);
+	lua_setfield(L, -2, "remaining");
+	lua_pushinteger(L, failures);
+	lua_setfield(L, -2, "failures");
+	lua_pushinteger(L, bans);
+	lua_setfield(L, -2, "bans");
+	lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+
+	return 0;
+}
+
+
+static struct authguard *need_guard(lua_State *L, const char *fn)
+{
+	struct regsvc *rs = need_regsvc(L, fn);
+
+	return auth_guard(rs->auth);
+}
+
+
+/* sip.auth.banned() -> list of { address, remaining, failures, bans } */
+static int l_auth_banned(lua_State *L)
+{
+	struct authguard *g = need_guard(L, "auth.banned");
+
+	lua_newtable(L);
+	if (g)
+		(void)authguard_bans(g, push_ban, L);
+
+	return 1;
+}
+
+
+/* sip.auth.unban(address) -> true | nil, "not banned" */
+static int l_auth_unban(lua_State *L)
+{
+	const char *s = luaL_checkstring(L, 1);
+	struct authguard *g = need_guard(L, "auth.unban");
+	struct sa addr;
+
+	if (sa_set_str(&addr, s, 0))
+		return luaL_argerror(L, 1, "IP address expected");
+
+	if (!g || authguard_unban(g, &addr)) {
+		lua_pushnil(L);
+		lua_pushstring(L, "not banned");
+		return 2;
+	}
+
+	lua_pushboolean(L, 1);
 
 	return 1;
 }
@@ -604,6 +756,8 @@ void lua_registrar_open(lua_State *L)
 	};
 	static const luaL_Reg auth_funcs[] = {
 		{"require", l_auth_require},
+		{"banned",  l_auth_banned},
+		{"unban",   l_auth_unban},
 		{NULL, NULL}
 	};
 

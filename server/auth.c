@@ -17,18 +17,29 @@
  *  - Challenges offer one header per algorithm, SHA-256 first, then MD5
  *    (RFC 8760: one header per algorithm, in order of preference), all
  *    with the same nonce and qop="auth".
- *  - A nonce is hex(ts || salt || HMAC-SHA256(secret, ts || salt ||
- *    realm)[0..15]): ts is a monotonic clock in ms, salt 64 random bits
- *    (so two challenges in the same millisecond differ), the secret 256
- *    random bits drawn at auth_alloc(). It needs no server state until
- *    its first successful use.
+ *  - A nonce is hex(ts || epoch || salt || HMAC-SHA256(secret, ts ||
+ *    epoch || salt || realm)[0..15]): ts a monotonic clock in ms, epoch
+ *    32 random bits drawn per process (auth_alloc), salt 32 random bits
+ *    (so two challenges in the same millisecond differ). The secret (256
+ *    bits) is made once and kept in the users database (table secrets),
+ *    so nonces stay ours across restarts. A nonce needs no server state
+ *    until its first successful use.
+ *  - A nonce that is not ours (malformed, bad MAC: tampered, made up,
+ *    another realm's or another database's) is refused before any
+ *    password is looked at: a fresh challenge without stale, the same
+ *    answer whatever the response says. Checking the response first
+ *    would make a made-up nonce a one-packet password oracle (right:
+ *    401 stale, wrong: 403) with no challenge round trip.
  *  - stale=true is only ever the outcome when the response is correct
- *    for the nonce presented (RFC 7616 §3.3: "SHOULD only set stale to
- *    true if ... a valid digest for that nonce"). A nonce that is
- *    expired, evicted from the nc table, or not ours at all (tampered,
- *    or from before a restart) gives STALE with a correct response and
- *    FAILED with a wrong one. A client that knows the password thus
- *    recovers silently after a restart; a guesser learns nothing.
+ *    for one of our nonces (RFC 7616 §3.3: "SHOULD only set stale to
+ *    true if ... a valid digest for that nonce"): expired, evicted from
+ *    the nc table, or from a previous process (its epoch differs; its
+ *    nc history is gone, so it is not accepted again). A wrong response
+ *    is FAILED whatever the state of the nonce. A client that knows the
+ *    password thus recovers without a prompt after a restart.
+ *  - Guessing limits (server/authguard.c): FAILED and BAD count against
+ *    the source address and the user name; a banned source or a slowed
+ *    user is refused (FAILED, 403) without a check.
  *  - Nonce-count: the highest nc of each nonce is kept from its first
  *    successful use, in a hash table bounded to max_nonces entries with
  *    oldest-first eviction; entries go with their nonce's lifetime. A
@@ -74,7 +85,7 @@ enum {
 	SHA256_HEX    = 64,
 	HEX_MAX       = SHA256_HEX + 1,
 	SECRET_SIZE   = 32,
-	SALT_SIZE     = 8,
+	SALT_SIZE     = 8,         /* epoch (4) || random (4)     */
 	TS_SIZE       = 8,
 	MAC_SIZE      = 16,
 	NONCE_RAW     = TS_SIZE + SALT_SIZE + MAC_SIZE,
@@ -285,7 +296,10 @@ static const char *sql_schema =
 	" realm      TEXT NOT NULL,"
 	" ha1_md5    TEXT NOT NULL,"
 	" ha1_sha256 TEXT NOT NULL,"
-	" created_at INTEGER NOT NULL)";
+	" created_at INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS secrets ("
+	" name  TEXT PRIMARY KEY,"
+	" value BLOB NOT NULL)";
 
 
 static int sql_err(int rc)
@@ -759,6 +773,65 @@ int auth_users_debug(struct re_printf *pf, const struct auth_users *u)
 }
 
 
+/* The server's secret called name, n bytes: made once (random) and kept
+ * in the secrets table, so that every process on this database shares
+ * it. EPROTO if a stored one has another size. */
+static int users_secret(struct auth_users *u, const char *name,
+			uint8_t *secret, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	uint8_t fresh[64];
+	int rc, err;
+
+	if (n > sizeof(fresh) || 1 != RAND_bytes(fresh, (int)n))
+		return EPROTO;
+
+	/* a read-only database may hold one already: failing to insert
+	 * is only an error when the SELECT finds none */
+	rc = sqlite3_prepare_v2(u->db, "INSERT OR IGNORE INTO secrets "
+				"(name, value) VALUES (?1, ?2)", -1, &st,
+				NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(st, 2, fresh, (int)n, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		(void)sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+
+	rc = sqlite3_prepare_v2(u->db, "SELECT value FROM secrets WHERE "
+				"name = ?1", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+
+	if (rc != SQLITE_ROW) {
+		err = rc == SQLITE_DONE ? ENOENT : sql_err(rc);
+		goto out;
+	}
+
+	if ((size_t)sqlite3_column_bytes(st, 0) != n) {
+		err = EPROTO;
+		goto out;
+	}
+
+	memcpy(secret, sqlite3_column_blob(st, 0), n);
+	err = 0;
+
+ out:
+	if (err)
+		slog(LOG_ERROR, "auth", "secret_failed", NULL,
+		     "db=%H name=%s err=%m sqlite=%H", log_q, u->path, name,
+		     err, log_q, sqlite3_errmsg(u->db));
+	sqlite3_finalize(st);
+	OPENSSL_cleanse(fresh, sizeof(fresh));
+
+	return err;
+}
+
+
 /* ------------------------------------------------------------------ *
  * Nonces and the nonce-count table
  * ------------------------------------------------------------------ */
@@ -779,6 +852,8 @@ struct auth {
 	unsigned algs;
 	struct auth_users *users;
 	uint8_t secret[SECRET_SIZE];
+	uint32_t epoch;      /* this process's, in every nonce it makes */
+	struct authguard *guard;
 	EVP_MAC_CTX *hmac;   /* HMAC-SHA256 keyed with secret, re-inited
 			      * per nonce (a one-shot HMAC() costs ~20,000
 			      * instructions: fetch, context, key) */
@@ -790,6 +865,7 @@ struct auth {
 	uint64_t nc_mark;    /* newest ts evicted from the nc table */
 	struct {
 		uint64_t challenges, ok, failed, stale, replay, bad;
+		uint64_t foreign;    /* nonces not ours: re-challenged */
 	} stats;
 };
 
@@ -854,7 +930,7 @@ static int nonce_make(char *hex, const struct auth *a)
 	int err;
 
 	put_be64(raw, now_ms());
-	put_be64(raw + TS_SIZE, rand_u64());
+	put_be64(raw + TS_SIZE, (uint64_t)a->epoch << 32 | rand_u32());
 
 	err = nonce_mac(raw + TS_SIZE + SALT_SIZE, a, raw);
 	if (err)
@@ -1274,6 +1350,7 @@ static void auth_destructor(void *arg)
 {
 	struct auth *a = arg;
 
+	mem_deref(a->guard);
 	list_flush(&a->ncfifo);
 	mem_deref(a->nct);
 	mem_deref(a->users);
@@ -1376,10 +1453,27 @@ int auth_alloc(struct auth **ap, struct auth_users *users,
 	if (err)
 		goto out;
 
-	if (1 != RAND_bytes(a->secret, sizeof(a->secret)) ||
-	    1 != RAND_bytes(rnd, sizeof(rnd))) {
+	if (users)
+		err = users_secret(users, "nonce", a->secret,
+				   sizeof(a->secret));
+	else if (1 != RAND_bytes(a->secret, sizeof(a->secret)))
+		err = EPROTO;
+	if (err)
+		goto out;
+
+	if (1 != RAND_bytes(rnd, sizeof(rnd))) {
 		err = EPROTO;
 		goto out;
+	}
+
+	do {
+		a->epoch = rand_u32();
+	} while (!a->epoch);
+
+	if (!cfg->no_guard) {
+		err = authguard_alloc(&a->guard, cfg->guard);
+		if (err)
+			goto out;
 	}
 
 	err = hmac_new(a);
@@ -1410,6 +1504,12 @@ const char *auth_realm(const struct auth *a)
 uint32_t auth_nonces(const struct auth *a)
 {
 	return a ? a->ncn : 0;
+}
+
+
+struct authguard *auth_guard(const struct auth *a)
+{
+	return a ? a->guard : NULL;
 }
 
 
@@ -1589,7 +1689,7 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 	enum auth_alg alg;
 	const char *why;
 	size_t i, n;
-	bool match;
+	bool match, checked = false;
 	int err = 0;
 
 	if (!a || !msg || !res)
@@ -1637,8 +1737,30 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 		goto out;
 	}
 
+	/* not our nonce: a fresh challenge, no password looked at */
+	if (nonce_decode(a, &c->nonce, &ts, &salt)) {
+		set_result(res, AUTH_NO_CREDENTIALS, "nonce_unknown");
+		++a->stats.foreign;
+		goto out;
+	}
+
+	if (a->guard && authguard_banned(a->guard, &msg->src)) {
+		set_result(res, AUTH_FAILED, "banned");
+		++a->stats.failed;
+		goto out;
+	}
+
 	if (!uri_equal(&c->uri, &msg->ruri)) {
 		set_result(res, AUTH_FAILED, "uri_mismatch");
+		++a->stats.failed;
+		goto out;
+	}
+
+	/* slowed (distributed guessing at this name): refused like a
+	 * wrong password, unchecked */
+	if (a->guard && !authguard_user_allowed(a->guard, &msg->src,
+						 &c->username)) {
+		set_result(res, AUTH_FAILED, "user_slowed");
 		++a->stats.failed;
 		goto out;
 	}
@@ -1673,6 +1795,7 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 		resp[i] = (char)tolower((unsigned char)c->response.p[i]);
 	resp[i] = '\0';
 
+	checked = true;
 	match = 0 == CRYPTO_memcmp(expect, resp, alg_hexlen(alg));
 	if (!usr || !match) {
 		set_result(res, AUTH_FAILED, usr ? "wrong_password" :
@@ -1681,9 +1804,9 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 		goto out;
 	}
 
-	/* the client knows the password: a bad nonce is only stale */
-	if (nonce_decode(a, &c->nonce, &ts, &salt)) {
-		set_result(res, AUTH_STALE, "nonce_unknown");
+	/* the client knows the password: an old nonce is only stale */
+	if ((uint32_t)(salt >> 32) != a->epoch) {
+		set_result(res, AUTH_STALE, "nonce_previous");
 		++a->stats.stale;
 		goto out;
 	}
@@ -1717,6 +1840,16 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 	}
 
  out:
+	if (!err && a->guard) {
+		struct pl user;
+
+		pl_set_str(&user, res->user);
+		if (res->status == AUTH_FAILED || res->status == AUTH_BAD)
+			authguard_failed(a->guard, &msg->src, &user, checked);
+		else if (res->status == AUTH_OK)
+			authguard_succeeded(a->guard, &msg->src, &user);
+	}
+
 	OPENSSL_cleanse(expect, sizeof(expect));
 	mem_deref(c);
 
@@ -1756,6 +1889,10 @@ int auth_require(struct auth *a, struct stack_req *req, bool proxy,
 		return 0;
 
 	case AUTH_NO_CREDENTIALS:
+		if (strcmp(res->reason, "no_credentials"))
+			slog(LOG_DEBUG, "auth", "auth_rechallenge",
+			     &msg->callid, "user=%H src=%J reason=%s", log_q,
+			     res->user, &msg->src, res->reason);
 		err = auth_challenge(a, req, proxy, false);
 		break;
 
@@ -1767,25 +1904,25 @@ int auth_require(struct auth *a, struct stack_req *req, bool proxy,
 		break;
 
 	case AUTH_REPLAY:
-		slog(LOG_WARN, "auth", "auth_replay", &msg->callid,
-		     "user=%H src=%J reason=%s", log_q, res->user,
-		     &msg->src, res->reason);
+		slog_src(LOG_WARN, "auth", "auth_replay", &msg->src,
+			 &msg->callid, "user=%H src=%J reason=%s", log_q,
+			 res->user, &msg->src, res->reason);
 		err = auth_challenge(a, req, proxy, true);
 		break;
 
 	case AUTH_BAD:
-		slog(LOG_WARN, "auth", "auth_bad", &msg->callid,
-		     "user=%H src=%J reason=%s", log_q, res->user,
-		     &msg->src, res->reason);
+		slog_src(LOG_WARN, "auth", "auth_bad", &msg->src,
+			 &msg->callid, "user=%H src=%J reason=%s", log_q,
+			 res->user, &msg->src, res->reason);
 		err = stack_req_reply(req, 400, "Bad Request", NULL, NULL,
 				      NULL, 0);
 		break;
 
 	case AUTH_FAILED:
 	default:
-		slog(LOG_WARN, "auth", "auth_failed", &msg->callid,
-		     "user=%H src=%J reason=%s", log_q, res->user,
-		     &msg->src, res->reason);
+		slog_src(LOG_WARN, "auth", "auth_failed", &msg->src,
+			 &msg->callid, "user=%H src=%J reason=%s", log_q,
+			 res->user, &msg->src, res->reason);
 		err = stack_req_reply(req, 403, "Forbidden", NULL, NULL,
 				      NULL, 0);
 		break;
@@ -1802,7 +1939,7 @@ int auth_debug(struct re_printf *pf, const struct auth *a)
 
 	return re_hprintf(pf, "realm=%H algs=%s%s%s nonce_ttl=%llu "
 			  "nonces=%u/%u challenges=%llu ok=%llu failed=%llu "
-			  "stale=%llu replay=%llu bad=%llu",
+			  "stale=%llu replay=%llu bad=%llu foreign=%llu",
 			  log_q, a->realm,
 			  a->algs & AUTH_ALG_SHA256 ? "SHA-256" : "",
 			  a->algs == (AUTH_ALG_SHA256 | AUTH_ALG_MD5) ?
@@ -1815,7 +1952,8 @@ int auth_debug(struct re_printf *pf, const struct auth *a)
 			  (unsigned long long)a->stats.failed,
 			  (unsigned long long)a->stats.stale,
 			  (unsigned long long)a->stats.replay,
-			  (unsigned long long)a->stats.bad);
+			  (unsigned long long)a->stats.bad,
+			  (unsigned long long)a->stats.foreign);
 }
 
 

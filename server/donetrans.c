@@ -241,9 +241,14 @@ int donetab_add(struct donetab *t, const struct sip_msg *msg,
 	if (!d)
 		return ENOMEM;
 
-	memcpy(d->key, b->p, b->l);
-	memcpy(d->key + b->l, s->p, s->l);
-	memcpy(d->key + b->l + s->l, m->p, m->l);
+	/* a field may be absent (a request without CSeq answered 400):
+	 * p NULL, l 0, and memcpy from NULL is undefined even for 0 */
+	if (b->l)
+		memcpy(d->key, b->p, b->l);
+	if (s->l)
+		memcpy(d->key + b->l, s->p, s->l);
+	if (m->l)
+		memcpy(d->key + b->l + s->l, m->p, m->l);
 	d->lbranch = (uint16_t)b->l;
 	d->lsentby = (uint16_t)s->l;
 	d->lmet = (uint16_t)m->l;

@@ -375,6 +375,14 @@ void slog(enum log_level lvl, const char *mod, const char *ev,
 }
 
 
+void slogv(enum log_level lvl, const char *mod, const char *ev,
+	   const struct pl *callid, const char *fields, va_list ap)
+{
+	if (log_enabled(lvl))
+		emit(lvl, mod, ev, callid, fields, ap);
+}
+
+
 /* libre's DEBUG_* output: "module: text\n" */
 static void libre_dbg_handler(int level, const char *p, size_t len,
 			      void *arg)
@@ -393,7 +401,9 @@ static void libre_dbg_handler(int level, const char *p, size_t len,
 	else
 		lvl = LOG_DEBUG;
 
-	if (!log_enabled(lvl))
+	/* libre's lines name no sender: flood control per event only */
+	if (!log_enabled(lvl) ||
+	    (lvl >= LOG_INFO && !loglimit_admit(lvl, "libre", "debug", NULL)))
 		return;
 
 	while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
@@ -446,7 +456,8 @@ int re_vfprintf(FILE *stream, const char *fmt, va_list ap)
 	msg.l = lb.n;
 	while (msg.l && (msg.p[msg.l - 1] == '\n' || msg.p[msg.l - 1] == '\r'))
 		--msg.l;
-	if (msg.l)
+	/* e.g. one "msg decode err" per undecodable datagram: limited */
+	if (msg.l && loglimit_admit(LOG_WARN, "libre", "stderr", NULL))
 		slog(LOG_WARN, "libre", "stderr", NULL, "msg=%H", log_qpl,
 		     &msg);
 

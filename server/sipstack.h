@@ -150,10 +150,30 @@ bool log_enabled(enum log_level lvl);
  */
 void slog(enum log_level lvl, const char *mod, const char *ev,
 	  const struct pl *callid, const char *fields, ...);
+void slogv(enum log_level lvl, const char *mod, const char *ev,
+	   const struct pl *callid, const char *fields, va_list ap);
 int  log_q(struct re_printf *pf, const char *s);
 int  log_qpl(struct re_printf *pf, const struct pl *pl);
 void log_set_sink(FILE *f);
 void log_libre_attach(void);
+
+/*
+ * Flood control (server/loglimit.c). slog_src() is slog() for lines
+ * about what a peer sent: per event and source IP at most 5 lines per
+ * 10 s, per event at most 50 from all sources; what is held back is
+ * told in one line `src=<ip> suppressed=N window=10` (or `src=*`) when
+ * the window ends. loglimit_admit() is the same test for a caller that
+ * prints itself. Both limit only on the thread that called
+ * loglimit_attach() (the loop; they arm a timer); loglimit_flush()
+ * prints what is pending (at stop).
+ */
+void slog_src(enum log_level lvl, const char *mod, const char *ev,
+	      const struct sa *src, const struct pl *callid,
+	      const char *fields, ...);
+bool loglimit_admit(enum log_level lvl, const char *mod, const char *ev,
+		    const struct sa *src);
+void loglimit_attach(void);
+void loglimit_flush(void);
 
 
 /* ---------------------------------------------------------------------
@@ -220,6 +240,11 @@ const struct stack_config *stack_config(const struct stack *st);
 int  stack_set_config(struct stack *st, const struct stack_config *cfg);
 void stack_set_hook(struct stack *st, enum stack_hook hook,
 		    stack_req_h *h, void *arg);
+/* Admission of every request before anything else looks at it: h
+ * returns false to drop it silently (no answer, no transaction),
+ * counted in stack_stats.dropped. One gate; NULL removes it. */
+typedef bool (stack_admit_h)(const struct sa *src, void *arg);
+void stack_set_admit(struct stack *st, stack_admit_h *h, void *arg);
 int  stack_debug(struct re_printf *pf, const struct stack *st);
 /* The standard reason phrase of a status code (RFC 3261 §21) */
 const char *stack_reason_phrase(uint16_t code);
@@ -231,6 +256,7 @@ struct stack_stats {
 	uint64_t bad_requests;   /* answered 400 or dropped           */
 	uint64_t replies;        /* responses sent                    */
 	uint64_t hook_errors;    /* hooks that failed (500 sent)      */
+	uint64_t dropped;        /* refused by the admission gate     */
 };
 void stack_stats(const struct stack *st, struct stack_stats *stats);
 
@@ -792,22 +818,33 @@ int  registrar_debug(struct re_printf *pf, const struct registrar *reg);
  *
  * Outcomes of auth_check(), and what auth_require() answers:
  *   AUTH_OK              credentials verified                  (caller)
- *   AUTH_NO_CREDENTIALS  none for our realm / algorithms      401/407
- *   AUTH_STALE           correct response but the nonce is expired,
- *                        evicted or not ours (restart, tampering)
- *                                                  401/407 stale=true
+ *   AUTH_NO_CREDENTIALS  none for our realm / algorithms, or a nonce
+ *                        that is not ours (malformed, bad MAC, another
+ *                        realm's): checked before any password, so a
+ *                        made-up nonce tells nothing     401/407 (fresh)
+ *   AUTH_STALE           correct response to one of our nonces that is
+ *                        expired, evicted from the nc table, or issued
+ *                        before this process started   401/407 stale=true
  *   AUTH_REPLAY          correct response, nc not above the highest
  *                        seen for that nonce (logged ev=auth_replay)
  *                                                  401/407 stale=true
  *   AUTH_FAILED          wrong password, unknown user (the same result,
- *                        same cost), or digest uri != Request-URI
+ *                        same cost), digest uri != Request-URI, or
+ *                        refused unchecked by the guard (banned source,
+ *                        slowed user)
  *                        (logged ev=auth_failed user= src= reason=) 403
  *   AUTH_BAD             malformed Digest credentials (ours, or whose
  *                        realm cannot be read), or qop absent (RFC 2069
  *                        style: we always send qop="auth")
  *                        (logged ev=auth_bad)                       400
  * A response that is wrong is always FAILED, never STALE, whatever the
- * state of its nonce (RFC 7616 §3.3).
+ * state of its nonce (RFC 7616 §3.3). FAILED and BAD count against the
+ * source address and the user name in the guard (struct authguard).
+ * The log lines of FAILED, BAD and REPLAY are flood-limited (slog_src).
+ *
+ * Nonces are MACed with a secret kept in the users database (table
+ * `secrets`, made once), so they stay ours across a restart: a client
+ * whose server restarted gets stale=true and recovers without a prompt.
  *
  * Interop: libre 1.1.0's own client (sip_auth, hence baresip on it)
  * fails with ENOSYS on ANY challenge that has a SHA-256 header, even
@@ -816,6 +853,8 @@ int  registrar_debug(struct re_printf *pf, const struct registrar *reg);
  */
 struct auth;
 struct auth_users;
+struct authguard;
+struct authguard_config;
 
 enum auth_alg {
 	AUTH_ALG_MD5    = 1u << 0,
@@ -844,6 +883,9 @@ struct auth_config {
 				* the oldest is evicted (then stale)       */
 	unsigned algs;         /* AUTH_ALG_* offered and accepted; default
 				* both, challenged SHA-256 first           */
+	const struct authguard_config *guard;  /* limits on guessing;
+				* NULL: authguard_config_default()       */
+	bool no_guard;         /* no limits at all (tests, labs)           */
 };
 
 struct auth_result {
@@ -896,6 +938,7 @@ int  auth_alloc(struct auth **ap, struct auth_users *users,
 		const struct auth_config *cfg);
 const char *auth_realm(const struct auth *a);
 uint32_t auth_nonces(const struct auth *a);   /* nonces in the nc table */
+struct authguard *auth_guard(const struct auth *a);  /* NULL: none  */
 const char *auth_alg_name(enum auth_alg alg);        /* "SHA-256"     */
 const char *auth_status_name(enum auth_status st);   /* "replay"      */
 
@@ -933,6 +976,71 @@ int  auth_client_answer(char **hdrp, const struct sip_msg *resp,
 			const char *met, const char *uri, const char *user,
 			const char *password, bool *stale);
 /* ---- AUTH END ---- */
+
+
+/* ---- AUTHGUARD BEGIN ---- (limits on guessing, server/authguard.c) */
+
+/*
+ * What the verifier saw fail, per source address and per user name,
+ * and the bans that follow (the policy is told at the top of
+ * server/authguard.c and for users in docs/lua-api.md). A banned
+ * address is dropped at the door: set authguard_admit as the stack's
+ * admission gate (stack_set_admit) with the guard as arg.
+ */
+enum {
+	AUTHGUARD_SRC_FAILURES   = 10,     /* failures that ban an address */
+	AUTHGUARD_WINDOW         = 600,    /* s, buckets drain per window   */
+	AUTHGUARD_BAN_TIME       = 900,    /* s, first ban (then doubled)   */
+	AUTHGUARD_USER_FAILURES  = 20,     /* before a user is slowed       */
+	AUTHGUARD_USER_DELAY_MAX = 60,     /* s, longest slow-down          */
+	AUTHGUARD_MAX_ENTRIES    = 65536,  /* per table                     */
+};
+
+struct authguard_config {
+	uint32_t src_failures;    /* 0: never ban                          */
+	uint32_t window;          /* s                                     */
+	uint32_t ban_time;        /* s                                     */
+	uint32_t user_failures;   /* 0: never slow a user                  */
+	uint32_t user_delay_max;  /* s                                     */
+	uint32_t max_entries;
+};
+
+struct authguard_stats {
+	uint64_t failures;        /* failures reported                     */
+	uint64_t bans, unbans;
+	uint64_t dropped;         /* requests of banned addresses dropped  */
+	uint64_t slowed;          /* attempts refused unchecked (slowed)   */
+	uint64_t untracked;       /* new addresses not tracked (all bans)  */
+	uint32_t banned;          /* addresses banned now                  */
+};
+
+/* remaining: s left; failures: those that led to it; bans: how many
+ * times this address was banned (this one included) */
+typedef int (authguard_ban_h)(const struct sa *addr, uint32_t remaining,
+			      uint32_t failures, uint32_t bans, void *arg);
+
+void authguard_config_default(struct authguard_config *cfg);
+int  authguard_alloc(struct authguard **gp,
+		     const struct authguard_config *cfg);
+bool authguard_banned(struct authguard *g, const struct sa *src);
+/* stack_admit_h: false (drop) for a banned address */
+bool authguard_admit(const struct sa *src, void *arg);
+/* May user be checked now for src? false: slowed, refuse unchecked */
+bool authguard_user_allowed(struct authguard *g, const struct sa *src,
+			    const struct pl *user);
+/* A failure from src for user (user may be NULL or empty); checked:
+ * the password was checked (counts for the user too) */
+void authguard_failed(struct authguard *g, const struct sa *src,
+		      const struct pl *user, bool checked);
+void authguard_succeeded(struct authguard *g, const struct sa *src,
+			 const struct pl *user);
+/* Current bans, soonest end first */
+int  authguard_bans(const struct authguard *g, authguard_ban_h *h,
+		    void *arg);
+int  authguard_unban(struct authguard *g, const struct sa *addr); /* ENOENT */
+void authguard_stats(const struct authguard *g, struct authguard_stats *st);
+int  authguard_debug(struct re_printf *pf, const struct authguard *g);
+/* ---- AUTHGUARD END ---- */
 
 
 /* ---- REGCLIENT BEGIN ---- (client registration, server/regclient.c) */

@@ -57,6 +57,10 @@ struct stack {
 		stack_req_h *h;
 		void *arg;
 	} hooks[STACK_HOOK_MAX];
+	struct {
+		stack_admit_h *h;         /* e.g. the auth guard's bans   */
+		void *arg;
+	} admit;
 	struct listener lsnrv[MAX_LISTENERS];
 	size_t lsnrc;
 	void *udp_socks[MAX_LISTENERS];  /* sockets whose buffers we set */
@@ -550,8 +554,9 @@ static int unsupported_reply(struct stack *st, const struct sip_msg *msg)
 	if (!stack_unsupported(msg, unsup, sizeof(unsup)))
 		return 0;
 
-	slog(LOG_INFO, "stack", "bad_extension", &msg->callid,
-	     "method=%r unsupported=%H", &msg->met, log_q, unsup);
+	slog_src(LOG_INFO, "stack", "bad_extension", &msg->src, &msg->callid,
+		 "method=%r unsupported=%H src=%J", &msg->met, log_q, unsup,
+		 &msg->src);
 
 	(void)re_snprintf(hdr, sizeof(hdr), "Unsupported: %s\r\n", unsup);
 	(void)core_reply(st, msg, 420, "Bad Extension", hdr);
@@ -612,6 +617,13 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 	++st->stats.requests;
 	tune_socket(st, msg);
 
+	/* a refused source (banned for guessing passwords) gets nothing:
+	 * no answer, no transaction, no log line */
+	if (st->admit.h && !st->admit.h(&msg->src, st->admit.arg)) {
+		++st->stats.dropped;
+		return true;
+	}
+
 	/* The ACK of a 2xx (the others are absorbed by libre): to its
 	 * dialog, if any; an ACK is never answered */
 	if (!pl_strcmp(&msg->met, "ACK")) {
@@ -642,10 +654,10 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 				     st->allow_hdrs : NULL);
 
 		++st->stats.bad_requests;
-		slog(LOG_INFO, "stack", "bad_request", &msg->callid,
-		     "method=%r code=%u reason=%H src=%J answered=%s",
-		     &msg->met, scode, log_q, reason, &msg->src,
-		     err ? "no" : "yes");
+		slog_src(LOG_INFO, "stack", "bad_request", &msg->src,
+			 &msg->callid, "method=%r code=%u reason=%H src=%J "
+			 "answered=%s", &msg->met, scode, log_q, reason,
+			 &msg->src, err ? "no" : "yes");
 		return true;
 	}
 
@@ -1191,6 +1203,7 @@ int stack_start(struct stack *st)
 	if (err)
 		goto out;
 
+	loglimit_attach();         /* flood control runs on this thread */
 	st->running = true;
 
  out:
@@ -1222,8 +1235,10 @@ void stack_stop(struct stack *st)
 	st->tls  = mem_deref(st->tls);
 	memset(st->udp_socks, 0, sizeof(st->udp_socks));
 
-	if (st->running)
+	if (st->running) {
+		loglimit_flush();
 		slog(LOG_INFO, "stack", "stopped", NULL, NULL);
+	}
 
 	st->running = false;
 }
@@ -1271,6 +1286,16 @@ void stack_set_hook(struct stack *st, enum stack_hook hook,
 	st->hooks[hook].h = h;
 	st->hooks[hook].arg = arg;
 	default_hdrs_update(st);
+}
+
+
+void stack_set_admit(struct stack *st, stack_admit_h *h, void *arg)
+{
+	if (!st)
+		return;
+
+	st->admit.h = h;
+	st->admit.arg = arg;
 }
 
 

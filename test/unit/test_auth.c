@@ -492,27 +492,33 @@ static void test_check(struct auth *a)
 	      "increasing: OK");
 	c.nc = NULL;
 
-	/* tampered nonces: STALE with a correct digest, else FAILED */
+	/* nonces that are not ours: a fresh challenge (NO_CREDENTIALS)
+	 * whatever the response, right or wrong: no password oracle */
 	{
 		char t[65];
 
 		strcpy(t, fresh_nonce(a, nonce));
 		t[63] = t[63] == '0' ? '1' : '0';     /* in the MAC */
 		c.nonce = t;
-		CHECK(check_cr(a, &c, &r) == AUTH_STALE &&
+		CHECK(check_cr(a, &c, &r) == AUTH_NO_CREDENTIALS &&
 		      !strcmp(r.reason, "nonce_unknown"), "tampered nonce "
-		      "(MAC), right password: STALE");
+		      "(MAC), right password: re-challenged, not checked");
 		c.pass = "guess";
-		CHECK(check_cr(a, &c, &r) == AUTH_FAILED, "tampered nonce, "
-		      "wrong password: FAILED");
+		CHECK(check_cr(a, &c, &r) == AUTH_NO_CREDENTIALS &&
+		      !strcmp(r.reason, "nonce_unknown"), "tampered nonce, "
+		      "wrong password: the same outcome");
 		c.pass = "wonderland";
 		strcpy(t, nonce);
 		t[15] = t[15] == '0' ? '1' : '0';     /* in the timestamp */
-		CHECK(check_cr(a, &c, &r) == AUTH_STALE, "tampered nonce "
-		      "(timestamp): STALE");
+		CHECK(check_cr(a, &c, &r) == AUTH_NO_CREDENTIALS, "tampered "
+		      "nonce (timestamp): re-challenged");
 		c.nonce = "deadbeef";
-		CHECK(check_cr(a, &c, &r) == AUTH_STALE, "foreign nonce "
-		      "(e.g. before a restart), right password: STALE");
+		CHECK(check_cr(a, &c, &r) == AUTH_NO_CREDENTIALS, "made-up "
+		      "nonce, right password: re-challenged");
+		c.pass = "guess";
+		CHECK(check_cr(a, &c, &r) == AUTH_NO_CREDENTIALS, "made-up "
+		      "nonce, wrong password: the same outcome");
+		c.pass = "wonderland";
 	}
 
 	/* digest uri vs Request-URI (RFC 7616 §3.4.6) */
@@ -751,6 +757,37 @@ static void test_nonce_life(struct auth_users *u)
 	CHECK(check_cr(a, &c, &r) == AUTH_REPLAY, "kept nonce: nc 1 "
 	      "REPLAY");
 	a = mem_deref(a);
+
+	/* a restart: another verifier on the same database shares the
+	 * secret, so the old process's nonce is ours but from another
+	 * epoch: STALE with a right response (recovers without a prompt),
+	 * FAILED with a wrong one; another realm's nonce is not ours */
+	{
+		struct auth *b = NULL;
+
+		auth_config_default(&cfg);
+		err  = auth_alloc(&a, u, &cfg);
+		err |= auth_alloc(&b, u, &cfg);
+		CHECK(!err, "two verifiers on one database");
+		c.nonce = fresh_nonce(a, n1);
+		CHECK(check_cr(b, &c, &r) == AUTH_STALE &&
+		      !strcmp(r.reason, "nonce_previous"), "nonce of a "
+		      "previous process, right password: STALE");
+		c.pass = "guess";
+		CHECK(check_cr(b, &c, &r) == AUTH_FAILED, "nonce of a "
+		      "previous process, wrong password: FAILED");
+		c.pass = "wonderland";
+		CHECK(check_cr(a, &c, &r) == AUTH_OK, "still OK in the "
+		      "process that made it");
+		b = mem_deref(b);
+		cfg.realm = "other";
+		err = auth_alloc(&b, u, &cfg);
+		c.nonce = fresh_nonce(b, n2);
+		CHECK(!err && check_cr(a, &c, &r) == AUTH_NO_CREDENTIALS,
+		      "another realm's nonce (same secret): not ours");
+		mem_deref(b);
+		a = mem_deref(a);
+	}
 
 	auth_config_default(&cfg);
 	cfg.realm = "bad\"realm";
