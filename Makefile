@@ -10,7 +10,8 @@ LISTEN ?= udp:127.0.0.1:5060
 # Debian 12 packages the build, the tests and the benchmark need.
 PKGS = gcc pkg-config meson ninja-build python3 \
        libre-dev libluajit-5.1-dev luajit libssl-dev \
-       libsqlite3-dev sqlite3 lua-busted sip-tester valgrind openssl dnsmasq-base baresip-core
+       libsqlite3-dev sqlite3 lua-busted sip-tester valgrind openssl dnsmasq-base baresip-core \
+       sipvicious
 
 SUDO = $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

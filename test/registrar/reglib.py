@@ -190,8 +190,8 @@ class RegClient:
     told otherwise)."""
 
     def __init__(self, srv, user="alice", domain=LOCAL, password=None,
-                 tag=None):
-        self.cl = harness.UdpClient(srv.port)
+                 tag=None, bind=LOCAL):
+        self.cl = harness.UdpClient(srv.port, bind=bind)
         self.srv = srv
         self.user = user
         self.password = password
@@ -208,7 +208,7 @@ class RegClient:
         one on port 20000 + n (nothing listens there: the registrar
         never contacts a binding)."""
         port = self.port if n == 0 else 20000 + n
-        return "sip:%s@%s:%d" % (user or self.user, LOCAL, port)
+        return "sip:%s@%s:%d" % (user or self.user, self.cl.local, port)
 
     def close(self):
         self.cl.close()

@@ -468,10 +468,13 @@ class UdpClient:
     """A UDP socket on 127.0.0.1 sending hand-made requests to a server
     and reading the answers."""
 
-    def __init__(self, server_port, host=LOCAL):
+    def __init__(self, server_port, host=LOCAL, bind=LOCAL):
+        """bind: the local address (another loopback address such as
+        127.0.0.2 stands for a second host, e.g. beside a banned one)."""
         self.dst = (host, server_port)
+        self.local = bind
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOCAL, 0))
+        self.sock.bind((bind, 0))
         self.port = self.sock.getsockname()[1]
         self.n = 0
         self.last_call_id = None
@@ -491,9 +494,9 @@ class UdpClient:
             body = body.encode("utf-8")
         hdrs = [
             ("Via", "SIP/2.0/UDP %s:%d;branch=%s;rport" %
-             (LOCAL, self.port, branch)),
+             (self.local, self.port, branch)),
             ("Max-Forwards", "70"),
-            ("From", "<sip:raw@%s:%d>;tag=raw%d" % (LOCAL, self.port,
+            ("From", "<sip:raw@%s:%d>;tag=raw%d" % (self.local, self.port,
                                                    self.n)),
             ("To", "<%s>" % uri),
             ("Call-ID", "raw-%d-%d-%d@%s" % (os.getpid(), self.port,
