@@ -27,7 +27,8 @@
  *    slowed, so a distributed guess at alice's password cannot keep
  *    alice's phones out; a new phone of hers waits at most
  *    user_delay_max between tries while the guessing goes on, and not
- *    at all once the bucket drained (window after the last failure).
+ *    at all once the bucket drained to half (at most a window after
+ *    the last failure).
  *    The trade-off: a distributed guesser gets one guess per
  *    user_delay_max per user, and the guard does not stop it.
  *  - Bounded memory: each table keeps at most max_entries (oldest
@@ -536,8 +537,10 @@ bool authguard_user_allowed(struct authguard *g, const struct sa *src,
 	if (known_good(g, user, src, now))
 		return true;
 
+	/* slowed until the bucket is down to half the threshold: at most
+	 * one window after the last failure (the level is capped at 1.5x) */
 	drain(&u->level, &u->last, g->cfg.user_failures, g->cfg.window, now);
-	if (u->level < (uint64_t)g->cfg.user_failures * MILLI) {
+	if (2 * u->level < (uint64_t)g->cfg.user_failures * MILLI) {
 		u->delay = 0;
 		u->next = 0;
 		slog(LOG_INFO, "auth", "user_unslowed", NULL, "user=%H",
@@ -581,8 +584,8 @@ static void user_failed(struct authguard *g, const struct pl *name,
 
 	drain(&u->level, &u->last, g->cfg.user_failures, g->cfg.window, now);
 	u->level += MILLI;
-	if (u->level > 2 * thr)
-		u->level = 2 * thr;       /* drains within two windows */
+	if (2 * u->level > 3 * thr)
+		u->level = 3 * thr / 2;   /* drains to thr/2 in one window */
 
 	if (u->level < thr)
 		return;
