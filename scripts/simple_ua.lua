@@ -1,15 +1,17 @@
 -- scripts/simple_ua.lua: the spec's §5 example as a working script.
 --
 -- Answers incoming calls after ringing for two seconds, logs MESSAGEs,
--- places an outgoing call with callbacks and sends a MESSAGE. Where the
--- peer is: set PEER (a SIP URI) below, or run it as it is to call and
--- message itself (the server answers its own call).
+-- and, when PEER is set below, places an outgoing call with callbacks
+-- and sends a MESSAGE to it. As it is (PEER nil) it only answers.
 --
 --   build/sipstack --listen udp:127.0.0.1:5060 scripts/simple_ua.lua
 --
--- The REFER parts of the example come with the transfer feature.
+-- No media: the SDP it offers and answers names an RTP port that
+-- nothing listens on (sipstack has no media yet), so a phone that
+-- calls it hears silence. The REFER parts of the example come with the
+-- transfer feature.
 
-local PEER = nil        -- e.g. "sip:user@example.com"; nil: ourselves
+local PEER = nil        -- e.g. "sip:user@example.com"; nil: no call out
 
 sip.configure{ user_agent = "MyApp/1.0" }
 
@@ -40,7 +42,12 @@ end)
 
 -- Outgoing call, message: once the server listens
 sip.spawn(function()
-  local target = PEER or sip.local_uri()
+  if not PEER then
+    sip.log.info("no PEER set: answering only (set PEER at the top of "
+                 .. "the script to place the example call and MESSAGE)")
+    return
+  end
+  local target = PEER
 
   local call, err = sip.call(target, sdp(8002), "application/sdp")
   if not call then
