@@ -53,6 +53,7 @@ struct stack {
 	struct dialog_table *dialogs;
 	struct callmgr *calls;
 	struct donetab *done;             /* completed UDP non-INVITE    */
+	struct list strl;                 /* requests holding a strans   */
 	struct {
 		stack_req_h *h;
 		void *arg;
@@ -72,9 +73,10 @@ struct stack {
 };
 
 struct stack_req {
+	struct le le;              /* in st->strl while strans is set  */
 	struct stack *st;
 	const struct sip_msg *msg;
-	struct sip_strans *strans;
+	struct sip_strans *strans; /* ours until the final answer      */
 	sip_cancel_h *cancelh;     /* owner's CANCEL handler, or NULL */
 	void *cancel_arg;
 	bool answered;
@@ -134,6 +136,47 @@ int stack_config_debug(struct re_printf *pf, const struct stack_config *cfg)
  * Requests handed to hooks
  * ------------------------------------------------------------------ */
 
+/*
+ * Who owns libre's server transaction (libre 1.1.0, src/sip/strans.c,
+ * src/sip/reply.c, src/sip/sip.c). A struct sip_strans has exactly one
+ * reference, and req->strans holds it only until the final answer:
+ *
+ *  - sip_strans_alloc() gives it to us (TRYING); a 1xx leaves it ours
+ *    (PROCEEDING): sip_strans_reply() sets *stp to it, after creating
+ *    it if *stp was NULL.
+ *  - A final answer hands it to libre: sip_strans_reply() sets *stp to
+ *    NULL and arms its own timer, whose tmr_handler() frees it: Timer H
+ *    (64*T1; Timer G resends a non-2xx to INVITE over UDP), J (64*T1,
+ *    non-INVITE over UDP), the 64*T1 of ACCEPTED (2xx to INVITE); an
+ *    ACK to a non-2xx goes to CONFIRMED, Timer I (ack_handler()). A
+ *    non-INVITE over TCP/TLS is freed at once. Our pointer is NULL
+ *    then, so our mem_deref (req_destructor) leaves it alone.
+ *  - A failed answer frees it as well (sip_strans_reply() on a failed
+ *    send, vreplyf() on any other error) and sets *stp to NULL.
+ *  - libre frees every transaction of its table when the struct sip
+ *    goes (sip.c's destructor: hash_flush(sip->ht_strans)), ours in
+ *    TRYING or PROCEEDING too: a request still held then (a script
+ *    sleeping at shutdown) must forget its pointer first (stack_stop,
+ *    through st->strl), or its destructor frees freed memory.
+ *
+ * Two exceptions on purpose, in stack_req_reply_mb: a final answer to
+ * a non-INVITE over UDP and a 2xx to INVITE over UDP are followed by
+ * our mem_deref of the transaction libre was given. That reference is
+ * the only one, so it is freed at once; its destructor cancels both of
+ * its timers and takes it out of libre's tables, so nothing fires on
+ * freed memory. donetrans.c answers the retransmissions instead.
+ */
+
+/* Keep st->strl the list of requests whose strans is set */
+static void req_track(struct stack_req *req)
+{
+	if (req->strans && !req->le.list)
+		list_append(&req->st->strl, &req->le, req);
+	else if (!req->strans && req->le.list)
+		list_unlink(&req->le);
+}
+
+
 static void req_destructor(void *arg)
 {
 	struct stack_req *req = arg;
@@ -146,6 +189,9 @@ static void req_destructor(void *arg)
 				      NULL, NULL, NULL, 0);
 	}
 
+	/* NULL after any final answer (libre's then) and after stack_stop;
+	 * if set, it is ours (see above) */
+	list_unlink(&req->le);
 	mem_deref(req->strans);
 	mem_deref((void *)req->msg);
 }
@@ -266,6 +312,7 @@ int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
 			  ctype && len ? ctype : "",
 			  ctype && len ? "\r\n" : "",
 			  len, body, len);
+	req_track(req);                /* NULL now after a final or error */
 	if (scode >= 200)
 		req->answered = true;  /* even on error: one answer only */
 
@@ -283,8 +330,10 @@ int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
 		reply_dst(req->msg, &dst);
 		if (mb->size > mb->end + 64 && !inv)
 			(void)mbuf_resize(mb, mb->end);
+		/* libre's only reference, taken over (see the rule
+		 * above); else libre keeps it 32 s */
 		if (!donetab_add(st->done, req->msg, inv ? NULL : mb, &dst))
-			mem_deref(done);        /* else libre keeps it 32 s */
+			mem_deref(done);
 		if (mbp)
 			*mbp = mb;
 		else
@@ -340,14 +389,19 @@ void stack_req_set_dialog(struct stack_req *req, sip_cancel_h *cancelh,
  * call keeps (INVITE) must absorb retransmissions and see CANCEL. */
 int stack_req_keep(struct stack_req *req)
 {
+	int err;
+
 	if (!req)
 		return EINVAL;
 
 	if (req->strans || req->answered)
 		return 0;
 
-	return sip_strans_alloc(&req->strans, req->st->sip, req->msg,
-				req_cancel_handler, req);
+	err = sip_strans_alloc(&req->strans, req->st->sip, req->msg,
+			       req_cancel_handler, req);
+	req_track(req);
+
+	return err;
 }
 
 
@@ -1225,6 +1279,16 @@ void stack_stop(struct stack *st)
 	st->lsnr_req  = mem_deref(st->lsnr_req);
 	st->lsnr_resp = mem_deref(st->lsnr_resp);
 	st->done = mem_deref(st->done);
+
+	/* the struct sip frees the transactions of requests still held
+	 * (a script sleeping in a hook): theirs no more (see the rule at
+	 * req_track); unanswered, as before */
+	while (st->strl.head) {
+		struct stack_req *req = st->strl.head->data;
+
+		req->strans = NULL;
+		list_unlink(&req->le);
+	}
 
 	if (st->sip) {
 		sip_close(st->sip, true);

@@ -4,9 +4,10 @@
  * Real stacks on 127.0.0.1:0 driven by re_main with a watchdog timer,
  * a libre client in the same process as the peer. Covers: lifecycle
  * (start, stop, restart), OPTIONS answered by the core, a C hook that
- * answers at once and one that answers later, stack_call from another
- * thread (marshalled onto the loop, never run on the caller's thread),
- * the dialog table, and both log formats. Leaks: run under valgrind by
+ * answers at once and one that answers later, who owns libre's server
+ * transactions (test_strans), stack_call from another thread
+ * (marshalled onto the loop, never run on the caller's thread), the
+ * dialog table, and both log formats. Leaks: run under valgrind by
  * meson (test unit-stack-valgrind).
  */
 #include <string.h>
@@ -236,6 +237,301 @@ static void test_lifecycle(void)
 
 
 /* ------------------------------------------------------------------ *
+ * Ownership of libre's server transactions
+ *
+ * The rule stated at req_track() in server/stack.c: our pointer to a
+ * struct sip_strans is the only reference until the final answer, then
+ * libre's (its timers free it), except where stack.c frees it on
+ * purpose for donetrans.c; the struct sip frees what is left. Seen here
+ * through sip_debug's list of server transactions (branch and state)
+ * and on the wire, from a raw UDP peer: a transaction libre kept still
+ * answers after our last reference to the request went; nothing is
+ * freed twice, read after free or leaked (test unit-stack-valgrind).
+ * ------------------------------------------------------------------ */
+
+struct rx {
+	char branch[48];
+	char met[12];
+	uint16_t scode;
+};
+
+struct raw {
+	struct udp_sock *us;
+	struct sa laddr, dst;
+	struct rx rxv[64];
+	unsigned rxc;
+	char totag[48];         /* of the last final response */
+	uint16_t want;          /* re_cancel() on this status code */
+};
+
+
+static void raw_recv(const struct sa *src, struct mbuf *mb, void *arg)
+{
+	struct raw *r = arg;
+	struct sip_msg *msg = NULL;
+	struct rx *x;
+	(void)src;
+
+	if (sip_msg_decode(&msg, mb) || msg->req) {
+		mem_deref(msg);
+		return;
+	}
+
+	if (r->rxc < ARRAY_SIZE(r->rxv)) {
+		x = &r->rxv[r->rxc++];
+		(void)pl_strcpy(&msg->via.branch, x->branch,
+				sizeof(x->branch));
+		(void)pl_strcpy(&msg->cseq.met, x->met, sizeof(x->met));
+		x->scode = msg->scode;
+	}
+	if (msg->scode >= 200)
+		(void)pl_strcpy(&msg->to.tag, r->totag, sizeof(r->totag));
+	if (msg->scode == r->want)
+		re_cancel();
+
+	mem_deref(msg);
+}
+
+
+static unsigned raw_count(const struct raw *r, const char *branch,
+			  const char *met, uint16_t scode)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < r->rxc; i++) {
+		const struct rx *x = &r->rxv[i];
+
+		if (!strcmp(x->branch, branch) && !strcmp(x->met, met) &&
+		    x->scode == scode)
+			++n;
+	}
+
+	return n;
+}
+
+
+/* A request with the branch given, in transaction n (Call-ID, CSeq
+ * number); met is the CSeq method too; totag for the ACK to a non-2xx */
+static int raw_send(struct raw *r, const char *met, const char *branch,
+		    unsigned n, const char *totag)
+{
+	struct mbuf *mb = mbuf_alloc(512);
+	int err;
+
+	if (!mb)
+		return ENOMEM;
+
+	err = mbuf_printf(mb,
+			  "%s sip:stack@%J SIP/2.0\r\n"
+			  "Via: SIP/2.0/UDP %J;branch=%s;rport\r\n"
+			  "Max-Forwards: 70\r\n"
+			  "From: <sip:raw@%J>;tag=raw%u\r\n"
+			  "To: <sip:stack@%J>%s%s\r\n"
+			  "Call-ID: strans-%u@127.0.0.1\r\n"
+			  "CSeq: %u %s\r\n"
+			  "Contact: <sip:raw@%J>\r\n"
+			  "Content-Length: 0\r\n"
+			  "\r\n",
+			  met, &r->dst, &r->laddr, branch, &r->laddr, n,
+			  &r->dst, totag ? ";tag=" : "", totag ? totag : "",
+			  n, n, met, &r->laddr);
+	if (!err) {
+		mb->pos = 0;
+		err = udp_send(r->us, &r->dst, mb);
+	}
+
+	mem_deref(mb);
+
+	return err;
+}
+
+
+/* The state libre's list of server transactions gives the branch
+ * ("TRYING", "COMPLETED", ...), or "gone" when it is not listed */
+static const char *strans_state(const struct stack *st, const char *branch,
+				char *buf, size_t sz)
+{
+	char *dump = NULL, *p, *e;
+	char key[64];
+
+	(void)re_snprintf(key, sizeof(key), "(%s)\n", branch);
+	if (re_sdprintf(&dump, "%H", sip_debug, stack_sip(st)) ||
+	    !(p = strstr(dump, "server transactions:")) ||
+	    !(e = strstr(p, key))) {
+		mem_deref(dump);
+		return "gone";
+	}
+
+	/* "  METHOD     STATE      NNs (branch)" */
+	while (e > p && e[-1] != '\n')
+		--e;
+	if (sscanf(e, "%*s %15s", key) != 1)
+		str_ncpy(key, "?", sizeof(key));
+	str_ncpy(buf, key, sz);
+	mem_deref(dump);
+
+	return buf;
+}
+
+
+static bool hook_hold(struct stack *st, struct stack_req *req, void *arg)
+{
+	(void)st;
+	(void)arg;
+
+	++hook_calls;
+	held = stack_req_ref(req);
+	re_cancel();
+
+	return true;       /* answered later: the stack keeps the strans */
+}
+
+
+static void test_strans(void)
+{
+	struct stack *st = NULL;
+	struct raw r;
+	struct sa laddr;
+	char sb[16];
+	unsigned n;
+	int err;
+
+	memset(&r, 0, sizeof(r));
+	hook_calls = 0;
+
+	(void)sa_set_str(&laddr, "127.0.0.1", 0);
+	err  = stack_alloc(&st, NULL);
+	err |= stack_listen(st, SIP_TRANSP_UDP, &laddr, NULL);
+	err |= stack_start(st);
+	err |= sip_transp_laddr(stack_sip(st), &r.dst, SIP_TRANSP_UDP, NULL);
+	err |= udp_listen(&r.us, &laddr, raw_recv, &r);
+	err |= udp_local_get(r.us, &r.laddr);
+	CHECK(!err, "strans: stack and raw UDP peer");
+	if (err)
+		goto out;
+
+	stack_set_hook(st, STACK_HOOK_INVITE, hook_hold, NULL);
+	stack_set_hook(st, STACK_HOOK_MESSAGE, hook_hold, NULL);
+
+	/* 1. INVITE answered 486 later: libre's from the answer on */
+	(void)raw_send(&r, "INVITE", "z9hG4bK-st-1", 1, NULL);
+	CHECK(run_loop(3000) && held, "strans: INVITE held by its hook");
+	CHECK(!strcmp(strans_state(st, "z9hG4bK-st-1", sb, sizeof(sb)),
+		      "TRYING"), "strans: kept while the hook thinks (ours)");
+
+	r.want = 486;
+	(void)stack_req_reply(held, 486, "Busy Here", NULL, NULL, NULL, 0);
+	CHECK(run_loop(3000), "strans: 486 sent");
+	CHECK(!strcmp(strans_state(st, "z9hG4bK-st-1", sb, sizeof(sb)),
+		      "COMPLETED"), "strans: COMPLETED after the 486");
+	held = mem_deref(held);
+	CHECK(!strcmp(strans_state(st, "z9hG4bK-st-1", sb, sizeof(sb)),
+		      "COMPLETED"), "strans: our last reference to the "
+	      "request gone, libre's transaction lives on");
+	r.want = 0;
+
+	(void)raw_send(&r, "INVITE", "z9hG4bK-st-1", 1, NULL);
+	(void)run_loop(1200);   /* the copy's answer, then Timer G (T1) */
+	n = raw_count(&r, "z9hG4bK-st-1", "INVITE", 486);
+	CHECK(n >= 3 && hook_calls == 1, "strans: the INVITE's copy is "
+	      "answered 486 and Timer G resends it, no second hook");
+	printf("# 486 sent %u times before the ACK\n", n);
+
+	(void)raw_send(&r, "ACK", "z9hG4bK-st-1", 1, r.totag);
+	(void)run_loop(300);
+	CHECK(!strcmp(strans_state(st, "z9hG4bK-st-1", sb, sizeof(sb)),
+		      "CONFIRMED"), "strans: the ACK absorbed (CONFIRMED)");
+	n = raw_count(&r, "z9hG4bK-st-1", "INVITE", 486);
+	(void)run_loop(SIP_T4 + 700);          /* Timer I */
+	CHECK(!strcmp(strans_state(st, "z9hG4bK-st-1", sb, sizeof(sb)),
+		      "gone") &&
+	      raw_count(&r, "z9hG4bK-st-1", "INVITE", 486) == n,
+	      "strans: libre frees it at Timer I; no 486 after the ACK");
+
+	/* 2. CANCEL: libre answers 200, we 487; the strans' cancel
+	 * handler argument is the request, which goes first */
+	(void)raw_send(&r, "INVITE", "z9hG4bK-st-2", 2, NULL);
+	CHECK(run_loop(3000) && held, "strans: second INVITE held");
+	r.want = 487;
+	(void)raw_send(&r, "CANCEL", "z9hG4bK-st-2", 2, NULL);
+	CHECK(run_loop(3000) &&
+	      raw_count(&r, "z9hG4bK-st-2", "CANCEL", 200) == 1 &&
+	      stack_req_answered(held), "strans: CANCEL 200, INVITE 487");
+	held = mem_deref(held);
+	r.want = 0;
+	(void)raw_send(&r, "CANCEL", "z9hG4bK-st-2", 2, NULL);
+	(void)raw_send(&r, "INVITE", "z9hG4bK-st-2", 2, NULL);
+	(void)run_loop(300);
+	CHECK(raw_count(&r, "z9hG4bK-st-2", "CANCEL", 200) == 2 &&
+	      raw_count(&r, "z9hG4bK-st-2", "INVITE", 487) >= 2 &&
+	      !strcmp(strans_state(st, "z9hG4bK-st-2", sb, sizeof(sb)),
+		      "COMPLETED"), "strans: after the request went, a "
+	      "CANCEL again gets 200 (libre calls no handler now), the "
+	      "INVITE 487");
+	(void)raw_send(&r, "ACK", "z9hG4bK-st-2", 2, r.totag);
+
+	/* 3. 1xx leaves it ours; the 2xx: stack.c frees it, donetrans
+	 * absorbs the copies and answers a CANCEL */
+	(void)raw_send(&r, "INVITE", "z9hG4bK-st-3", 3, NULL);
+	CHECK(run_loop(3000) && held, "strans: third INVITE held");
+	r.want = 180;
+	(void)stack_req_reply(held, 180, "Ringing", NULL, NULL, NULL, 0);
+	CHECK(run_loop(3000) &&
+	      !strcmp(strans_state(st, "z9hG4bK-st-3", sb, sizeof(sb)),
+		      "PROCEEDING"), "strans: PROCEEDING after a 180");
+	r.want = 200;
+	(void)stack_req_reply(held, 200, "OK", NULL, NULL, NULL, 0);
+	CHECK(run_loop(3000) &&
+	      !strcmp(strans_state(st, "z9hG4bK-st-3", sb, sizeof(sb)),
+		      "gone"), "strans: freed at the 2xx (donetrans)");
+	held = mem_deref(held);
+	r.want = 0;
+	(void)raw_send(&r, "INVITE", "z9hG4bK-st-3", 3, NULL);
+	(void)raw_send(&r, "CANCEL", "z9hG4bK-st-3", 3, NULL);
+	(void)run_loop(300);
+	CHECK(raw_count(&r, "z9hG4bK-st-3", "INVITE", 200) == 1 &&
+	      raw_count(&r, "z9hG4bK-st-3", "CANCEL", 200) == 1 &&
+	      hook_calls == 3, "strans: the 2xx'd INVITE's copy absorbed, "
+	      "a CANCEL for it answered 200");
+
+	/* 4. non-INVITE over UDP: stack.c frees it at the final answer */
+	(void)raw_send(&r, "MESSAGE", "z9hG4bK-st-4", 4, NULL);
+	CHECK(run_loop(3000) && held, "strans: MESSAGE held");
+	r.want = 202;
+	(void)stack_req_reply(held, 202, "Accepted", NULL, NULL, NULL, 0);
+	CHECK(run_loop(3000) &&
+	      !strcmp(strans_state(st, "z9hG4bK-st-4", sb, sizeof(sb)),
+		      "gone"), "strans: freed at the final (donetrans)");
+	held = mem_deref(held);
+	(void)raw_send(&r, "MESSAGE", "z9hG4bK-st-4", 4, NULL);
+	CHECK(run_loop(3000) &&
+	      raw_count(&r, "z9hG4bK-st-4", "MESSAGE", 202) == 2 &&
+	      hook_calls == 4, "strans: its copy answered 202 again, no "
+	      "second hook");
+
+	/* 5. a request still held when the stack stops: libre frees its
+	 * transaction with the struct sip; the request must not free it
+	 * again when it goes (a script sleeping at shutdown) */
+	(void)raw_send(&r, "MESSAGE", "z9hG4bK-st-5", 5, NULL);
+	CHECK(run_loop(3000) && held, "strans: MESSAGE held at the stop");
+	CHECK(!strcmp(strans_state(st, "z9hG4bK-st-5", sb, sizeof(sb)),
+		      "TRYING"), "strans: its transaction is ours");
+	stack_stop(st);
+	CHECK(stack_req_reply(held, 200, "OK", NULL, NULL, NULL, 0) ==
+	      ESHUTDOWN && !stack_req_answered(held),
+	      "strans: no answer after the stop (ESHUTDOWN)");
+	held = mem_deref(held);   /* was: a double free (SIGABRT) */
+	CHECK(true, "strans: the request held across the stop released "
+	      "(valgrind: nothing read or freed after its free)");
+
+ out:
+	held = mem_deref(held);
+	mem_deref(r.us);
+	mem_deref(st);
+}
+
+
+/* ------------------------------------------------------------------ *
  * Cross-thread calls
  * ------------------------------------------------------------------ */
 
@@ -424,6 +720,7 @@ int main(void)
 	log_set_level(LOG_WARN);
 	test_dialogs();
 	test_lifecycle();
+	test_strans();
 	test_cross_thread();
 
 	tmr_cancel(&later);
