@@ -37,6 +37,8 @@ struct callmgr {
 	dialog_event_h *dlgh;
 	void *dlg_arg;
 	uint64_t total;
+	struct fsm_def *call_def[2];  /* [outgoing]: built at alloc, so */
+	struct fsm_def *dlg_def[2];   /* [uac]: a bad table stops start */
 };
 
 struct call {
@@ -1354,7 +1356,6 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 
 static struct call *call_new(struct callmgr *cm, bool outgoing)
 {
-	struct fsm_def *def = NULL;
 	struct call *call;
 
 	call = mem_zalloc(sizeof(*call), call_destructor);
@@ -1369,26 +1370,20 @@ static struct call *call_new(struct callmgr *cm, bool outgoing)
 	tmr_init(&call->tmr_glare);
 	tmr_init(&call->tmr_rel);
 
-	if (call_fsm_def(&def, outgoing) || fsm_alloc(&call->fsm, def, call)) {
-		mem_deref(def);
+	if (fsm_alloc(&call->fsm, cm->call_def[outgoing], call))
 		return mem_deref(call);
-	}
-	mem_deref(def);
 
 	return call;
 }
 
 
-static int attach_dialog_fsm(struct dialog *dlg, bool uac)
+static int attach_dialog_fsm(struct callmgr *cm, struct dialog *dlg,
+			     bool uac)
 {
-	struct fsm_def *def = NULL;
 	struct fsm *f = NULL;
 	int err;
 
-	err = dialog_fsm_def(&def, uac);
-	if (!err)
-		err = fsm_alloc(&f, def, dlg);
-	mem_deref(def);
+	err = fsm_alloc(&f, cm->dlg_def[uac], dlg);
 	if (!err)
 		dialog_set_fsm(dlg, f);
 
@@ -1436,7 +1431,7 @@ static bool invite_hook(struct stack *st, struct stack_req *req, void *arg)
 		err = dialog_create_uas(&call->dlg, stack_dialogs(st), st, msg,
 					ltag, contact);
 	if (!err)
-		err = attach_dialog_fsm(call->dlg, false);
+		err = attach_dialog_fsm(cm, call->dlg, false);
 	if (err) {
 		mem_deref(call);
 		(void)stack_req_reply(req, err == EBADMSG ? 400 : 500,
@@ -1646,7 +1641,7 @@ static void uac_fork(struct call *call, const struct sip_msg *msg,
 	if (!err)
 		err = fork_dialog(&fork->dlg, call, msg);
 	if (!err)
-		err = attach_dialog_fsm(fork->dlg, true);
+		err = attach_dialog_fsm(call->cm, fork->dlg, true);
 	if (err) {
 		slog(LOG_WARN, "call", "fork_failed", &msg->callid,
 		     "to_tag=%r err=%m", &msg->to.tag, err);
@@ -1709,7 +1704,7 @@ static int uac_adopt_fork(struct call *call, const struct sip_msg *msg)
 
 	err = fork_dialog(&dlg, call, msg);
 	if (!err)
-		err = attach_dialog_fsm(dlg, true);
+		err = attach_dialog_fsm(call->cm, dlg, true);
 	if (err) {
 		mem_deref(dlg);
 		return err;
@@ -2029,7 +2024,7 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 					callid, ltag, local, remote, to,
 					contact);
 	if (!err)
-		err = attach_dialog_fsm(call->dlg, true);
+		err = attach_dialog_fsm(cm, call->dlg, true);
 	if (err)
 		goto out;
 
@@ -2210,14 +2205,24 @@ const char *call_remote_body(const struct call *call, size_t *len,
 static void callmgr_destructor(void *arg)
 {
 	struct callmgr *cm = arg;
+	unsigned i;
 
 	callmgr_shutdown(cm);
+
+	for (i = 0; i < 2; i++) {
+		mem_deref(cm->call_def[i]);
+		mem_deref(cm->dlg_def[i]);
+	}
 }
 
 
+/* The four FSM defs are built (or taken from callfsm.c's cache) here,
+ * not at the first call: a table that does not match its enums
+ * (EPROTO) then fails stack_alloc(), and the server does not start. */
 int callmgr_alloc(struct callmgr **cmp, struct stack *st)
 {
 	struct callmgr *cm;
+	int err;
 
 	if (!cmp || !st)
 		return EINVAL;
@@ -2227,9 +2232,21 @@ int callmgr_alloc(struct callmgr **cmp, struct stack *st)
 		return ENOMEM;
 
 	cm->st = st;
-	*cmp = cm;
 
-	return 0;
+	err = call_fsm_def(&cm->call_def[false], false);
+	if (!err)
+		err = call_fsm_def(&cm->call_def[true], true);
+	if (!err)
+		err = dialog_fsm_def(&cm->dlg_def[false], false);
+	if (!err)
+		err = dialog_fsm_def(&cm->dlg_def[true], true);
+
+	if (err)
+		mem_deref(cm);
+	else
+		*cmp = cm;
+
+	return err;
 }
 
 
