@@ -8,7 +8,10 @@
  * the UAC (§13.2.2.4), CANCEL, BYE, and in-dialog requests. Exposes
  * call_*() and callmgr_*() in sipstack.h. Uses server/dialog.c for the
  * dialog and libre's transactions; never calls into Lua (the runtime
- * is a call_event_h like any C user).
+ * is a call_event_h like any C user). It fires both state machines by
+ * their enum ids (server/callfsm.c); a move the tables refuse is logged
+ * at error when our own code asked for it (see "Driving the two state
+ * machines" below).
  *
  * Lifetime: the manager's list holds one reference on every live call
  * and drops it when the call ends; the dialog goes with it, so the
@@ -34,6 +37,8 @@ struct callmgr {
 	dialog_event_h *dlgh;
 	void *dlg_arg;
 	uint64_t total;
+	struct fsm_def *call_def[2];  /* [outgoing]: built at alloc, so */
+	struct fsm_def *dlg_def[2];   /* [uac]: a bad table stops start */
 };
 
 struct call {
@@ -182,48 +187,105 @@ static void dialog_event_fire(struct call *call, enum dialog_event dev)
 
 
 /* The high-level dialog events (for on_dialog_event) out of the call
- * FSM's moves; Terminated comes from call_end() */
-static void dialog_event(struct call *call, const char *from, const char *to)
+ * FSM's moves (never a self-loop); Terminated comes from call_end() */
+static void dialog_event(struct call *call, int from, int to)
 {
-	if (!strcmp(to, from))
-		return;
+	switch (to) {
 
-	if (!strcmp(to, "Ringing"))
+	case CALL_ST_RINGING:
 		dialog_event_fire(call, DIALOG_EV_RINGING);
-	else if (!strcmp(to, "Connected") && strcmp(from, "Hold") &&
-		 strcmp(from, "Referring"))
-		dialog_event_fire(call, DIALOG_EV_ANSWERED);
-	else if (!strcmp(to, "Hold"))
+		break;
+
+	case CALL_ST_CONNECTED:
+		if (from == CALL_ST_HOLD)
+			dialog_event_fire(call, DIALOG_EV_UNHOLD);
+		else if (from != CALL_ST_REFERRING)
+			dialog_event_fire(call, DIALOG_EV_ANSWERED);
+		break;
+
+	case CALL_ST_HOLD:
 		dialog_event_fire(call, DIALOG_EV_HOLD);
-	else if (!strcmp(from, "Hold") && !strcmp(to, "Connected"))
-		dialog_event_fire(call, DIALOG_EV_UNHOLD);
-	else if (!strcmp(to, "Referring"))
+		break;
+
+	case CALL_ST_REFERRING:
 		dialog_event_fire(call, DIALOG_EV_REFERRED);
+		break;
+
+	default:
+		break;
+	}
 }
 
 
-/* Drive the call FSM; a refused event is a bug of ours, logged */
-static void call_ev(struct call *call, const char *event)
+/*
+ * Driving the two state machines
+ *
+ * Events are fired by id (enum call_fsm_event, enum dialog_fsm_event:
+ * the defs' own ids, see server/callfsm.c), and each firing says who
+ * caused it, which is what a refusal (a move the table forbids, EPERM;
+ * the machine stays where it was) means:
+ *
+ * BY_US    our own request, answer or decision (INVITE, 1xx, 2xx, a
+ *          reject, CANCEL, BYE, a timer, a transport error, the end of
+ *          the call), or a message of the peer that our code or libre's
+ *          transactions have already checked for this state: the
+ *          responses of our INVITE transaction (provisionals only
+ *          before its one final response; later 2xx go to the dialog
+ *          handler), a CANCEL before our final answer, the answer to
+ *          our BYE, a BYE once the call is answered. The tables allow
+ *          every one of these in every state the call can be in then
+ *          (docs/state-machines.md, firing rule 3), so a refusal is a
+ *          bug of ours: logged at error, where the wire tests' "no
+ *          lvl=error line" check catches it.
+ *
+ * BY_PEER  a message of the peer taken as it comes, which may be late
+ *          or one it should not have sent: an ACK after our BYE, the
+ *          2xx of our re-INVITE after our BYE, a hold or unhold offer
+ *          (re-INVITE, UPDATE) on an early dialog or across our BYE, a
+ *          BYE before the dialog exists. Not our bug: the message is
+ *          handled as it always was, the machine stays where it is, and
+ *          the refusal is logged at debug (a peer could fill the log).
+ */
+enum cause {
+	BY_US = 0,
+	BY_PEER,
+};
+
+
+static void refused(const struct call *call, const char *mod,
+		    const struct fsm *f, const char *event, enum cause cause)
+{
+	slog(cause == BY_US ? LOG_ERROR : LOG_DEBUG, mod, "refused", NULL,
+	     "%H event=%s cause=%s err=%H", logid, call,
+	     event ? event : "?", cause == BY_US ? "ours" : "peer",
+	     log_q, fsm_error(f));
+}
+
+
+static void call_ev(struct call *call, enum call_fsm_event event,
+		    enum cause cause)
 {
 	const char *from = fsm_current(call->fsm);
+	int from_id = fsm_state_id(call->fsm), to_id;
+	const char *name = (unsigned)event < CALL_FSM_EV_COUNT ?
+		call_fsm_event_names[event] : NULL;
 	struct call_event ev;
 
 	if (call->ended)
 		return;
 
-	if (fsm_transition(call->fsm, event)) {
-		slog(LOG_DEBUG, "call", "refused", NULL, "%H ev=%s "
-		     "err=%H", logid, call, event, log_q,
-		     fsm_error(call->fsm));
+	if (fsm_transition_id(call->fsm, (int)event)) {
+		refused(call, "call", call->fsm, name, cause);
 		return;
 	}
 
+	to_id = fsm_state_id(call->fsm);
+
 	slog(LOG_INFO, "call", "state", NULL, "%H from=%s to=%s "
-	     "event=%s", logid, call, from, fsm_current(call->fsm),
-	     event);
+	     "event=%s", logid, call, from, fsm_current(call->fsm), name);
 
 	/* self-loops stay in the history, the owner hears of moves only */
-	if (!strcmp(from, fsm_current(call->fsm)))
+	if (to_id == from_id)
 		return;
 
 	memset(&ev, 0, sizeof(ev));
@@ -232,17 +294,21 @@ static void call_ev(struct call *call, const char *event)
 	ev.to_state = fsm_current(call->fsm);
 	fire(call, &ev);
 
-	dialog_event(call, from, ev.to_state);
+	dialog_event(call, from_id, to_id);
 }
 
 
-static void dlg_ev(struct call *call, const char *event)
+/* The dialog's FSM, while the call has its dialog. Ids 0-6 have a name
+ * per role (DIALOG_EV_SEND_INVITE == DIALOG_EV_RECEIVE_INVITE): callers
+ * use the name of the dialog's role. */
+static void dlg_ev(struct call *call, enum dialog_fsm_event event,
+		   enum cause cause)
 {
 	struct fsm *f = dialog_fsm(call->dlg);
 
-	if (f && fsm_transition(f, event))
-		slog(LOG_DEBUG, "dialog", "refused", NULL, "%H ev=%s "
-		     "err=%H", logid, call, event, log_q, fsm_error(f));
+	if (f && fsm_transition_id(f, (int)event))
+		refused(call, "dialog", f,
+			fsm_def_event_name(fsm_def(f), (int)event), cause);
 }
 
 
@@ -329,8 +395,10 @@ static void check_hold(struct call *call, const struct sip_msg *msg)
 	if (hold == call->on_hold)
 		return;
 
+	/* the peer's offer, in whatever state it finds the call: Hold is
+	 * refused on an early dialog (UPDATE) and after our BYE */
 	call->on_hold = hold;
-	call_ev(call, hold ? "Hold" : "Unhold");
+	call_ev(call, hold ? CALL_FSM_HOLD : CALL_FSM_UNHOLD, BY_PEER);
 
 	memset(&ev, 0, sizeof(ev));
 	ev.type = hold ? CALL_EV_HOLD : CALL_EV_UNHOLD;
@@ -497,6 +565,9 @@ static void reinvite_resp_handler(int err, const struct sip_msg *msg,
 		(void)send_bye(call, "timeout");
 	}
 	else if (msg->scode < 300) {
+		/* our own move, unless our BYE has crossed this 2xx
+		 * (the call is Ending): then the answer is late */
+		enum cause cause = call->byereq ? BY_PEER : BY_US;
 		struct sip_request *ack = NULL;
 
 		(void)dialog_request(&ack, dlg, "ACK", call->reinv_cseq, NULL,
@@ -510,13 +581,13 @@ static void reinvite_resp_handler(int err, const struct sip_msg *msg,
 
 		if (call->reinv_kind == CALL_REINVITE_HOLD && !call->local_hold) {
 			call->local_hold = true;
-			call_ev(call, "Hold");
+			call_ev(call, CALL_FSM_HOLD, cause);
 		}
 		else if (call->reinv_kind == CALL_REINVITE_UNHOLD &&
 			 call->local_hold) {
 			call->local_hold = false;
 			if (!call->on_hold)
-				call_ev(call, "Unhold");
+				call_ev(call, CALL_FSM_UNHOLD, cause);
 		}
 		reinvite_done(call, 0, msg->scode);
 	}
@@ -716,12 +787,11 @@ static void call_end(struct call *call, const char *reason)
 		call->reinvh = NULL;
 		h(ENOTCONN, 0, call->reinv_arg);
 	}
-	{
-		const char *ds = fsm_current(dialog_fsm(call->dlg));
-
-		if (ds && strcmp(ds, "Terminated"))
-			dlg_ev(call, "Terminate");
-	}
+	/* a dialog that ended with the call's last message is Terminated
+	 * already; any other is dropped here */
+	if (dialog_fsm(call->dlg) &&
+	    fsm_state_id(dialog_fsm(call->dlg)) != DIALOG_ST_TERMINATED)
+		dlg_ev(call, DIALOG_EV_TERMINATE, BY_US);
 
 	/* the dialog leaves the table: in-dialog requests now get 481 */
 	dialog_set_handlers(call->dlg, NULL, NULL, NULL);
@@ -755,8 +825,8 @@ static void bye_resp_handler(int err, const struct sip_msg *msg, void *arg)
 		return;
 
 	call->byereq = NULL;
-	dlg_ev(call, "ReceiveByeResponse");
-	call_ev(call, "ByeResponse");
+	dlg_ev(call, DIALOG_EV_RECEIVE_BYE_RESPONSE, BY_US);
+	call_ev(call, CALL_FSM_BYE_RESPONSE, BY_US);
 	call_end(call, call->reason ? call->reason : "hangup");
 }
 
@@ -771,14 +841,14 @@ static int send_bye(struct call *call, const char *reason)
 	if (!call->reason)
 		(void)str_dup(&call->reason, reason);
 
-	dlg_ev(call, "SendBye");
-	call_ev(call, "Bye");
+	dlg_ev(call, DIALOG_EV_SEND_BYE, BY_US);
+	call_ev(call, CALL_FSM_BYE, BY_US);
 
 	err = dialog_request(&call->byereq, call->dlg, "BYE", 0, NULL, NULL,
 			     NULL, 0, bye_resp_handler, call);
 	if (err) {
-		dlg_ev(call, "TransportError");
-		call_ev(call, "Error");
+		dlg_ev(call, DIALOG_EV_TRANSPORT_ERROR, BY_US);
+		call_ev(call, CALL_FSM_ERROR, BY_US);
 		call_end(call, reason);
 	}
 
@@ -858,8 +928,8 @@ static void uas_cancel_handler(void *arg)
 
 	(void)stack_req_reply(call->invite, 487, "Request Terminated", NULL,
 			      NULL, NULL, 0);
-	dlg_ev(call, "ReceiveCancel");
-	call_ev(call, "Cancel");
+	dlg_ev(call, DIALOG_EV_RECEIVE_CANCEL, BY_US);
+	call_ev(call, CALL_FSM_CANCEL, BY_US);
 	call_end(call, "cancelled");
 }
 
@@ -946,8 +1016,8 @@ int call_ringing(struct call *call, uint16_t code, const char *reason,
 				       &call->lctype, ctype, body, len);
 	}
 
-	dlg_ev(call, "Send1xx");
-	call_ev(call, "Ringing");
+	dlg_ev(call, DIALOG_EV_SEND_1XX, BY_US);
+	call_ev(call, CALL_FSM_RINGING, BY_US);
 
 	return 0;
 }
@@ -1009,8 +1079,8 @@ int call_answer(struct call *call, const char *hdrs, const char *ctype,
 
 	call->answered = true;
 	tmr_cancel(&call->tmr_setup);
-	dlg_ev(call, "Send2xx");
-	call_ev(call, "Answer");
+	dlg_ev(call, DIALOG_EV_SEND_2XX, BY_US);
+	call_ev(call, CALL_FSM_ANSWER, BY_US);
 
 	start_2xx_rtx(call, call->invite);
 	(void)cfg;
@@ -1033,8 +1103,8 @@ int call_reject(struct call *call, uint16_t code, const char *reason,
 	err = stack_req_reply(call->invite, code, reason ? reason :
 			      stack_reason_phrase(code), hdrs, NULL, NULL, 0);
 
-	dlg_ev(call, "Send3xx6xx");
-	call_ev(call, "Reject");
+	dlg_ev(call, DIALOG_EV_SEND_3XX6XX, BY_US);
+	call_ev(call, CALL_FSM_REJECT, BY_US);
 	call_end(call, "rejected");
 
 	return err;
@@ -1207,9 +1277,12 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 			call->rtx_req = mem_deref(call->rtx_req);
 			remote_body(call, msg);   /* answer in the ACK */
 			if (!call->outgoing && !call->acked) {
+				/* may come after our BYE (the ACK wait timed
+				 * out, or a hangup before it): no Ack in
+				 * Ending */
 				call->acked = true;
-				dlg_ev(call, "ReceiveAck");
-				call_ev(call, "Ack");
+				dlg_ev(call, DIALOG_EV_RECEIVE_ACK, BY_PEER);
+				call_ev(call, CALL_FSM_ACK, BY_PEER);
 				/* the INVITE is done with: a held call keeps
 				 * only its dialog (memory per call) */
 				call->invite = mem_deref(call->invite);
@@ -1224,8 +1297,11 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 		(void)stack_req_reply(req, 200, "OK", NULL, NULL, NULL, 0);
 		(void)stack_req_reply(call->invite, 487, "Request Terminated",
 				      NULL, NULL, NULL, 0);
-		dlg_ev(call, "ReceiveBye");
-		call_ev(call, "Cancel");
+		/* the dialog refuses a BYE sent before any tagged 1xx
+		 * (Proceeding: no dialog yet); Cancel before our final
+		 * answer is always allowed */
+		dlg_ev(call, DIALOG_EV_RECEIVE_BYE, BY_PEER);
+		call_ev(call, CALL_FSM_CANCEL, BY_US);
 		call_end(call, "cancelled");
 	}
 	else if (!pl_strcmp(&msg->met, "BYE") && call->outgoing &&
@@ -1239,9 +1315,10 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 				      NULL, NULL, 0);
 	}
 	else if (!pl_strcmp(&msg->met, "BYE")) {
+		/* answered: every state up to the end takes a BYE */
 		(void)stack_req_reply(req, 200, "OK", NULL, NULL, NULL, 0);
-		dlg_ev(call, "ReceiveBye");
-		call_ev(call, "RemoteBye");
+		dlg_ev(call, DIALOG_EV_RECEIVE_BYE, BY_US);
+		call_ev(call, CALL_FSM_REMOTE_BYE, BY_US);
 		call_end(call, "remote hangup");
 	}
 	else if (!pl_strcmp(&msg->met, "INVITE")) {
@@ -1279,7 +1356,6 @@ static void dialog_request_handler(struct dialog *dlg, struct stack_req *req,
 
 static struct call *call_new(struct callmgr *cm, bool outgoing)
 {
-	struct fsm_def *def = NULL;
 	struct call *call;
 
 	call = mem_zalloc(sizeof(*call), call_destructor);
@@ -1294,26 +1370,20 @@ static struct call *call_new(struct callmgr *cm, bool outgoing)
 	tmr_init(&call->tmr_glare);
 	tmr_init(&call->tmr_rel);
 
-	if (call_fsm_def(&def, outgoing) || fsm_alloc(&call->fsm, def, call)) {
-		mem_deref(def);
+	if (fsm_alloc(&call->fsm, cm->call_def[outgoing], call))
 		return mem_deref(call);
-	}
-	mem_deref(def);
 
 	return call;
 }
 
 
-static int attach_dialog_fsm(struct dialog *dlg, bool uac)
+static int attach_dialog_fsm(struct callmgr *cm, struct dialog *dlg,
+			     bool uac)
 {
-	struct fsm_def *def = NULL;
 	struct fsm *f = NULL;
 	int err;
 
-	err = dialog_fsm_def(&def, uac);
-	if (!err)
-		err = fsm_alloc(&f, def, dlg);
-	mem_deref(def);
+	err = fsm_alloc(&f, cm->dlg_def[uac], dlg);
 	if (!err)
 		dialog_set_fsm(dlg, f);
 
@@ -1361,7 +1431,7 @@ static bool invite_hook(struct stack *st, struct stack_req *req, void *arg)
 		err = dialog_create_uas(&call->dlg, stack_dialogs(st), st, msg,
 					ltag, contact);
 	if (!err)
-		err = attach_dialog_fsm(call->dlg, false);
+		err = attach_dialog_fsm(cm, call->dlg, false);
 	if (err) {
 		mem_deref(call);
 		(void)stack_req_reply(req, err == EBADMSG ? 400 : 500,
@@ -1378,7 +1448,7 @@ static bool invite_hook(struct stack *st, struct stack_req *req, void *arg)
 	call->rseq = 1 + (rand_u32() & 0xffff);
 	stack_req_set_dialog(req, uas_cancel_handler, call);
 	dialog_set_handlers(call->dlg, dialog_request_handler, NULL, call);
-	dlg_ev(call, "ReceiveInvite");
+	dlg_ev(call, DIALOG_EV_RECEIVE_INVITE, BY_US);
 	remote_body(call, msg);
 	list_append(&cm->calls, &call->le, call);   /* the list's ref */
 	++cm->total;
@@ -1387,12 +1457,12 @@ static bool invite_hook(struct stack *st, struct stack_req *req, void *arg)
 	if (!err)
 		err = stack_req_reply(req, 100, "Trying", NULL, NULL, NULL, 0);
 	if (err) {
-		dlg_ev(call, "TransportError");
-		call_ev(call, "Error");
+		dlg_ev(call, DIALOG_EV_TRANSPORT_ERROR, BY_US);
+		call_ev(call, CALL_FSM_ERROR, BY_US);
 		call_end(call, "error");
 		return true;
 	}
-	dlg_ev(call, "Send100");
+	dlg_ev(call, DIALOG_EV_SEND_100, BY_US);
 
 	tmr_start(&call->tmr_setup, SETUP_TIMEOUT, setup_timeout, call);
 
@@ -1571,7 +1641,7 @@ static void uac_fork(struct call *call, const struct sip_msg *msg,
 	if (!err)
 		err = fork_dialog(&fork->dlg, call, msg);
 	if (!err)
-		err = attach_dialog_fsm(fork->dlg, true);
+		err = attach_dialog_fsm(call->cm, fork->dlg, true);
 	if (err) {
 		slog(LOG_WARN, "call", "fork_failed", &msg->callid,
 		     "to_tag=%r err=%m", &msg->to.tag, err);
@@ -1587,13 +1657,13 @@ static void uac_fork(struct call *call, const struct sip_msg *msg,
 	list_append(&call->cm->calls, &fork->le, mem_ref(fork));
 	++call->cm->total;
 
-	dlg_ev(fork, "SendInvite");
-	call_ev(fork, "Dial");
-	dlg_ev(fork, "Receive2xx");
-	call_ev(fork, "Answer");
+	dlg_ev(fork, DIALOG_EV_SEND_INVITE, BY_US);
+	call_ev(fork, CALL_FSM_DIAL, BY_US);
+	dlg_ev(fork, DIALOG_EV_RECEIVE_2XX, BY_US);
+	call_ev(fork, CALL_FSM_ANSWER, BY_US);
 	send_ack(fork, fork->dlg);
-	dlg_ev(fork, "SendAck");
-	call_ev(fork, "Ack");
+	dlg_ev(fork, DIALOG_EV_SEND_ACK, BY_US);
+	call_ev(fork, CALL_FSM_ACK, BY_US);
 	remote_body(fork, msg);
 
 	slog(LOG_INFO, "call", "fork", &msg->callid, "to_tag=%r offered=%s",
@@ -1634,7 +1704,7 @@ static int uac_adopt_fork(struct call *call, const struct sip_msg *msg)
 
 	err = fork_dialog(&dlg, call, msg);
 	if (!err)
-		err = attach_dialog_fsm(dlg, true);
+		err = attach_dialog_fsm(call->cm, dlg, true);
 	if (err) {
 		mem_deref(dlg);
 		return err;
@@ -1644,13 +1714,13 @@ static int uac_adopt_fork(struct call *call, const struct sip_msg *msg)
 	     "early_tag=%H to_tag=%r", log_q, dialog_rtag(call->dlg),
 	     &msg->to.tag);
 
-	dlg_ev(call, "Terminate");
+	dlg_ev(call, DIALOG_EV_TERMINATE, BY_US);
 	dialog_set_handlers(call->dlg, NULL, NULL, NULL);
 	mem_deref(call->dlg);
 	call->dlg = dlg;
 	dialog_set_handlers(dlg, dialog_request_handler,
 			    dialog_response_handler, call);
-	dlg_ev(call, "SendInvite");
+	dlg_ev(call, DIALOG_EV_SEND_INVITE, BY_US);
 
 	return 0;
 }
@@ -1690,11 +1760,13 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 
 		if (pl_isset(&msg->to.tag) &&
 		    !dialog_set_remote(call->dlg, msg))
-			dlg_ev(call, "Receive1xxTag");
+			dlg_ev(call, DIALOG_EV_RECEIVE_1XX_TAG, BY_US);
 		else
-			dlg_ev(call, "Receive1xx");
+			dlg_ev(call, DIALOG_EV_RECEIVE_1XX, BY_US);
+		/* (the transaction passes 1xx only before its final
+		 * response, and until then every state takes them) */
 		remote_body(call, msg);
-		call_ev(call, "Ringing");
+		call_ev(call, CALL_FSM_RINGING, BY_US);
 		memset(&ev, 0, sizeof(ev));
 		ev.type = CALL_EV_RINGING;
 		ev.code = msg->scode;
@@ -1722,11 +1794,11 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 		}
 
 		tmr_cancel(&call->tmr_setup);
-		dlg_ev(call, "Receive2xx");
-		call_ev(call, "Answer");
+		dlg_ev(call, DIALOG_EV_RECEIVE_2XX, BY_US);
+		call_ev(call, CALL_FSM_ANSWER, BY_US);
 		send_ack(call, call->dlg);
-		dlg_ev(call, "SendAck");
-		call_ev(call, "Ack");
+		dlg_ev(call, DIALOG_EV_SEND_ACK, BY_US);
+		call_ev(call, CALL_FSM_ACK, BY_US);
 		remote_body(call, msg);
 
 		if (call->cancelled) {     /* CANCEL crossed the 200 */
@@ -1774,8 +1846,8 @@ static void uac_response(struct call *call, const struct sip_msg *msg)
 		char reason[128];
 
 		(void)pl_strcpy(&msg->reason, reason, sizeof(reason));
-		dlg_ev(call, "Receive3xx6xx");
-		call_ev(call, "Reject");
+		dlg_ev(call, DIALOG_EV_RECEIVE_3XX6XX, BY_US);
+		call_ev(call, CALL_FSM_REJECT, BY_US);
 		memset(&ev, 0, sizeof(ev));
 		ev.type = CALL_EV_REJECTED;
 		ev.code = msg->scode;
@@ -1871,8 +1943,10 @@ static void invite_resp_handler(int err, const struct sip_msg *msg,
 
 	if (err || !msg) {
 		call->req = NULL;
-		dlg_ev(call, err == ETIMEDOUT ? "Timeout" : "TransportError");
-		call_ev(call, err == ETIMEDOUT ? "Timeout" : "Error");
+		dlg_ev(call, err == ETIMEDOUT ? DIALOG_EV_TIMEOUT :
+		       DIALOG_EV_TRANSPORT_ERROR, BY_US);
+		call_ev(call, err == ETIMEDOUT ? CALL_FSM_TIMEOUT :
+			CALL_FSM_ERROR, BY_US);
 		call_end(call, err == ETIMEDOUT ? "timeout" : "error");
 	}
 	else {
@@ -1950,7 +2024,7 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 					callid, ltag, local, remote, to,
 					contact);
 	if (!err)
-		err = attach_dialog_fsm(call->dlg, true);
+		err = attach_dialog_fsm(cm, call->dlg, true);
 	if (err)
 		goto out;
 
@@ -1968,8 +2042,8 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 	call->invite_cseq = dialog_lseq(call->dlg);
 	list_append(&cm->calls, &call->le, call);   /* the list's ref */
 	++cm->total;
-	dlg_ev(call, "SendInvite");
-	call_ev(call, "Dial");
+	dlg_ev(call, DIALOG_EV_SEND_INVITE, BY_US);
+	call_ev(call, CALL_FSM_DIAL, BY_US);
 	tmr_start(&call->tmr_setup, SETUP_TIMEOUT, setup_timeout, call);
 
 	slog(LOG_INFO, "call", "outgoing", NULL, "callid=%H to=%H",
@@ -1997,8 +2071,8 @@ int call_cancel(struct call *call)
 	 * (RFC 3261 §9.1) and arms 64*T1 for the INVITE */
 	call->cancelled = true;
 	sip_request_cancel(call->req);
-	dlg_ev(call, "SendCancel");
-	call_ev(call, "Cancel");
+	dlg_ev(call, DIALOG_EV_SEND_CANCEL, BY_US);
+	call_ev(call, CALL_FSM_CANCEL, BY_US);
 
 	return 0;
 }
@@ -2131,14 +2205,24 @@ const char *call_remote_body(const struct call *call, size_t *len,
 static void callmgr_destructor(void *arg)
 {
 	struct callmgr *cm = arg;
+	unsigned i;
 
 	callmgr_shutdown(cm);
+
+	for (i = 0; i < 2; i++) {
+		mem_deref(cm->call_def[i]);
+		mem_deref(cm->dlg_def[i]);
+	}
 }
 
 
+/* The four FSM defs are built (or taken from callfsm.c's cache) here,
+ * not at the first call: a table that does not match its enums
+ * (EPROTO) then fails stack_alloc(), and the server does not start. */
 int callmgr_alloc(struct callmgr **cmp, struct stack *st)
 {
 	struct callmgr *cm;
+	int err;
 
 	if (!cmp || !st)
 		return EINVAL;
@@ -2148,9 +2232,21 @@ int callmgr_alloc(struct callmgr **cmp, struct stack *st)
 		return ENOMEM;
 
 	cm->st = st;
-	*cmp = cm;
 
-	return 0;
+	err = call_fsm_def(&cm->call_def[false], false);
+	if (!err)
+		err = call_fsm_def(&cm->call_def[true], true);
+	if (!err)
+		err = dialog_fsm_def(&cm->dlg_def[false], false);
+	if (!err)
+		err = dialog_fsm_def(&cm->dlg_def[true], true);
+
+	if (err)
+		mem_deref(cm);
+	else
+		*cmp = cm;
+
+	return err;
 }
 
 

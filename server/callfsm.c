@@ -10,9 +10,11 @@
  *
  * Exposes the CALLFSM section of sipstack.h: the factory functions, the
  * state and event ids (enums equal to the defs' interned ids, checked at
- * build time) and their name tables. Uses server/fsm.c only. The defs
- * carry no handlers: the dialog and call code react to the transitions
- * they make themselves.
+ * build time; the call manager builds all four when a stack is made, so
+ * a mismatch stops the server at start) and their name tables. Uses
+ * server/fsm.c only. The defs carry no handlers: the dialog and call
+ * code react to the transitions they make themselves, and fire them by
+ * id (fsm_transition_id() with these enums, server/call.c).
  *
  * docs/state-machines.md has the same tables as generated markdown, the
  * meaning of every event, the RFC sections behind every row and the
@@ -381,6 +383,16 @@ static int build(struct fsm_def **defp, const struct spec *s)
 	unsigned i;
 	size_t r;
 	int err;
+
+	/* a name table shorter than its enum has NULL at the end */
+	for (i = 0; i < s->nstates; i++) {
+		if (!s->states[i])
+			return EPROTO;
+	}
+	for (i = 0; i < s->nevents; i++) {
+		if (!s->events[i])
+			return EPROTO;
+	}
 
 	for (r = 0; r < s->nrows; r++) {
 		if (s->rows[r].from >= s->nstates ||

@@ -460,8 +460,12 @@ int main(int argc, char *argv[])
 	stack_config_default(&cfg);
 	apply_cli(&cfg, &cli);
 	err = stack_alloc(&app.st, &cfg);
-	if (err)
+	if (err) {
+		/* EPROTO: a call or dialog FSM table does not match its
+		 * enums (server/callfsm.c), a bug */
+		slog(LOG_ERROR, "main", "stack_failed", NULL, "err=%m", err);
 		goto out;
+	}
 
 	err = luart_alloc(&app.rt, app.st, script, apply_cli, &cli);
 	if (err) {
@@ -498,6 +502,7 @@ int main(int argc, char *argv[])
 	stack_stop(app.st);
 	app.rt = mem_deref(app.rt);
 	app.st = mem_deref(app.st);
+	callfsm_close();
 	if (app.sigfd >= 0) {
 		fd_close(app.sigfd);
 		(void)close(app.sigfd);

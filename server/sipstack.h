@@ -1154,8 +1154,10 @@ int  regclient_debug(struct re_printf *pf, const struct regclient *rc);
  * follows the call as the user sees it. A pair with no row is refused
  * with EPERM, and nothing leaves the final state (Terminated, Ended).
  *
- * The enums are the defs' ids (checked when a def is built), for
- * fsm_transition_id(), fsm_can_id() and fsm_state_id().
+ * The enums are the defs' ids (checked when a def is built, which
+ * callmgr_alloc() does for all four: a mismatch fails stack_alloc()
+ * with EPROTO), for fsm_transition_id(), fsm_can_id() and
+ * fsm_state_id(). The call code fires both machines by these ids only.
  */
 
 enum dialog_fsm_state {

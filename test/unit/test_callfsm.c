@@ -10,8 +10,10 @@
  * the expected table cannot reach (Answering in an outgoing call,
  * Calling in an incoming one) is entered through a private row added
  * with fsm_add_transition(). Then: the ids against the enums, the
- * factory's sharing, realistic sequences, the history, and an
- * out-of-memory pass (mem_zalloc() is defined here, as in test_fsm.c).
+ * factory's sharing, the sequences server/call.c fires by id (and the
+ * refusals it takes as the peer's), realistic sequences by name, the
+ * history, and an out-of-memory pass (mem_zalloc() is defined here, as
+ * in test_fsm.c).
  *
  *   test_callfsm            TAP
  *   test_callfsm --tables   the four tables as markdown (fsm_def_debug),
@@ -679,6 +681,124 @@ static void test_foreign(void)
 }
 
 
+/* ---- by id, as server/call.c fires them ---------------------------- */
+
+enum { REFUSED = -1 };
+
+struct idstep {
+	int ev;
+	int st;     /* the state after it; REFUSED: EPERM, state kept */
+};
+
+static void idseq(const char *name, bool call, bool flag,
+		  const struct idstep *v, size_t n)
+{
+	struct fsm_def *d = NULL;
+	struct fsm *f = NULL;
+	bool good;
+	size_t i;
+	int err;
+
+	err = call ? call_fsm_def(&d, flag) : dialog_fsm_def(&d, flag);
+	if (!err)
+		err = fsm_alloc(&f, d, NULL);
+	good = !err;
+
+	for (i = 0; i < n && good; i++) {
+		int before = fsm_state_id(f);
+		int rc = fsm_transition_id(f, v[i].ev);
+
+		if (v[i].st == REFUSED)
+			good = rc == EPERM && fsm_state_id(f) == before;
+		else
+			good = rc == 0 && fsm_state_id(f) == v[i].st;
+
+		if (!good)
+			(void)re_printf("#   step %zu: event id %d: rc=%d "
+					"state=%s\n", i, v[i].ev, rc,
+					fsm_current(f));
+	}
+
+	ok(good, "%s by id: %s", d ? fsm_def_name(d) : "?", name);
+
+	mem_deref(f);
+	mem_deref(d);
+}
+
+#define IDSEQ(name, call, flag, ...) do { \
+		static const struct idstep v_[] = {__VA_ARGS__}; \
+		idseq(name, call, flag, v_, ARRAY_SIZE(v_)); \
+	} while (0)
+
+/* The sequences the call code fires with the enums, and the refusals it
+ * takes as the peer's (logged at debug, not error): a late ACK, a hold
+ * offer on an early dialog or across our BYE, a BYE before the dialog */
+static void test_by_id(void)
+{
+	IDSEQ("ring, answer, ACK, the peer's BYE", true, false,
+	      {CALL_FSM_RINGING, CALL_ST_RINGING},
+	      {CALL_FSM_ANSWER, CALL_ST_ANSWERING},
+	      {CALL_FSM_ACK, CALL_ST_CONNECTED},
+	      {CALL_FSM_REMOTE_BYE, CALL_ST_ENDED},
+	      {CALL_FSM_TIMEOUT, REFUSED});
+	IDSEQ("the same dialog; Terminate after its end is refused", false, false,
+	      {DIALOG_EV_RECEIVE_INVITE, DIALOG_ST_TRYING},
+	      {DIALOG_EV_SEND_100, DIALOG_ST_PROCEEDING},
+	      {DIALOG_EV_SEND_1XX, DIALOG_ST_EARLY},
+	      {DIALOG_EV_SEND_2XX, DIALOG_ST_CONFIRMED},
+	      {DIALOG_EV_RECEIVE_ACK, DIALOG_ST_CONFIRMED},
+	      {DIALOG_EV_RECEIVE_BYE, DIALOG_ST_TERMINATED},
+	      {DIALOG_EV_TERMINATE, REFUSED});
+	IDSEQ("dial, ring, answer, hold, unhold, our BYE", true, true,
+	      {CALL_FSM_DIAL, CALL_ST_CALLING},
+	      {CALL_FSM_RINGING, CALL_ST_RINGING},
+	      {CALL_FSM_ANSWER, CALL_ST_CONNECTED},
+	      {CALL_FSM_ACK, CALL_ST_CONNECTED},
+	      {CALL_FSM_HOLD, CALL_ST_HOLD},
+	      {CALL_FSM_UNHOLD, CALL_ST_CONNECTED},
+	      {CALL_FSM_BYE, CALL_ST_ENDING},
+	      {CALL_FSM_BYE_RESPONSE, CALL_ST_ENDED});
+	IDSEQ("CANCEL crossed by the 2xx: ACK and BYE", true, true,
+	      {CALL_FSM_DIAL, CALL_ST_CALLING},
+	      {CALL_FSM_CANCEL, CALL_ST_ENDING},
+	      {CALL_FSM_ANSWER, CALL_ST_ENDING},
+	      {CALL_FSM_ACK, CALL_ST_ENDING},
+	      {CALL_FSM_BYE, CALL_ST_ENDING},
+	      {CALL_FSM_BYE_RESPONSE, CALL_ST_ENDED});
+	IDSEQ("the same dialog", false, true,
+	      {DIALOG_EV_SEND_INVITE, DIALOG_ST_TRYING},
+	      {DIALOG_EV_RECEIVE_1XX_TAG, DIALOG_ST_EARLY},
+	      {DIALOG_EV_SEND_CANCEL, DIALOG_ST_TERMINATING},
+	      {DIALOG_EV_RECEIVE_2XX, DIALOG_ST_CONFIRMED},
+	      {DIALOG_EV_SEND_ACK, DIALOG_ST_CONFIRMED},
+	      {DIALOG_EV_SEND_BYE, DIALOG_ST_TERMINATING},
+	      {DIALOG_EV_RECEIVE_BYE_RESPONSE, DIALOG_ST_TERMINATED});
+
+	/* the peer's */
+	IDSEQ("an ACK after our BYE is refused", true, false,
+	      {CALL_FSM_ANSWER, CALL_ST_ANSWERING},
+	      {CALL_FSM_BYE, CALL_ST_ENDING},
+	      {CALL_FSM_ACK, REFUSED},
+	      {CALL_FSM_BYE_RESPONSE, CALL_ST_ENDED});
+	IDSEQ("a hold offer on an early dialog is refused", true, true,
+	      {CALL_FSM_DIAL, CALL_ST_CALLING},
+	      {CALL_FSM_RINGING, CALL_ST_RINGING},
+	      {CALL_FSM_HOLD, REFUSED},
+	      {CALL_FSM_ANSWER, CALL_ST_CONNECTED});
+	IDSEQ("a hold offer across our BYE is refused", true, false,
+	      {CALL_FSM_ANSWER, CALL_ST_ANSWERING},
+	      {CALL_FSM_ACK, CALL_ST_CONNECTED},
+	      {CALL_FSM_BYE, CALL_ST_ENDING},
+	      {CALL_FSM_HOLD, REFUSED},
+	      {CALL_FSM_UNHOLD, REFUSED});
+	IDSEQ("a BYE before any tagged 1xx is refused", false, false,
+	      {DIALOG_EV_RECEIVE_INVITE, DIALOG_ST_TRYING},
+	      {DIALOG_EV_SEND_100, DIALOG_ST_PROCEEDING},
+	      {DIALOG_EV_RECEIVE_BYE, REFUSED},
+	      {DIALOG_EV_TERMINATE, DIALOG_ST_TERMINATED});
+}
+
+
 /* ---- realistic sequences --------------------------------------------- */
 
 /* steps: "Event>State" must go to State; "!Event" must be refused */
@@ -1019,6 +1139,7 @@ int main(int argc, char *argv[])
 	test_ids();
 	test_factory();
 	test_foreign();
+	test_by_id();
 
 	for (i = 0; i < ARRAY_SIZE(defs); i++)
 		test_pairs(&defs[i]);
