@@ -4,7 +4,7 @@
  * With N timers pending at 32 s (like Timer F of N SIP transactions),
  * measures the mean cost of tmr_start(extra, 500 ms) + tmr_cancel(extra),
  * the pattern of every retransmission timer. Uses only the <re_tmr.h>
- * API, so it is built twice: linked with server/fasttmr.c (binary heap,
+ * API, so it is built twice: linked with server/libre_ext/fasttmr.c (binary heap,
  * interposing libre's tmr_*) and without it (stock libre, sorted list).
  *
  * Usage: tmrbench [min_seconds_per_row]   (default 0.2)

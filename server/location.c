@@ -9,7 +9,8 @@
  * and loc_binding_*() in sipstack.h. Uses libre (hash, tmr, mqueue) on
  * the loop thread, pthreads and the backend on the writer thread; knows
  * nothing of SIP messages (server/registrar.c turns a REGISTER into a
- * struct loc_change).
+ * struct loc_change) nor of transports (the registrar batches the
+ * replies of a group commit through the hook of location_set_batch()).
  *
  * WHY MEMORY FIRST, DISK SECOND
  *
@@ -28,7 +29,7 @@
  *                                        batch_max writes: one BEGIN ...
  *                                        COMMIT (group commit)
  *   mq_handler() <- mqueue wake-up <--- batch -> done list (mutex)
- *   doneh(err, set, arg) per job
+ *   batchh(false), doneh(err, set, arg) per job, batchh(true)
  *
  *   libre's mem refcounts are not atomic, so nothing mem-allocated
  *   crosses threads: a job is one malloc'd block holding copies of the
@@ -64,7 +65,6 @@
 #include <sqlite3.h>
 #include <re.h>
 #include "sipstack.h"
-#include "udpbatch.h"
 
 
 enum {
@@ -158,6 +158,8 @@ struct location {
 	uint64_t seq;
 	uint64_t markgen;
 	struct location_stats stats;
+	loc_batch_h *batchh;    /* around a group commit's done handlers */
+	void *batch_arg;
 
 	/* shared with the writer, under mtx */
 	pthread_mutex_t mtx;
@@ -1235,8 +1237,10 @@ static void batch_done(struct location *loc, struct batch *bt)
 			++loc->stats.commits;
 	}
 
-	/* the replies of a whole group commit leave in one sendmmsg */
-	udpbatch_hold();
+	/* the user's hook around the done handlers of a whole group
+	 * commit (the registrar's replies leave together: sendmmsg) */
+	if (loc->batchh)
+		loc->batchh(false, loc->batch_arg);
 	while ((job = bt->jobs) != NULL) {
 		bt->jobs = job->next;
 
@@ -1247,7 +1251,8 @@ static void batch_done(struct location *loc, struct batch *bt)
 
 		job_free(job);
 	}
-	udpbatch_release();
+	if (loc->batchh)
+		loc->batchh(true, loc->batch_arg);
 
 	free(bt);
 }
@@ -2326,6 +2331,16 @@ int location_open(struct location **locp, const char *spec,
 	}
 
 	return ENOTSUP;
+}
+
+
+void location_set_batch(struct location *loc, loc_batch_h *bh, void *arg)
+{
+	if (!loc)
+		return;
+
+	loc->batchh    = bh;
+	loc->batch_arg = bh ? arg : NULL;
 }
 
 

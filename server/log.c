@@ -4,7 +4,9 @@
  * Owns the process-wide log sink: one line per event, either logfmt
  * (`ts=... lvl=info mod=stack ev=start k=v`) or JSON. Exposes slog(),
  * the value quoters log_q/log_qpl and log_libre_attach(), which routes
- * libre's own debug output into the same sink. Uses only libre's
+ * libre's own debug output into the same sink (what libre prints to
+ * stderr itself comes through server/libre_ext/refprintf.c, which
+ * replaces its re_fprintf). Uses only libre's
  * re_printf family; it never allocates on the hot path (a line is
  * composed in a stack buffer).
  *
@@ -425,56 +427,6 @@ static void libre_dbg_handler(int level, const char *p, size_t len,
 
 	slog(lvl, "libre", "debug", NULL, "src=%H msg=%H",
 	     log_qpl, &mod, log_qpl, &msg);
-}
-
-
-/*
- * libre writes a few messages straight to stderr with re_fprintf() (e.g.
- * "sip: msg decode err" for a datagram it cannot parse), bypassing its
- * debug handler. Defined here, in the executable, re_fprintf/re_vfprintf
- * take libre's own calls too (its PLT binds to us, as for server/
- * fasttmr.c), so those lines join the structured log.
- */
-int re_vfprintf(FILE *stream, const char *fmt, va_list ap)
-{
-	struct linebuf lb;
-	struct re_printf pf = {line_write, &lb};
-	struct pl msg;
-	int err;
-
-	lb.n = 0;
-	lb.trunc = false;
-	err = re_vhprintf(fmt, ap, pf.vph, pf.arg);
-
-	if (stream != stderr) {
-		if (lb.n)
-			(void)fwrite(lb.b, 1, lb.n, stream);
-		return err ? -1 : (int)lb.n;
-	}
-
-	msg.p = lb.b;
-	msg.l = lb.n;
-	while (msg.l && (msg.p[msg.l - 1] == '\n' || msg.p[msg.l - 1] == '\r'))
-		--msg.l;
-	/* e.g. one "msg decode err" per undecodable datagram: limited */
-	if (msg.l && loglimit_admit(LOG_WARN, "libre", "stderr", NULL))
-		slog(LOG_WARN, "libre", "stderr", NULL, "msg=%H", log_qpl,
-		     &msg);
-
-	return err ? -1 : (int)lb.n;
-}
-
-
-int re_fprintf(FILE *stream, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = re_vfprintf(stream, fmt, ap);
-	va_end(ap);
-
-	return n;
 }
 
 

@@ -20,6 +20,7 @@
 #include "sipstack.h"
 #include "core.h"
 #include "udpbatch.h"
+#include "libre_ext.h"
 
 
 enum {
@@ -420,6 +421,10 @@ int main(int argc, char *argv[])
 	const char *script = NULL;
 	struct rlimit rl;
 	int err, ret = 1;
+
+	/* server/libre_ext/ replaces libre 1.1 functions: refuse another */
+	if (libre_ext_version_require())
+		return 1;
 
 	/* `sipstack user ...`: the users table, no server */
 	if (argc >= 2 && !strcmp(argv[1], "user"))

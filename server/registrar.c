@@ -18,11 +18,16 @@
  *
  * The 200 is sent from the store's done handler, after the change is
  * committed; everything that can be refused is refused before the store
- * is touched, so a 4xx never changes anything.
+ * is touched, so a 4xx never changes anything. The store runs the done
+ * handlers of one group commit together, inside the batch hook this
+ * file gives it (location_set_batch): udpbatch holds the replies sent
+ * in between and hands them to the kernel together (sendmmsg, up to 32
+ * a call).
  */
 #include <string.h>
 #include <re.h>
 #include "sipstack.h"
+#include "udpbatch.h"
 
 
 enum {
@@ -513,6 +518,19 @@ void registrar_config_default(struct registrar_config *cfg)
 }
 
 
+/* The store's batch hook: the 200s of one group commit are queued
+ * (on batched UDP sockets) until the last, then leave together */
+static void commit_batch_handler(bool end, void *arg)
+{
+	(void)arg;
+
+	if (end)
+		udpbatch_release();
+	else
+		udpbatch_hold();
+}
+
+
 static void registrar_destructor(void *arg)
 {
 	struct registrar *reg = arg;
@@ -538,6 +556,7 @@ int registrar_alloc(struct registrar **regp, struct location *loc,
 		return ENOMEM;
 
 	reg->loc = mem_ref(loc);
+	location_set_batch(loc, commit_batch_handler, NULL);
 	if (cfg)
 		reg->cfg = *cfg;
 	else

@@ -673,6 +673,17 @@ int  location_apply(struct location *loc, const struct loc_change *chg,
 int  location_lookup(struct loc_set **setp, struct location *loc,
 		     const char *aor);
 
+/* Called on the loop thread around the done handlers of one group
+ * commit: bh(false, arg) before the first, bh(true, arg) after the
+ * last. A user that answers from its done handlers can send those
+ * answers together (the registrar: sendmmsg, see registrar_alloc). */
+typedef void (loc_batch_h)(bool end, void *arg);
+
+/* Sets the store's batch hook (NULL: none, the default). One per store:
+ * a later call replaces it. It must stay callable as long as the store
+ * lives (done handlers run until the store is freed). */
+void location_set_batch(struct location *loc, loc_batch_h *bh, void *arg);
+
 /* Counters and sizes, for tests and the benchmark */
 void location_stats(const struct location *loc, struct location_stats *st);
 /* Unix time in milliseconds, the clock of expires_at and updated_at */
@@ -783,7 +794,10 @@ typedef void (registrar_done_h)(int err, uint16_t scode,
 void registrar_config_default(struct registrar_config *cfg);
 
 /* A registrar on loc (referenced). cfg NULL: defaults; EINVAL when
- * min_expires > max_expires or default_expires is 0. */
+ * min_expires > max_expires or default_expires is 0. Sets loc's batch
+ * hook (location_set_batch) so that the replies of one group commit
+ * leave together over UDP (sendmmsg); the hook holds no state and
+ * stays set when the registrar is freed. */
 int  registrar_alloc(struct registrar **regp, struct location *loc,
 		     const struct registrar_config *cfg);
 

@@ -1,10 +1,11 @@
 /**
- * test/unit/test_fastregex.c  server/fastregex.c against libre's re_regex
+ * test/unit/test_fastregex.c  libre_ext/fastregex.c against libre's re_regex
  *
- * The executable's re_regex (server/fastregex.c) must give exactly what
- * libre's own gives: the same return value and the same struct pl
- * contents, including those written by attempts that failed later. libre's
- * original is still in libre.so; dlsym(RTLD_NEXT, "re_regex") finds it.
+ * The executable's re_regex (server/libre_ext/fastregex.c) must give
+ * exactly what libre's own gives: the same return value and the same
+ * struct pl contents, including those written by attempts that failed
+ * later. libre's original is still in libre.so; dlsym(RTLD_NEXT,
+ * "re_regex") finds it.
  * Every comparison calls both with 16 struct pl slots preset to a marker.
  *
  *   1. interposition: libre's SIP parser calls our re_regex;

@@ -1,7 +1,7 @@
 /**
- * test/unit/test_fasttmr.c  Tests of server/fasttmr.c (TAP output)
+ * test/unit/test_fasttmr.c  Tests of server/libre_ext/fasttmr.c (TAP output)
  *
- * Linked with server/fasttmr.c, whose tmr_* definitions interpose
+ * Linked with server/libre_ext/fasttmr.c, whose tmr_* definitions interpose
  * libre.so's (see that file). Part (a) drives the heap directly through
  * tmr_poll(); part (b) proves that libre's own SIP client transaction
  * timers (Timer E/F) are queued in, and fire from, our heap; part (c)
@@ -20,7 +20,7 @@
 
 #include <re.h>
 
-#include "../../server/fasttmr.h"
+#include "fasttmr.h"
 
 
 /* Exported by libre, not declared in its headers */

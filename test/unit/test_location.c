@@ -10,8 +10,9 @@
  * re-open in a fresh store), group commit (fewer commits than writes
  * under a burst), a failing commit (a trigger added from another
  * connection) reported to every done handler and followed by a reload,
- * pending writes committed when the store is freed, schema version.
- * The loop is driven by re_main() with a watchdog timer. Leaks: run
+ * pending writes committed when the store is freed, schema version; the
+ * batch hook (location_set_batch) around every group commit's done
+ * handlers, also when the store is freed. The loop is driven by re_main() with a watchdog timer. Leaks: run
  * under valgrind by meson.
  */
 #include <string.h>
@@ -489,6 +490,124 @@ static void test_expiry(void)
 
 
 /* ------------------------------------------------------------------ *
+ * The batch hook around a group commit's done handlers
+ * ------------------------------------------------------------------ */
+
+struct batch_probe {
+	struct waiter w;
+	unsigned begins, ends;
+	unsigned depth;       /* 1 between begin and end          */
+	unsigned outside;     /* done handlers run outside a batch */
+	bool misnested;       /* begin inside a batch, end outside */
+	void *arg_seen;
+};
+
+
+static void probe_batch(bool end, void *arg)
+{
+	struct batch_probe *p = arg;
+
+	p->arg_seen = arg;
+	if (!end) {
+		p->misnested |= p->depth != 0;
+		++p->depth;
+		++p->begins;
+	}
+	else {
+		p->misnested |= p->depth != 1;
+		--p->depth;
+		++p->ends;
+	}
+}
+
+
+static void probe_done(int err, const struct loc_set *set, void *arg)
+{
+	struct batch_probe *p = arg;
+
+	if (p->depth != 1)
+		++p->outside;
+	done_handler(err, set, &p->w);
+}
+
+
+static int probe_apply(struct location *loc, unsigned i,
+		       struct batch_probe *p)
+{
+	struct loc_contact c;
+	struct loc_change chg;
+	char aor[48], uri[48];
+
+	(void)re_snprintf(aor, sizeof(aor), "sip:hook%u@example.com", i);
+	(void)re_snprintf(uri, sizeof(uri), "sip:hook%u@10.1.1.1", i);
+	memset(&c, 0, sizeof(c));
+	pl_set_str(&c.uri, uri);
+	c.expires = 600;
+	c.q = 1000;
+	memset(&chg, 0, sizeof(chg));
+	pl_set_str(&chg.aor, aor);
+	pl_set_str(&chg.callid, "hook");
+	chg.cseq = 1;
+	chg.contactv = &c;
+	chg.contactc = 1;
+
+	return location_apply(loc, &chg, probe_done, p);
+}
+
+
+static void test_batch_hook(void)
+{
+	enum { N = 64 };
+	struct batch_probe p;
+	struct location *loc = NULL;
+	unsigned i, begins;
+	int err;
+
+	memset(&p, 0, sizeof(p));
+	err = location_open(&loc, "memory:", NULL);
+	CHECK(!err, "open memory: for the batch hook");
+	if (err)
+		return;
+
+	location_set_batch(loc, probe_batch, &p);
+	p.w.target = N;
+	for (i = 0; i < N && !err; i++)
+		err = probe_apply(loc, i, &p);
+	CHECK(!err && run_loop(5000) && p.w.done == N && !p.w.errors,
+	      "a burst of changes, every done handler called");
+	printf("# %u done handlers in %u batches\n", p.w.done, p.begins);
+	CHECK(p.begins >= 1 && p.begins == p.ends && p.begins <= N &&
+	      !p.depth && !p.misnested && p.arg_seen == &p,
+	      "batch hook: begin and end in pairs, with the hook's arg");
+	CHECK(p.outside == 0, "every done handler ran inside a batch");
+
+	/* pending when the store is freed: still inside the hook */
+	waiter_reset(&p.w, 0);
+	begins = p.begins;
+	err = probe_apply(loc, N, &p);
+	mem_deref(loc);
+	CHECK(!err && p.w.done == 1 && p.outside == 0 &&
+	      p.begins == begins + 1 && p.ends == p.begins && !p.misnested,
+	      "freeing the store: its last done handler inside the hook");
+
+	/* no hook: nothing called */
+	err = location_open(&loc, "memory:", NULL);
+	if (err)
+		return;
+	location_set_batch(loc, probe_batch, &p);
+	location_set_batch(loc, NULL, &p);
+	begins = p.begins;
+	waiter_reset(&p.w, 1);
+	err = probe_apply(loc, 0, &p);
+	CHECK(!err && run_loop(5000) && p.w.done == 1 &&
+	      p.begins == begins && p.outside == 1,
+	      "hook removed: done handlers without it");
+	waiter_reset(&p.w, 0);
+	mem_deref(loc);
+}
+
+
+/* ------------------------------------------------------------------ *
  * SQLite backend
  * ------------------------------------------------------------------ */
 
@@ -770,6 +889,7 @@ int main(void)
 	test_aor();
 	test_rules();
 	test_expiry();
+	test_batch_hook();
 	test_sqlite();
 
 	libre_close();

@@ -12,8 +12,10 @@
  * Expires: 0 and its misuses, bad q, malformed Contact, bad Expires,
  * bad To, Call-ID/CSeq ordering, queries, AOR canonicalisation,
  * +sip.instance / reg-id / Path / received / User-Agent stored and
- * returned by location_lookup(), and that the done handler is never
- * called from inside registrar_handle(). Leaks: valgrind (meson).
+ * returned by location_lookup(), that the done handler is never
+ * called from inside registrar_handle(), and that the 200s of a burst
+ * leave through udpbatch's queue in fewer sendmmsg calls than replies
+ * (the registrar's batch hook on the store). Leaks: valgrind (meson).
  */
 #include <string.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include <sqlite3.h>
 #include <re.h>
 #include "sipstack.h"
+#include "udpbatch.h"
 
 
 #include "testutil.h"
@@ -527,6 +530,75 @@ static void test_register(struct server *sv, struct client *c)
 }
 
 
+/* A burst of REGISTERs answered from the store's done handlers: the
+ * registrar's batch hook holds the 200s of each group commit and they
+ * leave together. Sent from a done handler (not from inside a read of
+ * the server's socket), a 200 goes through udpbatch's queue only
+ * because of that hook. */
+enum { BURST = 16 };
+
+struct burst {
+	unsigned answers;
+	unsigned ok;
+};
+
+
+static void burst_resp(int err, const struct sip_msg *msg, void *arg)
+{
+	struct burst *b = arg;
+
+	if (!err && msg && msg->scode < 200)
+		return;
+
+	if (!err && msg && msg->scode == 200)
+		++b->ok;
+	if (++b->answers == BURST)
+		re_cancel();
+}
+
+
+static void test_group_replies(struct server *sv, struct client *c)
+{
+	struct udpbatch_stats s0, s1;
+	struct burst b = {0, 0};
+	char uri[64];
+	unsigned i;
+	int err = 0;
+	bool done;
+
+	(void)re_snprintf(uri, sizeof(uri), "sip:registrar@%J", c->dst);
+
+	udpbatch_stats(&s0);
+	for (i = 0; i < BURST && !err; i++) {
+		char to[64];
+
+		(void)re_snprintf(to, sizeof(to), "sip:burst%u@example.com",
+				  i);
+		err = sip_requestf(NULL, c->sip, true, "REGISTER", uri, NULL,
+				   NULL, NULL, burst_resp, &b,
+				   "To: <%s>\r\n"
+				   "From: <%s>;tag=%x\r\n"
+				   "Call-ID: burst-%u\r\n"
+				   "CSeq: 1 REGISTER\r\n"
+				   "Contact: <sip:b%u@10.0.0.7>\r\n"
+				   "Content-Length: 0\r\n\r\n",
+				   to, to, rand_u32(), i, i);
+	}
+	done = !err && run_loop(10000);
+	udpbatch_stats(&s1);
+
+	printf("# %u REGISTERs: %llu datagrams queued, %llu sendmmsg\n",
+	       BURST,
+	       (unsigned long long)(s1.tx_datagrams - s0.tx_datagrams),
+	       (unsigned long long)(s1.sendmmsg_calls - s0.sendmmsg_calls));
+	CHECK(done && b.ok == BURST, "a burst of REGISTERs: every one 200");
+	CHECK(s1.tx_datagrams - s0.tx_datagrams >= BURST &&
+	      s1.sendmmsg_calls - s0.sendmmsg_calls <= BURST / 2,
+	      "the 200s of a group commit leave together (udpbatch queue, "
+	      "fewer sendmmsg than replies)");
+}
+
+
 int main(void)
 {
 	struct registrar_config rcfg;
@@ -583,6 +655,7 @@ int main(void)
 		goto out;
 
 	test_register(&sv, &c);
+	test_group_replies(&sv, &c);
 
  out:
 	client_free(&c);

@@ -1,5 +1,5 @@
 /**
- * test/unit/test_udpbatch.c  server/udpbatch.c under libre's own UDP code
+ * test/unit/test_udpbatch.c  libre_ext/udpbatch.c under libre's own UDP code
  *
  * A libre UDP socket (udp_listen) made while the batcher is armed gets
  * bursts of datagrams from a plain socket; its receive handler answers each

@@ -1,8 +1,8 @@
 /**
- * server/fasttmr.h  Introspection of the O(log n) timer heap
+ * server/libre_ext/fasttmr.h  Introspection of the O(log n) timer heap
  *
- * server/fasttmr.c replaces libre's tmr_* functions (see the comment at
- * the top of that file); the timer API itself is still <re_tmr.h>. The
+ * fasttmr.c replaces libre's tmr_* functions (see the comment at the
+ * top of that file); the timer API itself is still <re_tmr.h>. The
  * functions below exist for tests, statistics and debugging only.
  *
  * Include <re.h> (or re_types.h + re_tmr.h) first.

@@ -1,8 +1,9 @@
 /**
- * server/udpbatch.h  Batched UDP reads and writes under libre's loop
+ * server/libre_ext/udpbatch.h  Batched UDP under libre's loop
  *
- * server/udpbatch.c interposes fd_listen/fd_close/recvfrom/sendto (see
- * that file). The stack arms it around adding its UDP listeners; the
+ * udpbatch.c interposes fd_listen/fd_close/recvfrom/sendto (see that
+ * file). The stack arms it around adding its UDP listeners; the
+ * registrar holds the replies of a group commit (hold/release); the
  * counters are for stats, tests and benchmarks.
  */
 #ifndef SIPSTACK_UDPBATCH_H

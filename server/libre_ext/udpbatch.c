@@ -1,5 +1,5 @@
 /**
- * server/udpbatch.c  Batched UDP reads and writes under libre's loop
+ * server/libre_ext/udpbatch.c  Batched UDP reads and writes under libre's loop
  *
  * WHY THIS FILE EXISTS
  *
@@ -12,14 +12,14 @@
  *
  * HOW IT IS HOOKED IN
  *
- *   Symbol interposition again (see server/fasttmr.c): this executable
- *   defines fd_listen() and fd_close() (libre's, called by libre itself
- *   through its PLT) and recvfrom() and sendto() (libc's, which libre
- *   calls through its PLT). The originals are found with
- *   dlsym(RTLD_NEXT). Only the sockets registered while the stack adds its
- *   UDP listeners (udpbatch_arm(true) ... sip_transp_add ...
- *   udpbatch_arm(false)) are batched; every other descriptor goes straight
- *   to the original functions after one table look-up.
+ *   Symbol interposition again (see fasttmr.c): this executable defines
+ *   and exports (overrides.list) fd_listen() and fd_close() (libre's,
+ *   called by libre itself through its PLT) and recvfrom() and sendto()
+ *   (libc's, which libre calls through its PLT). The originals are found
+ *   with dlsym(RTLD_NEXT). Only the sockets registered while the stack
+ *   adds its UDP listeners (udpbatch_arm(true) ... sip_transp_add ...
+ *   udpbatch_arm(false)) are batched; every other descriptor goes
+ *   straight to the original functions after one table look-up.
  *
  *   For a batched socket, fd_listen() registers our handler in place of
  *   libre's read handler. When the socket is readable:
@@ -37,7 +37,8 @@
  *   for up to BATCH requests instead of 3 * BATCH system calls.
  *
  *   Code that answers many requests at once outside a read (the
- *   registrar when a group commit comes back from the writer thread)
+ *   registrar, around the done handlers of a group commit that the
+ *   location store runs when it comes back from the writer thread)
  *   brackets them with udpbatch_hold() / udpbatch_release(): sends in
  *   between are queued the same way and leave in sendmmsg() calls.
  *

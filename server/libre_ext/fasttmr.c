@@ -1,5 +1,5 @@
 /**
- * server/fasttmr.c  O(log n) replacement for libre's timer module
+ * server/libre_ext/fasttmr.c  O(log n) replacement for libre's timer module
  *
  * WHY THIS FILE EXISTS
  *
@@ -32,12 +32,14 @@
  *   (Check with: objdump -R libre.so | grep tmr_  -> JUMP_SLOT entries.)
  *
  *   The executable must export these symbols in its dynamic symbol table.
- *   GNU ld does that by itself for symbols also defined by a shared
- *   library in the link; linking with -rdynamic (as meson.build does for
- *   the server) makes it explicit. `nm -D exe | grep tmr_` must list them
- *   as T. (With a static libre.a the same works without interposition:
- *   every symbol of the archive member tmr.o is already defined here, so
- *   the linker never pulls tmr.o in.)
+ *   They are listed, with every other symbol server/libre_ext/ replaces,
+ *   in server/libre_ext/overrides.list, which the link passes to the
+ *   linker as its dynamic list (-Wl,--dynamic-list): exactly those are
+ *   exported, nothing else. `nm -D exe | grep tmr_` must list them as T;
+ *   the libre_ext test suite checks the list against the binary and that
+ *   libre binds to them. (With a static libre.a the same works without
+ *   interposition: every symbol of the archive member tmr.o is already
+ *   defined here, so the linker never pulls tmr.o in.)
  *
  *   All-or-nothing: every function that touches a timer list must be
  *   replaced together, because a timer started by one implementation

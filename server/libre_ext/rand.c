@@ -1,14 +1,14 @@
 /**
- * server/rand.c  Random numbers for libre, drawn in batches
+ * server/libre_ext/rand.c  Random numbers for libre, drawn in batches
  *
  * libre draws a random tag for every message it parses (sip_msg_decode
  * sets msg->tag = rand_u64()) and a branch for every request it sends,
  * and each rand_u32() is one call into OpenSSL's RAND_bytes: measured
  * with callgrind, ~14,000 instructions of a ~87,000-instruction OPTIONS
  * transaction went there. This file defines rand_u32() and rand_u64()
- * in the executable; libre.so calls them through its PLT (it is built
- * without -Bsymbolic, the same property server/fasttmr.c relies on), so
- * libre's own calls land here too. The numbers still come from
+ * in the executable, which exports them (overrides.list); libre.so calls
+ * them through its PLT (it is built without -Bsymbolic, the same
+ * property fasttmr.c relies on), so libre's own calls land here too. The numbers still come from
  * RAND_bytes, OpenSSL's CSPRNG, only 512 bytes at a time into a
  * per-thread pool, so tags and branches keep their cryptographic
  * quality (RFC 3261 §19.3 asks for at least 32 random bits in a tag).

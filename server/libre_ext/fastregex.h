@@ -1,8 +1,8 @@
 /**
- * server/fastregex.h  libre's re_regex() with compiled patterns
+ * server/libre_ext/fastregex.h  libre's re_regex() with compiled patterns
  *
- * server/fastregex.c defines re_regex() itself (interposed over libre's,
- * see that file); these are its counters and a trace hook for the tests.
+ * fastregex.c defines re_regex() itself (interposed over libre's, see
+ * that file); these are its counters and a trace hook for the tests.
  */
 #ifndef SIPSTACK_FASTREGEX_H
 #define SIPSTACK_FASTREGEX_H

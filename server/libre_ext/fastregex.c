@@ -1,5 +1,5 @@
 /**
- * server/fastregex.c  libre's re_regex() with patterns compiled once
+ * server/libre_ext/fastregex.c  libre's re_regex() with patterns compiled once
  *
  * WHY THIS FILE EXISTS
  *
@@ -13,9 +13,10 @@
  *
  * HOW IT IS HOOKED IN
  *
- *   As server/fasttmr.c does for the timers: this file defines re_regex()
- *   with libre's prototype in the executable, which is linked with
- *   -rdynamic, and libre.so calls re_regex through its PLT (check with
+ *   As fasttmr.c does for the timers: this file defines re_regex() with
+ *   libre's prototype in the executable, which exports it (it is in
+ *   overrides.list, the link's dynamic list), and libre.so calls
+ *   re_regex through its PLT (check with
  *   `objdump -R libre.so | grep re_regex` -> R_X86_64_JUMP_SLOT), so the
  *   dynamic linker binds libre's own calls to this definition. Our code's
  *   calls come here too.

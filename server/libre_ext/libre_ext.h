@@ -1,0 +1,29 @@
+/**
+ * server/libre_ext/libre_ext.h  The libre this folder is written for
+ *
+ * Every file of server/libre_ext/ replaces libre (or libc) functions in
+ * the executable (the list, with the reason for each: overrides.list)
+ * and relies on internals of libre 1.1: how re_main() hands its timer
+ * list to tmr_poll() (fasttmr.c), re_regex()'s quirks (fastregex.c),
+ * which functions libre calls through its PLT. meson.build builds only
+ * against libre 1.1.x and defines LIBRE_EXT_MAJOR and LIBRE_EXT_MINOR
+ * (1 and 1); the program checks at start that the libre.so it runs on
+ * is of that series too (another release can be installed under the
+ * same soname, libre.so.0).
+ */
+#ifndef SIPSTACK_LIBRE_EXT_H
+#define SIPSTACK_LIBRE_EXT_H
+
+#include <stddef.h>
+
+/* 0 if version (as sys_libre_version_get() says it: "1.1.0") is of the
+ * series LIBRE_EXT_MAJOR.LIBRE_EXT_MINOR; else ENOTSUP and, in msg, a
+ * line naming the version found and the one required. version NULL:
+ * unknown, refused. */
+int libre_ext_version_check(const char *version, char *msg, size_t sz);
+
+/* The check on the libre loaded now; on a mismatch prints the message
+ * to stderr and returns ENOTSUP: the program must not go on. */
+int libre_ext_version_require(void);
+
+#endif
