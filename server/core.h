@@ -50,7 +50,7 @@ bool   donetab_absorb(struct donetab *t, struct sip *sip,
 size_t donetab_count(const struct donetab *t);
 uint64_t donetab_absorbed(const struct donetab *t);
 
-/* Lua runtime (bindings/lua_runtime.c) */
+/* Lua runtime (bindings/runtime.c) */
 struct luart;
 
 /* Called after each (re)load with the script's config, so that the

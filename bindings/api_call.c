@@ -1,5 +1,5 @@
 /**
- * bindings/lua_call.c  Calls for scripts: sip.call and on_incoming_call
+ * bindings/api_call.c  Calls for scripts: sip.call and on_incoming_call
  *
  * Owns struct lcall, the Lua side of a struct call: the userdata
  * "sipstack.call" holds a reference on the call, and the lcall anchors
@@ -16,7 +16,7 @@
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
-#include "lua_priv.h"
+#include "runtime.h"
 
 
 #define CALL_MT "sipstack.call"

@@ -1,5 +1,5 @@
 /**
- * bindings/lua_priv.h  What the Lua binding files share
+ * bindings/runtime.h  What the Lua binding files share
  *
  * A script generation (struct script) is one lua_State running one load
  * of the script file. A reload makes a new generation; the old one lives
@@ -9,8 +9,8 @@
  * park the task on a libre timer or transaction and resume it from the
  * loop.
  */
-#ifndef SIPSTACK_LUA_PRIV_H
-#define SIPSTACK_LUA_PRIV_H
+#ifndef SIPSTACK_RUNTIME_H
+#define SIPSTACK_RUNTIME_H
 
 #include <lua.h>
 #include <lauxlib.h>
@@ -80,7 +80,7 @@ struct taskop *taskop_new(struct task *t);
 void taskop_attach(struct taskop *op);
 struct task *taskop_finish(struct taskop *op);
 
-/* lua_runtime.c */
+/* runtime.c */
 struct script *lua_script(lua_State *L);
 struct task *lua_task(lua_State *L);
 void task_resume(struct task *t, int nargs);
@@ -100,27 +100,27 @@ struct script *luart_current(const struct luart *rt);
 bool luart_has_hook(const struct luart *rt, enum lua_hook h);
 /* run hook h of the current generation for req (0: taken) */
 int  luart_request(struct luart *rt, enum lua_hook h, struct stack_req *req);
-/* the registrar service the runtime owns (lua_registrar.c) */
+/* the registrar service the runtime owns (api_registrar.c) */
 struct regsvc *luart_regsvc(const struct luart *rt);
 void luart_set_regsvc(struct luart *rt, struct regsvc *rs);
 
-/* lua_register.c */
+/* api_register.c */
 extern int l_register(lua_State *L);
 extern int l_unregister(lua_State *L);
 void lua_register_close(struct luart *rt);
 struct list *luart_regs(struct luart *rt);
 
-/* lua_sip.c */
+/* api_sip.c */
 int  luaopen_sip(lua_State *L);
 int  lua_set_hook(lua_State *L, enum lua_hook h);
 struct stack_req *lua_check_request(lua_State *L, int idx);
 struct task *lua_need_task(lua_State *L, const char *fn);
 
-/* lua_call.c */
+/* api_call.c */
 void lua_call_open(lua_State *L);
 void lua_call_activate(struct luart *rt, struct script *sc);
 
-/* lua_registrar.c */
+/* api_registrar.c */
 struct regconf;
 struct regsvc;
 void lua_registrar_open(lua_State *L);

@@ -1,5 +1,5 @@
 /**
- * bindings/lua_register.c  sip.register() and sip.unregister()
+ * bindings/api_register.c  sip.register() and sip.unregister()
  *
  * Owns struct lreg: one registration a script asked for, keyed by
  * registrar URI and user. The registrations belong to the runtime
@@ -7,7 +7,7 @@
  * a reload, and a reload that calls sip.register() again with the same
  * key updates the registration (same Call-ID; nothing is sent when
  * nothing changed) instead of adding one. Exposes l_register and
- * l_unregister (in the sip module's table, lua_sip.c) and
+ * l_unregister (in the sip module's table, api_sip.c) and
  * lua_register_close() (the runtime's destructor). Uses server/
  * regclient.c for the SIP side; each outcome fires the current script's
  * on_registration_result hook through luart_fire().
@@ -17,7 +17,7 @@
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
-#include "lua_priv.h"
+#include "runtime.h"
 
 
 enum {

@@ -1,10 +1,10 @@
 /**
- * bindings/lua_runtime.c  Script generations, sandbox and hook tasks
+ * bindings/runtime.c  Script generations, sandbox and hook tasks
  *
  * Owns struct luart (the runtime: the current script generation) and
- * struct script / struct task (see lua_priv.h). Exposes luart_*() in
+ * struct script / struct task (see runtime.h). Exposes luart_*() in
  * core.h to the program. Uses the stack's hooks to receive requests and
- * lua_sip.c for the `sip` module the scripts see.
+ * api_sip.c for the `sip` module the scripts see.
  *
  * Sandbox (documented in docs/lua-api.md): a script runs in its own
  * environment table holding an allow-list of the standard library. It
@@ -20,7 +20,7 @@
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
-#include "lua_priv.h"
+#include "runtime.h"
 
 #include "sipstack_headers_bc.h"
 #include "sipstack_sdp_bc.h"
@@ -46,7 +46,7 @@ struct luart {
 	uint32_t gen;
 	luart_cfg_h *cfgh;
 	void *cfg_arg;
-	struct list regs;        /* lua_register.c's registrations */
+	struct list regs;        /* api_register.c's registrations */
 };
 
 static const char KEY_SCRIPT = 's';   /* registry: lightuserdata script */

@@ -1,5 +1,5 @@
 /**
- * bindings/lua_sip.c  The `sip` module scripts see
+ * bindings/api_sip.c  The `sip` module scripts see
  *
  * Exposes to Lua: hook registration (sip.on_*), sip.configure/config,
  * sip.sleep, sip.send_message, sip.log.*, sip.stats, and the request
@@ -17,7 +17,7 @@
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
-#include "lua_priv.h"
+#include "runtime.h"
 
 
 #define REQUEST_MT "sipstack.request"

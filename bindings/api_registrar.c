@@ -1,5 +1,5 @@
 /**
- * bindings/lua_registrar.c  The registrar, location and auth for scripts
+ * bindings/api_registrar.c  The registrar, location and auth for scripts
  *
  * Owns struct regsvc: the location store, the registrar and the digest
  * authenticator a script configured with sip.registrar.configure{}. It
@@ -18,7 +18,7 @@
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
-#include "lua_priv.h"
+#include "runtime.h"
 
 
 /* What a script asked for, kept in its generation */
