@@ -1,14 +1,13 @@
 /**
- * bindings/api_sip.c  The `sip` module scripts see
+ * bindings/api_sip.c  The `sip` module's own functions
  *
  * Exposes to Lua: hook registration (sip.on_*), sip.configure/config,
- * sip.sleep, sip.send_message, sip.log.*, sip.stats, and the request
- * object handed to hooks. Every yielding function follows one shape:
- * start the operation and park the task (task->op, task->cleanup),
- * lua_yield; the libre callback pushes the results and calls
- * task_resume(); if the task dies first, cleanup detaches the operation
- * so the late callback touches nothing. Misuse raises an error; runtime
- * failure returns nil and a short lowercase string ("timeout").
+ * sip.local_uri, sip.stats, sip.log.*, sip.version, sip.spawn and the
+ * two yielding functions of the module itself, sip.sleep and
+ * sip.send_message (the runtime's one yield shape, runtime.h). Owns
+ * nothing: the hooks and the config belong to the script generation
+ * (runtime.c), requests to api_request.c. Uses the stack for sending,
+ * its config and counters.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,81 +19,50 @@
 #include "runtime.h"
 
 
-#define REQUEST_MT "sipstack.request"
-
-struct lreq {
-	struct stack_req *req;
-};
-
-
-static struct stack *script_stack(lua_State *L)
-{
-	struct script *sc = lua_script(L);
-
-	return sc && sc->rt ? luart_stack((struct luart *)sc->rt) : NULL;
-}
-
-
-struct task *lua_need_task(lua_State *L, const char *fn)
-{
-	struct task *t = lua_task(L);
-
-	if (!t)
-		luaL_error(L, "%s: must be called from a hook (it yields), "
-			   "not at load time or inside a coroutine of the "
-			   "script's own", fn);
-
-	return t;
-}
-
-
-static void need_loading(lua_State *L, const char *fn)
-{
-	struct script *sc = lua_script(L);
-
-	if (!sc || !sc->loading)
-		luaL_error(L, "%s: only allowed while the script loads "
-			   "(at its top level)", fn);
-}
-
-
 /* ------------------------------------------------------------------ *
  * Hook registration
  * ------------------------------------------------------------------ */
 
-int lua_set_hook(lua_State *L, enum lua_hook h)
+static int l_on_call(lua_State *L)
 {
-	struct script *sc = lua_script(L);
-
-	need_loading(L, lua_hook_names[h]);
-	luaL_checktype(L, 1, LUA_TFUNCTION);
-
-	if (sc->hooks[h] != LUA_NOREF)
-		luaL_unref(L, LUA_REGISTRYINDEX, sc->hooks[h]);
-
-	lua_pushvalue(L, 1);
-	sc->hooks[h] = luaL_ref(L, LUA_REGISTRYINDEX);
-
-	return 0;
+	return rt_set_hook(L, RT_HOOK_CALL);
 }
 
-static int l_on_call(lua_State *L)     { return lua_set_hook(L, LH_CALL); }
-static int l_on_message(lua_State *L)  { return lua_set_hook(L, LH_MESSAGE); }
-static int l_on_refer(lua_State *L)    { return lua_set_hook(L, LH_REFER); }
-static int l_on_regres(lua_State *L)   { return lua_set_hook(L, LH_REGRESULT); }
-static int l_on_dlgev(lua_State *L)    { return lua_set_hook(L, LH_DIALOG); }
-static int l_on_register(lua_State *L) { return lua_set_hook(L, LH_REGISTER); }
+static int l_on_message(lua_State *L)
+{
+	return rt_set_hook(L, RT_HOOK_MESSAGE);
+}
+
+static int l_on_refer(lua_State *L)
+{
+	return rt_set_hook(L, RT_HOOK_REFER);
+}
+
+static int l_on_regres(lua_State *L)
+{
+	return rt_set_hook(L, RT_HOOK_REGRESULT);
+}
+
+static int l_on_dlgev(lua_State *L)
+{
+	return rt_set_hook(L, RT_HOOK_DIALOG);
+}
+
+static int l_on_register(lua_State *L)
+{
+	return rt_set_hook(L, RT_HOOK_REGISTER);
+}
 
 
 /* sip.on_request(fn [, {"INFO", "OPTIONS", ...}]) */
 static int l_on_request(lua_State *L)
 {
-	struct script *sc = lua_script(L);
+	char *methods = NULL;
 	struct mbuf *mb;
 	int i, n;
 
-	lua_set_hook(L, LH_REQUEST);
-	sc->req_methods = mem_deref(sc->req_methods);
+	rt_set_hook(L, RT_HOOK_REQUEST);
+	rt_set_request_methods(L, NULL);
 
 	if (lua_isnoneornil(L, 2))
 		return 0;
@@ -129,8 +97,9 @@ static int l_on_request(lua_State *L)
 	}
 
 	mb->pos = 0;
-	(void)mbuf_strdup(mb, &sc->req_methods, mb->end);
+	(void)mbuf_strdup(mb, &methods, mb->end);
 	mem_deref(mb);
+	rt_set_request_methods(L, methods);
 
 	return 0;
 }
@@ -220,12 +189,11 @@ static void cfg_dns(lua_State *L, char *dst, size_t sz)
  * tls_port=, max_forwards=, t1=, t2=, t4=} */
 static int l_configure(lua_State *L)
 {
-	struct script *sc = lua_script(L);
 	struct stack_config cfg;
 
-	need_loading(L, "configure");
+	rt_need_loading(L, "configure");
 	luaL_checktype(L, 1, LUA_TTABLE);
-	cfg = sc->cfg;
+	cfg = *rt_config(L);
 
 	lua_pushnil(L);
 	while (lua_next(L, 1)) {
@@ -266,7 +234,7 @@ static int l_configure(lua_State *L)
 		return luaL_error(L, "configure: t2 (%d) must not be below "
 				  "t1 (%d)", (int)cfg.t2, (int)cfg.t1);
 
-	sc->cfg = cfg;
+	*rt_config(L) = cfg;
 
 	return 0;
 }
@@ -274,9 +242,9 @@ static int l_configure(lua_State *L)
 
 static int l_config(lua_State *L)
 {
-	struct stack *st = script_stack(L);
+	struct stack *st = rt_stack(L);
 	const struct stack_config *cfg = st ? stack_config(st) :
-		&lua_script(L)->cfg;
+		rt_config(L);
 
 	lua_createtable(L, 0, 9);
 	lua_pushstring(L, cfg->user_agent);
@@ -302,7 +270,7 @@ static int l_config(lua_State *L)
 /* sip.local_uri() -> "sip:sipstack@ip:port" of our first listener */
 static int l_local_uri(lua_State *L)
 {
-	struct stack *st = script_stack(L);
+	struct stack *st = rt_stack(L);
 	char buf[256];
 
 	if (!st || stack_local_uri(st, SIP_TRANSP_NONE, buf, sizeof(buf))) {
@@ -318,7 +286,7 @@ static int l_local_uri(lua_State *L)
 
 static int l_stats(lua_State *L)
 {
-	struct stack *st = script_stack(L);
+	struct stack *st = rt_stack(L);
 	struct stack_stats s;
 
 	memset(&s, 0, sizeof(s));
@@ -419,7 +387,7 @@ static int print_fields(struct re_printf *pf, lua_State *L)
 
 static int do_log(lua_State *L, enum log_level lvl)
 {
-	struct task *t;
+	struct stack_req *req;
 	const struct sip_msg *m = NULL;
 	const char *msg;
 	char src[256];
@@ -432,11 +400,11 @@ static int do_log(lua_State *L, enum log_level lvl)
 	if (!lua_isnoneornil(L, 2))
 		luaL_checktype(L, 2, LUA_TTABLE);
 
-	t = lua_task(L);
-	if (t && t->req)
-		m = stack_req_msg(t->req);
+	req = rt_task_req(L);
+	if (req)
+		m = stack_req_msg(req);
 
-	line = lua_src_line(L, src, sizeof(src));
+	line = rt_src_line(L, src, sizeof(src));
 	slog(lvl, "script", "log", m ? &m->callid : NULL,
 	     "src=%s:%d msg=%H%H", src, line, log_q, msg,
 	     print_fields, L);
@@ -451,396 +419,104 @@ static int l_log_error(lua_State *L) { return do_log(L, LOG_ERROR); }
 
 
 /* ------------------------------------------------------------------ *
- * sip.sleep(seconds)
+ * sip.sleep(seconds): an op whose only source is its own timer
  * ------------------------------------------------------------------ */
-
-static void sleep_done(void *arg)
-{
-	struct task *t = arg;
-
-	task_resume(t, 0);
-}
-
 
 static int l_sleep(lua_State *L)
 {
-	struct task *t = lua_need_task(L, "sleep");
-	lua_Number s = luaL_checknumber(L, 1);
+	lua_Number s;
+	struct rt_op *op;
 
+	rt_need_task(L, "sleep");
+	s = luaL_checknumber(L, 1);
 	if (!(s >= 0) || s > 86400)
 		return luaL_argerror(L, 1, "seconds must be in 0..86400");
 
-	tmr_start(&t->tmr, (uint64_t)(s * 1000 + 0.5), sleep_done, t);
+	op = rt_op_start(L, "sleep");
+	rt_op_timeout(op, (uint64_t)(s * 1000 + 0.5), NULL, NULL);
 
-	return lua_yield(L, 0);
+	return rt_op_yield(L, op);
 }
 
 
 /* ------------------------------------------------------------------ *
- * sip.send_message(to, content_type, body [, headers])
+ * sip.send_message(to, content_type, body [, headers]): an op whose
+ * source, the stack's client transaction, always calls back once
  * ------------------------------------------------------------------ */
 
-static const char *err_string(int err)
+struct sent {
+	int err;
+	const struct sip_msg *msg;
+};
+
+
+/* code, reason | nil, err */
+static int push_sent(lua_State *co, void *arg)
 {
-	switch (err) {
-	case ETIMEDOUT:      return "timeout";
-	case ECONNREFUSED:   return "refused";
-	case ECANCELED:      return "cancelled";
-	case ESHUTDOWN:      return "shutdown";
-	case EPROTONOSUPPORT: return "transport not supported";
-	case EDESTADDRREQ:   return "no address";
-	case ENOENT:         return "not found";
-	default:             return "failed";
-	}
+	const struct sent *r = arg;
+
+	if (r->err || !r->msg)
+		return rt_fail(co, r->err ? r->err : EPROTO);
+
+	lua_pushinteger(co, r->msg->scode);
+	lua_pushlstring(co, r->msg->reason.p, r->msg->reason.l);
+
+	return 2;
 }
 
 
-static void msg_resp_handler(int err, const struct sip_msg *msg, void *arg)
+static void sent_h(int err, const struct sip_msg *msg, void *arg)
 {
-	struct task *t = taskop_finish(arg);
+	struct sent r = {err, msg};
 
-	if (!t)
-		return;
-
-	if (err || !msg) {
-		lua_pushnil(t->co);
-		lua_pushstring(t->co, err_string(err ? err : EPROTO));
-	}
-	else {
-		lua_pushinteger(t->co, msg->scode);
-		lua_pushlstring(t->co, msg->reason.p, msg->reason.l);
-	}
-
-	task_resume(t, 2);
-}
-
-
-int lua_headers_encode(lua_State *L, int idx, char **hdrs)
-{
-	const char *s;
-	size_t len;
-
-	*hdrs = NULL;
-	if (lua_isnoneornil(L, idx))
-		return 0;
-
-	if (idx < 0)
-		idx = lua_gettop(L) + idx + 1;
-
-	luaL_checktype(L, idx, LUA_TTABLE);
-
-	lua_require_module(L, "sipstack.headers");
-	lua_getfield(L, -1, "encode");
-	lua_pushvalue(L, idx);
-	lua_call(L, 1, 1);   /* raises on bad headers */
-
-	s = lua_tolstring(L, -1, &len);
-	if (s && len) {
-		char *p = mem_alloc(len + 1, NULL);
-		if (!p)
-			return luaL_error(L, "out of memory");
-		memcpy(p, s, len + 1);
-		*hdrs = p;
-	}
-	lua_pop(L, 2);
-
-	return 0;
+	rt_op_resume(arg, push_sent, &r);
 }
 
 
 static int l_send_message(lua_State *L)
 {
-	struct task *t = lua_need_task(L, "send_message");
-	struct stack *st = script_stack(L);
-	const char *to = luaL_checkstring(L, 1);
-	const char *ctype = luaL_checkstring(L, 2);
-	size_t len;
-	const char *body = luaL_checklstring(L, 3, &len);
+	struct stack *st = rt_stack(L);
+	const char *to, *ctype, *body;
 	char *hdrs = NULL;
-	struct taskop *op;
+	struct rt_op *op;
+	size_t len;
 	int err;
+
+	rt_need_task(L, "send_message");
+	to = luaL_checkstring(L, 1);
+	ctype = luaL_checkstring(L, 2);
+	body = luaL_checklstring(L, 3, &len);
 
 	if (strncmp(to, "sip:", 4) && strncmp(to, "sips:", 5))
 		return luaL_argerror(L, 1, "SIP URI expected");
 	if (strpbrk(to, "\r\n") || strpbrk(ctype, "\r\n") || !*ctype)
 		return luaL_argerror(L, 2, "invalid content type");
 
-	lua_headers_encode(L, 4, &hdrs);
+	api_headers_encode(L, 4, &hdrs);   /* the last that may raise */
 
 	if (!st) {
 		mem_deref(hdrs);
-		lua_pushnil(L);
-		lua_pushstring(L, "shutdown");
-		return 2;
+		return rt_fail(L, ESHUTDOWN);
 	}
 
-	op = taskop_new(t);
-	if (!op) {
-		mem_deref(hdrs);
-		return luaL_error(L, "out of memory");
-	}
-
+	op = rt_op_start(L, "send_message");
 	err = stack_send_message(st, to, NULL, ctype, (const uint8_t *)body,
-				 len, hdrs, msg_resp_handler, op);
+				 len, hdrs, sent_h, rt_op_arg(op));
 	mem_deref(hdrs);
-	if (err) {
-		mem_deref(op);
-		lua_pushnil(L);
-		lua_pushstring(L, err == EINVAL ? "invalid uri" :
-			       err_string(err));
-		return 2;
-	}
+	if (err)
+		return rt_op_abort(L, op, err);
 
-	taskop_attach(op);
-
-	return lua_yield(L, 0);
+	return rt_op_yield(L, op);
 }
 
 
 /* ------------------------------------------------------------------ *
- * The request object
+ * Injection
  * ------------------------------------------------------------------ */
 
-struct stack_req *lua_check_request(lua_State *L, int idx)
+/* fills the sip table at the top of L with the module's own functions */
+void api_sip_inject(lua_State *L)
 {
-	struct lreq *lr = luaL_checkudata(L, idx, REQUEST_MT);
-
-	return lr->req;
-}
-
-
-static const char *compact_full(const struct pl *name)
-{
-	static const char *map[26] = {
-		['a' - 'a'] = "accept-contact", ['b' - 'a'] = "referred-by",
-		['c' - 'a'] = "content-type", ['d' - 'a'] =
-		"request-disposition", ['e' - 'a'] = "content-encoding",
-		['f' - 'a'] = "from", ['i' - 'a'] = "call-id",
-		['j' - 'a'] = "reject-contact", ['k' - 'a'] = "supported",
-		['l' - 'a'] = "content-length", ['m' - 'a'] = "contact",
-		['o' - 'a'] = "event", ['r' - 'a'] = "refer-to",
-		['s' - 'a'] = "subject", ['t' - 'a'] = "to",
-		['u' - 'a'] = "allow-events", ['v' - 'a'] = "via",
-		['x' - 'a'] = "session-expires", ['y' - 'a'] = "identity",
-	};
-	char c;
-
-	if (name->l != 1)
-		return NULL;
-
-	c = (char)(name->p[0] | 0x20);
-	if (c < 'a' || c > 'z')
-		return NULL;
-
-	return map[c - 'a'];
-}
-
-
-static bool hdr_name_eq(const struct pl *a, const struct pl *b)
-{
-	const char *fa = compact_full(a), *fb = compact_full(b);
-	struct pl pa = *a, pb = *b;
-
-	if (fa)
-		pl_set_str(&pa, fa);
-	if (fb)
-		pl_set_str(&pb, fb);
-
-	return 0 == pl_casecmp(&pa, &pb);
-}
-
-
-/* req:header(name) -> first value or nil; req:headers(name) -> list */
-static int header_values(lua_State *L, bool all)
-{
-	const struct sip_msg *msg = stack_req_msg(lua_check_request(L, 1));
-	struct pl name;
-	struct le *le;
-	int n = 0;
-
-	pl_set_str(&name, luaL_checkstring(L, 2));
-	if (all)
-		lua_newtable(L);
-
-	for (le = msg->hdrl.head; le; le = le->next) {
-		const struct sip_hdr *hdr = le->data;
-
-		if (!hdr_name_eq(&hdr->name, &name))
-			continue;
-
-		lua_pushlstring(L, hdr->val.p, hdr->val.l);
-		if (!all)
-			return 1;
-		lua_rawseti(L, -2, ++n);
-	}
-
-	if (!all)
-		lua_pushnil(L);
-
-	return 1;
-}
-
-static int l_req_header(lua_State *L)  { return header_values(L, false); }
-static int l_req_headers(lua_State *L) { return header_values(L, true); }
-
-
-/* req:reply(code [, reason [, headers [, body [, content_type]]]]) */
-static int l_req_reply(lua_State *L)
-{
-	struct stack_req *req = lua_check_request(L, 1);
-	lua_Number n = luaL_checknumber(L, 2);
-	const char *reason = luaL_optstring(L, 3, NULL);
-	size_t len = 0;
-	const char *body = luaL_optlstring(L, 5, NULL, &len);
-	const char *ctype = luaL_optstring(L, 6, NULL);
-	char *hdrs = NULL;
-	uint16_t code = (uint16_t)n;
-	int err;
-
-	if (n != (lua_Number)code || code < 100 || code > 699)
-		return luaL_argerror(L, 2, "status code 100..699 expected");
-	if (reason && strpbrk(reason, "\r\n"))
-		return luaL_argerror(L, 3, "reason holds CR or LF");
-	if (body && len && !ctype)
-		return luaL_argerror(L, 6, "a body needs a content type");
-	if (ctype && strpbrk(ctype, "\r\n"))
-		return luaL_argerror(L, 6, "invalid content type");
-
-	lua_headers_encode(L, 4, &hdrs);
-
-	err = stack_req_reply(req, code, reason ? reason : "OK", hdrs, ctype,
-			      (const uint8_t *)body, len);
-	mem_deref(hdrs);
-
-	if (err) {
-		lua_pushnil(L);
-		lua_pushstring(L, err == EALREADY ? "already answered" :
-			       err_string(err));
-		return 2;
-	}
-
-	lua_pushboolean(L, 1);
-
-	return 1;
-}
-
-
-static int push_pl(lua_State *L, const struct pl *pl)
-{
-	if (pl_isset(pl))
-		lua_pushlstring(L, pl->p, pl->l);
-	else
-		lua_pushnil(L);
-
-	return 1;
-}
-
-
-static int l_req_index(lua_State *L)
-{
-	const struct sip_msg *msg = stack_req_msg(lua_check_request(L, 1));
-	const char *k = luaL_checkstring(L, 2);
-	char buf[128];
-
-	if (!strcmp(k, "method"))       return push_pl(L, &msg->met);
-	if (!strcmp(k, "uri"))          return push_pl(L, &msg->ruri);
-	if (!strcmp(k, "from"))         return push_pl(L, &msg->from.auri);
-	if (!strcmp(k, "to"))           return push_pl(L, &msg->to.auri);
-	if (!strcmp(k, "from_tag"))     return push_pl(L, &msg->from.tag);
-	if (!strcmp(k, "to_tag"))       return push_pl(L, &msg->to.tag);
-	if (!strcmp(k, "from_name"))    return push_pl(L, &msg->from.dname);
-	if (!strcmp(k, "call_id"))      return push_pl(L, &msg->callid);
-	if (!strcmp(k, "content_type")) {
-		if (!pl_isset(&msg->ctyp.type))
-			return push_pl(L, NULL);
-		{
-			const struct sip_hdr *h =
-				sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE);
-			return push_pl(L, h ? &h->val : NULL);
-		}
-	}
-	if (!strcmp(k, "body")) {
-		struct pl body;
-
-		stack_msg_body(msg, &body);
-		lua_pushlstring(L, body.p, body.l);
-		return 1;
-	}
-	if (!strcmp(k, "cseq")) {
-		lua_pushnumber(L, msg->cseq.num);
-		return 1;
-	}
-	if (!strcmp(k, "source")) {
-		(void)re_snprintf(buf, sizeof(buf), "%J", &msg->src);
-		lua_pushstring(L, buf);
-		return 1;
-	}
-	if (!strcmp(k, "transport")) {
-		lua_pushstring(L, sip_transp_name(msg->tp));
-		return 1;
-	}
-
-	/* methods */
-	lua_getmetatable(L, 1);
-	lua_getfield(L, -1, k);
-
-	return 1;
-}
-
-
-static int l_req_gc(lua_State *L)
-{
-	struct lreq *lr = luaL_checkudata(L, 1, REQUEST_MT);
-
-	lr->req = mem_deref(lr->req);
-
-	return 0;
-}
-
-
-static int l_req_tostring(lua_State *L)
-{
-	const struct sip_msg *msg = stack_req_msg(lua_check_request(L, 1));
-
-	lua_pushfstring(L, "sip request %s (%s)",
-			msg ? "" : "?", msg ? "" : "?");
-	if (msg) {
-		lua_pop(L, 1);
-		lua_pushlstring(L, msg->met.p, msg->met.l);
-		lua_pushstring(L, " ");
-		lua_pushlstring(L, msg->ruri.p, msg->ruri.l);
-		lua_concat(L, 3);
-	}
-
-	return 1;
-}
-
-
-void lua_push_request(lua_State *L, struct stack_req *req)
-{
-	struct lreq *lr = lua_newuserdata(L, sizeof(*lr));
-
-	lr->req = stack_req_ref(req);
-	luaL_getmetatable(L, REQUEST_MT);
-	lua_setmetatable(L, -2);
-}
-
-
-/* ------------------------------------------------------------------ *
- * Module
- * ------------------------------------------------------------------ */
-
-int luaopen_sip(lua_State *L)
-{
-	static const luaL_Reg req_methods[] = {
-		{"reply",   l_req_reply},
-		{"header",  l_req_header},
-		{"headers", l_req_headers},
-		{"__index", l_req_index},
-		{"__gc",    l_req_gc},
-		{"__tostring", l_req_tostring},
-		{NULL, NULL}
-	};
 	static const luaL_Reg sip_funcs[] = {
 		{"on_incoming_call",       l_on_call},
 		{"on_incoming_message",    l_on_message},
@@ -855,9 +531,7 @@ int luaopen_sip(lua_State *L)
 		{"local_uri",              l_local_uri},
 		{"sleep",                  l_sleep},
 		{"send_message",           l_send_message},
-		{"spawn",                  lua_spawn},
-		{"register",               l_register},
-		{"unregister",             l_unregister},
+		{"spawn",                  rt_spawn},
 		{NULL, NULL}
 	};
 	static const luaL_Reg log_funcs[] = {
@@ -868,19 +542,9 @@ int luaopen_sip(lua_State *L)
 		{NULL, NULL}
 	};
 
-	luaL_newmetatable(L, REQUEST_MT);
-	luaL_setfuncs(L, req_methods, 0);
-	lua_pushliteral(L, "sipstack.request");
-	lua_setfield(L, -2, "__metatable");
-	lua_pop(L, 1);
-
-	luaL_newlib(L, sip_funcs);
+	luaL_setfuncs(L, sip_funcs, 0);
 	luaL_newlib(L, log_funcs);
 	lua_setfield(L, -2, "log");
 	lua_pushliteral(L, SIPSTACK_VERSION);
 	lua_setfield(L, -2, "version");
-	lua_registrar_open(L);
-	lua_call_open(L);
-
-	return 1;
 }
