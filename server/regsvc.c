@@ -47,6 +47,13 @@ void regsvc_config_default(struct regsvc_config *cfg)
 }
 
 
+/* libre's str_cmp() calls two NULLs different */
+static bool str_same(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+
 bool regsvc_config_equal(const struct regsvc_config *a,
 			 const struct regsvc_config *b)
 {
@@ -54,8 +61,8 @@ bool regsvc_config_equal(const struct regsvc_config *a,
 		a->algs == b->algs && a->nonce_ttl == b->nonce_ttl &&
 		a->guard == b->guard &&
 		!memcmp(&a->gcfg, &b->gcfg, sizeof(a->gcfg)) &&
-		!str_cmp(a->database, b->database) &&
-		!str_cmp(a->realm, b->realm) &&
+		str_same(a->database, b->database) &&
+		str_same(a->realm, b->realm) &&
 		a->rcfg.min_expires == b->rcfg.min_expires &&
 		a->rcfg.max_expires == b->rcfg.max_expires &&
 		a->rcfg.default_expires == b->rcfg.default_expires;
