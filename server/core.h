@@ -1,8 +1,9 @@
 /**
  * server/core.h  What crosses files inside sipstack (not public API)
  *
- * The Lua runtime (bindings/) and the program (server/main.c) meet the
- * stack here. Nothing in this header is stable for outside users.
+ * The files of server/ and the Lua bindings (bindings/) meet the stack
+ * here. Nothing in this header is stable for outside users. The Lua
+ * runtime's own API is in bindings/luart.h, for server/main.c only.
  */
 #ifndef SIPSTACK_CORE_H
 #define SIPSTACK_CORE_H
@@ -49,23 +50,5 @@ bool   donetab_absorb(struct donetab *t, struct sip *sip,
 		      const struct sip_msg *msg);
 size_t donetab_count(const struct donetab *t);
 uint64_t donetab_absorbed(const struct donetab *t);
-
-/* Lua runtime (bindings/lua_runtime.c) */
-struct luart;
-
-/* Called after each (re)load with the script's config, so that the
- * program can re-apply what its command line fixed. */
-typedef void (luart_cfg_h)(struct stack_config *cfg, void *arg);
-
-int  luart_alloc(struct luart **lrp, struct stack *st, const char *path,
-		 luart_cfg_h *cfgh, void *arg);
-int  luart_reload(struct luart *lr);
-void luart_start(struct luart *lr);
-int  luart_check(const char *path, struct stack_config *cfg,
-		 char *errbuf, size_t errsz);
-struct stack *luart_stack(const struct luart *lr);
-const char *luart_path(const struct luart *lr);
-uint32_t luart_generation(const struct luart *lr);
-uint32_t luart_tasks(const struct luart *lr);
 
 #endif

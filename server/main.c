@@ -7,6 +7,9 @@
  * reloads the script (a script that fails to load leaves the old one
  * running). Configuration precedence: built-in defaults, then the
  * script's sip.configure{}, then the command line.
+ *
+ * The only file that knows both the core (sipstack.h) and the
+ * Lua runtime (bindings/luart.h): it wires one to the other.
  */
 #include <string.h>
 #include <stdlib.h>
@@ -18,9 +21,9 @@
 #include <sys/resource.h>
 #include <re.h>
 #include "sipstack.h"
-#include "core.h"
 #include "udpbatch.h"
 #include "libre_ext.h"
+#include "luart.h"
 
 
 enum {

@@ -16,6 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 # luaL_Reg array name -> how Lua code spells its members
 PREFIX = {
     "sip_funcs": "sip.",
+    "register_funcs": "sip.",
     "log_funcs": "sip.log.",
     "req_methods": "req:",
     "registrar_funcs": "sip.registrar.",

@@ -1,5 +1,5 @@
 /**
- * bindings/lua_call.c  Calls for scripts: sip.call and on_incoming_call
+ * bindings/api_call.c  Calls for scripts: sip.call and on_incoming_call
  *
  * Owns struct lcall, the Lua side of a struct call: the userdata
  * "sipstack.call" holds a reference on the call, and the lcall anchors
@@ -10,13 +10,15 @@
  * call placed or taken before a reload keeps running in the old one.
  *
  * Exposes sip.call, sip.on_incoming_call routing, and the methods of
- * the call object. Uses server/call.c.
+ * the call object; its waits (call:wait_answer, hold, unhold, update)
+ * are ops of the runtime's one yield shape (runtime.h). Uses
+ * server/call.c.
  */
 #include <string.h>
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
-#include "lua_priv.h"
+#include "runtime.h"
 
 
 #define CALL_MT "sipstack.call"
@@ -26,8 +28,7 @@ struct lcall {
 	struct script *sc;       /* reference: the generation it runs in */
 	int ref;                 /* registry ref of the userdata while
 				  * the call lives, else LUA_NOREF      */
-	struct task *waiter;     /* a task in call:wait_answer()       */
-	struct tmr tmr_wait;
+	struct rt_op *waiter;    /* a task's call:wait_answer()        */
 	uint16_t code;           /* final response code (outgoing)     */
 	char *reason;            /* its reason phrase                  */
 };
@@ -41,7 +42,6 @@ static void lcall_destructor(void *arg)
 {
 	struct lcall *lc = arg;
 
-	tmr_cancel(&lc->tmr_wait);
 	call_set_handler(lc->call, NULL, NULL);
 	mem_deref(lc->call);
 	mem_deref(lc->reason);
@@ -88,20 +88,21 @@ static bool push_callback(lua_State *L, struct lcall *lc, const char *name)
  * call has none (or its script is closing) */
 static struct task *callback_task(struct lcall *lc, const char *name)
 {
+	lua_State *L = rt_script_L(lc->sc);
 	struct task *t;
 
-	if (!lc->sc || lc->sc->closing || lc->ref == LUA_NOREF)
+	if (rt_script_closing(lc->sc) || lc->ref == LUA_NOREF)
 		return NULL;
 
-	if (!push_callback(lc->sc->L, lc, name))
+	if (!push_callback(L, lc, name))
 		return NULL;
 
-	t = lua_task_new(lc->sc, LH_SPAWN, NULL);
+	t = rt_task_new(lc->sc, RT_HOOK_SPAWN);
 	if (!t) {
-		lua_pop(lc->sc->L, 1);
+		lua_pop(L, 1);
 		return NULL;
 	}
-	lua_xmove(lc->sc->L, t->co, 1);
+	lua_xmove(L, rt_task_co(t), 1);
 
 	return t;
 }
@@ -111,43 +112,45 @@ static void run_callback(struct lcall *lc, const char *name,
 			 const struct call_event *ev)
 {
 	struct task *t = callback_task(lc, name);
+	lua_State *co;
 	int n = 0;
 
 	if (!t)
 		return;
 
+	co = rt_task_co(t);
 	switch (ev->type) {
 
 	case CALL_EV_STATE:
-		lua_pushstring(t->co, ev->from_state);
-		lua_pushstring(t->co, ev->to_state);
+		lua_pushstring(co, ev->from_state);
+		lua_pushstring(co, ev->to_state);
 		n = 2;
 		break;
 
 	case CALL_EV_ANSWERED:
-		lua_pushlstring(t->co, (const char *)ev->body, ev->len);
-		lua_pushstring(t->co, ev->ctype ? ev->ctype : "");
+		lua_pushlstring(co, (const char *)ev->body, ev->len);
+		lua_pushstring(co, ev->ctype ? ev->ctype : "");
 		n = 2;
 		break;
 
 	case CALL_EV_REJECTED:
-		lua_pushinteger(t->co, ev->code);
-		lua_pushstring(t->co, ev->reason ? ev->reason : "");
+		lua_pushinteger(co, ev->code);
+		lua_pushstring(co, ev->reason ? ev->reason : "");
 		n = 2;
 		break;
 
 	case CALL_EV_TERMINATED:
-		lua_pushstring(t->co, ev->reason ? ev->reason : "");
+		lua_pushstring(co, ev->reason ? ev->reason : "");
 		n = 1;
 		break;
 
 	case CALL_EV_RINGING:
-		lua_pushinteger(t->co, ev->code);
+		lua_pushinteger(co, ev->code);
 		n = 1;
 		break;
 
 	case CALL_EV_INFO:
-		lua_push_request(t->co, ev->req);
+		api_request_push(co, ev->req);
 		n = 1;
 		break;
 
@@ -155,40 +158,47 @@ static void run_callback(struct lcall *lc, const char *name,
 		break;
 	}
 
-	task_resume(t, n);
+	rt_task_run(t, n);
 }
 
 
+/* call:wait_answer()'s values: true | nil, "rejected", code |
+ * nil, end reason */
+static int push_answer(lua_State *co, void *arg)
+{
+	struct lcall *lc = arg;
+	const char *r;
+
+	if (call_is_answered(lc->call) && !call_is_ended(lc->call)) {
+		lua_pushboolean(co, 1);
+		return 1;
+	}
+
+	lua_pushnil(co);
+	if (lc->code >= 300) {
+		lua_pushstring(co, "rejected");
+		lua_pushinteger(co, lc->code);
+	}
+	else {
+		r = call_end_reason(lc->call);
+		lua_pushstring(co, r ? r : "ended");
+		lua_pushnil(co);
+	}
+
+	return 3;
+}
+
+
+/* The event a call:wait_answer() waits for came */
 static void wake_waiter(struct lcall *lc)
 {
-	struct task *t = lc->waiter;
+	struct rt_op *op = lc->waiter;
 
-	if (!t)
+	if (!op)
 		return;
 
 	lc->waiter = NULL;
-	t->op = NULL;
-	t->cleanup = NULL;
-	tmr_cancel(&lc->tmr_wait);
-
-	if (call_is_answered(lc->call) && !call_is_ended(lc->call)) {
-		lua_pushboolean(t->co, 1);
-		task_resume(t, 1);
-		return;
-	}
-
-	lua_pushnil(t->co);
-	if (lc->code >= 300) {
-		lua_pushstring(t->co, "rejected");
-		lua_pushinteger(t->co, lc->code);
-	}
-	else {
-		const char *r = call_end_reason(lc->call);
-
-		lua_pushstring(t->co, r ? r : "ended");
-		lua_pushnil(t->co);
-	}
-	task_resume(t, 3);
+	rt_op_resume(op, push_answer, lc);
 }
 
 
@@ -216,16 +226,14 @@ static void dialog_hook(struct lcall *lc, const char *name)
 	struct dlgev d = {lc, name};
 	struct task *t;
 
-	if (!lc->sc || lc->sc->closing || lc->ref == LUA_NOREF ||
-	    lc->sc->hooks[LH_DIALOG] == LUA_NOREF)
+	if (lc->ref == LUA_NOREF)
 		return;
 
-	t = lua_task_new(lc->sc, LH_DIALOG, NULL);
+	t = rt_task_new(lc->sc, RT_HOOK_DIALOG);   /* NULL: no such hook */
 	if (!t)
 		return;
 
-	lua_rawgeti(t->co, LUA_REGISTRYINDEX, lc->sc->hooks[LH_DIALOG]);
-	task_resume(t, push_dlgev(t->co, &d));
+	rt_task_run(t, push_dlgev(rt_task_co(t), &d));
 }
 
 
@@ -235,12 +243,13 @@ static struct lcall *push_call(lua_State *L, struct script *sc,
 
 /* on_fork raised an error: the fork it was given is hung up, so a
  * failed script leaves no call up that nobody looks after */
-static void fork_end(struct task *t, bool failed, int nres)
+static void fork_end(lua_State *co, bool failed, int nres, void *ctx)
 {
+	(void)co;
 	(void)nres;
 
 	if (failed)
-		(void)call_hangup(t->ctx, "script error");
+		(void)call_hangup(ctx, "script error");
 }
 
 
@@ -250,23 +259,24 @@ static void fork_event(struct lcall *lc, const struct call_event *ev)
 {
 	struct task *t = callback_task(lc, "on_fork");
 	struct lcall *flc;
+	lua_State *co;
 
 	if (!t)
 		return;
 
-	t->endh = fork_end;
-	t->ctx = mem_ref(ev->fork);
-	pl_set_str(&t->callid, call_id(ev->fork));   /* the call outlives t */
+	rt_task_set_end(t, fork_end, ev->fork);
+	rt_task_set_callid(t, call_id(ev->fork));   /* the call outlives t */
 
-	flc = push_call(t->co, lc->sc, ev->fork);
-	lua_pushlstring(t->co, (const char *)ev->body, ev->len);
-	lua_pushstring(t->co, ev->ctype ? ev->ctype : "");
+	co = rt_task_co(t);
+	flc = push_call(co, lc->sc, ev->fork);
+	lua_pushlstring(co, (const char *)ev->body, ev->len);
+	lua_pushstring(co, ev->ctype ? ev->ctype : "");
 
 	/* on_dialog_event hears of the new dialog as of any answered one
 	 * (its call FSM reached Connected before it had an owner) */
 	dialog_hook(flc, dialog_event_name(DIALOG_EV_ANSWERED));
 
-	task_resume(t, 3);
+	rt_task_run(t, 3);
 }
 
 
@@ -324,12 +334,11 @@ static void event_handler(struct call *call, const struct call_event *ev,
 		wake_waiter(lc);
 		/* the call is over: the script may now collect it, and
 		 * an old generation of the script may close */
-		if (lc->ref != LUA_NOREF && !lc->sc->closing) {
-			luaL_unref(lc->sc->L, LUA_REGISTRYINDEX, lc->ref);
+		if (!rt_script_closing(lc->sc)) {
+			rt_unref(lc->sc, lc->ref);
 			lc->ref = LUA_NOREF;
-		}
-		if (!lc->sc->closing)
 			lc->sc = mem_deref(lc->sc);
+		}
 		mem_deref(lc);      /* the call's hold on us */
 		break;
 
@@ -360,7 +369,6 @@ static struct lcall *push_call(lua_State *L, struct script *sc,
 	lc->call = mem_ref(call);
 	lc->sc = mem_ref(sc);
 	lc->ref = LUA_NOREF;
-	tmr_init(&lc->tmr_wait);
 
 	ud = lua_newuserdata(L, sizeof(*ud));
 	ud->lc = lc;
@@ -371,7 +379,7 @@ static struct lcall *push_call(lua_State *L, struct script *sc,
 
 	/* anchored until the call ends; the call holds the lcall */
 	lua_pushvalue(L, -1);
-	lc->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lc->ref = rt_ref(L);
 	call_set_handler(call, event_handler, mem_ref(lc));
 
 	return lc;
@@ -383,21 +391,6 @@ static struct lcall *check_call(lua_State *L, int idx)
 	struct ludata *ud = luaL_checkudata(L, idx, CALL_MT);
 
 	return ud->lc;
-}
-
-
-static int ret_err(lua_State *L, int err)
-{
-	if (!err) {
-		lua_pushboolean(L, 1);
-		return 1;
-	}
-
-	lua_pushnil(L);
-	lua_pushstring(L, err == ENOTCONN ? "not possible in this state" :
-		       err == EINVAL ? "invalid" : "failed");
-
-	return 2;
 }
 
 
@@ -419,8 +412,8 @@ static int l_ringing(lua_State *L)
 	if (body && len && !ctype)
 		return luaL_argerror(L, 5, "a body needs a content type");
 
-	return ret_err(L, call_ringing(lc->call, code, reason, NULL, ctype,
-				       (const uint8_t *)body, len));
+	return rt_result(L, call_ringing(lc->call, code, reason, NULL,
+					 ctype, (const uint8_t *)body, len));
 }
 
 
@@ -440,12 +433,12 @@ static int answer(lua_State *L, int hidx)
 		return luaL_argerror(L, 3, "invalid content type");
 
 	if (hidx)
-		lua_headers_encode(L, hidx, &hdrs);
+		api_headers_encode(L, hidx, &hdrs);
 
 	err = call_answer(lc->call, hdrs, ctype, (const uint8_t *)body, len);
 	mem_deref(hdrs);
 
-	return ret_err(L, err);
+	return rt_result(L, err);
 }
 
 /* call:answer([body [, content_type]]) */
@@ -469,7 +462,7 @@ static int l_reject(lua_State *L)
 		return luaL_error(L, "reject: not an incoming call (use "
 				  "cancel or hangup)");
 
-	return ret_err(L, call_reject(lc->call, code, reason, NULL));
+	return rt_result(L, call_reject(lc->call, code, reason, NULL));
 }
 
 
@@ -477,7 +470,7 @@ static int l_hangup(lua_State *L)
 {
 	struct lcall *lc = check_call(L, 1);
 
-	return ret_err(L, call_hangup(lc->call, "hangup"));
+	return rt_result(L, call_hangup(lc->call, "hangup"));
 }
 
 
@@ -488,47 +481,42 @@ static int l_cancel(lua_State *L)
 	if (!call_is_outgoing(lc->call))
 		return luaL_error(L, "cancel: not an outgoing call");
 
-	return ret_err(L, call_cancel(lc->call));
+	return rt_result(L, call_cancel(lc->call));
 }
 
 
-static void wait_cleanup(struct task *t)
+/* The task of a wait goes, or the wait ended: the call no longer
+ * wakes it */
+static void wait_cleanup(struct rt_op *op, void *ctx)
 {
-	struct lcall *lc = t->ctx;
+	struct lcall *lc = ctx;
 
-	if (lc && lc->waiter == t) {
+	if (lc->waiter == op)
 		lc->waiter = NULL;
-		tmr_cancel(&lc->tmr_wait);
-	}
-	t->op = NULL;
 }
 
 
-static void wait_timeout(void *arg)
+static int push_timeout(lua_State *co, void *arg)
 {
-	struct lcall *lc = arg;
-	struct task *t = lc->waiter;
+	(void)arg;
 
-	if (!t)
-		return;
+	lua_pushnil(co);
+	lua_pushstring(co, rt_errstr(ETIMEDOUT));
+	lua_pushnil(co);
 
-	lc->waiter = NULL;
-	t->op = NULL;
-	t->cleanup = NULL;
-	lua_pushnil(t->co);
-	lua_pushstring(t->co, "timeout");
-	lua_pushnil(t->co);
-	task_resume(t, 3);
+	return 3;
 }
 
 
-/* call:wait_answer([timeout]) -> true | nil, err, code */
+/* call:wait_answer([timeout]) -> true | nil, err, code: an op whose
+ * source (the call's answer or end) can be stopped, with a timeout */
 static int l_wait_answer(lua_State *L)
 {
 	struct lcall *lc = check_call(L, 1);
 	lua_Number timeout = luaL_optnumber(L, 2, 0);
-	struct task *t = lua_need_task(L, "wait_answer");
+	struct rt_op *op;
 
+	rt_need_task(L, "wait_answer");
 	if (!call_is_outgoing(lc->call))
 		return luaL_error(L, "wait_answer: not an outgoing call");
 	if (lc->waiter)
@@ -536,105 +524,93 @@ static int l_wait_answer(lua_State *L)
 	if (timeout < 0)
 		return luaL_argerror(L, 2, "seconds >= 0 expected");
 
-	if (call_is_answered(lc->call) && !call_is_ended(lc->call)) {
-		lua_pushboolean(L, 1);
-		return 1;
-	}
-	if (call_is_ended(lc->call)) {
-		lua_pushnil(L);
-		lua_pushstring(L, lc->code >= 300 ? "rejected" :
-			       call_end_reason(lc->call));
-		if (lc->code >= 300)
-			lua_pushinteger(L, lc->code);
-		else
-			lua_pushnil(L);
-		return 3;
-	}
+	if (call_is_answered(lc->call) || call_is_ended(lc->call))
+		return push_answer(L, lc);
 
-	lc->waiter = t;
-	t->op = lc;
-	mem_deref(t->ctx);
-	t->ctx = mem_ref(lc);
-	t->cleanup = wait_cleanup;
+	op = rt_op_start(L, "wait_answer");
+	rt_op_cleanup(op, wait_cleanup, lc);
 	if (timeout > 0)
-		tmr_start(&lc->tmr_wait, (uint64_t)(timeout * 1000),
-			  wait_timeout, lc);
+		rt_op_timeout(op, (uint64_t)(timeout * 1000), push_timeout,
+			      NULL);
+	lc->waiter = op;
 
-	return lua_yield(L, 0);
+	return rt_op_yield(L, op);
 }
 
 
-/* hold, unhold and update yield until the re-INVITE is answered */
+/* hold, unhold and update: ops whose source, the call's re-INVITE,
+ * always calls back once (with ENOTCONN if the call ends first) */
+struct reinv {
+	int err;
+	uint16_t scode;
+};
+
+
+/* true, code | nil, err [, code] */
+static int push_reinvite(lua_State *co, void *arg)
+{
+	const struct reinv *r = arg;
+
+	if (!r->err && r->scode >= 200 && r->scode < 300) {
+		lua_pushboolean(co, 1);
+		lua_pushinteger(co, r->scode);
+		return 2;
+	}
+
+	lua_pushnil(co);
+	lua_pushstring(co, r->err ? rt_errstr(r->err) : "rejected");
+	if (r->scode)
+		lua_pushinteger(co, r->scode);
+	else
+		lua_pushnil(co);
+
+	return 3;
+}
+
+
 static void reinvite_h(int err, uint16_t scode, void *arg)
 {
-	struct task *t = taskop_finish(arg);
+	struct reinv r = {err, scode};
 
-	if (!t)
-		return;
-
-	if (!err && scode >= 200 && scode < 300) {
-		lua_pushboolean(t->co, 1);
-		lua_pushinteger(t->co, scode);
-		task_resume(t, 2);
-		return;
-	}
-	else {
-		lua_pushnil(t->co);
-		lua_pushstring(t->co, err == ENOTCONN ? "ended" :
-			       err ? "failed" : "rejected");
-		if (scode)
-			lua_pushinteger(t->co, scode);
-		else
-			lua_pushnil(t->co);
-	}
-	task_resume(t, 3);
+	rt_op_resume(arg, push_reinvite, &r);
 }
 
 
 static int reinvite(lua_State *L, int kind)
 {
 	struct lcall *lc = check_call(L, 1);
-	struct task *t = lua_need_task(L, kind == CALL_REINVITE_HOLD ?
-				       "hold" : kind == CALL_REINVITE_UNHOLD
-				       ? "unhold" : "update");
-	struct taskop *op;
+	const char *fn = kind == CALL_REINVITE_HOLD ? "hold" :
+		kind == CALL_REINVITE_UNHOLD ? "unhold" : "update";
+	const char *body = NULL, *ctype = NULL;
+	struct rt_op *op;
+	size_t len = 0;
 	int err;
 
-	op = taskop_new(t);
-	if (!op)
-		return luaL_error(L, "out of memory");
-
+	rt_need_task(L, fn);
 	if (kind == CALL_REINVITE_UPDATE) {
-		size_t len;
-		const char *body = luaL_checklstring(L, 2, &len);
-		const char *ctype = luaL_optstring(L, 3, "application/sdp");
-
-		if (strpbrk(ctype, "\r\n")) {
-			mem_deref(op);
+		body = luaL_checklstring(L, 2, &len);
+		ctype = luaL_optstring(L, 3, "application/sdp");
+		if (strpbrk(ctype, "\r\n"))
 			return luaL_argerror(L, 3, "invalid content type");
-		}
+	}
+
+	op = rt_op_start(L, fn);
+	if (kind == CALL_REINVITE_UPDATE)
 		err = call_reinvite(lc->call, CALL_REINVITE_UPDATE, NULL,
 				    ctype, (const uint8_t *)body, len,
-				    reinvite_h, op);
-	}
-	else {
+				    reinvite_h, rt_op_arg(op));
+	else
 		err = call_hold(lc->call, kind == CALL_REINVITE_HOLD,
-				reinvite_h, op);
-	}
+				reinvite_h, rt_op_arg(op));
 
-	if (err) {
-		mem_deref(op);
-		lua_pushnil(L);
-		lua_pushstring(L, err == ENOTCONN ? "not connected" :
-			       err == EALREADY ? "re-INVITE pending" :
-			       err == ENOENT ? "no SDP to re-offer" :
-			       "failed");
-		return 2;
-	}
+	/* call.c says EALREADY for a re-INVITE in flight: to a script that
+	 * is "busy" (one at a time), not "already answered" */
+	if (err == EALREADY)
+		err = EBUSY;
+	if (err)
+		return rt_op_abort(L, op, err);
 
-	taskop_attach(op);
-
-	return lua_yield(L, 0);
+	return rt_op_yield(L, op);
 }
 
 /* call:hold() / call:unhold() / call:update(body [, ct]) ->
@@ -810,8 +786,8 @@ static int l_tostring(lua_State *L)
 /* sip.call(to [, body [, content_type [, {from=, headers=}]]]) */
 static int l_call(lua_State *L)
 {
-	struct script *sc = lua_script(L);
-	struct stack *st = sc->rt ? luart_stack(sc->rt) : NULL;
+	struct script *sc = rt_script(L);
+	struct stack *st = rt_stack(L);
 	const char *to = luaL_checkstring(L, 1);
 	size_t len = 0;
 	const char *body = luaL_optlstring(L, 2, NULL, &len);
@@ -842,7 +818,7 @@ static int l_call(lua_State *L)
 					     "together");
 		lua_getfield(L, 4, "headers");
 		if (!lua_isnil(L, -1))
-			lua_headers_encode(L, -1, &hdrs);
+			api_headers_encode(L, -1, &hdrs);
 		lua_pop(L, 1);
 	}
 
@@ -858,11 +834,8 @@ static int l_call(lua_State *L)
 	mem_deref(hdrs);
 	if (!err && user)
 		err = call_set_credentials(call, user, password);
-	if (err) {
-		lua_pushnil(L);
-		lua_pushstring(L, err == EINVAL ? "invalid uri" : "failed");
-		return 2;
-	}
+	if (err)
+		return rt_fail(L, err);
 
 	push_call(L, sc, call);
 	mem_deref(call);
@@ -871,16 +844,16 @@ static int l_call(lua_State *L)
 }
 
 
-static void incoming_end(struct task *t, bool failed, int nres)
+static void incoming_end(lua_State *co, bool failed, int nres, void *ctx)
 {
-	struct call *call = t->ctx;
+	struct call *call = ctx;
 
 	if (failed) {
 		(void)call_reject(call, 500, "Server Internal Error", NULL);
 	}
-	else if (nres >= 1 && lua_type(t->co, 1) == LUA_TNUMBER) {
-		lua_Number n = lua_tonumber(t->co, 1);
-		const char *reason = lua_tostring(t->co, 2);
+	else if (nres >= 1 && lua_type(co, 1) == LUA_TNUMBER) {
+		lua_Number n = lua_tonumber(co, 1);
+		const char *reason = lua_tostring(co, 2);
 
 		if (n >= 300 && n <= 699)
 			(void)call_reject(call, (uint16_t)n, reason, NULL);
@@ -891,35 +864,40 @@ static void incoming_end(struct task *t, bool failed, int nres)
 static bool incoming_handler(struct call *call, void *arg)
 {
 	struct luart *rt = arg;
-	struct script *sc = luart_current(rt);
+	struct script *sc = rt_current(rt);
 	struct task *t;
 
-	if (!sc || sc->hooks[LH_CALL] == LUA_NOREF)
-		return false;
-
-	t = lua_task_new(sc, LH_CALL, NULL);
+	t = rt_task_new(sc, RT_HOOK_CALL);   /* NULL: no such hook */
 	if (!t)
 		return false;
 
-	t->endh = incoming_end;
-	t->ctx = mem_ref(call);
-	pl_set_str(&t->callid, call_id(call));   /* the call outlives t */
-	lua_rawgeti(t->co, LUA_REGISTRYINDEX, sc->hooks[LH_CALL]);
-	push_call(t->co, sc, call);
-	task_resume(t, 1);
+	rt_task_set_end(t, incoming_end, call);
+	rt_task_set_callid(t, call_id(call));   /* the call outlives t */
+	push_call(rt_task_co(t), sc, call);
+	rt_task_run(t, 1);
 
 	return true;
 }
 
 
-void lua_call_activate(struct luart *rt, struct script *sc)
+int api_call_activate(struct luart *rt, struct script *sc)
 {
-	callmgr_set_incoming(luart_stack(rt), sc->hooks[LH_CALL] != LUA_NOREF
-			     ? incoming_handler : NULL, rt);
+	callmgr_set_incoming(rt_runtime_stack(rt),
+			     rt_script_has_hook(sc, RT_HOOK_CALL) ?
+			     incoming_handler : NULL, rt);
+
+	return 0;
 }
 
 
-void lua_call_open(lua_State *L)
+void api_call_close(struct luart *rt)
+{
+	callmgr_set_incoming(rt_runtime_stack(rt), NULL, NULL);
+}
+
+
+/* the call object's metatable, and sip.call in the sip table */
+void api_call_inject(lua_State *L)
 {
 	static const luaL_Reg call_methods[] = {
 		{"ringing",             l_ringing},

@@ -1,10 +1,14 @@
 /**
- * bindings/lua_runtime.c  Script generations, sandbox and hook tasks
+ * bindings/runtime.c  Script generations, sandbox, tasks and yielding
  *
- * Owns struct luart (the runtime: the current script generation) and
- * struct script / struct task (see lua_priv.h). Exposes luart_*() in
- * core.h to the program. Uses the stack's hooks to receive requests and
- * lua_sip.c for the `sip` module the scripts see.
+ * Owns struct luart (the runtime: the current script generation, the
+ * features' objects), struct script (a generation), struct task (a
+ * coroutine of a generation) and struct rt_op (a task's pending
+ * operation: the one yield protocol), and the table of error strings.
+ * Exposes luart_*() (luart.h) to the program and rt_*() (runtime.h) to
+ * the feature files, whose structs it never sees and which never see
+ * its own. Uses the stack's hooks to receive requests, and the
+ * features' inject/activate/close functions (the table `features`).
  *
  * Sandbox (documented in docs/lua-api.md): a script runs in its own
  * environment table holding an allow-list of the standard library. It
@@ -20,13 +24,14 @@
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
-#include "lua_priv.h"
+#include "luart.h"
+#include "runtime.h"
 
 #include "sipstack_headers_bc.h"
 #include "sipstack_sdp_bc.h"
 
 
-const char *lua_hook_names[LH_MAX] = {
+static const char *hook_names[RT_HOOK_MAX] = {
 	"on_incoming_call",
 	"on_incoming_message",
 	"on_incoming_refer",
@@ -37,16 +42,84 @@ const char *lua_hook_names[LH_MAX] = {
 	"spawn",
 };
 
+/* Every Lua feature: its functions, what it does when a generation
+ * becomes current (only the first with an activate may refuse it) and
+ * when the runtime goes (before the tasks end) */
+static const struct feature {
+	const char *name;
+	void (*inject)(lua_State *L);
+	int  (*activate)(struct luart *rt, struct script *sc);
+	void (*close)(struct luart *rt);
+} features[] = {
+	{"sip",       api_sip_inject,       NULL, NULL},
+	{"request",   api_request_inject,   NULL, NULL},
+	{"registrar", api_registrar_inject, api_registrar_activate,
+	 api_registrar_close},
+	{"call",      api_call_inject,      api_call_activate,
+	 api_call_close},
+	{"register",  api_register_inject,  NULL, api_register_close},
+};
+
 struct luart {
 	struct stack *st;
-	struct regsvc *regsvc;   /* registrar, store and auth, or NULL */
 	struct script *cur;
 	struct list scripts;     /* every live generation */
 	char *path;
 	uint32_t gen;
 	luart_cfg_h *cfgh;
 	void *cfg_arg;
-	struct list regs;        /* lua_register.c's registrations */
+	void *slots[RT_SLOT_MAX];   /* the features' objects */
+};
+
+/* One load of the script */
+struct script {
+	struct le le;               /* in luart.scripts                 */
+	struct luart *rt;           /* NULL for sipstack --check        */
+	lua_State *L;
+	char *path;
+	uint32_t gen;
+	int hooks[RT_HOOK_MAX];     /* registry refs, LUA_NOREF if unset */
+	char *req_methods;          /* on_request filter, " A B " or NULL */
+	struct list tasks;          /* live struct task                 */
+	struct stack_config cfg;    /* effective config after sip.configure */
+	void *slots[RT_SLOT_MAX];   /* the features' objects            */
+	bool loading;               /* top-level chunk running          */
+	bool closing;               /* generation is being torn down    */
+};
+
+/* One coroutine of a generation */
+struct task {
+	struct le le;               /* in script.tasks                  */
+	struct script *sc;          /* reference                        */
+	lua_State *co;              /* the coroutine (anchored)         */
+	enum rt_hook kind;
+	struct stack_req *req;      /* reference, or NULL               */
+	struct rt_op *op;           /* the pending operation, or NULL   */
+	rt_end_h *endh;             /* told how it ended, if set        */
+	void *ctx;                  /* a mem reference for endh          */
+	struct pl callid;           /* for logs when there is no req    */
+	bool in_resume;             /* running right now                */
+};
+
+enum op_state {
+	OP_STARTING = 0,            /* its start function runs          */
+	OP_WAITING,                 /* the task yielded on it           */
+	OP_DONE,                    /* ended; waits for a late callback */
+};
+
+/* A pending operation of a task (see runtime.h). References: the
+ * task's while it is t->op, and the source's while owed. */
+struct rt_op {
+	struct task *t;             /* NULL once the task let go        */
+	enum op_state state;
+	bool owed;                  /* a source holds it (rt_op_arg)    */
+	rt_cleanup_h *cleanuph;
+	void *ctx;                  /* reference, for cleanuph          */
+	struct tmr tmr;             /* rt_op_timeout                    */
+	rt_push_h *tmo_push;
+	void *tmo_arg;
+	int nres;                   /* values of an op that ended before
+				     * it yielded                       */
 };
 
 static const char KEY_SCRIPT = 's';   /* registry: lightuserdata script */
@@ -67,6 +140,7 @@ static const struct {
 
 
 static void runtime_set_hooks(struct luart *rt);
+static void task_free(struct task *t);
 
 
 /* ------------------------------------------------------------------ *
@@ -80,7 +154,7 @@ static void regkey_get(lua_State *L, const char *key)
 }
 
 
-struct script *lua_script(lua_State *L)
+struct script *rt_script(lua_State *L)
 {
 	struct script *sc;
 
@@ -92,7 +166,9 @@ struct script *lua_script(lua_State *L)
 }
 
 
-struct task *lua_task(lua_State *L)
+/* The task L runs in, or NULL (load time, a coroutine of the
+ * script's own) */
+static struct task *task_of(lua_State *L)
 {
 	struct task *t;
 
@@ -114,7 +190,7 @@ struct task *lua_task(lua_State *L)
  * stack (works on a coroutine that died with an error, whose stack is
  * kept). Returns the line, 0 if there is no Lua frame.
  */
-int lua_src_line(lua_State *L, char *buf, size_t sz)
+int rt_src_line(lua_State *L, char *buf, size_t sz)
 {
 	lua_Debug ar;
 	int level;
@@ -212,7 +288,7 @@ static int l_print(lua_State *L)
 		lua_pop(L, 1);
 	}
 
-	line = lua_src_line(L, src, sizeof(src));
+	line = rt_src_line(L, src, sizeof(src));
 	slog(LOG_INFO, "script", "print", NULL, "src=%H:%d msg=%H",
 	     log_q, src, line, log_qpl,
 	     &(struct pl){(const char *)mb->buf, mb->end});
@@ -262,7 +338,7 @@ static bool module_name_ok(const char *n)
 static int l_require(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
-	struct script *sc = lua_script(L);
+	struct script *sc = rt_script(L);
 	char path[512], *slash;
 	size_t i;
 
@@ -312,7 +388,7 @@ static int l_require(lua_State *L)
 
 
 /* push require(name) as the sandbox would do it */
-void lua_require_module(lua_State *L, const char *name)
+void rt_require(lua_State *L, const char *name)
 {
 	lua_pushcfunction(L, l_require);
 	lua_pushstring(L, name);
@@ -351,6 +427,7 @@ static void sandbox_build(lua_State *L)
 				       "ror", "tobit", "tohex", "bswap",
 				       NULL};
 	const char **p;
+	size_t i;
 
 	/* no bytecode out of the sandbox, even through ("").dump */
 	lua_getglobal(L, "string");
@@ -382,9 +459,12 @@ static void sandbox_build(lua_State *L)
 	lua_pushvalue(L, -1);
 	lua_setfield(L, -2, "_G");
 
-	/* the sip module, also reachable as require "sipstack" */
+	/* the sip module, also reachable as require "sipstack": each
+	 * feature adds its functions */
 	regkey_get(L, &KEY_LOADED);
-	luaopen_sip(L);
+	lua_newtable(L);
+	for (i = 0; i < ARRAY_SIZE(features); i++)
+		features[i].inject(L);
 	lua_pushvalue(L, -1);
 	lua_setfield(L, -3, "sipstack");
 	lua_pushvalue(L, -1);
@@ -402,13 +482,11 @@ static void sandbox_build(lua_State *L)
  * Script generations
  * ------------------------------------------------------------------ */
 
-static void task_free(struct task *t);
-
-
 static void script_destructor(void *arg)
 {
 	struct script *sc = arg;
 	struct le *le;
+	int i;
 
 	sc->closing = true;
 	list_unlink(&sc->le);
@@ -423,7 +501,8 @@ static void script_destructor(void *arg)
 	slog(LOG_DEBUG, "lua", "closed", NULL, "gen=%u", sc->gen);
 	mem_deref(sc->path);
 	mem_deref(sc->req_methods);
-	mem_deref(sc->regconf);
+	for (i = RT_SLOT_MAX - 1; i >= 0; i--)
+		mem_deref(sc->slots[i]);
 }
 
 
@@ -482,7 +561,7 @@ static int script_load(struct script **scp, struct luart *rt,
 	if (!sc)
 		return ENOMEM;
 
-	for (i = 0; i < LH_MAX; i++)
+	for (i = 0; i < RT_HOOK_MAX; i++)
 		sc->hooks[i] = LUA_NOREF;
 	sc->rt = rt;
 	sc->cfg = *base;
@@ -536,8 +615,8 @@ static int script_load(struct script **scp, struct luart *rt,
 
 	/* Hooks may also be global functions of the script */
 	regkey_get(L, &KEY_ENV);
-	for (i = 0; i < LH_SPAWN; i++) {
-		lua_getfield(L, -1, lua_hook_names[i]);
+	for (i = 0; i < RT_HOOK_SPAWN; i++) {
+		lua_getfield(L, -1, hook_names[i]);
 		if (lua_isnil(L, -1)) {
 			lua_pop(L, 1);
 			continue;
@@ -545,7 +624,7 @@ static int script_load(struct script **scp, struct luart *rt,
 		if (!lua_isfunction(L, -1)) {
 			(void)re_snprintf(errbuf, errsz, "%s: global '%s' is "
 					  "a %s, not a function", path,
-					  lua_hook_names[i],
+					  hook_names[i],
 					  luaL_typename(L, -1));
 			err = EINVAL;
 			goto out;
@@ -569,8 +648,71 @@ static int script_load(struct script **scp, struct luart *rt,
 
 
 /* ------------------------------------------------------------------ *
+ * Errors: the one table of the strings scripts see
+ * ------------------------------------------------------------------ */
+
+/* Short, lowercase and stable: scripts compare them. One errno, one
+ * string, whichever function returns it (docs/lua-api.md, "Errors"). */
+static const struct {
+	int err;
+	const char *str;
+} errstrs[] = {
+	{ETIMEDOUT,       "timeout"},
+	{ECONNREFUSED,    "refused"},
+	{ECANCELED,       "cancelled"},
+	{ESHUTDOWN,       "shutdown"},
+	{EPROTONOSUPPORT, "transport not supported"},
+	{EDESTADDRREQ,    "no address"},
+	{ENOENT,          "not found"},
+	{EINVAL,          "invalid uri"},      /* the only EINVAL a checked
+						* argument can still get */
+	{EALREADY,        "already answered"},
+	{ENOTCONN,        "invalid state"},    /* of a call: ended, or not
+						* (yet) in a state for it */
+	{EBUSY,           "busy"},             /* one at a time: retry  */
+	{EAUTH,           "unauthorized"},
+};
+
+
+const char *rt_errstr(int err)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(errstrs); i++) {
+		if (errstrs[i].err == err)
+			return errstrs[i].str;
+	}
+
+	return "failed";
+}
+
+
+int rt_fail(lua_State *L, int err)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, rt_errstr(err));
+
+	return 2;
+}
+
+
+int rt_result(lua_State *L, int err)
+{
+	if (err)
+		return rt_fail(L, err);
+
+	lua_pushboolean(L, 1);
+
+	return 1;
+}
+
+
+/* ------------------------------------------------------------------ *
  * Tasks: one coroutine per hook invocation
  * ------------------------------------------------------------------ */
+
+static void op_let_go(struct task *t);
+
 
 static void task_free(struct task *t)
 {
@@ -578,9 +720,7 @@ static void task_free(struct task *t)
 	lua_State *L = sc->L;
 
 	list_unlink(&t->le);
-	tmr_cancel(&t->tmr);
-	if (t->cleanup)
-		t->cleanup(t);
+	op_let_go(t);   /* its op is stopped, or waits for its source */
 
 	/* drop the anchor; a stale thread can never find this task */
 	regkey_get(L, &KEY_TASKS);
@@ -611,18 +751,18 @@ static void hook_failed(struct task *t)
 	msg = full_msg(co, t->sc->path, msg);
 
 	if (!split_pos(msg, file, sizeof(file), &line, &rest)) {
-		line = lua_src_line(co, file, sizeof(file));
+		line = rt_src_line(co, file, sizeof(file));
 		rest = msg;
 	}
 
 	slog(LOG_ERROR, "lua", "hook_error", m ? &m->callid :
 	     pl_isset(&t->callid) ? &t->callid : NULL,
 	     "hook=%s script=%H line=%d gen=%u err=%H",
-	     lua_hook_names[t->kind], log_q, file, line, t->sc->gen,
+	     hook_names[t->kind], log_q, file, line, t->sc->gen,
 	     log_q, rest);
 
 	if (t->endh) {
-		t->endh(t, true, 0);
+		t->endh(co, true, 0, t->ctx);
 		return;
 	}
 
@@ -650,7 +790,7 @@ static void hook_returned(struct task *t, int nres)
 	struct stack_req *req = t->req;
 
 	if (t->endh) {
-		t->endh(t, false, nres);
+		t->endh(co, false, nres, t->ctx);
 		return;
 	}
 
@@ -676,7 +816,7 @@ static void hook_returned(struct task *t, int nres)
 	}
 
 	if (nres == 0 || lua_isnil(co, 1) || lua_type(co, 1) == LUA_TBOOLEAN) {
-		if (t->kind == LH_MESSAGE)
+		if (t->kind == RT_HOOK_MESSAGE)
 			(void)stack_req_reply(req, 200, "OK", NULL, NULL,
 					      NULL, 0);
 		else
@@ -691,55 +831,12 @@ static void hook_returned(struct task *t, int nres)
 }
 
 
-struct taskop {
-	struct task *t;      /* NULL once the task died */
-};
-
-
-static void taskop_detach(struct task *t)
-{
-	struct taskop *op = t->op;
-
-	if (op)
-		op->t = NULL;
-	t->op = NULL;
-}
-
-
-struct taskop *taskop_new(struct task *t)
-{
-	struct taskop *op = mem_zalloc(sizeof(*op), NULL);
-
-	if (op)
-		op->t = t;
-
-	return op;
-}
-
-
-void taskop_attach(struct taskop *op)
-{
-	op->t->op = op;
-	op->t->cleanup = taskop_detach;
-}
-
-
-struct task *taskop_finish(struct taskop *op)
-{
-	struct task *t = op->t;
-
-	mem_deref(op);
-	if (!t)
-		return NULL;
-
-	t->op = NULL;
-	t->cleanup = NULL;
-
-	return t;
-}
-
-
-void task_resume(struct task *t, int nargs)
+/*
+ * The one place a task runs (its start and every resume): it runs
+ * until it yields on an op, returns or fails; then it ends (the answer
+ * or endh) and is freed. nargs values are on top of its coroutine.
+ */
+static void task_resume(struct task *t, int nargs)
 {
 	int status;
 
@@ -748,7 +845,7 @@ void task_resume(struct task *t, int nargs)
 	t->in_resume = false;
 
 	if (status == LUA_YIELD) {
-		if (t->op || tmr_isrunning(&t->tmr))
+		if (t->op && t->op->state == OP_WAITING)
 			return;
 
 		lua_pushstring(t->co, "hook yielded outside a sip.* call "
@@ -766,20 +863,22 @@ void task_resume(struct task *t, int nargs)
 }
 
 
-struct task *lua_task_new(struct script *sc, enum lua_hook kind,
-			  struct stack_req *req)
+struct task *rt_task_new(struct script *sc, enum rt_hook h)
 {
-	lua_State *L = sc->L;
 	struct task *t;
+	lua_State *L;
+
+	if (!sc || sc->closing || (unsigned)h >= RT_HOOK_MAX ||
+	    (h < RT_HOOK_SPAWN && sc->hooks[h] == LUA_NOREF))
+		return NULL;
 
 	t = mem_zalloc(sizeof(*t), NULL);
 	if (!t)
 		return NULL;
 
+	L = sc->L;
 	t->sc   = mem_ref(sc);
-	t->kind = kind;
-	t->req  = req ? stack_req_ref(req) : NULL;
-	tmr_init(&t->tmr);
+	t->kind = h;
 	list_append(&sc->tasks, &t->le, t);
 
 	regkey_get(L, &KEY_TASKS);
@@ -788,16 +887,268 @@ struct task *lua_task_new(struct script *sc, enum lua_hook kind,
 	lua_rawset(L, -3);
 	lua_pop(L, 1);
 
+	if (h < RT_HOOK_SPAWN)
+		lua_rawgeti(t->co, LUA_REGISTRYINDEX, sc->hooks[h]);
+
 	return t;
 }
 
 
+lua_State *rt_task_co(const struct task *t)
+{
+	return t ? t->co : NULL;
+}
+
+
+void rt_task_set_end(struct task *t, rt_end_h *endh, void *ctx)
+{
+	if (!t)
+		return;
+
+	t->endh = endh;
+	mem_deref(t->ctx);
+	t->ctx = mem_ref(ctx);
+}
+
+
+void rt_task_set_callid(struct task *t, const char *callid)
+{
+	if (t && callid)
+		pl_set_str(&t->callid, callid);
+}
+
+
+void rt_task_run(struct task *t, int nargs)
+{
+	if (t)
+		task_resume(t, nargs);
+}
+
+
+void rt_need_task(lua_State *L, const char *fn)
+{
+	if (!task_of(L))
+		luaL_error(L, "%s: must be called from a hook (it yields), "
+			   "not at load time or inside a coroutine of the "
+			   "script's own", fn);
+}
+
+
+struct stack_req *rt_task_req(lua_State *L)
+{
+	struct task *t = task_of(L);
+
+	return t ? t->req : NULL;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * The yield protocol: start, event, resume, cleanup (runtime.h)
+ * ------------------------------------------------------------------ */
+
+static void op_destructor(void *arg)
+{
+	struct rt_op *op = arg;
+
+	tmr_cancel(&op->tmr);
+	mem_deref(op->ctx);
+}
+
+
+/*
+ * The op ends (once): its timer and cleanup stop whatever else could
+ * end it. While its task waits, push's values resume the task; when
+ * the op ended before its start function yielded, they stay on the
+ * coroutine for rt_op_yield() to return. The caller holds a reference
+ * on op.
+ */
+static void op_end(struct rt_op *op, rt_push_h *push, void *arg)
+{
+	const enum op_state was = op->state;
+	struct task *t = op->t;
+	rt_cleanup_h *cleanuph = op->cleanuph;
+	int n = 0;
+
+	if (was == OP_DONE)
+		return;
+
+	op->state = OP_DONE;
+	tmr_cancel(&op->tmr);
+	op->cleanuph = NULL;
+	if (cleanuph)
+		cleanuph(op, op->ctx);
+	op->ctx = mem_deref(op->ctx);
+
+	if (!t)
+		return;
+
+	if (push)
+		n = push(t->co, arg);
+
+	if (was == OP_STARTING) {
+		op->nres = n;
+		return;
+	}
+
+	t->op = NULL;
+	op->t = NULL;
+	mem_deref(op);           /* the task's reference */
+	task_resume(t, n);
+}
+
+
+/* The task goes (or starts another op): the op lets go of it, stopped
+ * if it can be; a source that holds it still calls back, finds no
+ * task, and frees it */
+static void op_let_go(struct task *t)
+{
+	struct rt_op *op = t->op;
+
+	if (!op)
+		return;
+
+	t->op = NULL;
+	op->t = NULL;
+	op_end(op, NULL, NULL);
+	mem_deref(op);           /* the task's reference */
+}
+
+
+struct rt_op *rt_op_start(lua_State *L, const char *fn)
+{
+	struct task *t = task_of(L);
+	struct rt_op *op;
+
+	rt_need_task(L, fn);
+
+	/* a start of this task that raised an error before it yielded
+	 * (and the script caught) left its op */
+	op_let_go(t);
+
+	op = mem_zalloc(sizeof(*op), op_destructor);
+	if (!op) {
+		luaL_error(L, "out of memory");
+		return NULL;
+	}
+
+	tmr_init(&op->tmr);
+	op->t = t;
+	op->state = OP_STARTING;
+	t->op = op;
+
+	return op;
+}
+
+
+void *rt_op_arg(struct rt_op *op)
+{
+	if (!op || op->owed)
+		return op;
+
+	op->owed = true;
+
+	return mem_ref(op);      /* the source's reference */
+}
+
+
+void rt_op_cleanup(struct rt_op *op, rt_cleanup_h *h, void *ctx)
+{
+	if (!op)
+		return;
+
+	op->cleanuph = h;
+	mem_deref(op->ctx);
+	op->ctx = mem_ref(ctx);
+}
+
+
+static void op_timeout(void *arg)
+{
+	struct rt_op *op = mem_ref(arg);
+
+	op_end(op, op->tmo_push, op->tmo_arg);
+	mem_deref(op);
+}
+
+
+void rt_op_timeout(struct rt_op *op, uint64_t ms, rt_push_h *push,
+		   void *arg)
+{
+	if (!op || op->state == OP_DONE)
+		return;
+
+	op->tmo_push = push;
+	op->tmo_arg = arg;
+	tmr_start(&op->tmr, ms, op_timeout, op);
+}
+
+
+int rt_op_yield(lua_State *L, struct rt_op *op)
+{
+	struct task *t = op->t;
+	int n;
+
+	if (op->state != OP_DONE) {
+		op->state = OP_WAITING;
+		return lua_yield(L, 0);
+	}
+
+	/* it ended already: its values are on top of L */
+	if (!t || t->op != op)
+		return 0;
+
+	n = op->nres;
+	t->op = NULL;
+	op->t = NULL;
+	mem_deref(op);   /* the task's reference */
+
+	return n;
+}
+
+
+int rt_op_abort(lua_State *L, struct rt_op *op, int err)
+{
+	struct task *t = op->t;
+
+	/* the source did not start: it holds nothing */
+	if (op->owed) {
+		op->owed = false;
+		mem_deref(op);
+	}
+
+	if (t && t->op == op)
+		op_let_go(t);
+
+	return rt_fail(L, err);
+}
+
+
+void rt_op_resume(struct rt_op *op, rt_push_h *push, void *arg)
+{
+	if (!op)
+		return;
+
+	mem_ref(op);
+	op_end(op, push, arg);
+
+	if (op->owed) {
+		op->owed = false;
+		mem_deref(op);   /* the source's reference */
+	}
+	mem_deref(op);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Spawns and hooks
+ * ------------------------------------------------------------------ */
+
 /* sip.spawn(fn, ...): run fn(...) in a task of its own. At load time
  * the start waits until the script is active, so a script that fails
  * to load leaves nothing running. */
-int lua_spawn(lua_State *L)
+int rt_spawn(lua_State *L)
 {
-	struct script *sc = lua_script(L);
+	struct script *sc = rt_script(L);
 	int n = lua_gettop(L), i;
 	struct task *t;
 
@@ -823,7 +1174,7 @@ int lua_spawn(lua_State *L)
 		return 0;
 	}
 
-	t = lua_task_new(sc, LH_SPAWN, NULL);
+	t = rt_task_new(sc, RT_HOOK_SPAWN);
 	if (!t)
 		return luaL_error(L, "out of memory");
 
@@ -851,7 +1202,7 @@ static void run_load_spawns(struct script *sc)
 
 	count = (int)lua_objlen(L, -1);
 	for (i = 1; i <= count; i++) {
-		struct task *t = lua_task_new(sc, LH_SPAWN, NULL);
+		struct task *t = rt_task_new(sc, RT_HOOK_SPAWN);
 
 		lua_rawgeti(L, -1, i);
 		lua_getfield(L, -1, "n");
@@ -872,18 +1223,18 @@ static void run_load_spawns(struct script *sc)
 
 
 /* Start a hook coroutine with the hook's function and the request */
-static int task_spawn(struct script *sc, enum lua_hook kind,
+static int task_spawn(struct script *sc, enum rt_hook kind,
 		      struct stack_req *req)
 {
 	struct task *t;
 
-	t = lua_task_new(sc, kind, req);
+	t = rt_task_new(sc, kind);
 	if (!t)
 		return ENOMEM;
 
-	lua_rawgeti(t->co, LUA_REGISTRYINDEX, sc->hooks[kind]);
+	t->req = req ? stack_req_ref(req) : NULL;
 	if (req)
-		lua_push_request(t->co, req);
+		api_request_push(t->co, req);
 
 	task_resume(t, req ? 1 : 0);
 
@@ -894,21 +1245,19 @@ static int task_spawn(struct script *sc, enum lua_hook kind,
 /* Call hook h of the current script in a task of its own, with the
  * arguments push() pushes on the coroutine (it returns how many).
  * ENOENT when the script has no such hook. */
-int luart_fire(struct luart *rt, enum lua_hook h, lua_push_h *push,
-	       void *arg)
+int rt_fire(struct luart *rt, enum rt_hook h, rt_push_h *push, void *arg)
 {
 	struct script *sc = rt ? rt->cur : NULL;
 	struct task *t;
 	int n = 0;
 
-	if (!sc || (unsigned)h >= LH_SPAWN || sc->hooks[h] == LUA_NOREF)
+	if (!sc || (unsigned)h >= RT_HOOK_SPAWN || sc->hooks[h] == LUA_NOREF)
 		return ENOENT;
 
-	t = lua_task_new(sc, h, NULL);
+	t = rt_task_new(sc, h);
 	if (!t)
 		return ENOMEM;
 
-	lua_rawgeti(t->co, LUA_REGISTRYINDEX, sc->hooks[h]);
 	if (push)
 		n = push(t->co, arg);
 	task_resume(t, n);
@@ -927,10 +1276,10 @@ static bool message_hook(struct stack *st, struct stack_req *req,
 	struct luart *rt = arg;
 	(void)st;
 
-	if (!rt->cur || rt->cur->hooks[LH_MESSAGE] == LUA_NOREF)
+	if (!rt->cur || rt->cur->hooks[RT_HOOK_MESSAGE] == LUA_NOREF)
 		return false;
 
-	return 0 == task_spawn(rt->cur, LH_MESSAGE, req);
+	return 0 == task_spawn(rt->cur, RT_HOOK_MESSAGE, req);
 }
 
 
@@ -956,13 +1305,13 @@ static bool request_hook(struct stack *st, struct stack_req *req,
 	struct luart *rt = arg;
 	(void)st;
 
-	if (!rt->cur || rt->cur->hooks[LH_REQUEST] == LUA_NOREF)
+	if (!rt->cur || rt->cur->hooks[RT_HOOK_REQUEST] == LUA_NOREF)
 		return false;
 
 	if (!method_listed(rt->cur->req_methods, &stack_req_msg(req)->met))
 		return false;
 
-	return 0 == task_spawn(rt->cur, LH_REQUEST, req);
+	return 0 == task_spawn(rt->cur, RT_HOOK_REQUEST, req);
 }
 
 
@@ -971,13 +1320,11 @@ static void runtime_set_hooks(struct luart *rt)
 	struct script *sc = rt->cur;
 
 	stack_set_hook(rt->st, STACK_HOOK_MESSAGE,
-		       sc && sc->hooks[LH_MESSAGE] != LUA_NOREF ?
+		       sc && sc->hooks[RT_HOOK_MESSAGE] != LUA_NOREF ?
 		       message_hook : NULL, rt);
 	stack_set_hook(rt->st, STACK_HOOK_REQUEST,
-		       sc && sc->hooks[LH_REQUEST] != LUA_NOREF ?
+		       sc && sc->hooks[RT_HOOK_REQUEST] != LUA_NOREF ?
 		       request_hook : NULL, rt);
-	if (sc && rt->st)
-		lua_call_activate(rt, sc);
 }
 
 
@@ -989,8 +1336,13 @@ static void luart_destructor(void *arg)
 {
 	struct luart *rt = arg;
 	struct le *le;
+	size_t i;
+	int s;
 
-	lua_register_close(rt);
+	for (i = 0; i < ARRAY_SIZE(features); i++) {
+		if (features[i].close)
+			features[i].close(rt);
+	}
 
 	/* end the tasks of every generation; each holds its script */
 	while ((le = list_head(&rt->scripts))) {
@@ -1006,9 +1358,12 @@ static void luart_destructor(void *arg)
 
 	stack_set_hook(rt->st, STACK_HOOK_MESSAGE, NULL, NULL);
 	stack_set_hook(rt->st, STACK_HOOK_REQUEST, NULL, NULL);
-	stack_set_hook(rt->st, STACK_HOOK_REGISTER, NULL, NULL);
-	callmgr_set_incoming(rt->st, NULL, NULL);
-	rt->regsvc = mem_deref(rt->regsvc);
+
+	/* what the features opened (a store commits what is pending: its
+	 * callbacks find no task) */
+	for (s = RT_SLOT_MAX - 1; s >= 0; s--)
+		rt->slots[s] = mem_deref(rt->slots[s]);
+
 	rt->cur = mem_deref(rt->cur);
 	mem_deref(rt->path);
 }
@@ -1018,11 +1373,15 @@ static int activate(struct luart *rt, struct script *sc)
 {
 	struct stack_config cfg = sc->cfg;
 	struct script *old = rt->cur;
+	size_t i;
 	int err;
 
+
 	/* what the script opens (a store) must work before it runs */
-	if (rt->st) {
-		err = lua_registrar_activate(rt, sc);
+	for (i = 0; rt->st && i < ARRAY_SIZE(features); i++) {
+		if (!features[i].activate)
+			continue;
+		err = features[i].activate(rt, sc);
 		if (err)
 			return err;
 	}
@@ -1150,44 +1509,6 @@ int luart_check(const char *path, struct stack_config *cfg,
 }
 
 
-struct script *luart_current(const struct luart *rt)
-{
-	return rt ? rt->cur : NULL;
-}
-
-
-bool luart_has_hook(const struct luart *rt, enum lua_hook h)
-{
-	return rt && rt->cur && (unsigned)h < LH_SPAWN &&
-		rt->cur->hooks[h] != LUA_NOREF;
-}
-
-
-int luart_request(struct luart *rt, enum lua_hook h, struct stack_req *req)
-{
-	if (!luart_has_hook(rt, h))
-		return ENOENT;
-
-	return task_spawn(rt->cur, h, req);
-}
-
-
-struct regsvc *luart_regsvc(const struct luart *rt)
-{
-	return rt ? rt->regsvc : NULL;
-}
-
-
-void luart_set_regsvc(struct luart *rt, struct regsvc *rs)
-{
-	if (!rt)
-		return;
-
-	lua_registrar_free(rt->regsvc);
-	rt->regsvc = rs;
-}
-
-
 /* The stack runs: start what the script spawned while it loaded */
 void luart_start(struct luart *rt)
 {
@@ -1220,7 +1541,163 @@ struct stack *luart_stack(const struct luart *rt)
 }
 
 
-struct list *luart_regs(struct luart *rt)
+/* ------------------------------------------------------------------ *
+ * What the feature files see (runtime.h)
+ * ------------------------------------------------------------------ */
+
+struct luart *rt_runtime(lua_State *L)
 {
-	return &rt->regs;
+	struct script *sc = rt_script(L);
+
+	return sc ? sc->rt : NULL;
+}
+
+
+struct stack *rt_stack(lua_State *L)
+{
+	return luart_stack(rt_runtime(L));
+}
+
+
+lua_State *rt_script_L(const struct script *sc)
+{
+	return sc ? sc->L : NULL;
+}
+
+
+bool rt_script_closing(const struct script *sc)
+{
+	return !sc || sc->closing;
+}
+
+
+bool rt_script_has_hook(const struct script *sc, enum rt_hook h)
+{
+	return sc && (unsigned)h < RT_HOOK_SPAWN &&
+		sc->hooks[h] != LUA_NOREF;
+}
+
+
+void *rt_script_slot(const struct script *sc, enum rt_slot s)
+{
+	return sc && (unsigned)s < RT_SLOT_MAX ? sc->slots[s] : NULL;
+}
+
+
+void rt_script_set_slot(struct script *sc, enum rt_slot s, void *obj)
+{
+	void *old;
+
+	if (!sc || (unsigned)s >= RT_SLOT_MAX) {
+		mem_deref(obj);
+		return;
+	}
+
+	/* set first: the old one's destructor may look */
+	old = sc->slots[s];
+	sc->slots[s] = obj;
+	mem_deref(old);
+}
+
+
+struct stack_config *rt_config(lua_State *L)
+{
+	struct script *sc = rt_script(L);
+
+	return sc ? &sc->cfg : NULL;
+}
+
+
+void rt_need_loading(lua_State *L, const char *fn)
+{
+	struct script *sc = rt_script(L);
+
+	if (!sc || !sc->loading)
+		luaL_error(L, "%s: only allowed while the script loads "
+			   "(at its top level)", fn);
+}
+
+
+int rt_set_hook(lua_State *L, enum rt_hook h)
+{
+	struct script *sc = rt_script(L);
+
+	rt_need_loading(L, hook_names[h]);
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+
+	if (sc->hooks[h] != LUA_NOREF)
+		luaL_unref(L, LUA_REGISTRYINDEX, sc->hooks[h]);
+
+	lua_pushvalue(L, 1);
+	sc->hooks[h] = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	return 0;
+}
+
+
+void rt_set_request_methods(lua_State *L, char *methods)
+{
+	struct script *sc = rt_script(L);
+
+	mem_deref(sc->req_methods);
+	sc->req_methods = methods;
+}
+
+
+int rt_ref(lua_State *L)
+{
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+
+void rt_unref(struct script *sc, int ref)
+{
+	/* a generation being torn down is closing its lua_State */
+	if (!sc || sc->closing || ref == LUA_NOREF || ref == LUA_REFNIL)
+		return;
+
+	luaL_unref(sc->L, LUA_REGISTRYINDEX, ref);
+}
+
+
+struct script *rt_current(const struct luart *rt)
+{
+	return rt ? rt->cur : NULL;
+}
+
+
+struct stack *rt_runtime_stack(const struct luart *rt)
+{
+	return luart_stack(rt);
+}
+
+
+void *rt_slot(const struct luart *rt, enum rt_slot s)
+{
+	return rt && (unsigned)s < RT_SLOT_MAX ? rt->slots[s] : NULL;
+}
+
+
+void rt_set_slot(struct luart *rt, enum rt_slot s, void *obj)
+{
+	void *old;
+
+	if (!rt || (unsigned)s >= RT_SLOT_MAX) {
+		mem_deref(obj);
+		return;
+	}
+
+	/* set first: the old one's destructor may look */
+	old = rt->slots[s];
+	rt->slots[s] = obj;
+	mem_deref(old);
+}
+
+
+int rt_request(struct luart *rt, enum rt_hook h, struct stack_req *req)
+{
+	if (!rt || !rt_script_has_hook(rt->cur, h))
+		return ENOENT;
+
+	return task_spawn(rt->cur, h, req);
 }

@@ -1,48 +1,34 @@
 /**
- * bindings/lua_registrar.c  The registrar, location and auth for scripts
+ * bindings/api_registrar.c  The registrar, location and auth for scripts
  *
- * Owns struct regsvc: the location store, the registrar and the digest
- * authenticator a script configured with sip.registrar.configure{}. It
- * belongs to the runtime, not to one load of the script, so a reload
- * keeps the store open (and its bindings in memory) unless the new
- * script names another database or other settings.
+ * Parses sip.registrar.configure{} into a struct regsvc_config, kept by
+ * the script generation, and keeps the registrar service it opens
+ * (server/regsvc.c) in the runtime, not in one load of the script: a
+ * reload keeps the store open (and its bindings in memory) unless the
+ * new script names another database or other settings.
  *
  * Exposes sip.registrar.configure/save, sip.location.lookup,
- * sip.auth.require and the REGISTER routing: a script with an
- * on_register hook decides in Lua; a script without one but with a
- * configured registrar has REGISTER handled entirely in C (auth, then
- * registrar_handle), which is the fast path the benchmark measures.
- * Uses server/location.c, registrar.c and auth.c.
+ * sip.auth.require/banned/unban and the REGISTER routing: a script with
+ * an on_register hook decides in Lua; a script without one but with a
+ * configured registrar has REGISTER handled entirely in C by the
+ * service (regsvc_register), the fast path the benchmark measures.
+ * sip.registrar.save is an op of the runtime's yield shape (runtime.h).
+ * Uses server/regsvc.c, and location.c and authguard.c for what it
+ * hands back.
  */
 #include <string.h>
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
-#include "lua_priv.h"
+#include "regsvc.h"
+#include "runtime.h"
 
 
-/* What a script asked for, kept in its generation */
+/* What a script asked for, kept in its generation (RT_SLOT_REGISTRAR) */
 struct regconf {
-	char *database;          /* SQLite file of bindings and users   */
-	bool memory;             /* bindings in memory only (tests)     */
-	bool auth;               /* digest auth on REGISTER             */
+	struct regsvc_config cfg;   /* its strings point to ours below  */
+	char *database;
 	char *realm;
-	unsigned algs;           /* AUTH_ALG_*                          */
-	uint32_t nonce_ttl;
-	bool guard;              /* limits on guessing (authguard.c)    */
-	struct authguard_config gcfg;
-	struct registrar_config rcfg;
-};
-
-/* What runs: owned by the runtime */
-struct regsvc {
-	struct regconf *conf;    /* the configuration it was opened with */
-	struct location *loc;
-	struct registrar *reg;
-	struct auth_users *users;
-	struct auth *auth;
-	struct stack *gate;      /* the stack whose admission gate is
-				  * our guard's, or NULL               */
 };
 
 
@@ -55,219 +41,65 @@ static void regconf_destructor(void *arg)
 }
 
 
-static bool regconf_equal(const struct regconf *a, const struct regconf *b)
-{
-	return a && b && a->memory == b->memory && a->auth == b->auth &&
-		a->algs == b->algs && a->nonce_ttl == b->nonce_ttl &&
-		a->guard == b->guard &&
-		!memcmp(&a->gcfg, &b->gcfg, sizeof(a->gcfg)) &&
-		!str_cmp(a->database, b->database) &&
-		!str_cmp(a->realm, b->realm) &&
-		a->rcfg.min_expires == b->rcfg.min_expires &&
-		a->rcfg.max_expires == b->rcfg.max_expires &&
-		a->rcfg.default_expires == b->rcfg.default_expires;
-}
-
-
-static void regsvc_destructor(void *arg)
-{
-	struct regsvc *rs = arg;
-
-	if (rs->gate)
-		stack_set_admit(rs->gate, NULL, NULL);
-
-	/* the registrar holds the store; freeing the store commits what
-	 * is pending and answers those requests */
-	mem_deref(rs->reg);
-	mem_deref(rs->auth);
-	mem_deref(rs->loc);
-	mem_deref(rs->users);
-	mem_deref(rs->conf);
-}
-
-
-static int regsvc_open(struct regsvc **rsp, struct regconf *rc)
-{
-	struct regsvc *rs;
-	char spec[512];
-	int err;
-
-	rs = mem_zalloc(sizeof(*rs), regsvc_destructor);
-	if (!rs)
-		return ENOMEM;
-
-	rs->conf = mem_ref(rc);
-
-	if (rc->memory)
-		str_ncpy(spec, "memory:", sizeof(spec));
-	else
-		(void)re_snprintf(spec, sizeof(spec), "sqlite:%s",
-				  rc->database);
-
-	err = location_open(&rs->loc, spec, NULL);
-	if (err) {
-		slog(LOG_ERROR, "registrar", "store_failed", NULL,
-		     "store=%H err=%m", log_q, spec, err);
-		goto out;
-	}
-
-	err = registrar_alloc(&rs->reg, rs->loc, &rc->rcfg);
-	if (err)
-		goto out;
-
-	if (rc->auth) {
-		struct auth_config acfg;
-
-		if (!rc->database) {
-			slog(LOG_ERROR, "registrar", "no_users_db", NULL,
-			     "why=%H", log_q, "auth needs a database");
-			err = EINVAL;
-			goto out;
-		}
-
-		err = auth_users_open(&rs->users, rc->database);
-		if (err) {
-			slog(LOG_ERROR, "registrar", "users_failed", NULL,
-			     "db=%H err=%m", log_q, rc->database, err);
-			goto out;
-		}
-
-		auth_config_default(&acfg);
-		acfg.realm = rc->realm;
-		acfg.algs = rc->algs;
-		acfg.nonce_ttl = rc->nonce_ttl;
-		acfg.guard = &rc->gcfg;
-		acfg.no_guard = !rc->guard;
-		err = auth_alloc(&rs->auth, rs->users, &acfg);
-		if (err)
-			goto out;
-	}
-
-	slog(LOG_INFO, "registrar", "open", NULL,
-	     "store=%H auth=%s realm=%H users=%u",
-	     log_q, spec, rc->auth ? "on" : "off", log_q,
-	     rc->realm ? rc->realm : "", auth_users_count(rs->users));
-
- out:
-	if (err)
-		mem_deref(rs);
-	else
-		*rsp = rs;
-
-	return err;
-}
-
-
 /* ------------------------------------------------------------------ *
  * REGISTER routing
  * ------------------------------------------------------------------ */
-
-static void c_done(int err, uint16_t scode, const struct loc_set *set,
-		   void *arg)
-{
-	(void)set;
-	(void)arg;
-
-	if (err)
-		slog(LOG_WARN, "registrar", "failed", NULL, "code=%u err=%m",
-		     scode, err);
-}
-
-
-/* RFC 3261 §10.3 step 4: an authenticated user registers its own AOR
- * only (the user part of the To URI). Answers 403 and returns false
- * otherwise. */
-static bool authorized(struct stack_req *req, const struct auth_result *ar)
-{
-	const struct sip_msg *msg = stack_req_msg(req);
-
-	if (!pl_strcmp(&msg->to.uri.user, ar->user))
-		return true;
-
-	slog_src(LOG_WARN, "registrar", "not_authorized", &msg->src,
-		 &msg->callid, "user=%H aor=%H src=%J", log_q, ar->user,
-		 log_qpl, &msg->to.auri, &msg->src);
-	(void)stack_req_reply(req, 403, "Forbidden (not your AOR)", NULL,
-			      NULL, NULL, 0);
-
-	return false;
-}
-
-
-/* The whole REGISTER in C: digest auth, then the registrar */
-static bool register_c(struct regsvc *rs, struct stack_req *req)
-{
-	struct auth_result ar;
-
-	if (rs->auth && (auth_require(rs->auth, req, false, &ar) ||
-			 !authorized(req, &ar)))
-		return true;   /* answered: 401, 403 or 400 */
-
-	if (registrar_handle(rs->reg, req, c_done, NULL))
-		(void)stack_req_reply(req, 500, "Server Internal Error",
-				      NULL, NULL, NULL, 0);
-
-	return true;
-}
-
 
 static bool register_hook(struct stack *st, struct stack_req *req,
 			  void *arg)
 {
 	struct luart *rt = arg;
-	struct regsvc *rs = luart_regsvc(rt);
+	struct regsvc *rs = rt_slot(rt, RT_SLOT_REGISTRAR);
 	(void)st;
 
-	if (luart_has_hook(rt, LH_REGISTER))
-		return 0 == luart_request(rt, LH_REGISTER, req);
+	if (rt_script_has_hook(rt_current(rt), RT_HOOK_REGISTER))
+		return 0 == rt_request(rt, RT_HOOK_REGISTER, req);
 
-	if (rs)
-		return register_c(rs, req);
+	if (rs) {
+		regsvc_register(rs, req);
+		return true;
+	}
 
 	return false;
 }
 
 
-/* Called when a script generation becomes the current one */
-int lua_registrar_activate(struct luart *rt, struct script *sc)
+/* A script generation is about to become the current one: open what
+ * it configured, unless the service open now has the same config */
+int api_registrar_activate(struct luart *rt, struct script *sc)
 {
-	struct regsvc *rs = luart_regsvc(rt);
-	struct regconf *rc = sc->regconf;
+	struct regsvc *rs = rt_slot(rt, RT_SLOT_REGISTRAR);
+	struct regconf *rc = rt_script_slot(sc, RT_SLOT_REGISTRAR);
 	int err;
 
 	if (!rc) {
 		if (rs)
 			slog(LOG_INFO, "registrar", "closed", NULL, NULL);
-		luart_set_regsvc(rt, NULL);
+		rt_set_slot(rt, RT_SLOT_REGISTRAR, NULL);
 	}
-	else if (!rs || !regconf_equal(rs->conf, rc)) {
+	else if (!rs || !regsvc_config_equal(regsvc_config(rs), &rc->cfg)) {
 		/* close the old store first: the same file may be reopened */
-		luart_set_regsvc(rt, NULL);
-		err = regsvc_open(&rs, rc);
+		rt_set_slot(rt, RT_SLOT_REGISTRAR, NULL);
+		err = regsvc_open(&rs, rt_runtime_stack(rt), &rc->cfg);
 		if (err)
 			return err;
-		luart_set_regsvc(rt, rs);
+		rt_set_slot(rt, RT_SLOT_REGISTRAR, rs);
 	}
 
-	/* a banned address is dropped at the door */
-	rs = luart_regsvc(rt);
-	if (rs && auth_guard(rs->auth) && !rs->gate) {
-		rs->gate = luart_stack(rt);
-		stack_set_admit(rs->gate, authguard_admit,
-				auth_guard(rs->auth));
-	}
-
-	stack_set_hook(luart_stack(rt), STACK_HOOK_REGISTER,
-		       luart_regsvc(rt) || sc->hooks[LH_REGISTER] != LUA_NOREF ?
+	stack_set_hook(rt_runtime_stack(rt), STACK_HOOK_REGISTER,
+		       rt_slot(rt, RT_SLOT_REGISTRAR) ||
+		       rt_script_has_hook(sc, RT_HOOK_REGISTER) ?
 		       register_hook : NULL, rt);
 
 	return 0;
 }
 
 
-void lua_registrar_free(void *p)
+/* The runtime goes: no more REGISTER routing (the service itself is
+ * released with the runtime's slots, once no task waits on it) */
+void api_registrar_close(struct luart *rt)
 {
-	mem_deref(p);
+	stack_set_hook(rt_runtime_stack(rt), STACK_HOOK_REGISTER, NULL, NULL);
 }
 
 
@@ -337,7 +169,7 @@ static unsigned opt_algs(lua_State *L)
 
 
 /* guard = { ... } | false (see docs/lua-api.md, "Guessing limits") */
-static void opt_guard(lua_State *L, struct regconf *rc)
+static void opt_guard(lua_State *L, struct regsvc_config *cfg)
 {
 	static const struct {
 		const char *key;
@@ -359,8 +191,8 @@ static void opt_guard(lua_State *L, struct regconf *rc)
 	};
 	size_t i;
 
-	authguard_config_default(&rc->gcfg);
-	rc->guard = true;
+	authguard_config_default(&cfg->gcfg);
+	cfg->guard = true;
 
 	lua_getfield(L, 1, "guard");
 	if (lua_isnil(L, -1)) {
@@ -368,7 +200,7 @@ static void opt_guard(lua_State *L, struct regconf *rc)
 		return;
 	}
 	if (lua_type(L, -1) == LUA_TBOOLEAN) {
-		rc->guard = lua_toboolean(L, -1);
+		cfg->guard = lua_toboolean(L, -1);
 		lua_pop(L, 1);
 		return;
 	}
@@ -396,7 +228,7 @@ static void opt_guard(lua_State *L, struct regconf *rc)
 				   "be an integer in %d..%d", k,
 				   (int)keys[i].min, (int)keys[i].max);
 
-		*(uint32_t *)(void *)((char *)&rc->gcfg + keys[i].off) = v;
+		*(uint32_t *)(void *)((char *)&cfg->gcfg + keys[i].off) = v;
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
@@ -429,14 +261,12 @@ static int l_configure(lua_State *L)
 		"nonce_ttl", "min_expires", "max_expires",
 		"default_expires", "guard", NULL
 	};
-	struct script *sc = lua_script(L);
+	struct regsvc_config c, *cfg = &c;
 	struct regconf *rc;
 	const char *db, *store, *realm;
 	int err = 0;
 
-	if (!sc->loading)
-		return luaL_error(L, "registrar.configure: only allowed while"
-				  " the script loads");
+	rt_need_loading(L, "registrar.configure");
 	luaL_checktype(L, 1, LUA_TTABLE);
 
 	lua_pushnil(L);
@@ -453,32 +283,49 @@ static int l_configure(lua_State *L)
 		lua_pop(L, 1);
 	}
 
-	rc = mem_zalloc(sizeof(*rc), regconf_destructor);
-	if (!rc)
-		return luaL_error(L, "out of memory");
-
 	db = opt_str(L, "database");
 	store = opt_str(L, "store");
 	realm = opt_str(L, "realm");
 
-	if (store && strcmp(store, "sqlite") && strcmp(store, "memory")) {
-		mem_deref(rc);
+	if (store && strcmp(store, "sqlite") && strcmp(store, "memory"))
 		return luaL_error(L, "registrar.configure: 'store' must be "
 				  "\"sqlite\" or \"memory\"");
-	}
-	rc->memory = store && !strcmp(store, "memory");
+
+	/* until it is complete, the config holds nothing that an error
+	 * raised on the way would leak */
+	regsvc_config_default(cfg);
+	cfg->memory = store && !strcmp(store, "memory");
 
 	lua_getfield(L, 1, "auth");
-	rc->auth = lua_isnil(L, -1) ? true : lua_toboolean(L, -1);
+	cfg->auth = lua_isnil(L, -1) ? true : lua_toboolean(L, -1);
 	lua_pop(L, 1);
 
-	if (!db && (!rc->memory || rc->auth)) {
-		mem_deref(rc);
+	if (!db && (!cfg->memory || cfg->auth))
 		return luaL_error(L, "registrar.configure: 'database' is "
 				  "needed (for the bindings, or the users "
 				  "when auth is on)");
-	}
 
+	cfg->algs = opt_algs(L);
+	opt_guard(L, cfg);
+	cfg->nonce_ttl = opt_uint(L, "nonce_ttl", AUTH_NONCE_TTL, 10, 86400);
+	cfg->rcfg.min_expires = opt_uint(L, "min_expires",
+					 cfg->rcfg.min_expires, 0, 86400);
+	cfg->rcfg.max_expires = opt_uint(L, "max_expires",
+					 cfg->rcfg.max_expires, 1,
+					 0x7fffffff);
+	cfg->rcfg.default_expires = opt_uint(L, "default_expires",
+					     cfg->rcfg.default_expires, 1,
+					     0x7fffffff);
+	if (cfg->rcfg.min_expires > cfg->rcfg.max_expires)
+		return luaL_error(L, "registrar.configure: min_expires is "
+				  "above max_expires");
+
+	/* nothing raises from here: own it */
+	rc = mem_zalloc(sizeof(*rc), regconf_destructor);
+	if (!rc)
+		return luaL_error(L, "out of memory");
+
+	rc->cfg = *cfg;
 	if (db)
 		err |= str_dup(&rc->database, db);
 	err |= str_dup(&rc->realm, realm ? realm : "sipstack");
@@ -486,27 +333,10 @@ static int l_configure(lua_State *L)
 		mem_deref(rc);
 		return luaL_error(L, "out of memory");
 	}
+	rc->cfg.database = rc->database;
+	rc->cfg.realm = rc->realm;
 
-	rc->algs = opt_algs(L);
-	opt_guard(L, rc);
-	rc->nonce_ttl = opt_uint(L, "nonce_ttl", AUTH_NONCE_TTL, 10, 86400);
-	registrar_config_default(&rc->rcfg);
-	rc->rcfg.min_expires = opt_uint(L, "min_expires",
-					rc->rcfg.min_expires, 0, 86400);
-	rc->rcfg.max_expires = opt_uint(L, "max_expires",
-					rc->rcfg.max_expires, 1,
-					0x7fffffff);
-	rc->rcfg.default_expires = opt_uint(L, "default_expires",
-					    rc->rcfg.default_expires, 1,
-					    0x7fffffff);
-	if (rc->rcfg.min_expires > rc->rcfg.max_expires) {
-		mem_deref(rc);
-		return luaL_error(L, "registrar.configure: min_expires is "
-				  "above max_expires");
-	}
-
-	mem_deref(sc->regconf);
-	sc->regconf = rc;
+	rt_script_set_slot(rt_script(L), RT_SLOT_REGISTRAR, rc);
 
 	return 0;
 }
@@ -516,32 +346,9 @@ static int l_configure(lua_State *L)
  * sip.registrar.save(req), sip.auth.require(req)
  * ------------------------------------------------------------------ */
 
-static void save_done(int err, uint16_t scode, const struct loc_set *set,
-		      void *arg)
-{
-	struct task *t = taskop_finish(arg);
-
-	if (!t)
-		return;
-
-	if (scode) {
-		lua_pushinteger(t->co, scode);
-		lua_pushinteger(t->co, set ? (lua_Integer)loc_set_count(set) :
-				0);
-	}
-	else {
-		lua_pushnil(t->co);
-		lua_pushstring(t->co, err ? "failed" : "not answered");
-	}
-
-	task_resume(t, 2);
-}
-
-
 static struct regsvc *need_regsvc(lua_State *L, const char *fn)
 {
-	struct script *sc = lua_script(L);
-	struct regsvc *rs = sc->rt ? luart_regsvc(sc->rt) : NULL;
+	struct regsvc *rs = rt_slot(rt_runtime(L), RT_SLOT_REGISTRAR);
 
 	if (!rs)
 		luaL_error(L, "%s: no registrar (call sip.registrar.configure"
@@ -555,15 +362,15 @@ static struct regsvc *need_regsvc(lua_State *L, const char *fn)
  * with a challenge, 403 or 400 then) */
 static int l_auth_require(lua_State *L)
 {
-	struct stack_req *req = lua_check_request(L, 1);
-	struct regsvc *rs = need_regsvc(L, "auth.require");
+	struct stack_req *req = api_request_check(L, 1);
+	struct auth *auth = regsvc_auth(need_regsvc(L, "auth.require"));
 	struct auth_result ar;
 
-	if (!rs->auth)
+	if (!auth)
 		return luaL_error(L, "auth.require: auth is off in "
 				  "sip.registrar.configure");
 
-	if (auth_require(rs->auth, req, false, &ar)) {
+	if (auth_require(auth, req, false, &ar)) {
 		lua_pushnil(L);
 		lua_pushstring(L, auth_status_name(ar.status));
 		return 2;
@@ -599,9 +406,7 @@ static int push_ban(const struct sa *addr, uint32_t remaining,
 
 static struct authguard *need_guard(lua_State *L, const char *fn)
 {
-	struct regsvc *rs = need_regsvc(L, fn);
-
-	return auth_guard(rs->auth);
+	return regsvc_guard(need_regsvc(L, fn));
 }
 
 
@@ -640,72 +445,81 @@ static int l_auth_unban(lua_State *L)
 }
 
 
+/* sip.registrar.save(req): an op whose source, the registrar's answer,
+ * always calls back once (from the loop, never from inside) */
+struct saved {
+	int err;
+	uint16_t scode;
+	const struct loc_set *set;
+};
+
+
+/* code, bindings | nil, err */
+static int push_saved(lua_State *co, void *arg)
+{
+	const struct saved *r = arg;
+
+	if (!r->scode) {
+		lua_pushnil(co);
+		lua_pushstring(co, r->err ? rt_errstr(r->err) :
+			       "not answered");
+		return 2;
+	}
+
+	lua_pushinteger(co, r->scode);
+	lua_pushinteger(co, r->set ? (lua_Integer)loc_set_count(r->set) : 0);
+
+	return 2;
+}
+
+
+static void save_done(int err, uint16_t scode, const struct loc_set *set,
+		      void *arg)
+{
+	struct saved r = {err, scode, set};
+
+	rt_op_resume(arg, push_saved, &r);
+}
+
+
 /* sip.registrar.save(req) -> code, bindings | nil, err. With auth on,
  * the request is authenticated first (nil, "unauthorized" when it was
  * answered with a challenge or 403). */
 static int l_save(lua_State *L)
 {
-	struct stack_req *req = lua_check_request(L, 1);
-	struct task *t = lua_need_task(L, "registrar.save");
-	struct regsvc *rs = need_regsvc(L, "registrar.save");
-	struct auth_result ar;
-	struct taskop *op;
+	struct stack_req *req = api_request_check(L, 1);
+	struct regsvc *rs;
+	struct rt_op *op;
 	int err;
+
+	rt_need_task(L, "registrar.save");
+	rs = need_regsvc(L, "registrar.save");
 
 	if (pl_strcmp(&stack_req_msg(req)->met, "REGISTER"))
 		return luaL_argerror(L, 1, "a REGISTER request expected");
 
-	if (stack_req_answered(req)) {
-		lua_pushnil(L);
-		lua_pushstring(L, "already answered");
-		return 2;
-	}
+	op = rt_op_start(L, "registrar.save");
+	err = regsvc_save(rs, req, save_done, rt_op_arg(op));
+	if (err)
+		return rt_op_abort(L, op, err);
 
-	if (rs->auth && (auth_require(rs->auth, req, false, &ar) ||
-			 !authorized(req, &ar))) {
-		lua_pushnil(L);
-		lua_pushstring(L, "unauthorized");
-		return 2;
-	}
-
-	op = taskop_new(t);
-	if (!op)
-		return luaL_error(L, "out of memory");
-
-	err = registrar_handle(rs->reg, req, save_done, op);
-	if (err) {
-		mem_deref(op);
-		lua_pushnil(L);
-		lua_pushstring(L, err == EALREADY ? "already answered" :
-			       "failed");
-		return 2;
-	}
-
-	taskop_attach(op);
-
-	return lua_yield(L, 0);
+	return rt_op_yield(L, op);
 }
 
 
 /* sip.location.lookup(aor) -> list of bindings */
 static int l_lookup(lua_State *L)
 {
-	const char *s = luaL_checkstring(L, 1);
+	const char *aor = luaL_checkstring(L, 1);
 	struct regsvc *rs = need_regsvc(L, "location.lookup");
 	struct loc_set *set = NULL;
-	struct uri uri;
-	struct pl pl;
-	char *aor = NULL;
 	uint64_t now;
 	size_t i;
 	int err;
 
-	pl_set_str(&pl, s);
-	if (uri_decode(&uri, &pl) || location_aor(&aor, &uri))
+	err = regsvc_lookup(&set, rs, aor);
+	if (err == EINVAL)
 		return luaL_argerror(L, 1, "SIP URI expected");
-
-	err = location_lookup(&set, rs->loc, aor);
-	mem_deref(aor);
 
 	lua_newtable(L);
 	if (err)
@@ -743,7 +557,7 @@ static int l_lookup(lua_State *L)
 
 /* adds the registrar, location and auth tables to the sip table at the
  * top of the stack */
-void lua_registrar_open(lua_State *L)
+void api_registrar_inject(lua_State *L)
 {
 	static const luaL_Reg registrar_funcs[] = {
 		{"configure", l_configure},

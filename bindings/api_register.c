@@ -1,23 +1,23 @@
 /**
- * bindings/lua_register.c  sip.register() and sip.unregister()
+ * bindings/api_register.c  sip.register() and sip.unregister()
  *
  * Owns struct lreg: one registration a script asked for, keyed by
- * registrar URI and user. The registrations belong to the runtime
- * (struct luart, luart_regs()), not to a script generation: they outlive
- * a reload, and a reload that calls sip.register() again with the same
- * key updates the registration (same Call-ID; nothing is sent when
- * nothing changed) instead of adding one. Exposes l_register and
- * l_unregister (in the sip module's table, lua_sip.c) and
- * lua_register_close() (the runtime's destructor). Uses server/
- * regclient.c for the SIP side; each outcome fires the current script's
- * on_registration_result hook through luart_fire().
+ * registrar URI and user, and their list (struct regs). The
+ * registrations belong to the runtime (its RT_SLOT_REGISTER), not to a
+ * script generation: they outlive a reload, and a reload that calls
+ * sip.register() again with the same key updates the registration (same
+ * Call-ID; nothing is sent when nothing changed) instead of adding one.
+ * Exposes sip.register and sip.unregister (neither yields: outcomes
+ * come to a hook) and api_register_close() (the runtime goes). Uses
+ * server/regclient.c for the SIP side; each outcome fires the current
+ * script's on_registration_result hook through rt_fire().
  */
 #include <string.h>
 #include <math.h>
 #include <re.h>
 #include "sipstack.h"
 #include "core.h"
-#include "lua_priv.h"
+#include "runtime.h"
 
 
 enum {
@@ -39,7 +39,7 @@ struct lparams {
 };
 
 struct lreg {
-	struct le le;              /* in luart_regs(rt)                   */
+	struct le le;              /* in struct regs                      */
 	struct luart *rt;          /* not a reference: owns us            */
 	struct regclient *rc;
 	struct lparams p;          /* current; registrar and user: key    */
@@ -47,6 +47,12 @@ struct lreg {
 	bool unregistering;        /* sip.unregister() called             */
 	bool again;                /* sip.register() while unregistering:
 				    * register anew once that has ended   */
+};
+
+/* The registrations of a runtime (RT_SLOT_REGISTER); each holds a
+ * reference on its lreg */
+struct regs {
+	struct list l;
 };
 
 /* what on_registration_result gets */
@@ -254,12 +260,39 @@ static const char *key_user(const char *user)
 }
 
 
+static void regs_destructor(void *arg)
+{
+	struct regs *regs = arg;
+	struct le *le;
+
+	/* nothing is sent: the bindings expire at their registrars */
+	while ((le = list_head(&regs->l)))
+		mem_deref(le->data);
+}
+
+
+/* The runtime's list, made on first use when create is set */
+static struct list *regs_list(struct luart *rt, bool create)
+{
+	struct regs *regs = rt_slot(rt, RT_SLOT_REGISTER);
+
+	if (!regs && create && rt) {
+		regs = mem_zalloc(sizeof(*regs), regs_destructor);
+		if (!regs)
+			return NULL;
+		rt_set_slot(rt, RT_SLOT_REGISTER, regs);
+	}
+
+	return regs ? &regs->l : NULL;
+}
+
+
 static struct lreg *lreg_find(struct luart *rt, const char *registrar,
 			      const char *user)
 {
 	struct le *le;
 
-	for (le = list_head(luart_regs(rt)); le; le = le->next) {
+	for (le = list_head(regs_list(rt, false)); le; le = le->next) {
 		struct lreg *r = le->data;
 
 		if (!strcmp(r->p.registrar, registrar) &&
@@ -301,7 +334,7 @@ static int lreg_start(struct lreg *r)
 	int err;
 
 	lparams_view(&r->p, &p);
-	err = regclient_register(&rc, luart_stack(r->rt), &p, result_handler,
+	err = regclient_register(&rc, rt_runtime_stack(r->rt), &p, result_handler,
 				 r);
 	if (err)
 		return err;
@@ -355,16 +388,17 @@ static void result_handler(bool ok, uint32_t expires, uint16_t scode,
 		}
 	}
 
-	(void)luart_fire(rt, LH_REGRESULT, push_result, &res);
+	(void)rt_fire(rt, RT_HOOK_REGRESULT, push_result, &res);
 
 	mem_deref(r);
 }
 
 
 /* sip.register(registrar_uri, options) -> true */
-int l_register(lua_State *L)
+static int l_register(lua_State *L)
 {
-	struct script *sc = lua_script(L);
+	struct luart *rt = rt_runtime(L);
+	struct list *regs;
 	struct lparams *lp;
 	struct regclient_params p;
 	struct lreg *r;
@@ -384,12 +418,12 @@ int l_register(lua_State *L)
 	params_read(L, lp);
 
 	/* sipstack --check: no runtime, nothing to register */
-	if (!sc || !sc->rt) {
+	if (!rt) {
 		lua_pushboolean(L, 1);
 		return 1;
 	}
 
-	r = lreg_find(sc->rt, lp->registrar, lp->user);
+	r = lreg_find(rt, lp->registrar, lp->user);
 	if (r && r->unregistering) {
 		lparams_move(&r->next, lp);
 		r->again = true;
@@ -417,11 +451,12 @@ int l_register(lua_State *L)
 		goto out;
 	}
 
-	r = mem_zalloc(sizeof(*r), lreg_destructor);
+	regs = regs_list(rt, true);
+	r = regs ? mem_zalloc(sizeof(*r), lreg_destructor) : NULL;
 	if (!r)
 		return luaL_error(L, "out of memory");
 
-	r->rt = sc->rt;
+	r->rt = rt;
 	lparams_move(&r->p, lp);
 	err = lreg_start(r);
 	if (err) {
@@ -430,7 +465,7 @@ int l_register(lua_State *L)
 				  "invalid registrar, aor or contact" :
 				  strerror(err));
 	}
-	list_append(luart_regs(sc->rt), &r->le, r);
+	list_append(regs, &r->le, r);
 	action = "new";
 
  out:
@@ -445,16 +480,16 @@ int l_register(lua_State *L)
 
 
 /* sip.unregister(registrar_uri [, user]) -> true | nil, "not registered" */
-int l_unregister(lua_State *L)
+static int l_unregister(lua_State *L)
 {
-	struct script *sc = lua_script(L);
+	struct luart *rt = rt_runtime(L);
 	const char *registrar = luaL_checkstring(L, 1);
 	const char *user = luaL_optstring(L, 2, NULL);
 	struct le *le;
 	int found = 0;
 
-	if (sc && sc->rt) {
-		for (le = list_head(luart_regs(sc->rt)); le; le = le->next) {
+	if (rt) {
+		for (le = list_head(regs_list(rt, false)); le; le = le->next) {
 			struct lreg *r = le->data;
 
 			if (strcmp(r->p.registrar, registrar) ||
@@ -490,10 +525,20 @@ int l_unregister(lua_State *L)
 
 /* The runtime goes: drop every registration (nothing is sent; the
  * bindings expire at their registrars) */
-void lua_register_close(struct luart *rt)
+void api_register_close(struct luart *rt)
 {
-	struct le *le;
+	rt_set_slot(rt, RT_SLOT_REGISTER, NULL);
+}
 
-	while ((le = list_head(luart_regs(rt))))
-		mem_deref(le->data);
+
+/* sip.register and sip.unregister in the sip table at the top of L */
+void api_register_inject(lua_State *L)
+{
+	static const luaL_Reg register_funcs[] = {
+		{"register",   l_register},
+		{"unregister", l_unregister},
+		{NULL, NULL}
+	};
+
+	luaL_setfuncs(L, register_funcs, 0);
 }

@@ -1,0 +1,550 @@
+/**
+ * bindings/api_sip.c  The `sip` module's own functions
+ *
+ * Exposes to Lua: hook registration (sip.on_*), sip.configure/config,
+ * sip.local_uri, sip.stats, sip.log.*, sip.version, sip.spawn and the
+ * two yielding functions of the module itself, sip.sleep and
+ * sip.send_message (the runtime's one yield shape, runtime.h). Owns
+ * nothing: the hooks and the config belong to the script generation
+ * (runtime.c), requests to api_request.c. Uses the stack for sending,
+ * its config and counters.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <malloc.h>
+#include <re.h>
+#include "sipstack.h"
+#include "core.h"
+#include "runtime.h"
+
+
+/* ------------------------------------------------------------------ *
+ * Hook registration
+ * ------------------------------------------------------------------ */
+
+static int l_on_call(lua_State *L)
+{
+	return rt_set_hook(L, RT_HOOK_CALL);
+}
+
+static int l_on_message(lua_State *L)
+{
+	return rt_set_hook(L, RT_HOOK_MESSAGE);
+}
+
+static int l_on_refer(lua_State *L)
+{
+	return rt_set_hook(L, RT_HOOK_REFER);
+}
+
+static int l_on_regres(lua_State *L)
+{
+	return rt_set_hook(L, RT_HOOK_REGRESULT);
+}
+
+static int l_on_dlgev(lua_State *L)
+{
+	return rt_set_hook(L, RT_HOOK_DIALOG);
+}
+
+static int l_on_register(lua_State *L)
+{
+	return rt_set_hook(L, RT_HOOK_REGISTER);
+}
+
+
+/* sip.on_request(fn [, {"INFO", "OPTIONS", ...}]) */
+static int l_on_request(lua_State *L)
+{
+	char *methods = NULL;
+	struct mbuf *mb;
+	int i, n;
+
+	rt_set_hook(L, RT_HOOK_REQUEST);
+	rt_set_request_methods(L, NULL);
+
+	if (lua_isnoneornil(L, 2))
+		return 0;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	mb = mbuf_alloc(64);
+	if (!mb)
+		return luaL_error(L, "out of memory");
+
+	(void)mbuf_write_str(mb, " ");
+	n = (int)lua_objlen(L, 2);
+	for (i = 1; i <= n; i++) {
+		const char *m;
+		size_t k;
+
+		lua_rawgeti(L, 2, i);
+		m = lua_tostring(L, -1);
+		if (!m || !*m) {
+			mem_deref(mb);
+			return luaL_argerror(L, 2, "methods must be strings");
+		}
+		for (k = 0; m[k]; k++) {
+			if (m[k] < 'A' || m[k] > 'Z') {
+				mem_deref(mb);
+				return luaL_error(L, "on_request: invalid "
+						  "method '%s' (upper-case "
+						  "token expected)", m);
+			}
+		}
+		(void)mbuf_printf(mb, "%s ", m);
+		lua_pop(L, 1);
+	}
+
+	mb->pos = 0;
+	(void)mbuf_strdup(mb, &methods, mb->end);
+	mem_deref(mb);
+	rt_set_request_methods(L, methods);
+
+	return 0;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Config
+ * ------------------------------------------------------------------ */
+
+static uint32_t cfg_uint(lua_State *L, const char *key, uint32_t min,
+			 uint32_t max)
+{
+	lua_Number n;
+
+	if (lua_type(L, -1) != LUA_TNUMBER)
+		luaL_error(L, "configure: '%s' must be a number", key);
+
+	n = lua_tonumber(L, -1);
+	if (n != floor(n) || n < min || n > max)
+		luaL_error(L, "configure: '%s' must be an integer in "
+			   "%u..%u", key, min, max);
+
+	return (uint32_t)n;
+}
+
+
+static void cfg_str(lua_State *L, const char *key, char *dst, size_t sz)
+{
+	size_t len, i;
+	const char *s;
+
+	if (lua_type(L, -1) != LUA_TSTRING)
+		luaL_error(L, "configure: '%s' must be a string", key);
+
+	s = lua_tolstring(L, -1, &len);
+	if (len >= sz)
+		luaL_error(L, "configure: '%s' is too long (max %d)", key,
+			   (int)sz - 1);
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)s[i] < 0x20)
+			luaL_error(L, "configure: '%s' holds a control "
+				   "character", key);
+	}
+
+	str_ncpy(dst, s, sz);
+}
+
+
+/* dns_servers = {"127.0.0.1:5353", ...} */
+static void cfg_dns(lua_State *L, char *dst, size_t sz)
+{
+	struct stack_config tmp;
+	struct sa ns[8];
+	uint32_t nsn = ARRAY_SIZE(ns);
+	size_t n = 0;
+	int i, cnt;
+
+	if (lua_type(L, -1) != LUA_TTABLE)
+		luaL_error(L, "configure: 'dns_servers' must be a list of "
+			   "\"ip[:port]\" strings");
+
+	memset(&tmp, 0, sizeof(tmp));
+	cnt = (int)lua_objlen(L, -1);
+	for (i = 1; i <= cnt; i++) {
+		const char *s;
+
+		lua_rawgeti(L, -1, i);
+		s = lua_tostring(L, -1);
+		if (!s || n + strlen(s) + 2 > sizeof(tmp.dns_servers))
+			luaL_error(L, "configure: 'dns_servers' entry %d is "
+				   "not a string or too long", i);
+		n += (size_t)re_snprintf(tmp.dns_servers + n,
+					 sizeof(tmp.dns_servers) - n, "%s%s",
+					 n ? " " : "", s);
+		lua_pop(L, 1);
+	}
+
+	if (stack_dns_servers(&tmp, ns, &nsn))
+		luaL_error(L, "configure: 'dns_servers' holds an invalid "
+			   "address (at most 8 \"ip[:port]\")");
+
+	str_ncpy(dst, tmp.dns_servers, sz);
+}
+
+
+/* sip.configure{user_agent=, local_ip=, udp_port=, tcp_port=,
+ * tls_port=, max_forwards=, t1=, t2=, t4=} */
+static int l_configure(lua_State *L)
+{
+	struct stack_config cfg;
+
+	rt_need_loading(L, "configure");
+	luaL_checktype(L, 1, LUA_TTABLE);
+	cfg = *rt_config(L);
+
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ?
+			lua_tostring(L, -2) : NULL;
+
+		if (!k)
+			return luaL_error(L, "configure: keys must be "
+					  "strings");
+
+		if (!strcmp(k, "user_agent"))
+			cfg_str(L, k, cfg.user_agent, sizeof(cfg.user_agent));
+		else if (!strcmp(k, "local_ip"))
+			cfg_str(L, k, cfg.local_ip, sizeof(cfg.local_ip));
+		else if (!strcmp(k, "udp_port"))
+			cfg.udp_port = (uint16_t)cfg_uint(L, k, 0, 65535);
+		else if (!strcmp(k, "tcp_port"))
+			cfg.tcp_port = (uint16_t)cfg_uint(L, k, 0, 65535);
+		else if (!strcmp(k, "tls_port"))
+			cfg.tls_port = (uint16_t)cfg_uint(L, k, 0, 65535);
+		else if (!strcmp(k, "max_forwards"))
+			cfg.max_forwards = cfg_uint(L, k, 1, 255);
+		else if (!strcmp(k, "t1"))
+			cfg.t1 = cfg_uint(L, k, 1, 60000);
+		else if (!strcmp(k, "t2"))
+			cfg.t2 = cfg_uint(L, k, 1, 600000);
+		else if (!strcmp(k, "t4"))
+			cfg.t4 = cfg_uint(L, k, 1, 600000);
+		else if (!strcmp(k, "dns_servers"))
+			cfg_dns(L, cfg.dns_servers, sizeof(cfg.dns_servers));
+		else
+			return luaL_error(L, "configure: unknown key '%s'",
+					  k);
+		lua_pop(L, 1);
+	}
+
+	if (cfg.t2 < cfg.t1)
+		return luaL_error(L, "configure: t2 (%d) must not be below "
+				  "t1 (%d)", (int)cfg.t2, (int)cfg.t1);
+
+	*rt_config(L) = cfg;
+
+	return 0;
+}
+
+
+static int l_config(lua_State *L)
+{
+	struct stack *st = rt_stack(L);
+	const struct stack_config *cfg = st ? stack_config(st) :
+		rt_config(L);
+
+	lua_createtable(L, 0, 9);
+	lua_pushstring(L, cfg->user_agent);
+	lua_setfield(L, -2, "user_agent");
+	lua_pushstring(L, cfg->local_ip);
+	lua_setfield(L, -2, "local_ip");
+#define SETN(f) lua_pushnumber(L, cfg->f); lua_setfield(L, -2, #f)
+	SETN(udp_port);
+	SETN(tcp_port);
+	SETN(tls_port);
+	SETN(max_forwards);
+	SETN(t1);
+	SETN(t2);
+	SETN(t4);
+#undef SETN
+	lua_pushstring(L, cfg->dns_servers);
+	lua_setfield(L, -2, "dns_servers");
+
+	return 1;
+}
+
+
+/* sip.local_uri() -> "sip:sipstack@ip:port" of our first listener */
+static int l_local_uri(lua_State *L)
+{
+	struct stack *st = rt_stack(L);
+	char buf[256];
+
+	if (!st || stack_local_uri(st, SIP_TRANSP_NONE, buf, sizeof(buf))) {
+		lua_pushnil(L);
+		return 1;
+	}
+
+	lua_pushstring(L, buf);
+
+	return 1;
+}
+
+
+static int l_stats(lua_State *L)
+{
+	struct stack *st = rt_stack(L);
+	struct stack_stats s;
+
+	memset(&s, 0, sizeof(s));
+	stack_stats(st, &s);
+
+	lua_createtable(L, 0, 6);
+#define SETN(f) lua_pushnumber(L, (lua_Number)s.f); lua_setfield(L, -2, #f)
+	SETN(requests);
+	SETN(responses);
+	SETN(bad_requests);
+	SETN(replies);
+	SETN(hook_errors);
+#undef SETN
+	lua_pushnumber(L, st ? dialog_table_count(stack_dialogs(st)) : 0);
+	lua_setfield(L, -2, "dialogs");
+	lua_pushnumber(L, st ? callmgr_count(st) : 0);
+	lua_setfield(L, -2, "calls");
+	{
+		/* heap in use (glibc): returns to its baseline when every
+		 * call is freed, unlike RSS */
+		struct mallinfo2 mi = mallinfo2();
+
+		lua_pushnumber(L, (lua_Number)mi.uordblks);
+		lua_setfield(L, -2, "heap_bytes");
+	}
+	lua_pushnumber(L, (lua_Number)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
+		       lua_gc(L, LUA_GCCOUNTB, 0));
+	lua_setfield(L, -2, "lua_bytes");
+
+	return 1;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Logging: sip.log.info(msg [, fields])
+ * ------------------------------------------------------------------ */
+
+static bool key_ok(const char *k)
+{
+	if (!*k)
+		return false;
+
+	for (; *k; k++) {
+		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+		      (*k >= '0' && *k <= '9') || *k == '_' || *k == '-' ||
+		      *k == '.'))
+			return false;
+	}
+
+	return true;
+}
+
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char * const *)a, *(const char * const *)b);
+}
+
+
+/* Fields print sorted by key, so one event always reads the same way
+ * (Lua's table order is not stable between runs). The key strings stay
+ * anchored by the table at index 2 while we print. */
+static int print_fields(struct re_printf *pf, lua_State *L)
+{
+	const char *keys[64];
+	size_t n = 0, i;
+	int err = 0;
+
+	if (lua_type(L, 2) != LUA_TTABLE)
+		return 0;
+
+	lua_pushnil(L);
+	while (lua_next(L, 2)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ?
+			lua_tostring(L, -2) : NULL;
+
+		if (k && key_ok(k) && n < ARRAY_SIZE(keys))
+			keys[n++] = k;
+		lua_pop(L, 1);
+	}
+
+	qsort(keys, n, sizeof(keys[0]), key_cmp);
+
+	for (i = 0; i < n; i++) {
+		const char *v;
+
+		lua_getglobal(L, "tostring");
+		lua_getfield(L, 2, keys[i]);
+		lua_call(L, 1, 1);
+		v = lua_tostring(L, -1);
+		err |= re_hprintf(pf, " %s=%H", keys[i], log_q, v);
+		lua_pop(L, 1);
+	}
+
+	return err;
+}
+
+
+static int do_log(lua_State *L, enum log_level lvl)
+{
+	struct stack_req *req;
+	const struct sip_msg *m = NULL;
+	const char *msg;
+	char src[256];
+	int line;
+
+	if (!log_enabled(lvl))
+		return 0;
+
+	msg = luaL_checkstring(L, 1);
+	if (!lua_isnoneornil(L, 2))
+		luaL_checktype(L, 2, LUA_TTABLE);
+
+	req = rt_task_req(L);
+	if (req)
+		m = stack_req_msg(req);
+
+	line = rt_src_line(L, src, sizeof(src));
+	slog(lvl, "script", "log", m ? &m->callid : NULL,
+	     "src=%s:%d msg=%H%H", src, line, log_q, msg,
+	     print_fields, L);
+
+	return 0;
+}
+
+static int l_log_debug(lua_State *L) { return do_log(L, LOG_DEBUG); }
+static int l_log_info(lua_State *L)  { return do_log(L, LOG_INFO); }
+static int l_log_warn(lua_State *L)  { return do_log(L, LOG_WARN); }
+static int l_log_error(lua_State *L) { return do_log(L, LOG_ERROR); }
+
+
+/* ------------------------------------------------------------------ *
+ * sip.sleep(seconds): an op whose only source is its own timer
+ * ------------------------------------------------------------------ */
+
+static int l_sleep(lua_State *L)
+{
+	lua_Number s;
+	struct rt_op *op;
+
+	rt_need_task(L, "sleep");
+	s = luaL_checknumber(L, 1);
+	if (!(s >= 0) || s > 86400)
+		return luaL_argerror(L, 1, "seconds must be in 0..86400");
+
+	op = rt_op_start(L, "sleep");
+	rt_op_timeout(op, (uint64_t)(s * 1000 + 0.5), NULL, NULL);
+
+	return rt_op_yield(L, op);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * sip.send_message(to, content_type, body [, headers]): an op whose
+ * source, the stack's client transaction, always calls back once
+ * ------------------------------------------------------------------ */
+
+struct sent {
+	int err;
+	const struct sip_msg *msg;
+};
+
+
+/* code, reason | nil, err */
+static int push_sent(lua_State *co, void *arg)
+{
+	const struct sent *r = arg;
+
+	if (r->err || !r->msg)
+		return rt_fail(co, r->err ? r->err : EPROTO);
+
+	lua_pushinteger(co, r->msg->scode);
+	lua_pushlstring(co, r->msg->reason.p, r->msg->reason.l);
+
+	return 2;
+}
+
+
+static void sent_h(int err, const struct sip_msg *msg, void *arg)
+{
+	struct sent r = {err, msg};
+
+	rt_op_resume(arg, push_sent, &r);
+}
+
+
+static int l_send_message(lua_State *L)
+{
+	struct stack *st = rt_stack(L);
+	const char *to, *ctype, *body;
+	char *hdrs = NULL;
+	struct rt_op *op;
+	size_t len;
+	int err;
+
+	rt_need_task(L, "send_message");
+	to = luaL_checkstring(L, 1);
+	ctype = luaL_checkstring(L, 2);
+	body = luaL_checklstring(L, 3, &len);
+
+	if (strncmp(to, "sip:", 4) && strncmp(to, "sips:", 5))
+		return luaL_argerror(L, 1, "SIP URI expected");
+	if (strpbrk(to, "\r\n") || strpbrk(ctype, "\r\n") || !*ctype)
+		return luaL_argerror(L, 2, "invalid content type");
+
+	api_headers_encode(L, 4, &hdrs);   /* the last that may raise */
+
+	if (!st) {
+		mem_deref(hdrs);
+		return rt_fail(L, ESHUTDOWN);
+	}
+
+	op = rt_op_start(L, "send_message");
+	err = stack_send_message(st, to, NULL, ctype, (const uint8_t *)body,
+				 len, hdrs, sent_h, rt_op_arg(op));
+	mem_deref(hdrs);
+	if (err)
+		return rt_op_abort(L, op, err);
+
+	return rt_op_yield(L, op);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Injection
+ * ------------------------------------------------------------------ */
+
+/* fills the sip table at the top of L with the module's own functions */
+void api_sip_inject(lua_State *L)
+{
+	static const luaL_Reg sip_funcs[] = {
+		{"on_incoming_call",       l_on_call},
+		{"on_incoming_message",    l_on_message},
+		{"on_incoming_refer",      l_on_refer},
+		{"on_registration_result", l_on_regres},
+		{"on_dialog_event",        l_on_dlgev},
+		{"on_request",             l_on_request},
+		{"on_register",            l_on_register},
+		{"configure",              l_configure},
+		{"config",                 l_config},
+		{"stats",                  l_stats},
+		{"local_uri",              l_local_uri},
+		{"sleep",                  l_sleep},
+		{"send_message",           l_send_message},
+		{"spawn",                  rt_spawn},
+		{NULL, NULL}
+	};
+	static const luaL_Reg log_funcs[] = {
+		{"debug", l_log_debug},
+		{"info",  l_log_info},
+		{"warn",  l_log_warn},
+		{"error", l_log_error},
+		{NULL, NULL}
+	};
+
+	luaL_setfuncs(L, sip_funcs, 0);
+	luaL_newlib(L, log_funcs);
+	lua_setfield(L, -2, "log");
+	lua_pushliteral(L, SIPSTACK_VERSION);
+	lua_setfield(L, -2, "version");
+}

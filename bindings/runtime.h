@@ -1,0 +1,197 @@
+/**
+ * bindings/runtime.h  What the Lua binding files share
+ *
+ * The runtime (runtime.c) runs script generations: a generation
+ * (struct script) is one lua_State running one load of the script file;
+ * a reload makes a new one, and the old one lives on while tasks of it
+ * are still running. A task is one hook invocation (or sip.spawn, or a
+ * call's callback) in a coroutine of its own. Feature files (api_*.c)
+ * see both only through the functions below, never their structs.
+ *
+ * One shape for every yielding function (as OpenResty's): a struct
+ * rt_op is one pending operation of a task.
+ *
+ *   start    l_fn(L): check every argument first (nothing may raise
+ *            after rt_op_start), then
+ *              op = rt_op_start(L, "fn");
+ *              err = libre_thing(..., event_h, rt_op_arg(op));
+ *              if (err) return rt_op_abort(L, op, err);
+ *              return rt_op_yield(L, op);
+ *   event    event_h(..., arg): rt_op_resume(arg, push_h, &results);
+ *            push_h pushes the results on the task's coroutine (it is
+ *            called only when the task still waits).
+ *   resume   rt_op_resume() resumes the task through the runtime's one
+ *            run function, which also ends it (answer, errors, free).
+ *   cleanup  when the task goes first (its script closes): an op whose
+ *            source holds rt_op_arg() is kept until that callback comes,
+ *            which then only frees it; a source that can be stopped is
+ *            given to rt_op_cleanup() instead, and stopped. Either way
+ *            no callback ever runs on a freed task. rt_op_timeout()
+ *            ends the op on a timer of its own (sip.sleep has nothing
+ *            else).
+ *
+ * Misuse raises (luaL_argerror); a runtime failure returns nil and one
+ * of the strings of rt_errstr(): one table for every function.
+ */
+#ifndef SIPSTACK_RUNTIME_H
+#define SIPSTACK_RUNTIME_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+struct luart;
+struct script;
+struct task;
+struct rt_op;
+
+enum rt_hook {
+	RT_HOOK_CALL = 0,      /* on_incoming_call       */
+	RT_HOOK_MESSAGE,       /* on_incoming_message    */
+	RT_HOOK_REFER,         /* on_incoming_refer      */
+	RT_HOOK_REGRESULT,     /* on_registration_result */
+	RT_HOOK_DIALOG,        /* on_dialog_event        */
+	RT_HOOK_REQUEST,       /* on_request             */
+	RT_HOOK_REGISTER,      /* on_register            */
+	RT_HOOK_SPAWN,         /* sip.spawn, callbacks: no hook */
+	RT_HOOK_MAX
+};
+
+/* What a feature keeps in the runtime (for the runtime's life) or in
+ * a generation (for its life): a mem object, released by the owner */
+enum rt_slot {
+	RT_SLOT_REGISTRAR = 0,  /* api_registrar.c: runtime: struct regsvc,
+				 * generation: its configure{}          */
+	RT_SLOT_REGISTER,       /* api_register.c: runtime: the client
+				 * registrations                        */
+	RT_SLOT_MAX
+};
+
+/* push values on co; returns how many (or -1: nothing to run) */
+typedef int  (rt_push_h)(lua_State *co, void *arg);
+/* how a task ended: failed (after its hook_error was logged), else
+ * with nres values on co */
+typedef void (rt_end_h)(lua_State *co, bool failed, int nres, void *ctx);
+/* stops the source of an op that ends without it */
+typedef void (rt_cleanup_h)(struct rt_op *op, void *ctx);
+
+
+/* ---- errors (runtime.c) ---- */
+
+/* The string a script sees for err: short, lowercase, stable */
+const char *rt_errstr(int err);
+/* push nil, rt_errstr(err); returns 2 */
+int  rt_fail(lua_State *L, int err);
+/* 0: push true, returns 1; else rt_fail() */
+int  rt_result(lua_State *L, int err);
+
+
+/* ---- the yield protocol (runtime.c) ---- */
+
+/* The calling task's next op; raises when L is no task (fn names the
+ * function) or on no memory */
+struct rt_op *rt_op_start(lua_State *L, const char *fn);
+/* The arg of a source that calls back exactly once (unless its start
+ * fails): the op is kept for it */
+void *rt_op_arg(struct rt_op *op);
+/* A source that can be stopped: h(op, ctx) runs once when the op ends,
+ * whatever ended it. ctx (a mem object, or NULL) is held until then. */
+void rt_op_cleanup(struct rt_op *op, rt_cleanup_h *h, void *ctx);
+/* End the op after ms with push's values */
+void rt_op_timeout(struct rt_op *op, uint64_t ms, rt_push_h *push,
+		   void *arg);
+/* return rt_op_yield(L, op): yields until the op ends (or returns its
+ * values at once if it already ended) */
+int  rt_op_yield(lua_State *L, struct rt_op *op);
+/* return rt_op_abort(L, op, err): the start failed, no callback comes;
+ * returns nil, rt_errstr(err) */
+int  rt_op_abort(lua_State *L, struct rt_op *op, int err);
+/* The op's event: resume its task with push's values (push may be
+ * NULL: none). Nothing happens but freeing when the task is gone or
+ * the op ended already. */
+void rt_op_resume(struct rt_op *op, rt_push_h *push, void *arg);
+
+
+/* ---- tasks (runtime.c) ---- */
+
+/* Raises unless L runs in a task (fn names the function) */
+void rt_need_task(lua_State *L, const char *fn);
+/* A new task of sc running hook h (its function pushed on the
+ * coroutine), or for RT_HOOK_SPAWN nothing pushed yet. NULL when sc has
+ * no such hook, is closing, or no memory. */
+struct task *rt_task_new(struct script *sc, enum rt_hook h);
+lua_State *rt_task_co(const struct task *t);
+/* endh is told how the task ended (instead of the request answer);
+ * ctx, a mem object, is held by the task until it ends */
+void rt_task_set_end(struct task *t, rt_end_h *endh, void *ctx);
+/* Call-ID for log lines of a task without a request (the string must
+ * live as long as the task: a ctx's) */
+void rt_task_set_callid(struct task *t, const char *callid);
+/* Runs the task with the nargs values on top of its coroutine; t may
+ * be gone when this returns. */
+void rt_task_run(struct task *t, int nargs);
+/* The request of the running task, or NULL */
+struct stack_req *rt_task_req(lua_State *L);
+
+
+/* ---- generations and the runtime (runtime.c) ---- */
+
+struct script *rt_script(lua_State *L);
+struct luart *rt_runtime(lua_State *L);     /* NULL: sipstack --check */
+struct stack *rt_stack(lua_State *L);       /* NULL: no running stack */
+lua_State *rt_script_L(const struct script *sc);
+bool rt_script_closing(const struct script *sc);
+bool rt_script_has_hook(const struct script *sc, enum rt_hook h);
+void *rt_script_slot(const struct script *sc, enum rt_slot s);
+void rt_script_set_slot(struct script *sc, enum rt_slot s, void *obj);
+struct stack_config *rt_config(lua_State *L);   /* the generation's */
+/* Raises unless the script is loading (its top level) */
+void rt_need_loading(lua_State *L, const char *fn);
+/* sip.on_*(fn): sets hook h to the function at index 1 */
+int  rt_set_hook(lua_State *L, enum rt_hook h);
+/* the on_request filter, " A B " (taken), or NULL: every method */
+void rt_set_request_methods(lua_State *L, char *methods);
+int  rt_spawn(lua_State *L);                 /* sip.spawn(fn, ...)   */
+int  rt_src_line(lua_State *L, char *buf, size_t sz);
+void rt_require(lua_State *L, const char *name);
+/* anchor the value at the top of L (popped) in sc's registry */
+int  rt_ref(lua_State *L);
+/* drop an anchor, unless the generation is being torn down */
+void rt_unref(struct script *sc, int ref);
+
+struct script *rt_current(const struct luart *rt);
+struct stack *rt_runtime_stack(const struct luart *rt);
+void *rt_slot(const struct luart *rt, enum rt_slot s);
+/* the old object is released */
+void rt_set_slot(struct luart *rt, enum rt_slot s, void *obj);
+/* Runs hook h of the current generation with push's arguments in a
+ * task of its own; ENOENT when there is no such hook */
+int  rt_fire(struct luart *rt, enum rt_hook h, rt_push_h *push,
+	     void *arg);
+/* Runs hook h of the current generation for req (0: taken) */
+int  rt_request(struct luart *rt, enum rt_hook h, struct stack_req *req);
+
+
+/* ---- features: each injects its functions into the sip table at the
+ * top of L, and may act when a generation becomes current (before it
+ * does; an error refuses the generation) and when the runtime goes ---- */
+
+void api_sip_inject(lua_State *L);
+void api_request_inject(lua_State *L);
+void api_call_inject(lua_State *L);
+int  api_call_activate(struct luart *rt, struct script *sc);
+void api_call_close(struct luart *rt);
+void api_registrar_inject(lua_State *L);
+int  api_registrar_activate(struct luart *rt, struct script *sc);
+void api_registrar_close(struct luart *rt);
+void api_register_inject(lua_State *L);
+void api_register_close(struct luart *rt);
+
+/* api_request.c: the request object and header tables, for the others */
+void api_request_push(lua_State *L, struct stack_req *req);
+struct stack_req *api_request_check(lua_State *L, int idx);
+/* headers table at idx (may be nil) -> *hdrs, a mem string or NULL;
+ * raises on bad headers */
+void api_headers_encode(lua_State *L, int idx, char **hdrs);
+
+#endif

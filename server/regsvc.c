@@ -1,0 +1,319 @@
+/**
+ * server/regsvc.c  The registrar service
+ *
+ * Owns struct regsvc: the location store, the registrar and the digest
+ * authenticator (with its guard) of one configuration, and the stack's
+ * admission gate while its guard is the gate. Exposes regsvc_*() in
+ * regsvc.h: open from a struct regsvc_config, the whole REGISTER in C
+ * (auth, the AOR check of RFC 3261 §10.3 step 4, registrar_handle),
+ * the same with an outcome for a caller (a script's registrar.save),
+ * and lookup. Uses server/location.c, registrar.c, auth.c and
+ * authguard.c; knows nothing of Lua (bindings/api_registrar.c keeps
+ * one service across reloads while the config stays the same).
+ */
+#include <string.h>
+#include <re.h>
+#include "sipstack.h"
+#include "regsvc.h"
+
+
+struct regsvc {
+	struct regsvc_config cfg;   /* its strings point to ours below  */
+	char *database;
+	char *realm;
+	char spec[512];             /* the store, "sqlite:FILE"         */
+	struct location *loc;
+	struct registrar *reg;
+	struct auth_users *users;
+	struct auth *auth;
+	struct stack *gate;         /* the stack whose admission gate is
+				     * our guard's, or NULL             */
+};
+
+
+void regsvc_config_default(struct regsvc_config *cfg)
+{
+	if (!cfg)
+		return;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->auth = true;
+	cfg->realm = "sipstack";
+	cfg->algs = AUTH_ALG_MD5 | AUTH_ALG_SHA256;
+	cfg->nonce_ttl = AUTH_NONCE_TTL;
+	cfg->guard = true;
+	authguard_config_default(&cfg->gcfg);
+	registrar_config_default(&cfg->rcfg);
+}
+
+
+/* libre's str_cmp() calls two NULLs different */
+static bool str_same(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+
+bool regsvc_config_equal(const struct regsvc_config *a,
+			 const struct regsvc_config *b)
+{
+	return a && b && a->memory == b->memory && a->auth == b->auth &&
+		a->algs == b->algs && a->nonce_ttl == b->nonce_ttl &&
+		a->guard == b->guard &&
+		!memcmp(&a->gcfg, &b->gcfg, sizeof(a->gcfg)) &&
+		str_same(a->database, b->database) &&
+		str_same(a->realm, b->realm) &&
+		a->rcfg.min_expires == b->rcfg.min_expires &&
+		a->rcfg.max_expires == b->rcfg.max_expires &&
+		a->rcfg.default_expires == b->rcfg.default_expires;
+}
+
+
+static void destructor(void *arg)
+{
+	struct regsvc *rs = arg;
+
+	if (rs->gate)
+		stack_set_admit(rs->gate, NULL, NULL);
+
+	/* the registrar holds the store; freeing the store commits what
+	 * is pending and answers those requests */
+	mem_deref(rs->reg);
+	mem_deref(rs->auth);
+	mem_deref(rs->loc);
+	mem_deref(rs->users);
+	mem_deref(rs->database);
+	mem_deref(rs->realm);
+}
+
+
+static int open_auth(struct regsvc *rs)
+{
+	const struct regsvc_config *cfg = &rs->cfg;
+	struct auth_config acfg;
+	int err;
+
+	if (!cfg->database) {
+		slog(LOG_ERROR, "registrar", "no_users_db", NULL,
+		     "why=%H", log_q, "auth needs a database");
+		return EINVAL;
+	}
+
+	err = auth_users_open(&rs->users, cfg->database);
+	if (err) {
+		slog(LOG_ERROR, "registrar", "users_failed", NULL,
+		     "db=%H err=%m", log_q, cfg->database, err);
+		return err;
+	}
+
+	auth_config_default(&acfg);
+	acfg.realm = cfg->realm;
+	acfg.algs = cfg->algs;
+	acfg.nonce_ttl = cfg->nonce_ttl;
+	acfg.guard = &cfg->gcfg;
+	acfg.no_guard = !cfg->guard;
+
+	return auth_alloc(&rs->auth, rs->users, &acfg);
+}
+
+
+int regsvc_open(struct regsvc **rsp, struct stack *st,
+		const struct regsvc_config *cfg)
+{
+	struct regsvc *rs;
+	int err = 0;
+
+	if (!rsp || !cfg)
+		return EINVAL;
+
+	rs = mem_zalloc(sizeof(*rs), destructor);
+	if (!rs)
+		return ENOMEM;
+
+	rs->cfg = *cfg;
+	if (cfg->database)
+		err |= str_dup(&rs->database, cfg->database);
+	if (cfg->realm)
+		err |= str_dup(&rs->realm, cfg->realm);
+	if (err)
+		goto out;
+	rs->cfg.database = rs->database;
+	rs->cfg.realm = rs->realm;
+
+	if (cfg->memory)
+		str_ncpy(rs->spec, "memory:", sizeof(rs->spec));
+	else
+		(void)re_snprintf(rs->spec, sizeof(rs->spec), "sqlite:%s",
+				  rs->database);
+
+	err = location_open(&rs->loc, rs->spec, NULL);
+	if (err) {
+		slog(LOG_ERROR, "registrar", "store_failed", NULL,
+		     "store=%H err=%m", log_q, rs->spec, err);
+		goto out;
+	}
+
+	err = registrar_alloc(&rs->reg, rs->loc, &rs->cfg.rcfg);
+	if (err)
+		goto out;
+
+	if (cfg->auth) {
+		err = open_auth(rs);
+		if (err)
+			goto out;
+	}
+
+	slog(LOG_INFO, "registrar", "open", NULL,
+	     "store=%H auth=%s realm=%H users=%u",
+	     log_q, rs->spec, cfg->auth ? "on" : "off", log_q,
+	     rs->realm ? rs->realm : "", auth_users_count(rs->users));
+
+	/* a banned address is dropped at the door */
+	if (st && auth_guard(rs->auth)) {
+		rs->gate = st;
+		stack_set_admit(st, authguard_admit, auth_guard(rs->auth));
+	}
+
+ out:
+	if (err)
+		mem_deref(rs);
+	else
+		*rsp = rs;
+
+	return err;
+}
+
+
+const struct regsvc_config *regsvc_config(const struct regsvc *rs)
+{
+	return rs ? &rs->cfg : NULL;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * REGISTER
+ * ------------------------------------------------------------------ */
+
+/* RFC 3261 §10.3 step 4: an authenticated user registers its own AOR
+ * only (the user part of the To URI). Answers 403 and returns false
+ * otherwise. */
+static bool authorized(struct stack_req *req, const struct auth_result *ar)
+{
+	const struct sip_msg *msg = stack_req_msg(req);
+
+	if (!pl_strcmp(&msg->to.uri.user, ar->user))
+		return true;
+
+	slog_src(LOG_WARN, "registrar", "not_authorized", &msg->src,
+		 &msg->callid, "user=%H aor=%H src=%J", log_q, ar->user,
+		 log_qpl, &msg->to.auri, &msg->src);
+	(void)stack_req_reply(req, 403, "Forbidden (not your AOR)", NULL,
+			      NULL, NULL, 0);
+
+	return false;
+}
+
+
+/* Steps 1-4 that are ours: with auth on, the request is authenticated
+ * and its AOR must be the user's. false: it was answered. */
+static bool admitted(struct regsvc *rs, struct stack_req *req)
+{
+	struct auth_result ar;
+
+	if (!rs->auth)
+		return true;
+
+	return !auth_require(rs->auth, req, false, &ar) &&
+		authorized(req, &ar);
+}
+
+
+static void c_done(int err, uint16_t scode, const struct loc_set *set,
+		   void *arg)
+{
+	(void)set;
+	(void)arg;
+
+	if (err)
+		slog(LOG_WARN, "registrar", "failed", NULL, "code=%u err=%m",
+		     scode, err);
+}
+
+
+void regsvc_register(struct regsvc *rs, struct stack_req *req)
+{
+	if (!rs || !req)
+		return;
+
+	if (!admitted(rs, req))
+		return;   /* answered: 401, 403 or 400 */
+
+	if (registrar_handle(rs->reg, req, c_done, NULL))
+		(void)stack_req_reply(req, 500, "Server Internal Error",
+				      NULL, NULL, NULL, 0);
+}
+
+
+int regsvc_save(struct regsvc *rs, struct stack_req *req,
+		registrar_done_h *doneh, void *arg)
+{
+	if (!rs || !req)
+		return EINVAL;
+
+	if (stack_req_answered(req))
+		return EALREADY;
+
+	if (!admitted(rs, req))
+		return EAUTH;
+
+	return registrar_handle(rs->reg, req, doneh, arg);
+}
+
+
+int regsvc_lookup(struct loc_set **setp, struct regsvc *rs,
+		  const char *uri)
+{
+	struct uri u;
+	struct pl pl;
+	char *aor = NULL;
+	int err;
+
+	if (!setp || !rs || !uri)
+		return EINVAL;
+
+	pl_set_str(&pl, uri);
+	if (uri_decode(&u, &pl) || location_aor(&aor, &u))
+		return EINVAL;
+
+	err = location_lookup(setp, rs->loc, aor);
+	mem_deref(aor);
+
+	return err;
+}
+
+
+struct auth *regsvc_auth(const struct regsvc *rs)
+{
+	return rs ? rs->auth : NULL;
+}
+
+
+struct authguard *regsvc_guard(const struct regsvc *rs)
+{
+	return rs ? auth_guard(rs->auth) : NULL;
+}
+
+
+int regsvc_debug(struct re_printf *pf, const struct regsvc *rs)
+{
+	if (!rs)
+		return re_hprintf(pf, "regsvc: none");
+
+	return re_hprintf(pf, "regsvc: store=%s auth=%s realm=%s users=%u "
+			  "guard=%s gate=%s", rs->spec,
+			  rs->auth ? "on" : "off",
+			  rs->realm ? rs->realm : "",
+			  auth_users_count(rs->users),
+			  regsvc_guard(rs) ? "on" : "off",
+			  rs->gate ? "set" : "none");
+}
