@@ -12,7 +12,7 @@
  * Exposes sip.call, sip.on_incoming_call routing, and the methods of
  * the call object; its waits (call:wait_answer, hold, unhold, update)
  * are ops of the runtime's one yield shape (runtime.h). Uses
- * server/call.c.
+ * server/calls/call.c.
  */
 #include <string.h>
 #include <re.h>

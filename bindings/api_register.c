@@ -9,7 +9,7 @@
  * Call-ID; nothing is sent when nothing changed) instead of adding one.
  * Exposes sip.register and sip.unregister (neither yields: outcomes
  * come to a hook) and api_register_close() (the runtime goes). Uses
- * server/regclient.c for the SIP side; each outcome fires the current
+ * server/registrar/regclient.c for the SIP side; each outcome fires the current
  * script's on_registration_result hook through rt_fire().
  */
 #include <string.h>

@@ -3,7 +3,7 @@
  *
  * Parses sip.registrar.configure{} into a struct regsvc_config, kept by
  * the script generation, and keeps the registrar service it opens
- * (server/regsvc.c) in the runtime, not in one load of the script: a
+ * (server/registrar/regsvc.c) in the runtime, not in one load of the script: a
  * reload keeps the store open (and its bindings in memory) unless the
  * new script names another database or other settings.
  *
@@ -13,7 +13,7 @@
  * configured registrar has REGISTER handled entirely in C by the
  * service (regsvc_register), the fast path the benchmark measures.
  * sip.registrar.save is an op of the runtime's yield shape (runtime.h).
- * Uses server/regsvc.c, and location.c and authguard.c for what it
+ * Uses server/registrar/regsvc.c, and location.c and authguard.c for what it
  * hands back.
  */
 #include <string.h>

@@ -469,8 +469,14 @@ int main(int argc, char *argv[])
 	apply_cli(&cfg, &cli);
 	err = stack_alloc(&app.st, &cfg);
 	if (err) {
-		/* EPROTO: a call or dialog FSM table does not match its
-		 * enums (server/callfsm.c), a bug */
+		slog(LOG_ERROR, "main", "stack_failed", NULL, "err=%m", err);
+		goto out;
+	}
+
+	/* the call manager, a service of the stack; EPROTO: a call or
+	 * dialog FSM table does not match its enums (calls/callfsm.c) */
+	err = callmgr_start(app.st);
+	if (err) {
 		slog(LOG_ERROR, "main", "stack_failed", NULL, "err=%m", err);
 		goto out;
 	}

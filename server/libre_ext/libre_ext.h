@@ -26,4 +26,9 @@ int libre_ext_version_check(const char *version, char *msg, size_t sz);
  * to stderr and returns ENOTSUP: the program must not go on. */
 int libre_ext_version_require(void);
 
+/* Where libre's re_fprintf(stderr, ...) lines go (refprintf.c): h gets
+ * each one without its line breaks; NULL: to stderr, as libre would. */
+typedef void (libre_ext_stderr_h)(const char *p, size_t len);
+void libre_ext_stderr_set(libre_ext_stderr_h *h);
+
 #endif

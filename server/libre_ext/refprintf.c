@@ -5,7 +5,7 @@
  *
  *   libre 1.1.0 writes a few messages straight to stderr with
  *   re_fprintf() (e.g. "sip: msg decode err" for a datagram it cannot
- *   parse), bypassing its debug handler, which server/log.c routes into
+ *   parse), bypassing its debug handler, which server/core/log.c routes into
  *   our log (log_libre_attach). Such a line would break the
  *   one-event-per-line log (logfmt or JSON) that tests and operators
  *   read, and a peer sending garbage could flood stderr with it.
@@ -21,21 +21,24 @@
  *
  *   The text is formatted with libre's re_vhprintf() into a stack buffer
  *   (at most LINE_MAX_LEN - 2 bytes are kept, the rest is cut, as
- *   server/log.c does for its lines; nothing is allocated). To a stream
+ *   server/core/log.c does for its lines; nothing is allocated). To a stream
  *   other than stderr it is written as it is, as libre would. To stderr
- *   it becomes one log line `mod=libre ev=stderr msg=...` at warn level
- *   without its trailing line breaks, limited by loglimit_admit() (one
- *   such line per undecodable datagram would be a flood). The return
+ *   it goes, without its trailing line breaks, to the handler set with
+ *   libre_ext_stderr_set(): server/core/log.c's, which makes it one log
+ *   line `mod=libre ev=stderr msg=...` at warn level, flood-limited (one
+ *   such line per undecodable datagram would be a flood). Without a
+ *   handler it goes to stderr as libre would write it. This folder is
+ *   below the core and knows nothing of its log. The return
  *   value is libre's: the bytes formatted (as kept), or -1 on a format
  *   error.
  */
 #include <stdio.h>
 #include <string.h>
 #include <re.h>
-#include "sipstack.h"
+#include "libre_ext.h"
 
 
-enum { LINE_MAX_LEN = 4096 };    /* as server/log.c's lines */
+enum { LINE_MAX_LEN = 4096 };    /* as server/core/log.c's lines */
 
 struct linebuf {
 	char   b[LINE_MAX_LEN];
@@ -44,6 +47,15 @@ struct linebuf {
 
 
 /* re_vhprintf sink: keeps what fits, drops the rest */
+static libre_ext_stderr_h *stderr_h;
+
+
+void libre_ext_stderr_set(libre_ext_stderr_h *h)
+{
+	stderr_h = h;
+}
+
+
 static int line_write(const char *p, size_t size, void *arg)
 {
 	struct linebuf *lb = arg;
@@ -78,10 +90,13 @@ int re_vfprintf(FILE *stream, const char *fmt, va_list ap)
 	msg.l = lb.n;
 	while (msg.l && (msg.p[msg.l - 1] == '\n' || msg.p[msg.l - 1] == '\r'))
 		--msg.l;
-	/* e.g. one "msg decode err" per undecodable datagram: limited */
-	if (msg.l && loglimit_admit(LOG_WARN, "libre", "stderr", NULL))
-		slog(LOG_WARN, "libre", "stderr", NULL, "msg=%H", log_qpl,
-		     &msg);
+	if (!msg.l)
+		return err ? -1 : (int)lb.n;
+
+	if (stderr_h)
+		stderr_h(msg.p, msg.l);
+	else
+		(void)fwrite(lb.b, 1, lb.n, stderr);
 
 	return err ? -1 : (int)lb.n;
 }

@@ -225,7 +225,7 @@ def body(h, a):
                          base["lua_bytes"],
                          after["lua_bytes"] if after else -1))
     # ~0.8 KB per call stays for Timer J (the BYE's Completed state in
-    # server/donetrans.c): 10,000 calls hold ~8 MB at the peak
+    # server/core/donetrans.c): 10,000 calls hold ~8 MB at the peak
     # under ASan (make asan) glibc's mallinfo2 sees nothing: heap_bytes
     # reads 0 throughout, and the heap figures cannot be checked
     no_heap = peak == 0 and base["heap_bytes"] == 0

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Client registration (sip.register, server/regclient.c) against sipp
+"""Client registration (sip.register, server/registrar/regclient.c) against sipp
 as the registrar, script test/registration/reg.lua, one case per run:
 
   auth        401 offering SHA-256 then MD5 (qop=auth), then 200

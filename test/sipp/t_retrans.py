@@ -4,7 +4,7 @@ test/scripts/sleep.lua, server started with --t1 50 so that Timer J
 (64*T1) is 3.2 s (raw UDP: the same bytes, the same branch):
 
 - a MESSAGE answered at once, sent again: the same response comes back,
-  byte for byte, and the hook ran once (server/donetrans.c keeps the
+  byte for byte, and the hook ran once (server/core/donetrans.c keeps the
   Completed state after libre's transaction is freed);
 - an OPTIONS (answered by the core) sent again: the same response;
 - requests the core refuses (481 no dialog, 400 bad Max-Forwards) sent

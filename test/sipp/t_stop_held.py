@@ -6,7 +6,7 @@ server transaction absorbs the copy: one hook). Then SIGTERM: the server
 stops cleanly, with no lvl=error line. The requests' transactions are
 freed by libre with its struct sip in stack_stop, before the scripts
 release the requests; a request must not free its transaction again
-then (server/stack.c, req_track). Under valgrind (test/valgrind) a read
+then (server/core/stack.c, req_track). Under valgrind (test/valgrind) a read
 or free of freed memory makes the server exit 99.
 """
 import os

@@ -1,12 +1,12 @@
 /**
  * test/unit/test_authguard.c  Limits on password guessing, and log floods
  *
- * struct authguard (server/authguard.c) driven directly: bans after
+ * struct authguard (server/registrar/authguard.c) driven directly: bans after
  * src_failures, the admission gate, the unban by timer on libre's loop,
  * the doubled second ban, manual unban, the bucket draining over the
  * window, a slowed user and the addresses exempt from it, failures that
  * were not checked, bounded tables (max_entries) that never evict a ban,
- * unusable addresses and names. Then server/loglimit.c: 5 lines per
+ * unusable addresses and names. Then server/core/loglimit.c: 5 lines per
  * event and source, 50 per event, the suppressed=N summaries adding up.
  * Leak-checked with libre's mem_get_stat (and under valgrind by meson).
  */
@@ -300,7 +300,7 @@ static void test_bounds(void)
 
 
 /* ------------------------------------------------------------------ *
- * server/loglimit.c
+ * server/core/loglimit.c
  * ------------------------------------------------------------------ */
 
 static unsigned count_lines(FILE *f, const char *a, const char *b,

@@ -1,5 +1,5 @@
 /**
- * test/unit/test_callfsm.c  Unit test of server/callfsm.c, TAP output
+ * test/unit/test_callfsm.c  Unit test of server/calls/callfsm.c, TAP output
  *
  * The four definitions (dialog UAC and UAS, call outgoing and incoming)
  * are checked against tables written here, independently of callfsm.c:
@@ -10,7 +10,7 @@
  * the expected table cannot reach (Answering in an outgoing call,
  * Calling in an incoming one) is entered through a private row added
  * with fsm_add_transition(). Then: the ids against the enums, the
- * factory's sharing, the sequences server/call.c fires by id (and the
+ * factory's sharing, the sequences server/calls/call.c fires by id (and the
  * refusals it takes as the peer's), realistic sequences by name, the
  * history, and an out-of-memory pass (mem_zalloc() is defined here, as
  * in test_fsm.c).
@@ -681,7 +681,7 @@ static void test_foreign(void)
 }
 
 
-/* ---- by id, as server/call.c fires them ---------------------------- */
+/* ---- by id, as server/calls/call.c fires them ---------------------------- */
 
 enum { REFUSED = -1 };
 

@@ -1,5 +1,5 @@
 /**
- * test/unit/test_fsm.c  Unit test of server/fsm.c, TAP output
+ * test/unit/test_fsm.c  Unit test of server/core/fsm.c, TAP output
  *
  * Builds a small dialog-like machine and drives it through every public
  * FSM function: wildcard precedence, refused transitions and their exact

@@ -1,5 +1,5 @@
 /**
- * test/unit/test_location.c  The location store (server/location.c)
+ * test/unit/test_location.c  The location store (server/registrar/location.c)
  *
  * TAP program. Covers: AOR canonicalisation; the memory backend (add,
  * refresh, remove, the Call-ID/CSeq ordering rules of RFC 3261 §10.3

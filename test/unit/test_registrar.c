@@ -1,5 +1,5 @@
 /**
- * test/unit/test_registrar.c  REGISTER processing (server/registrar.c)
+ * test/unit/test_registrar.c  REGISTER processing (server/registrar/registrar.c)
  *
  * TAP program. A real stack on 127.0.0.1:0 whose STACK_HOOK_REGISTER
  * hook calls registrar_handle() on a sqlite location store in a

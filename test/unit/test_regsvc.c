@@ -1,5 +1,5 @@
 /**
- * test/unit/test_regsvc.c  The registrar service (server/regsvc.c)
+ * test/unit/test_regsvc.c  The registrar service (server/registrar/regsvc.c)
  *
  * Covers: config defaults and comparison (what keeps a service over a
  * reload); a memory store without auth answering REGISTER in C and

@@ -239,7 +239,7 @@ static void test_lifecycle(void)
 /* ------------------------------------------------------------------ *
  * Ownership of libre's server transactions
  *
- * The rule stated at req_track() in server/stack.c: our pointer to a
+ * The rule stated at req_track() in server/core/stack.c: our pointer to a
  * struct sip_strans is the only reference until the final answer, then
  * libre's (its timers free it), except where stack.c frees it on
  * purpose for donetrans.c; the struct sip frees what is left. Seen here

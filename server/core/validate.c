@@ -1,5 +1,5 @@
 /**
- * server/validate.c  Is a request well formed enough to act on?
+ * server/core/validate.c  Is a request well formed enough to act on?
  *
  * Owns the checks of RFC 3261 §8.2 (and the verdicts of the RFC 4475 and
  * RFC 5118 torture messages) that libre's parser leaves to its users:
@@ -17,7 +17,7 @@
  */
 #include <string.h>
 #include <re.h>
-#include "sipstack.h"
+#include "sipcore.h"
 #include "core.h"
 
 

@@ -1,5 +1,5 @@
 /**
- * server/donetrans.c  Completed non-INVITE server transactions, compact
+ * server/core/donetrans.c  Completed non-INVITE server transactions, compact
  *
  * RFC 3261 §17.2.2: after its final response over UDP, a non-INVITE
  * server transaction stays "Completed" for Timer J = 64*T1 (32 s) and
@@ -34,7 +34,7 @@
  */
 #include <string.h>
 #include <re.h>
-#include "sipstack.h"
+#include "sipcore.h"
 #include "core.h"
 
 

@@ -1,5 +1,5 @@
 /**
- * server/stack.c  The stack object: transport, requests, hooks
+ * server/core/stack.c  The stack object: transport, requests, hooks
  *
  * Owns struct stack (libre's struct sip, the listeners, the DNS client,
  * the cross-thread queue, the dialog table and the hook table) and
@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <openssl/ssl.h>
 #include <re.h>
-#include "sipstack.h"
+#include "sipcore.h"
 #include "core.h"
 #include "udpbatch.h"
 
@@ -51,7 +51,7 @@ struct stack {
 	struct mqueue *mq;
 	struct tls *tls;
 	struct dialog_table *dialogs;
-	struct callmgr *calls;
+	struct list services;             /* struct service, in order   */
 	struct donetab *done;             /* completed UDP non-INVITE    */
 	struct list strl;                 /* requests holding a strans   */
 	struct {
@@ -95,6 +95,14 @@ struct outreq {
 struct xcall {
 	stack_call_h *h;
 	void *arg;
+};
+
+/* A part of the program living as long as the stack (the calls) */
+struct service {
+	struct le le;
+	const void *key;
+	void *obj;                 /* a reference                      */
+	stack_stop_h *stoph;
 };
 
 
@@ -287,7 +295,7 @@ int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
 
 	/* a final answer to a non-INVITE request over UDP: libre's
 	 * transaction is freed right after it, and the Completed state
-	 * kept compact in st->done (see server/donetrans.c) */
+	 * kept compact in st->done (see server/core/donetrans.c) */
 	if (scode >= 200 && st->done &&
 	    (donetab_eligible(req->msg) ||
 	     donetab_eligible_invite(req->msg, scode))) {
@@ -1022,7 +1030,8 @@ static void stack_destructor(void *arg)
 	for (i = 0; i < st->lsnrc; i++)
 		listener_reset(&st->lsnrv[i]);
 	mem_deref(st->mq);
-	mem_deref(st->calls);
+	while (st->services.tail)            /* the last attached first */
+		mem_deref(st->services.tail->data);
 	mem_deref(st->dialogs);
 }
 
@@ -1047,10 +1056,6 @@ int stack_alloc(struct stack **stp, const struct stack_config *cfg)
 	default_hdrs_update(st);
 
 	err = dialog_table_alloc(&st->dialogs, 1u << 16);
-	if (err)
-		goto out;
-
-	err = callmgr_alloc(&st->calls, st);
 	if (err)
 		goto out;
 
@@ -1273,8 +1278,18 @@ void stack_stop(struct stack *st)
 	if (!st)
 		return;
 
-	/* calls first: their BYE/CANCEL need the transport */
-	callmgr_shutdown(st->calls);
+	/* services first (the calls: their BYE/CANCEL need the transport),
+	 * the last attached first */
+	{
+		struct le *le;
+
+		for (le = st->services.tail; le; le = le->prev) {
+			struct service *svc = le->data;
+
+			if (svc->stoph)
+				svc->stoph(svc->obj);
+		}
+	}
 	list_flush(&st->outl);
 	st->lsnr_req  = mem_deref(st->lsnr_req);
 	st->lsnr_resp = mem_deref(st->lsnr_resp);
@@ -1379,9 +1394,54 @@ void stack_note_hook_error(struct stack *st)
 }
 
 
-struct callmgr *stack_calls(const struct stack *st)
+static void service_destructor(void *arg)
 {
-	return st ? st->calls : NULL;
+	struct service *svc = arg;
+
+	list_unlink(&svc->le);
+	mem_deref(svc->obj);
+}
+
+
+int stack_service_add(struct stack *st, const void *key, void *obj,
+		      stack_stop_h *stoph)
+{
+	struct service *svc;
+
+	if (!st || !key || !obj)
+		return EINVAL;
+
+	if (stack_service(st, key))
+		return EALREADY;
+
+	svc = mem_zalloc(sizeof(*svc), service_destructor);
+	if (!svc)
+		return ENOMEM;
+
+	svc->key = key;
+	svc->obj = mem_ref(obj);
+	svc->stoph = stoph;
+	list_append(&st->services, &svc->le, svc);
+
+	return 0;
+}
+
+
+void *stack_service(const struct stack *st, const void *key)
+{
+	struct le *le;
+
+	if (!st)
+		return NULL;
+
+	LIST_FOREACH(&st->services, le) {
+		const struct service *svc = le->data;
+
+		if (svc->key == key)
+			return svc->obj;
+	}
+
+	return NULL;
 }
 
 

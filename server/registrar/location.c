@@ -1,5 +1,5 @@
 /**
- * server/location.c  The location store: AOR -> bindings, made durable
+ * server/registrar/location.c  The location store: AOR -> bindings, made durable
  *
  * Owns struct location: the authoritative working set of bindings
  * (RFC 3261 §10) in memory on the loop thread - a hash by AOR, each AOR
@@ -8,7 +8,7 @@
  * "sqlite:PATH", struct loc_backend). Exposes location_*(), loc_set_*()
  * and loc_binding_*() in sipstack.h. Uses libre (hash, tmr, mqueue) on
  * the loop thread, pthreads and the backend on the writer thread; knows
- * nothing of SIP messages (server/registrar.c turns a REGISTER into a
+ * nothing of SIP messages (server/registrar/registrar.c turns a REGISTER into a
  * struct loc_change) nor of transports (the registrar batches the
  * replies of a group commit through the hook of location_set_batch()).
  *
@@ -64,7 +64,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <re.h>
-#include "sipstack.h"
+#include "registrar.h"
 
 
 enum {

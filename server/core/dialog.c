@@ -1,5 +1,5 @@
 /**
- * server/dialog.c  SIP dialogs (RFC 3261 §12) and the dialog table
+ * server/core/dialog.c  SIP dialogs (RFC 3261 §12) and the dialog table
  *
  * Owns struct dialog_table (a hash of dialogs keyed by Call-ID and local
  * tag, compared on the remote tag too, so lookup is O(1)) and struct
@@ -13,7 +13,7 @@
  */
 #include <string.h>
 #include <re.h>
-#include "sipstack.h"
+#include "sipcore.h"
 #include "core.h"
 
 

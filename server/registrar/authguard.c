@@ -1,5 +1,5 @@
 /**
- * server/authguard.c  Limits on password guessing
+ * server/registrar/authguard.c  Limits on password guessing
  *
  * Owns struct authguard: what the digest verifier (auth.c) has seen fail,
  * per source address and per user name, and the bans that follow.
@@ -38,7 +38,7 @@
 #include <string.h>
 #include <time.h>
 #include <re.h>
-#include "sipstack.h"
+#include "registrar.h"
 
 
 enum {

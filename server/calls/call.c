@@ -1,15 +1,15 @@
 /**
- * server/call.c  INVITE sessions: incoming and outgoing calls
+ * server/calls/call.c  INVITE sessions: incoming and outgoing calls
  *
  * Owns struct callmgr (the calls of a stack, the handler of incoming
  * calls) and struct call: one INVITE dialog with its call state machine
  * and dialog state machine, the server or client INVITE transaction,
  * the 2xx retransmission of the UAS (RFC 3261 §13.3.1.4) and the ACK of
  * the UAC (§13.2.2.4), CANCEL, BYE, and in-dialog requests. Exposes
- * call_*() and callmgr_*() in sipstack.h. Uses server/dialog.c for the
+ * call_*() and callmgr_*() in sipstack.h. Uses server/core/dialog.c for the
  * dialog and libre's transactions; never calls into Lua (the runtime
  * is a call_event_h like any C user). It fires both state machines by
- * their enum ids (server/callfsm.c); a move the tables refuse is logged
+ * their enum ids (server/calls/callfsm.c); a move the tables refuse is logged
  * at error when our own code asked for it (see "Driving the two state
  * machines" below).
  *
@@ -21,7 +21,7 @@
  */
 #include <string.h>
 #include <re.h>
-#include "sipstack.h"
+#include "calls.h"
 #include "core.h"
 
 
@@ -221,7 +221,7 @@ static void dialog_event(struct call *call, int from, int to)
  * Driving the two state machines
  *
  * Events are fired by id (enum call_fsm_event, enum dialog_fsm_event:
- * the defs' own ids, see server/callfsm.c), and each firing says who
+ * the defs' own ids, see server/calls/callfsm.c), and each firing says who
  * caused it, which is what a refusal (a move the table forbids, EPERM;
  * the machine stays where it was) means:
  *
@@ -1983,15 +1983,17 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 		 const uint8_t *body, size_t len, call_event_h *eh,
 		 void *arg)
 {
-	struct callmgr *cm = stack_calls(st);
 	char callid[64], ltag[32], contact[256], local[320], remote[320];
+	struct callmgr *cm;
 	struct call *call;
 	struct uri uri;
 	struct pl pl;
 	int err;
 
-	if (!callp || !cm || !to || !stack_sip(st))
+	if (!callp || !to || !stack_sip(st) || callmgr_start(st))
 		return EINVAL;
+
+	cm = callmgr_of(st);
 
 	pl_set_str(&pl, to);
 	if (uri_decode(&uri, &pl))
@@ -2216,16 +2218,35 @@ static void callmgr_destructor(void *arg)
 }
 
 
+/* The stack's key for its call manager (stack_service) */
+static const char callmgr_key;
+
+
+struct callmgr *callmgr_of(const struct stack *st)
+{
+	return stack_service(st, &callmgr_key);
+}
+
+
+static void callmgr_stop(void *obj)
+{
+	callmgr_shutdown(obj);
+}
+
+
 /* The four FSM defs are built (or taken from callfsm.c's cache) here,
  * not at the first call: a table that does not match its enums
- * (EPROTO) then fails stack_alloc(), and the server does not start. */
-int callmgr_alloc(struct callmgr **cmp, struct stack *st)
+ * (EPROTO) then fails callmgr_start(), and the server does not start. */
+int callmgr_start(struct stack *st)
 {
 	struct callmgr *cm;
 	int err;
 
-	if (!cmp || !st)
+	if (!st)
 		return EINVAL;
+
+	if (callmgr_of(st))
+		return 0;
 
 	cm = mem_zalloc(sizeof(*cm), callmgr_destructor);
 	if (!cm)
@@ -2240,11 +2261,10 @@ int callmgr_alloc(struct callmgr **cmp, struct stack *st)
 		err = dialog_fsm_def(&cm->dlg_def[false], false);
 	if (!err)
 		err = dialog_fsm_def(&cm->dlg_def[true], true);
+	if (!err)
+		err = stack_service_add(st, &callmgr_key, cm, callmgr_stop);
 
-	if (err)
-		mem_deref(cm);
-	else
-		*cmp = cm;
+	mem_deref(cm);            /* the stack holds it now */
 
 	return err;
 }
@@ -2252,10 +2272,12 @@ int callmgr_alloc(struct callmgr **cmp, struct stack *st)
 
 void callmgr_set_incoming(struct stack *st, call_incoming_h *h, void *arg)
 {
-	struct callmgr *cm = stack_calls(st);
+	struct callmgr *cm;
 
-	if (!cm)
+	if (callmgr_start(st))
 		return;
+
+	cm = callmgr_of(st);
 
 	cm->incomingh = h;
 	cm->arg = arg;
@@ -2266,7 +2288,7 @@ void callmgr_set_incoming(struct stack *st, call_incoming_h *h, void *arg)
 void callmgr_set_dialog_handler(struct stack *st, dialog_event_h *h,
 				void *arg)
 {
-	struct callmgr *cm = stack_calls(st);
+	struct callmgr *cm = callmgr_of(st);
 
 	if (!cm)
 		return;
@@ -2278,7 +2300,7 @@ void callmgr_set_dialog_handler(struct stack *st, dialog_event_h *h,
 
 uint32_t callmgr_count(const struct stack *st)
 {
-	const struct callmgr *cm = stack_calls(st);
+	const struct callmgr *cm = callmgr_of(st);
 
 	return cm ? list_count(&cm->calls) : 0;
 }

@@ -1,5 +1,5 @@
 /**
- * server/callfsm.c  The dialog and call state machines (definitions)
+ * server/calls/callfsm.c  The dialog and call state machines (definitions)
  *
  * Owns the four FSM definitions of spec §3.2/§4.1 - the FSMFactory's
  * NewDialogFSM(isUAC) and NewCallFSM(isOutgoing): the UAC dialog, the
@@ -12,9 +12,9 @@
  * state and event ids (enums equal to the defs' interned ids, checked at
  * build time; the call manager builds all four when a stack is made, so
  * a mismatch stops the server at start) and their name tables. Uses
- * server/fsm.c only. The defs carry no handlers: the dialog and call
+ * server/core/fsm.c only. The defs carry no handlers: the dialog and call
  * code react to the transitions they make themselves, and fire them by
- * id (fsm_transition_id() with these enums, server/call.c).
+ * id (fsm_transition_id() with these enums, server/calls/call.c).
  *
  * docs/state-machines.md has the same tables as generated markdown, the
  * meaning of every event, the RFC sections behind every row and the
@@ -29,7 +29,7 @@
  * stack's loop thread (see the top of sipstack.h).
  */
 #include <re.h>
-#include "sipstack.h"
+#include "calls.h"
 
 
 /* --------------------------------------------------------------------

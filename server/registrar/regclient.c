@@ -1,5 +1,5 @@
 /**
- * server/regclient.c  Client registration (RFC 3261 §10.2)
+ * server/registrar/regclient.c  Client registration (RFC 3261 §10.2)
  *
  * Owns struct regclient: one AOR registered at one registrar, refreshed
  * before it expires, retried with back-off when it fails, removed by
@@ -29,7 +29,7 @@
  */
 #include <string.h>
 #include <re.h>
-#include "sipstack.h"
+#include "registrar.h"
 #include "core.h"
 
 

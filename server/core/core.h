@@ -1,5 +1,5 @@
 /**
- * server/core.h  What crosses files inside sipstack (not public API)
+ * server/core/core.h  What crosses files inside sipstack (not public API)
  *
  * The files of server/ and the Lua bindings (bindings/) meet the stack
  * here. Nothing in this header is stable for outside users. The Lua
@@ -39,7 +39,7 @@ size_t stack_unsupported(const struct sip_msg *msg, char *buf, size_t sz);
 void stack_note_hook_error(struct stack *st);
 
 /* Completed non-INVITE server transactions over UDP, compact
- * (server/donetrans.c) */
+ * (server/core/donetrans.c) */
 struct donetab;
 int    donetab_alloc(struct donetab **tp, uint32_t lifetime_ms);
 bool   donetab_eligible(const struct sip_msg *msg);

@@ -1,5 +1,5 @@
 /**
- * server/fsm.c  Generic finite state machine
+ * server/core/fsm.c  Generic finite state machine
  *
  * Owns three objects. struct fsm_builder collects names, transitions and
  * handlers. struct fsm_def is what a builder makes: immutable, shared by
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include <re.h>
-#include "sipstack.h"
+#include "sipcore.h"
 
 
 enum {

@@ -1,5 +1,5 @@
 /**
- * server/loglimit.c  Log lines that a flood cannot multiply
+ * server/core/loglimit.c  Log lines that a flood cannot multiply
  *
  * Owns the flood-control table of slog_src(): a line about something a
  * peer sent (a bad request, a failed authentication, a decode error) is
@@ -23,7 +23,7 @@
 #include <pthread.h>
 #include <time.h>
 #include <re.h>
-#include "sipstack.h"
+#include "sipcore.h"
 
 
 enum {

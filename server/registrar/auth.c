@@ -1,5 +1,5 @@
 /**
- * server/auth.c  SIP digest authentication and the users table
+ * server/registrar/auth.c  SIP digest authentication and the users table
  *
  * Owns struct auth (the verifier: realm, nonce secret, nonce-count table)
  * and struct auth_users (the `users` table of the SQLite database shared
@@ -37,7 +37,7 @@
  *    nc history is gone, so it is not accepted again). A wrong response
  *    is FAILED whatever the state of the nonce. A client that knows the
  *    password thus recovers without a prompt after a restart.
- *  - Guessing limits (server/authguard.c): FAILED and BAD count against
+ *  - Guessing limits (server/registrar/authguard.c): FAILED and BAD count against
  *    the source address and the user name; a banned source or a slowed
  *    user is refused (FAILED, 403) without a check.
  *  - Nonce-count: the highest nc of each nonce is kept from its first
@@ -77,7 +77,7 @@
 #include <openssl/rand.h>
 #include <sqlite3.h>
 #include <re.h>
-#include "sipstack.h"
+#include "registrar.h"
 
 
 enum {

@@ -1,5 +1,5 @@
 /**
- * server/regsvc.h  The registrar service (server/regsvc.c)
+ * server/registrar/regsvc.h  The registrar service (server/registrar/regsvc.c)
  *
  * A registrar as one object: the location store, the registrar of RFC
  * 3261 §10.3, the digest authenticator and its guard, opened from one

@@ -1,10 +1,10 @@
 /**
- * server/registrar.c  REGISTER processing (RFC 3261 §10.3)
+ * server/registrar/registrar.c  REGISTER processing (RFC 3261 §10.3)
  *
  * Owns struct registrar (its config and a reference on the location
  * store) and one short-lived context per REGISTER being processed.
  * Exposes registrar_*() in sipstack.h. Uses libre's parsed message
- * (To, Contact, Expires, Path, Supported), server/location.c for the
+ * (To, Contact, Expires, Path, Supported), server/registrar/location.c for the
  * bindings and stack_req_reply() to answer; never calls into Lua (the
  * script decides who may register, then hands the request over).
  *
@@ -26,7 +26,7 @@
  */
 #include <string.h>
 #include <re.h>
-#include "sipstack.h"
+#include "registrar.h"
 #include "udpbatch.h"
 
 

@@ -1,5 +1,5 @@
 /**
- * server/regsvc.c  The registrar service
+ * server/registrar/regsvc.c  The registrar service
  *
  * Owns struct regsvc: the location store, the registrar and the digest
  * authenticator (with its guard) of one configuration, and the stack's
@@ -7,13 +7,13 @@
  * regsvc.h: open from a struct regsvc_config, the whole REGISTER in C
  * (auth, the AOR check of RFC 3261 §10.3 step 4, registrar_handle),
  * the same with an outcome for a caller (a script's registrar.save),
- * and lookup. Uses server/location.c, registrar.c, auth.c and
+ * and lookup. Uses server/registrar/location.c, registrar.c, auth.c and
  * authguard.c; knows nothing of Lua (bindings/api_registrar.c keeps
  * one service across reloads while the config stays the same).
  */
 #include <string.h>
 #include <re.h>
-#include "sipstack.h"
+#include "registrar.h"
 #include "regsvc.h"
 
 

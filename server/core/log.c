@@ -1,5 +1,5 @@
 /**
- * server/log.c  Structured logging
+ * server/core/log.c  Structured logging
  *
  * Owns the process-wide log sink: one line per event, either logfmt
  * (`ts=... lvl=info mod=stack ev=start k=v`) or JSON. Exposes slog(),
@@ -23,7 +23,8 @@
 #define DEBUG_MODULE "log"
 #define DEBUG_LEVEL 5
 #include <re_dbg.h>
-#include "sipstack.h"
+#include "sipcore.h"
+#include "libre_ext.h"
 
 
 enum { LINE_MAX_LEN = 4096 };
@@ -430,8 +431,23 @@ static void libre_dbg_handler(int level, const char *p, size_t len,
 }
 
 
+/* libre's re_fprintf(stderr, ...) lines (server/libre_ext/refprintf.c),
+ * e.g. one "msg decode err" per undecodable datagram: flood-limited */
+static void libre_stderr_handler(const char *p, size_t len)
+{
+	struct pl msg;
+
+	msg.p = p;
+	msg.l = len;
+	if (loglimit_admit(LOG_WARN, "libre", "stderr", NULL))
+		slog(LOG_WARN, "libre", "stderr", NULL, "msg=%H", log_qpl,
+		     &msg);
+}
+
+
 void log_libre_attach(void)
 {
+	libre_ext_stderr_set(libre_stderr_handler);
 	dbg_init(DBG_INFO, DBG_NONE);
 	dbg_handler_set(libre_dbg_handler, NULL);
 }

@@ -1,0 +1,416 @@
+/**
+ * server/core/sipcore.h  The SIP core: its public C API
+ *
+ * What server/core/ gives every other folder: the generic state machine,
+ * logging and flood control, the stack (transport, requests, replies,
+ * outgoing requests), dialogs, and the digest client. It knows no
+ * session type by name.
+ *
+ * One section per object, in the libre style: opaque structs, int errno
+ * returns, out-pointer first, handler and arg last, handler typedefs
+ * ending in _h, getters named as nouns, a %H printer per object. Include
+ * <re.h> first (with HAVE_INTTYPES_H, HAVE_STDBOOL_H, HAVE_INET6 and
+ * USE_OPENSSL defined, as meson.build does). Everything runs on the
+ * stack's loop thread; from another thread, use stack_call().
+ */
+#ifndef SIPSTACK_SIPCORE_H
+#define SIPSTACK_SIPCORE_H
+
+#define SIPSTACK_VERSION "0.1.0"
+
+/* ---- FSM BEGIN ---- (generic finite state machine, server/core/fsm.c) */
+
+/*
+ * A definition (struct fsm_def) is made once with a builder, is immutable
+ * and is shared, mem-refcounted, by any number of small instances
+ * (struct fsm). State and event names are interned to ids (0..n-1 in order
+ * of first use); ids stay valid for the life of a def and of every
+ * copy-on-write descendant of it, so callers may cache them for the
+ * fast path fsm_transition_id().
+ *
+ * "*" as the from-state of a transition means any state; an explicit
+ * (state, event) row always wins over a "*" row. Handlers live in the def
+ * and get the instance's arg, so per-object behaviour goes through arg.
+ *
+ * On a transition: exit(old), state changes and the history entry is
+ * written, transition(from, to, event), enter(new). Self-transitions run
+ * exit and enter too. No enter handler runs for the initial state.
+ *
+ * fsm_transition() called from inside a handler of the same instance is
+ * queued and runs when the current transition has finished, before the
+ * outermost fsm_transition() returns (run-to-completion). It is checked at
+ * once against the state the machine will be in by then, so it returns 0
+ * or EPERM as an immediate call would; fsm_can() answers the same way.
+ * If a handler drops the last reference to the instance, the remaining
+ * handlers and queued events are skipped and it is freed afterwards.
+ *
+ * Returned names point into the def: they are valid while the instance
+ * lives and no fsm_add_transition() replaces its def.
+ */
+struct fsm_builder;
+struct fsm_def;
+struct fsm;
+
+typedef void (fsm_state_h)(struct fsm *f, const char *state, void *arg);
+typedef void (fsm_transition_h)(struct fsm *f, const char *from,
+				const char *to, const char *event, void *arg);
+
+/* One history entry; ts_us is CLOCK_REALTIME in microseconds */
+struct fsm_hist {
+	const char *from;
+	const char *to;
+	const char *event;
+	uint64_t ts_us;
+};
+
+enum {
+	FSM_HISTORY_DEFAULT = 16,  /* history ring entries per instance */
+};
+
+/* Builder: collects a definition; may be built any number of times */
+int  fsm_builder_alloc(struct fsm_builder **bp, const char *name);
+int  fsm_builder_initial(struct fsm_builder *b, const char *state);
+int  fsm_builder_transition(struct fsm_builder *b, const char *from,
+			    const char *event, const char *to);
+int  fsm_builder_enter(struct fsm_builder *b, const char *state,
+		       fsm_state_h *h);
+int  fsm_builder_exit(struct fsm_builder *b, const char *state,
+		      fsm_state_h *h);
+int  fsm_builder_on_transition(struct fsm_builder *b, fsm_transition_h *h);
+int  fsm_builder_history(struct fsm_builder *b, uint16_t capacity);
+int  fsm_build(struct fsm_def **defp, const struct fsm_builder *b);
+
+/* Definition: immutable; lookups return -1 / NULL when not found */
+const char *fsm_def_name(const struct fsm_def *d);
+unsigned fsm_def_state_count(const struct fsm_def *d);
+unsigned fsm_def_event_count(const struct fsm_def *d);
+int  fsm_def_state(const struct fsm_def *d, const char *name);
+int  fsm_def_event(const struct fsm_def *d, const char *name);
+const char *fsm_def_state_name(const struct fsm_def *d, int id);
+const char *fsm_def_event_name(const struct fsm_def *d, int id);
+int  fsm_def_debug(struct re_printf *pf, const struct fsm_def *d);
+
+/* Instance: takes a reference on def; arg is passed to every handler */
+int  fsm_alloc(struct fsm **fp, struct fsm_def *def, void *arg);
+struct fsm_def *fsm_def(const struct fsm *f);
+const char *fsm_current(const struct fsm *f);
+int  fsm_state_id(const struct fsm *f);
+bool fsm_can(const struct fsm *f, const char *event);
+bool fsm_can_id(const struct fsm *f, int event_id);
+/* 0, EINVAL (NULL or unknown event), EPERM (not allowed here),
+ * EOVERFLOW/ELOOP (too many queued / chained nested transitions) */
+int  fsm_transition(struct fsm *f, const char *event);
+int  fsm_transition_id(struct fsm *f, int event_id);
+/* Adds or replaces a row for this instance only (copy-on-write of its
+ * def; new names are interned after the existing ids). from may be "*". */
+int  fsm_add_transition(struct fsm *f, const char *from, const char *event,
+			const char *to);
+uint64_t fsm_transitions(const struct fsm *f);   /* total, ever */
+size_t fsm_history_count(const struct fsm *f);   /* entries kept */
+/* i = 0 is the oldest entry kept; ENOENT past the last */
+int  fsm_history(const struct fsm *f, size_t i, struct fsm_hist *h);
+/* Message of the last failed call on f ("" if none); like errno, a later
+ * success does not clear it. Thread-local buffer, valid until the next
+ * fsm_error() call on the same thread. */
+const char *fsm_error(const struct fsm *f);
+int  fsm_debug(struct re_printf *pf, const struct fsm *f);
+
+/* ---- FSM END ---- */
+
+
+/* ---------------------------------------------------------------------
+ * Log (server/core/log.c): one line per event, logfmt or JSON
+ * ------------------------------------------------------------------ */
+
+enum log_level {
+	LOG_DEBUG = 0,
+	LOG_INFO,
+	LOG_WARN,
+	LOG_ERROR,
+};
+
+enum log_format {
+	LOG_FMT_LOGFMT = 0,
+	LOG_FMT_JSON,
+};
+
+void log_set_level(enum log_level lvl);
+enum log_level log_level_get(void);
+void log_set_format(enum log_format fmt);
+int  log_level_parse(enum log_level *lvl, const char *s);
+const char *log_level_name(enum log_level lvl);
+bool log_enabled(enum log_level lvl);
+
+/*
+ * slog() writes one event. fields is a re_printf format of space-separated
+ * key=value pairs; values that may hold spaces or quotes must be printed
+ * with %H log_q (C string) or %H log_qpl (struct pl *), which quote and
+ * escape them. callid may be NULL.
+ *
+ *   slog(LOG_INFO, "call", "state", &msg->callid, "from=%s to=%s", a, b);
+ */
+void slog(enum log_level lvl, const char *mod, const char *ev,
+	  const struct pl *callid, const char *fields, ...);
+void slogv(enum log_level lvl, const char *mod, const char *ev,
+	   const struct pl *callid, const char *fields, va_list ap);
+int  log_q(struct re_printf *pf, const char *s);
+int  log_qpl(struct re_printf *pf, const struct pl *pl);
+void log_set_sink(FILE *f);
+void log_libre_attach(void);
+
+/*
+ * Flood control (server/core/loglimit.c). slog_src() is slog() for lines
+ * about what a peer sent: per event and source IP at most 5 lines per
+ * 10 s, per event at most 50 from all sources; what is held back is
+ * told in one line `src=<ip> suppressed=N window=10` (or `src=*`) when
+ * the window ends. loglimit_admit() is the same test for a caller that
+ * prints itself. Both limit only on the thread that called
+ * loglimit_attach() (the loop; they arm a timer); loglimit_flush()
+ * prints what is pending (at stop).
+ */
+void slog_src(enum log_level lvl, const char *mod, const char *ev,
+	      const struct sa *src, const struct pl *callid,
+	      const char *fields, ...);
+bool loglimit_admit(enum log_level lvl, const char *mod, const char *ev,
+		    const struct sa *src);
+void loglimit_attach(void);
+void loglimit_flush(void);
+
+
+/* ---------------------------------------------------------------------
+ * Config: the spec's StackConfig
+ * ------------------------------------------------------------------ */
+
+struct stack_config {
+	char     user_agent[128]; /* Server: / User-Agent:             */
+	char     local_ip[64];    /* address for Contact; "" = listener */
+	uint16_t udp_port;        /* 0 = no UDP listener               */
+	uint16_t tcp_port;        /* 0 = no TCP listener               */
+	uint16_t tls_port;        /* 0 = no TLS listener               */
+	uint32_t max_forwards;    /* Max-Forwards of requests we make  */
+	uint32_t t1;              /* ms, RFC 3261 T1 (our own timers)  */
+	uint32_t t2;              /* ms, RFC 3261 T2                   */
+	uint32_t t4;              /* ms, RFC 3261 T4                   */
+	char     dns_servers[256];/* "ip:port ip:port"; "" = resolv.conf */
+};
+
+void stack_config_default(struct stack_config *cfg);
+int  stack_config_debug(struct re_printf *pf, const struct stack_config *cfg);
+
+
+/* ---------------------------------------------------------------------
+ * Stack: the UAC/UAS object (server/core/stack.c)
+ * ------------------------------------------------------------------ */
+
+struct stack;
+struct dialog;
+
+/* A request handed to a hook. The hook owns nothing: it answers through
+ * stack_reply*() on the server transaction the stack created for it. */
+struct stack_req;
+
+/* Return true when the handler took the request (it will answer it). */
+typedef bool (stack_req_h)(struct stack *st, struct stack_req *req,
+			   void *arg);
+typedef void (stack_resp_h)(int err, const struct sip_msg *resp, void *arg);
+typedef void (stack_call_h)(void *arg);
+
+enum stack_hook {
+	STACK_HOOK_MESSAGE = 0,   /* MESSAGE (RFC 3428)                  */
+	STACK_HOOK_INVITE,        /* out-of-dialog INVITE                */
+	STACK_HOOK_REFER,         /* REFER                               */
+	STACK_HOOK_REGISTER,      /* REGISTER                            */
+	STACK_HOOK_REQUEST,       /* any other request (routing)         */
+	STACK_HOOK_MAX
+};
+
+struct stack_tls_files {
+	const char *cert;   /* PEM certificate chain                  */
+	const char *key;    /* PEM private key (may be the cert file) */
+	const char *ca;     /* PEM CA bundle for peer verification    */
+};
+
+int  stack_alloc(struct stack **stp, const struct stack_config *cfg);
+int  stack_listen(struct stack *st, enum sip_transp tp,
+		  const struct sa *laddr, const struct stack_tls_files *tls);
+int  stack_start(struct stack *st);
+void stack_stop(struct stack *st);
+bool stack_is_running(const struct stack *st);
+struct sip *stack_sip(const struct stack *st);
+const struct stack_config *stack_config(const struct stack *st);
+int  stack_set_config(struct stack *st, const struct stack_config *cfg);
+void stack_set_hook(struct stack *st, enum stack_hook hook,
+		    stack_req_h *h, void *arg);
+/* Services: parts of the program that live as long as the stack and
+ * that the core knows only by key (the address of a static of theirs),
+ * e.g. the call manager. The stack holds a reference on obj; at
+ * stack_stop() it calls stoph(obj), the last attached first, while the
+ * transport is still up; it lets obj go when it is freed. EALREADY if
+ * key is taken. */
+typedef void (stack_stop_h)(void *obj);
+int   stack_service_add(struct stack *st, const void *key, void *obj,
+			stack_stop_h *stoph);
+void *stack_service(const struct stack *st, const void *key);
+/* Admission of every request before anything else looks at it: h
+ * returns false to drop it silently (no answer, no transaction),
+ * counted in stack_stats.dropped. One gate; NULL removes it. */
+typedef bool (stack_admit_h)(const struct sa *src, void *arg);
+void stack_set_admit(struct stack *st, stack_admit_h *h, void *arg);
+int  stack_debug(struct re_printf *pf, const struct stack *st);
+/* The standard reason phrase of a status code (RFC 3261 §21) */
+const char *stack_reason_phrase(uint16_t code);
+
+/* Counters, for tests and the benchmark */
+struct stack_stats {
+	uint64_t requests;       /* requests received                 */
+	uint64_t responses;      /* responses received                */
+	uint64_t bad_requests;   /* answered 400 or dropped           */
+	uint64_t replies;        /* responses sent                    */
+	uint64_t hook_errors;    /* hooks that failed (500 sent)      */
+	uint64_t dropped;        /* refused by the admission gate     */
+};
+void stack_stats(const struct stack *st, struct stack_stats *stats);
+
+/* Cross-thread: run h(arg) on the loop thread. Safe from any thread.
+ * Returns EAGAIN when the queue is full (the caller may retry). */
+int  stack_call(struct stack *st, stack_call_h *h, void *arg);
+
+/* Outgoing MESSAGE (RFC 3428). to is a SIP URI; resph gets the final
+ * response (or err != 0: ETIMEDOUT, ECONNREFUSED...). headers are extra
+ * header lines, each ending in CRLF, or NULL. */
+int  stack_send_message(struct stack *st, const char *to, const char *from,
+			const char *ctype, const uint8_t *body, size_t len,
+			const char *headers, stack_resp_h *resph, void *arg);
+
+
+/* ---------------------------------------------------------------------
+ * Request (struct stack_req): a received request with its transaction
+ * ------------------------------------------------------------------ */
+
+const struct sip_msg *stack_req_msg(const struct stack_req *req);
+/* The body of a message: at most Content-Length octets (RFC 3261 §18.3) */
+void stack_msg_body(const struct sip_msg *msg, struct pl *body);
+struct stack *stack_req_stack(const struct stack_req *req);
+bool stack_req_answered(const struct stack_req *req);
+/* headers: extra header lines each ending in CRLF, or NULL */
+int  stack_req_reply(struct stack_req *req, uint16_t scode,
+		     const char *reason, const char *headers,
+		     const char *ctype, const uint8_t *body, size_t len);
+/* The core's default answer for this request (OPTIONS capabilities,
+ * 200 for MESSAGE, 405/501 otherwise). */
+int  stack_req_default(struct stack_req *req);
+struct stack_req *stack_req_ref(struct stack_req *req);  /* mem_ref  */
+/* As stack_req_reply; *mbp (if given) gets the response sent */
+int  stack_req_reply_mb(struct stack_req *req, uint16_t scode,
+			const char *reason, const char *headers,
+			const char *ctype, const uint8_t *body, size_t len,
+			struct mbuf **mbp);
+/* Send a response again (2xx to INVITE until the ACK) */
+int  stack_req_resend(struct stack_req *req, struct mbuf *mb);
+/* The request forms a dialog: replies copy Record-Route, and a CANCEL
+ * calls cancelh (which must answer the request, e.g. 487) */
+void stack_req_set_dialog(struct stack_req *req, sip_cancel_h *cancelh,
+			  void *arg);
+/* Create the server transaction now (the answer comes later) */
+int  stack_req_keep(struct stack_req *req);
+
+
+/* ---------------------------------------------------------------------
+ * Dialog table (server/core/dialog.c): O(1) lookup by Call-ID + tags
+ * ------------------------------------------------------------------ */
+
+struct dialog_table;
+
+int  dialog_table_alloc(struct dialog_table **tp, uint32_t buckets);
+uint32_t dialog_table_count(const struct dialog_table *t);
+struct dialog *dialog_table_find(const struct dialog_table *t,
+				 const struct pl *callid,
+				 const struct pl *ltag, const struct pl *rtag);
+struct dialog_table *stack_dialogs(const struct stack *st);
+
+/* A dialog is listed in its table from its creation until its last
+ * reference goes. dialog_alloc() lists a bare identity (rtag may be
+ * NULL: not yet known); EEXIST if listed. */
+int  dialog_alloc(struct dialog **dlgp, struct dialog_table *t,
+		  const struct pl *callid, const struct pl *ltag,
+		  const struct pl *rtag);
+
+/* UAS (RFC 3261 §12.1.1): from the INVITE; ltag is the To tag of our
+ * responses, contact our Contact URI. Remote target from its Contact,
+ * route set from its Record-Route. EBADMSG without a usable Contact. */
+int  dialog_create_uas(struct dialog **dlgp, struct dialog_table *t,
+		       struct stack *st, const struct sip_msg *req,
+		       const char *ltag, const char *contact);
+
+/* UAC (§12.1.2), before the INVITE goes out: local/remote are the From
+ * and To name-addrs (without tags), target the Request-URI. The remote
+ * tag, route set and target come with dialog_set_remote(). */
+int  dialog_create_uac(struct dialog **dlgp, struct dialog_table *t,
+		       struct stack *st, const char *callid, const char *ltag,
+		       const char *local, const char *remote,
+		       const char *target, const char *contact);
+/* A 1xx with To tag or a 2xx: remote tag, reversed Record-Route,
+ * Contact. EEXIST when the tag is another fork's (see dialog_fork). */
+int  dialog_set_remote(struct dialog *dlg, const struct sip_msg *resp);
+/* A new dialog for a response of another fork of orig's INVITE */
+int  dialog_fork(struct dialog **dlgp, const struct dialog *orig,
+		 const struct sip_msg *resp);
+/* A target refresh (re-INVITE, UPDATE or their 2xx): new remote target */
+int  dialog_target_refresh(struct dialog *dlg, const struct sip_msg *msg);
+/* §12.2.2: EPROTO when the request's CSeq is not above the last one
+ * (answer 500); ACK and CANCEL are exempt */
+int  dialog_check_rseq(struct dialog *dlg, const struct sip_msg *req);
+/* Build and send an in-dialog request (§12.2.1.1): Request-URI the
+ * remote target, Route from the route set (loose or strict), CSeq
+ * cseq or the next local one (0), Contact for target-refresh methods.
+ * ACK is sent statelessly (no response). */
+int  dialog_request(struct sip_request **reqp, struct dialog *dlg,
+		    const char *met, uint32_t cseq, const char *hdrs,
+		    const char *ctype, const uint8_t *body, size_t len,
+		    sip_resp_h *resph, void *arg);
+
+const char *dialog_callid(const struct dialog *dlg);
+const char *dialog_ltag(const struct dialog *dlg);
+const char *dialog_rtag(const struct dialog *dlg);
+const char *dialog_local_uri(const struct dialog *dlg);
+const char *dialog_remote_uri(const struct dialog *dlg);
+const char *dialog_remote_target(const struct dialog *dlg);
+const char *dialog_contact(const struct dialog *dlg);
+uint32_t dialog_lseq(const struct dialog *dlg);
+uint32_t dialog_rseq(const struct dialog *dlg);
+bool dialog_is_uac(const struct dialog *dlg);
+size_t dialog_route_count(const struct dialog *dlg);
+const char *dialog_route(const struct dialog *dlg, size_t i);
+/* The owner of a dialog gets its in-dialog requests (it answers them;
+ * an ACK comes already "answered") and the responses no transaction
+ * took (2xx retransmissions, other forks' answers to our INVITE). */
+typedef void (dialog_req_h)(struct dialog *dlg, struct stack_req *req,
+			    void *arg);
+typedef void (dialog_resp_h)(struct dialog *dlg, const struct sip_msg *msg,
+			     void *arg);
+void dialog_set_handlers(struct dialog *dlg, dialog_req_h *reqh,
+			 dialog_resp_h *resph, void *arg);
+bool dialog_dispatch_request(struct dialog *dlg, struct stack_req *req);
+bool dialog_dispatch_response(struct dialog *dlg, const struct sip_msg *msg);
+/* The dialog state machine (owned by the dialog once set) */
+struct fsm *dialog_fsm(const struct dialog *dlg);
+void dialog_set_fsm(struct dialog *dlg, struct fsm *fsm);
+int  dialog_debug(struct re_printf *pf, const struct dialog *dlg);
+
+
+
+/* ---------------------------------------------------------------------
+ * Digest client (RFC 7616 §3.4, RFC 8760)
+ * ------------------------------------------------------------------ */
+
+/* Client side: the Authorization (or, for a 407, Proxy-Authorization)
+ * header line answering the first challenge of resp we support (SHA-256
+ * or MD5, in the server's order; qop=auth or none), for method and
+ * Request-URI uri. *hdrp is a mem string ending in CRLF. *stale (may be
+ * NULL) tells whether the challenge said stale=true. EPROTONOSUPPORT
+ * when no challenge can be answered. */
+int  auth_client_answer(char **hdrp, const struct sip_msg *resp,
+			const char *met, const char *uri, const char *user,
+			const char *password, bool *stale);
+
+#endif
