@@ -86,10 +86,24 @@ int api_registrar_activate(struct luart *rt, struct script *sc)
 		rt_set_slot(rt, RT_SLOT_REGISTRAR, rs);
 	}
 
-	stack_set_hook(rt_runtime_stack(rt), STACK_HOOK_REGISTER,
-		       rt_slot(rt, RT_SLOT_REGISTRAR) ||
-		       rt_script_has_hook(sc, RT_HOOK_REGISTER) ?
-		       register_hook : NULL, rt);
+	/* REGISTER to the script's hook, else to the service in C */
+	if (rt_slot(rt, RT_SLOT_REGISTRAR) ||
+	    rt_script_has_hook(sc, RT_HOOK_REGISTER)) {
+		struct stack_handler *hd = rt_slot(rt, RT_SLOT_REGISTER_ROUTE);
+
+		if (!hd) {
+			err = stack_handler_add(&hd, rt_runtime_stack(rt),
+						"REGISTER", "REGISTER",
+						STACK_OUT_OF_DIALOG,
+						register_hook, rt);
+			if (err)
+				return err;
+			rt_set_slot(rt, RT_SLOT_REGISTER_ROUTE, hd);
+		}
+	}
+	else {
+		rt_set_slot(rt, RT_SLOT_REGISTER_ROUTE, NULL);
+	}
 
 	return 0;
 }
@@ -99,7 +113,7 @@ int api_registrar_activate(struct luart *rt, struct script *sc)
  * released with the runtime's slots, once no task waits on it) */
 void api_registrar_close(struct luart *rt)
 {
-	stack_set_hook(rt_runtime_stack(rt), STACK_HOOK_REGISTER, NULL, NULL);
+	rt_set_slot(rt, RT_SLOT_REGISTER_ROUTE, NULL);
 }
 
 

@@ -69,6 +69,8 @@ struct luart {
 	luart_cfg_h *cfgh;
 	void *cfg_arg;
 	void *slots[RT_SLOT_MAX];   /* the features' objects */
+	struct stack_handler *h_message;  /* on_incoming_message      */
+	struct stack_handler *h_request;  /* on_request (any method)  */
 };
 
 /* One load of the script */
@@ -1319,12 +1321,15 @@ static void runtime_set_hooks(struct luart *rt)
 {
 	struct script *sc = rt->cur;
 
-	stack_set_hook(rt->st, STACK_HOOK_MESSAGE,
-		       sc && sc->hooks[RT_HOOK_MESSAGE] != LUA_NOREF ?
-		       message_hook : NULL, rt);
-	stack_set_hook(rt->st, STACK_HOOK_REQUEST,
-		       sc && sc->hooks[RT_HOOK_REQUEST] != LUA_NOREF ?
-		       request_hook : NULL, rt);
+	(void)stack_handler_set(&rt->h_message, rt->st, "MESSAGE", "MESSAGE",
+				STACK_OUT_OF_DIALOG,
+				sc && sc->hooks[RT_HOOK_MESSAGE] != LUA_NOREF ?
+				message_hook : NULL, rt);
+	/* any method; it has always advertised MESSAGE and REGISTER */
+	(void)stack_handler_set(&rt->h_request, rt->st, NULL,
+				"MESSAGE REGISTER", STACK_OUT_OF_DIALOG,
+				sc && sc->hooks[RT_HOOK_REQUEST] != LUA_NOREF ?
+				request_hook : NULL, rt);
 }
 
 
@@ -1356,8 +1361,8 @@ static void luart_destructor(void *arg)
 		mem_deref(sc);
 	}
 
-	stack_set_hook(rt->st, STACK_HOOK_MESSAGE, NULL, NULL);
-	stack_set_hook(rt->st, STACK_HOOK_REQUEST, NULL, NULL);
+	rt->h_message = mem_deref(rt->h_message);
+	rt->h_request = mem_deref(rt->h_request);
 
 	/* what the features opened (a store commits what is pending: its
 	 * callbacks find no task) */

@@ -64,6 +64,8 @@ enum rt_slot {
 				 * generation: its configure{}          */
 	RT_SLOT_REGISTER,       /* api_register.c: runtime: the client
 				 * registrations                        */
+	RT_SLOT_REGISTER_ROUTE, /* api_registrar.c: runtime: the stack
+				 * handler taking REGISTER              */
 	RT_SLOT_MAX
 };
 

@@ -39,6 +39,7 @@ struct callmgr {
 	uint64_t total;
 	struct fsm_def *call_def[2];  /* [outgoing]: built at alloc, so */
 	struct fsm_def *dlg_def[2];   /* [uac]: a bad table stops start */
+	struct stack_handler *invite; /* out-of-dialog INVITE           */
 };
 
 struct call {
@@ -2210,6 +2211,7 @@ static void callmgr_destructor(void *arg)
 	unsigned i;
 
 	callmgr_shutdown(cm);
+	mem_deref(cm->invite);
 
 	for (i = 0; i < 2; i++) {
 		mem_deref(cm->call_def[i]);
@@ -2281,7 +2283,9 @@ void callmgr_set_incoming(struct stack *st, call_incoming_h *h, void *arg)
 
 	cm->incomingh = h;
 	cm->arg = arg;
-	stack_set_hook(st, STACK_HOOK_INVITE, h ? invite_hook : NULL, cm);
+	(void)stack_handler_set(&cm->invite, st, "INVITE",
+				"INVITE ACK BYE CANCEL", STACK_OUT_OF_DIALOG,
+				h ? invite_hook : NULL, cm);
 }
 
 

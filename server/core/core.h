@@ -51,4 +51,75 @@ bool   donetab_absorb(struct donetab *t, struct sip *sip,
 size_t donetab_count(const struct donetab *t);
 uint64_t donetab_absorbed(const struct donetab *t);
 
+/* ------------------------------------------------------------------ *
+ * The stack's objects, shared by stack.c (life cycle), request.c
+ * (struct stack_req and its answers), dispatch.c (the receive path and
+ * the handlers) and outreq.c (outgoing requests)
+ * ------------------------------------------------------------------ */
+
+enum {
+	HASH_CTRANS   = 1u << 16,
+	HASH_STRANS   = 1u << 18,
+	HASH_TCPCONN  = 1u << 12,
+	SOCKBUF_SIZE  = 4 * 1024 * 1024,
+	SOCKBUF_FORCE = 32 * 1024 * 1024,
+	MAX_LISTENERS = 8,
+};
+
+struct listener {
+	enum sip_transp tp;
+	struct sa laddr;
+	char *cert, *key, *ca;
+};
+
+struct stack {
+	struct stack_config cfg;
+	struct sip *sip;
+	struct sip_lsnr *lsnr_req;
+	struct sip_lsnr *lsnr_resp;
+	struct dnsc *dnsc;
+	struct mqueue *mq;
+	struct tls *tls;
+	struct dialog_table *dialogs;
+	struct list services;             /* struct service, in order   */
+	struct donetab *done;             /* completed UDP non-INVITE    */
+	struct list strl;                 /* requests holding a strans   */
+	struct list handlers;             /* struct stack_handler        */
+	struct {
+		stack_admit_h *h;         /* e.g. the auth guard's bans   */
+		void *arg;
+	} admit;
+	struct listener lsnrv[MAX_LISTENERS];
+	size_t lsnrc;
+	void *udp_socks[MAX_LISTENERS];  /* sockets whose buffers we set */
+	struct list outl;                 /* pending outgoing requests   */
+	char allow_hdrs[256];             /* "Allow: ...\r\n" for 405/501 */
+	char options_hdrs[448];           /* headers of the OPTIONS 200  */
+	struct stack_stats stats;
+	bool running;
+};
+
+struct stack_req {
+	struct le le;              /* in st->strl while strans is set  */
+	struct stack *st;
+	const struct sip_msg *msg;
+	struct sip_strans *strans; /* ours until the final answer      */
+	sip_cancel_h *cancelh;     /* owner's CANCEL handler, or NULL */
+	void *cancel_arg;
+	bool answered;
+	bool dialog;               /* replies copy Record-Route       */
+};
+
+/* request.c */
+struct stack_req *stack_req_new(struct stack *st, const struct sip_msg *msg);
+
+/* dispatch.c */
+bool stack_request_handler(const struct sip_msg *msg, void *arg);
+bool stack_response_handler(const struct sip_msg *msg, void *arg);
+void stack_allow_update(struct stack *st);
+void stack_handlers_detach(struct stack *st);
+/* Method lists " A B ", as handlers and dialog usages keep them */
+int  stack_methods_make(char **lp, const char *methods);
+bool stack_methods_has(const char *list, const struct pl *met);
+
 #endif

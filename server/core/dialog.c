@@ -43,7 +43,19 @@ struct dialog {
 	bool rseq_set;
 	bool uac;
 	struct fsm *fsm;
-	dialog_req_h *reqh;          /* the dialog's owner (a call)     */
+	dialog_req_h *reqh;          /* the session usage (the call):  */
+	dialog_resp_h *resph;        /* what no other usage claims     */
+	void *arg;
+	struct list usages;          /* struct dialog_usage            */
+};
+
+/* Another usage of the dialog (RFC 5057): a subscription, a REFER's
+ * implicit one; it claims its methods, requests and responses */
+struct dialog_usage {
+	struct le le;
+	struct dialog *dlg;          /* NULL once the dialog went      */
+	char *methods;               /* " SUBSCRIBE NOTIFY "           */
+	dialog_req_h *reqh;
 	dialog_resp_h *resph;
 	void *arg;
 };
@@ -150,6 +162,14 @@ static void dialog_destructor(void *arg)
 	if (dlg->table && dlg->he.list) {
 		hash_unlink(&dlg->he);
 		--dlg->table->count;
+	}
+
+	/* usages outliving the dialog forget it */
+	while (dlg->usages.head) {
+		struct dialog_usage *u = dlg->usages.head->data;
+
+		list_unlink(&u->le);
+		u->dlg = NULL;
 	}
 
 	routes_clear(dlg);
@@ -726,9 +746,87 @@ void dialog_set_handlers(struct dialog *dlg, dialog_req_h *reqh,
 }
 
 
+static void usage_destructor(void *arg)
+{
+	struct dialog_usage *u = arg;
+
+	list_unlink(&u->le);
+	mem_deref(u->methods);
+}
+
+
+int dialog_usage_add(struct dialog_usage **up, struct dialog *dlg,
+		     const char *methods, dialog_req_h *reqh,
+		     dialog_resp_h *resph, void *arg)
+{
+	struct dialog_usage *u;
+	int err;
+
+	if (!up || !dlg || !methods || !*methods)
+		return EINVAL;
+
+	u = mem_zalloc(sizeof(*u), usage_destructor);
+	if (!u)
+		return ENOMEM;
+
+	err = stack_methods_make(&u->methods, methods);
+	if (err) {
+		mem_deref(u);
+		return err;
+	}
+
+	u->dlg = dlg;
+	u->reqh = reqh;
+	u->resph = resph;
+	u->arg = arg;
+	list_append(&dlg->usages, &u->le, u);
+
+	*up = u;
+
+	return 0;
+}
+
+
+uint32_t dialog_usage_count(const struct dialog *dlg)
+{
+	if (!dlg)
+		return 0;
+
+	return list_count(&dlg->usages) + (dlg->reqh || dlg->resph ? 1 : 0);
+}
+
+
+/* the usage claiming met, or NULL (the session usage's then) */
+static const struct dialog_usage *usage_for(const struct dialog *dlg,
+					    const struct pl *met)
+{
+	struct le *le;
+
+	LIST_FOREACH(&dlg->usages, le) {
+		const struct dialog_usage *u = le->data;
+
+		if (stack_methods_has(u->methods, met))
+			return u;
+	}
+
+	return NULL;
+}
+
+
 bool dialog_dispatch_request(struct dialog *dlg, struct stack_req *req)
 {
-	if (!dlg || !dlg->reqh)
+	const struct dialog_usage *u;
+
+	if (!dlg)
+		return false;
+
+	u = usage_for(dlg, &stack_req_msg(req)->met);
+	if (u && u->reqh) {
+		u->reqh(dlg, req, u->arg);
+		return true;
+	}
+
+	if (u || !dlg->reqh)
 		return false;
 
 	dlg->reqh(dlg, req, dlg->arg);
@@ -739,7 +837,18 @@ bool dialog_dispatch_request(struct dialog *dlg, struct stack_req *req)
 
 bool dialog_dispatch_response(struct dialog *dlg, const struct sip_msg *msg)
 {
-	if (!dlg || !dlg->resph)
+	const struct dialog_usage *u;
+
+	if (!dlg)
+		return false;
+
+	u = usage_for(dlg, &msg->cseq.met);
+	if (u && u->resph) {
+		u->resph(dlg, msg, u->arg);
+		return true;
+	}
+
+	if (u || !dlg->resph)
 		return false;
 
 	dlg->resph(dlg, msg, dlg->arg);

@@ -205,8 +205,9 @@ int  stack_config_debug(struct re_printf *pf, const struct stack_config *cfg);
 struct stack;
 struct dialog;
 
-/* A request handed to a hook. The hook owns nothing: it answers through
- * stack_reply*() on the server transaction the stack created for it. */
+/* A request handed to a handler. The handler owns nothing: it answers
+ * through stack_req_reply*() on the server transaction the stack
+ * created for it. */
 struct stack_req;
 
 /* Return true when the handler took the request (it will answer it). */
@@ -214,15 +215,6 @@ typedef bool (stack_req_h)(struct stack *st, struct stack_req *req,
 			   void *arg);
 typedef void (stack_resp_h)(int err, const struct sip_msg *resp, void *arg);
 typedef void (stack_call_h)(void *arg);
-
-enum stack_hook {
-	STACK_HOOK_MESSAGE = 0,   /* MESSAGE (RFC 3428)                  */
-	STACK_HOOK_INVITE,        /* out-of-dialog INVITE                */
-	STACK_HOOK_REFER,         /* REFER                               */
-	STACK_HOOK_REGISTER,      /* REGISTER                            */
-	STACK_HOOK_REQUEST,       /* any other request (routing)         */
-	STACK_HOOK_MAX
-};
 
 struct stack_tls_files {
 	const char *cert;   /* PEM certificate chain                  */
@@ -239,8 +231,32 @@ bool stack_is_running(const struct stack *st);
 struct sip *stack_sip(const struct stack *st);
 const struct stack_config *stack_config(const struct stack *st);
 int  stack_set_config(struct stack *st, const struct stack_config *cfg);
-void stack_set_hook(struct stack *st, enum stack_hook hook,
-		    stack_req_h *h, void *arg);
+
+/* Dispatch (server/core/dispatch.c): who gets a request. A handler is
+ * registered for the space-separated methods it takes (NULL: any) in
+ * some scopes; allow names the methods it adds to the Allow header of
+ * the core's 405/501 and OPTIONS answers (NULL: none). A request
+ * without a To tag goes to the STACK_OUT_OF_DIALOG handlers of its
+ * method, then to those of any method, in the order registered, until
+ * one returns true (it took the request: it answers it now or later);
+ * nobody: stack_req_default(). A request with a To tag goes to its
+ * dialog (the dialog's usages, see the dialog section); one matching
+ * no dialog of ours goes to the STACK_NO_DIALOG handlers (a proxy
+ * forwards it), nobody: 481. mem_deref(*hp) unregisters. */
+enum stack_scope {
+	STACK_OUT_OF_DIALOG = 1u << 0,
+	STACK_NO_DIALOG     = 1u << 1,
+};
+struct stack_handler;
+int  stack_handler_add(struct stack_handler **hp, struct stack *st,
+		       const char *methods, const char *allow,
+		       unsigned scope, stack_req_h *h, void *arg);
+/* For an owner that switches its handler on and off (a script's hooks
+ * across reloads): h NULL unregisters *hp; else *hp keeps its place and
+ * gets h and arg, or is registered if there is none. */
+int  stack_handler_set(struct stack_handler **hp, struct stack *st,
+		       const char *methods, const char *allow,
+		       unsigned scope, stack_req_h *h, void *arg);
 /* Services: parts of the program that live as long as the stack and
  * that the core knows only by key (the address of a static of theirs),
  * e.g. the call manager. The stack holds a reference on obj; at
@@ -381,15 +397,32 @@ uint32_t dialog_rseq(const struct dialog *dlg);
 bool dialog_is_uac(const struct dialog *dlg);
 size_t dialog_route_count(const struct dialog *dlg);
 const char *dialog_route(const struct dialog *dlg, size_t i);
-/* The owner of a dialog gets its in-dialog requests (it answers them;
- * an ACK comes already "answered") and the responses no transaction
- * took (2xx retransmissions, other forks' answers to our INVITE). */
+/* Usages (RFC 5057): the sessions that share a dialog. Each gets the
+ * in-dialog requests of the methods it claims (it answers them; an ACK
+ * comes already "answered") and the responses no transaction took
+ * (2xx retransmissions, other forks' answers to our INVITE), by their
+ * CSeq method.
+ *  - The session usage (the INVITE session, set with
+ *    dialog_set_handlers; NULL handlers clear it) claims whatever no
+ *    other usage does.
+ *  - dialog_usage_add() adds one for the space-separated methods it
+ *    claims (e.g. a subscription's "SUBSCRIBE NOTIFY"), first added
+ *    first asked; mem_deref(*up) removes it (a usage outliving its
+ *    dialog only frees itself).
+ * dialog_dispatch_*() return false when no usage took it (the core
+ * answers 481). The dialog's life stays its owner's: the last usage
+ * going does not free it. */
 typedef void (dialog_req_h)(struct dialog *dlg, struct stack_req *req,
 			    void *arg);
 typedef void (dialog_resp_h)(struct dialog *dlg, const struct sip_msg *msg,
 			     void *arg);
+struct dialog_usage;
 void dialog_set_handlers(struct dialog *dlg, dialog_req_h *reqh,
 			 dialog_resp_h *resph, void *arg);
+int  dialog_usage_add(struct dialog_usage **up, struct dialog *dlg,
+		      const char *methods, dialog_req_h *reqh,
+		      dialog_resp_h *resph, void *arg);
+uint32_t dialog_usage_count(const struct dialog *dlg);
 bool dialog_dispatch_request(struct dialog *dlg, struct stack_req *req);
 bool dialog_dispatch_response(struct dialog *dlg, const struct sip_msg *msg);
 /* The dialog state machine (owned by the dialog once set) */

@@ -22,6 +22,8 @@
 #include <re.h>
 #include "sipstack.h"
 
+static struct stack_handler *hd_register;   /* the test's REGISTER handler */
+
 
 static int ntest;
 static int nfail;
@@ -1219,7 +1221,7 @@ static void test_stack(struct auth_users *u)
 	(void)sa_set_str(&laddr, "127.0.0.1", 0);
 	err |= stack_listen(st, SIP_TRANSP_UDP, &laddr, NULL);
 	err |= stack_start(st);
-	stack_set_hook(st, STACK_HOOK_REGISTER, register_hook, NULL);
+	(void)stack_handler_set(&hd_register, st, "REGISTER", "REGISTER", STACK_OUT_OF_DIALOG, register_hook, NULL);
 	err |= sip_transp_laddr(stack_sip(st), &dst, SIP_TRANSP_UDP, NULL);
 	err |= sip_alloc(&c.sip, NULL, 16, 16, 16, "test-client", NULL,
 			 NULL);

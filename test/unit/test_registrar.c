@@ -1,7 +1,7 @@
 /**
  * test/unit/test_registrar.c  REGISTER processing (server/registrar/registrar.c)
  *
- * TAP program. A real stack on 127.0.0.1:0 whose STACK_HOOK_REGISTER
+ * TAP program. A real stack on 127.0.0.1:0 whose the REGISTER handler
  * hook calls registrar_handle() on a sqlite location store in a
  * mkdtemp() directory, and a libre client in the same process sending
  * REGISTERs written as text. Checks status, reason, the Contacts of the
@@ -28,6 +28,8 @@
 
 
 #include "testutil.h"
+
+static struct stack_handler *hd_register;   /* the test's REGISTER handler */
 
 
 static char tmpdir[64];
@@ -647,7 +649,7 @@ int main(void)
 	CHECK(!err, "stack on 127.0.0.1");
 	if (err)
 		goto out;
-	stack_set_hook(sv.st, STACK_HOOK_REGISTER, reg_hook, &sv);
+	(void)stack_handler_set(&hd_register, sv.st, "REGISTER", "REGISTER", STACK_OUT_OF_DIALOG, reg_hook, &sv);
 
 	err = client_alloc(&c, &sv.addr);
 	CHECK(!err, "client");

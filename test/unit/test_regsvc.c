@@ -20,6 +20,8 @@
 
 #include "testutil.h"
 
+static struct stack_handler *hd_register;   /* the test's REGISTER handler */
+
 
 struct client {
 	struct sip *sip;
@@ -171,7 +173,7 @@ static void test_memory(void)
 	CHECK(regsvc_config_equal(regsvc_config(rs), &cfg),
 	      "the service keeps its config");
 
-	stack_set_hook(st, STACK_HOOK_REGISTER, register_hook, rs);
+	(void)stack_handler_set(&hd_register, st, "REGISTER", "REGISTER", STACK_OUT_OF_DIALOG, register_hook, rs);
 	err = client_alloc(&c);
 	err |= client_send(&c, &dst, "REGISTER");
 	CHECK(!err && run_loop(3000) && c.scode == 200,
@@ -193,7 +195,7 @@ static void test_memory(void)
 	CHECK(!err && run_loop(3000) && c.scode == 200, "OPTIONS admitted");
 
 	client_free(&c);
-	stack_set_hook(st, STACK_HOOK_REGISTER, NULL, NULL);
+	(void)stack_handler_set(&hd_register, st, "REGISTER", "REGISTER", STACK_OUT_OF_DIALOG, NULL, NULL);
  out:
 	mem_deref(rs);
 	stack_stop(st);
@@ -225,7 +227,7 @@ static void test_auth_guard(const char *dir)
 		goto out;
 	CHECK(regsvc_auth(rs) && regsvc_guard(rs), "auth and guard on");
 
-	stack_set_hook(st, STACK_HOOK_REGISTER, register_hook, rs);
+	(void)stack_handler_set(&hd_register, st, "REGISTER", "REGISTER", STACK_OUT_OF_DIALOG, register_hook, rs);
 	err = client_alloc(&c);
 	err |= client_send(&c, &dst, "REGISTER");
 	CHECK(!err && run_loop(3000) && c.scode == 401,
@@ -243,7 +245,7 @@ static void test_auth_guard(const char *dir)
 	CHECK(stats.dropped >= 1, "counted as dropped");
 
 	/* the service goes, and its gate with it */
-	stack_set_hook(st, STACK_HOOK_REGISTER, NULL, NULL);
+	(void)stack_handler_set(&hd_register, st, "REGISTER", "REGISTER", STACK_OUT_OF_DIALOG, NULL, NULL);
 	rs = mem_deref(rs);
 	client_free(&c);
 	err = client_alloc(&c);

@@ -21,6 +21,9 @@
 
 #include "testutil.h"
 
+static struct stack_handler *hd_invite;   /* the test's INVITE handler */
+static struct stack_handler *hd_message;   /* the test's MESSAGE handler */
+
 
 /* ------------------------------------------------------------------ *
  * A libre client sending requests to the stack
@@ -202,14 +205,14 @@ static void test_lifecycle(void)
 	      "MESSAGE without hook gets 405");
 
 	/* a hook answering at once, echoing the body */
-	stack_set_hook(st, STACK_HOOK_MESSAGE, hook_now, NULL);
+	(void)stack_handler_set(&hd_message, st, "MESSAGE", "MESSAGE", STACK_OUT_OF_DIALOG, hook_now, NULL);
 	err = client_send(&c, &dst, "MESSAGE", "hello \"world\"");
 	CHECK(!err && run_loop(3000) && c.scode == 202,
 	      "hook answers 202 at once");
 	CHECK(!strcmp(c.body, "hello \"world\""), "body echoed byte-exact");
 
 	/* a hook answering 100 ms later */
-	stack_set_hook(st, STACK_HOOK_MESSAGE, hook_later, NULL);
+	(void)stack_handler_set(&hd_message, st, "MESSAGE", "MESSAGE", STACK_OUT_OF_DIALOG, hook_later, NULL);
 	err = client_send(&c, &dst, "MESSAGE", "later");
 	CHECK(!err && run_loop(3000) && c.scode == 486,
 	      "hook answers 486 later");
@@ -226,7 +229,7 @@ static void test_lifecycle(void)
 	err = stack_start(st);
 	CHECK(!err && stack_is_running(st), "restart after stop");
 	(void)sip_transp_laddr(stack_sip(st), &dst, SIP_TRANSP_UDP, NULL);
-	stack_set_hook(st, STACK_HOOK_MESSAGE, NULL, NULL);
+	(void)stack_handler_set(&hd_message, st, "MESSAGE", "MESSAGE", STACK_OUT_OF_DIALOG, NULL, NULL);
 	err = client_send(&c, &dst, "OPTIONS", "");
 	CHECK(!err && run_loop(3000) && c.scode == 200,
 	      "answers again after restart");
@@ -410,8 +413,8 @@ static void test_strans(void)
 	if (err)
 		goto out;
 
-	stack_set_hook(st, STACK_HOOK_INVITE, hook_hold, NULL);
-	stack_set_hook(st, STACK_HOOK_MESSAGE, hook_hold, NULL);
+	(void)stack_handler_set(&hd_invite, st, "INVITE", "INVITE ACK BYE CANCEL", STACK_OUT_OF_DIALOG, hook_hold, NULL);
+	(void)stack_handler_set(&hd_message, st, "MESSAGE", "MESSAGE", STACK_OUT_OF_DIALOG, hook_hold, NULL);
 
 	/* 1. INVITE answered 486 later: libre's from the answer on */
 	(void)raw_send(&r, "INVITE", "z9hG4bK-st-1", 1, NULL);
