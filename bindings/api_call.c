@@ -17,7 +17,6 @@
 #include <string.h>
 #include <re.h>
 #include "sipstack.h"
-#include "core.h"
 #include "runtime.h"
 
 

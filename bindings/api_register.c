@@ -16,7 +16,6 @@
 #include <math.h>
 #include <re.h>
 #include "sipstack.h"
-#include "core.h"
 #include "runtime.h"
 
 

@@ -19,7 +19,6 @@
 #include <string.h>
 #include <re.h>
 #include "sipstack.h"
-#include "core.h"
 #include "regsvc.h"
 #include "runtime.h"
 

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <re.h>
 #include "sipstack.h"
-#include "core.h"
 #include "runtime.h"
 
 

@@ -15,7 +15,6 @@
 #include <malloc.h>
 #include <re.h>
 #include "sipstack.h"
-#include "core.h"
 #include "runtime.h"
 
 

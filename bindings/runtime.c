@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <re.h>
 #include "sipstack.h"
-#include "core.h"
 #include "luart.h"
 #include "runtime.h"
 

@@ -22,7 +22,6 @@
 #include <string.h>
 #include <re.h>
 #include "calls.h"
-#include "core.h"
 
 
 enum {

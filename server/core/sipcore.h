@@ -257,6 +257,20 @@ int  stack_handler_add(struct stack_handler **hp, struct stack *st,
 int  stack_handler_set(struct stack_handler **hp, struct stack *st,
 		       const char *methods, const char *allow,
 		       unsigned scope, stack_req_h *h, void *arg);
+/* Option tags we implement (Supported:, and what Require: may name). */
+#define STACK_SUPPORTED "100rel"
+
+/* Address requests from us come from (for From/Contact) */
+int  stack_local_uri(const struct stack *st, enum sip_transp tp,
+		     char *buf, size_t sz);
+
+/* cfg->dns_servers as addresses; in: size of ns, out: how many */
+int  stack_dns_servers(const struct stack_config *cfg, struct sa *ns,
+		       uint32_t *nsn);
+
+/* A handler failed (counted in stack_stats.hook_errors) */
+void stack_note_hook_error(struct stack *st);
+
 /* Services: parts of the program that live as long as the stack and
  * that the core knows only by key (the address of a static of theirs),
  * e.g. the call manager. The stack holds a reference on obj; at

@@ -30,7 +30,6 @@
 #include <string.h>
 #include <re.h>
 #include "registrar.h"
-#include "core.h"
 
 
 enum {
