@@ -31,10 +31,10 @@
  * once the change is committed, so an answer sent from it is durable.
  *
  * Backends are named by a spec string: "memory:" (nothing persists, for
- * tests) or "sqlite:PATH" (one database file, WAL, synchronous=FULL,
- * table `bindings`, schema version in PRAGMA user_version). Others
- * (Redis...) implement struct loc_backend and use
- * location_open_backend().
+ * tests; loc_memory.c) or "sqlite:PATH" (one database file, WAL,
+ * synchronous=FULL, table `bindings`, schema version in PRAGMA
+ * user_version; loc_sqlite.c). Others (Redis...) implement struct
+ * loc_backend and use location_open_backend().
  *
  * Times are unix time in milliseconds (wall clock, since they persist);
  * q-values are in thousandths (1000 = q 1.0). All functions run on the
