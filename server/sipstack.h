@@ -3,8 +3,9 @@
  *
  * For users of every part (the Lua bindings, the program, outside C
  * users): the core (core/sipcore.h), INVITE sessions (calls/calls.h) and
- * registration (registrar/registrar.h). Code inside a folder includes
- * only the headers its layer may use (docs/architecture.md).
+ * registration (registrar/registrar.h), and the program's subcommands
+ * (server/cli_user.c). Code inside a folder includes only the headers
+ * its layer may use (docs/architecture.md).
  */
 #ifndef SIPSTACK_H
 #define SIPSTACK_H
@@ -12,5 +13,15 @@
 #include "sipcore.h"
 #include "calls.h"
 #include "registrar.h"
+
+/* ---------------------------------------------------------------------
+ * The program's subcommands (beside server/main.c)
+ * ------------------------------------------------------------------ */
+
+/* `sipstack user add USER PASSWORD [--realm R] [--db PATH]`,
+ * `... del USER [--db PATH]`, `... list [--db PATH]`; argv[0] is "user".
+ * PASSWORD "-" reads it from stdin. Needs no libre_init(). Returns the
+ * exit code: 0 ok, 1 error, 2 usage. (server/cli_user.c) */
+int  auth_user_cli(int argc, char *argv[]);
 
 #endif

@@ -3,8 +3,8 @@
  *
  * What server/core/ gives every other folder: the generic state machine,
  * logging and flood control, the stack (transport, requests, replies,
- * outgoing requests), dialogs, and the digest client. It knows no
- * session type by name.
+ * outgoing requests), dialogs, and Digest (hashing, the header parser
+ * and the client's answer). It knows no session type by name.
  *
  * One section per object, in the libre style: opaque structs, int errno
  * returns, out-pointer first, handler and arg last, handler typedefs
@@ -447,8 +447,64 @@ int  dialog_debug(struct re_printf *pf, const struct dialog *dlg);
 
 
 /* ---------------------------------------------------------------------
- * Digest client (RFC 7616 §3.4, RFC 8760)
+ * Digest (server/core/digest.c): RFC 7616, RFC 8760, both sides' parts
  * ------------------------------------------------------------------ */
+
+/*
+ * What both sides of Digest authentication need (RFC 7616, RFC 8760 for
+ * SHA-256 in SIP, RFC 3261 §22): the algorithms, hashing into lowercase
+ * hex, the parser of one Digest header value, and the client's answer to
+ * a challenge. The server side (nonces, the verifier, the users table)
+ * is the registrar's (server/registrar/registrar.h, AUTH sections).
+ */
+enum auth_alg {
+	AUTH_ALG_MD5    = 1u << 0,
+	AUTH_ALG_SHA256 = 1u << 1,
+};
+
+enum {
+	DIGEST_MD5_HEX    = 32,        /* hex digits of an MD5 digest      */
+	DIGEST_SHA256_HEX = 64,        /* and of a SHA-256 one             */
+	DIGEST_HEX_MAX    = DIGEST_SHA256_HEX + 1,  /* any, with its NUL   */
+	DIGEST_USER_MAX   = 128,       /* user names: at most this many
+					* bytes (the server: one fewer)    */
+	DIGEST_SCRATCH    = 4096,      /* unescaped parameters of a header */
+};
+
+const char *auth_alg_name(enum auth_alg alg);        /* "SHA-256"     */
+/* Hex digits of alg's digest: DIGEST_MD5_HEX or DIGEST_SHA256_HEX */
+size_t digest_hexlen(enum auth_alg alg);
+/* hex = H(pv[0] ":" pv[1] ":" ... pv[n-1]) in lowercase, NUL-terminated;
+ * hex holds DIGEST_HEX_MAX bytes. */
+int  digest_hash(char *hex, enum auth_alg alg, const struct pl *pv,
+		 size_t n);
+/* n bytes of p as 2n lowercase hex digits and a NUL */
+void digest_hex_encode(char *hex, const uint8_t *p, size_t n);
+/* 2n hex digits (either case) into n bytes; EINVAL if one is not hex */
+int  digest_hex_decode(uint8_t *p, size_t n, const char *hex);
+bool digest_is_hex(const char *p, size_t n);
+/* s fits a quoted-string and a log line as it is: 1..max bytes, no
+ * control character, no '"' or '\' */
+bool digest_name_valid(const char *s, size_t max);
+
+/* The parameters of one Digest header value, credentials (RFC 7616
+ * §3.4) or challenge (§3.3): each points into buf, quoted-strings
+ * unescaped; p NULL when absent. Unknown parameters are ignored. */
+struct digest_params {
+	struct pl username, realm, nonce, uri, response, algorithm;
+	struct pl cnonce, nc, qop, userhash, username_ext;
+	struct pl opaque, stale;            /* challenges (client side) */
+	char buf[DIGEST_SCRATCH];
+	size_t used;
+};
+
+/* Parses val into dp (values copied into dp->buf). ENOENT: not the
+ * Digest scheme; EBADMSG: malformed (syntax, a parameter given twice,
+ * longer than DIGEST_SCRATCH in all). */
+int  digest_params_decode(struct digest_params *dp, const struct pl *val);
+/* The algorithm parameter: absent means MD5 (RFC 7616 §3.3); 0 if
+ * unknown (the -sess variants included, which we never offer) */
+enum auth_alg digest_params_alg(const struct digest_params *dp);
 
 /* Client side: the Authorization (or, for a 407, Proxy-Authorization)
  * header line answering the first challenge of resp we support (SHA-256

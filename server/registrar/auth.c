@@ -1,18 +1,17 @@
 /**
- * server/registrar/auth.c  SIP digest authentication and the users table
+ * server/registrar/auth.c  The digest verifier (server side)
  *
- * Owns struct auth (the verifier: realm, nonce secret, nonce-count table)
- * and struct auth_users (the `users` table of the SQLite database shared
- * with the location store, and its in-memory cache on the loop thread).
- * Exposes auth_*() in sipstack.h, including auth_user_cli() behind
- * `sipstack user ...`. Uses OpenSSL (EVP, HMAC) for MD5 and SHA-256,
- * SQLite for storage and libre for parsing, timers and replies; it owns
- * its own Digest header parser because libre's (src/httpauth) has no
- * quoted-string unescaping and no `algorithm` field in a response.
+ * Owns struct auth: the realm, the nonce secret, the nonces it makes and
+ * checks, and the nonce-count table. Exposes auth_*() in registrar.h
+ * (AUTH): challenges, auth_check() and the policy auth_require(). Uses
+ * the core's Digest parser and hashing (sipcore.h, Digest: digest.c),
+ * the users table for HA1s and the nonce secret (users.c, through
+ * regpriv.h), the guessing limits (authguard.c), OpenSSL (HMAC) for the
+ * nonce MAC, and libre to read requests and send replies.
  *
  * Standards: RFC 3261 §22, RFC 7616 (Digest), RFC 8760 (SHA-256 in SIP).
  *
- * Decisions (see also the AUTH section of sipstack.h):
+ * Decisions (see also the AUTH section of registrar.h):
  *
  *  - Challenges offer one header per algorithm, SHA-256 first, then MD5
  *    (RFC 8760: one header per algorithm, in order of preference), all
@@ -61,775 +60,26 @@
  *    (403). Challenges never depend on the user.
  */
 #include <ctype.h>
-#include <stddef.h>
 #include <string.h>
-#include <strings.h>
-#include <stdlib.h>
-#include <stdio.h>
 #include <time.h>
-#include <unistd.h>
-#include <termios.h>
-#include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <sqlite3.h>
 #include <re.h>
 #include "registrar.h"
+#include "regpriv.h"
 
 
 enum {
-	MD5_HEX       = 32,
-	SHA256_HEX    = 64,
-	HEX_MAX       = SHA256_HEX + 1,
 	SECRET_SIZE   = 32,
 	SALT_SIZE     = 8,         /* epoch (4) || random (4)     */
 	TS_SIZE       = 8,
 	MAC_SIZE      = 16,
 	NONCE_RAW     = TS_SIZE + SALT_SIZE + MAC_SIZE,
 	NONCE_HEX     = 2 * NONCE_RAW,
-	REALM_MAX     = 128,
-	PASSWORD_MAX  = 1024,
-	CRED_SCRATCH  = 4096,      /* unescaped Digest parameters */
-	POLL_MS       = 1000,      /* PRAGMA data_version poll    */
-	BUSY_LOOP_MS  = 1000,      /* busy_timeout of the server  */
-	BUSY_CLI_MS   = 5000,      /* busy_timeout of the CLI     */
 };
-
-static const char *db_default = "sipstack.db";
-static const char *realm_default = "sipstack";
-
-
-/* ------------------------------------------------------------------ *
- * Hashing (OpenSSL EVP)
- * ------------------------------------------------------------------ */
-
-/* The digests, fetched once: EVP_md5()/EVP_sha256() make every
- * EVP_DigestInit_ex fetch the implementation again (OpenSSL 3) */
-static EVP_MD *md_md5, *md_sha256;
-static pthread_once_t md_once = PTHREAD_ONCE_INIT;
-
-static void md_fetch(void)
-{
-	md_md5    = EVP_MD_fetch(NULL, "MD5", NULL);
-	md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-
-static const EVP_MD *alg_md(enum auth_alg alg)
-{
-	(void)pthread_once(&md_once, md_fetch);
-
-	if (alg == AUTH_ALG_SHA256)
-		return md_sha256 ? md_sha256 : EVP_sha256();
-
-	return md_md5 ? md_md5 : EVP_md5();
-}
-
-
-static size_t alg_hexlen(enum auth_alg alg)
-{
-	return alg == AUTH_ALG_SHA256 ? SHA256_HEX : MD5_HEX;
-}
-
-
-const char *auth_alg_name(enum auth_alg alg)
-{
-	switch (alg) {
-
-	case AUTH_ALG_MD5:    return "MD5";
-	case AUTH_ALG_SHA256: return "SHA-256";
-	default:              return "?";
-	}
-}
-
-
-static void hex_encode(char *hex, const uint8_t *p, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		hex[2*i]     = digits[p[i] >> 4];
-		hex[2*i + 1] = digits[p[i] & 0xf];
-	}
-	hex[2*n] = '\0';
-}
-
-
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-
-static bool is_hex(const char *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (hex_val(p[i]) < 0)
-			return false;
-	}
-
-	return true;
-}
-
-
-/* hex = H(pv[0] ":" pv[1] ":" ... pv[n-1]) in lowercase, NUL-terminated;
- * hex must hold HEX_MAX bytes. */
-static int hash_join(char *hex, enum auth_alg alg, const struct pl *pv,
-		     size_t n)
-{
-	uint8_t md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	EVP_MD_CTX *ctx;
-	size_t i;
-	int err = 0;
-
-	ctx = EVP_MD_CTX_new();
-	if (!ctx)
-		return ENOMEM;
-
-	if (1 != EVP_DigestInit_ex(ctx, alg_md(alg), NULL)) {
-		err = EPROTO;
-		goto out;
-	}
-
-	for (i = 0; i < n; i++) {
-		if ((i && 1 != EVP_DigestUpdate(ctx, ":", 1)) ||
-		    (pv[i].l && 1 != EVP_DigestUpdate(ctx, pv[i].p,
-						      pv[i].l))) {
-			err = EPROTO;
-			goto out;
-		}
-	}
-
-	if (1 != EVP_DigestFinal_ex(ctx, md, &mdlen) ||
-	    mdlen * 2 != alg_hexlen(alg)) {
-		err = EPROTO;
-		goto out;
-	}
-
-	hex_encode(hex, md, mdlen);
-
- out:
-	EVP_MD_CTX_free(ctx);
-	OPENSSL_cleanse(md, sizeof(md));
-
-	return err;
-}
-
-
-static int ha1_make(char *hex, enum auth_alg alg, const char *user,
-		    const char *realm, const char *password)
-{
-	struct pl pv[3];
-
-	pl_set_str(&pv[0], user);
-	pl_set_str(&pv[1], realm);
-	pl_set_str(&pv[2], password);
-
-	return hash_join(hex, alg, pv, ARRAY_SIZE(pv));
-}
-
-
-/* Names and realms go into quoted-strings and log lines: no control
- * characters, no quote or backslash (which would need escaping that
- * some clients get wrong), bounded length. */
-static bool name_valid(const char *s, size_t max)
-{
-	size_t i, n;
-
-	if (!s)
-		return false;
-
-	n = strlen(s);
-	if (n == 0 || n > max)
-		return false;
-
-	for (i = 0; i < n; i++) {
-		const unsigned char c = s[i];
-		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
-			return false;
-	}
-
-	return true;
-}
-
-
-/* ------------------------------------------------------------------ *
- * Users store: SQLite table and its in-memory cache
- * ------------------------------------------------------------------ */
-
-/* A cached row; HA1s are password equivalents and are wiped on free */
-struct auth_user {
-	struct le le;
-	char *name;
-	char *realm;
-	char ha1_md5[MD5_HEX + 1];
-	char ha1_sha256[SHA256_HEX + 1];
-};
-
-struct auth_users {
-	sqlite3 *db;
-	sqlite3_stmt *st_version;   /* PRAGMA data_version          */
-	char *path;
-	struct hash *cache;         /* struct auth_user; NULL: CLI  */
-	uint32_t count;
-	int64_t data_version;
-	uint64_t reloads;
-	struct tmr tmr;
-};
-
-static const char *sql_schema =
-	"CREATE TABLE IF NOT EXISTS users ("
-	" username   TEXT PRIMARY KEY,"
-	" realm      TEXT NOT NULL,"
-	" ha1_md5    TEXT NOT NULL,"
-	" ha1_sha256 TEXT NOT NULL,"
-	" created_at INTEGER NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS secrets ("
-	" name  TEXT PRIMARY KEY,"
-	" value BLOB NOT NULL)";
-
-
-static int sql_err(int rc)
-{
-	switch (rc & 0xff) {
-
-	case SQLITE_OK:
-	case SQLITE_ROW:
-	case SQLITE_DONE:     return 0;
-	case SQLITE_NOMEM:    return ENOMEM;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:   return EBUSY;
-	case SQLITE_READONLY: return EROFS;
-	case SQLITE_PERM:
-	case SQLITE_AUTH:     return EACCES;
-	case SQLITE_CANTOPEN: return ENOENT;
-	case SQLITE_CONSTRAINT:
-	case SQLITE_MISUSE:
-	case SQLITE_RANGE:    return EINVAL;
-	default:              return EIO;
-	}
-}
-
-
-static void user_destructor(void *arg)
-{
-	struct auth_user *usr = arg;
-
-	hash_unlink(&usr->le);
-	mem_deref(usr->name);
-	mem_deref(usr->realm);
-	OPENSSL_cleanse(usr->ha1_md5, sizeof(usr->ha1_md5));
-	OPENSSL_cleanse(usr->ha1_sha256, sizeof(usr->ha1_sha256));
-}
-
-
-static void users_destructor(void *arg)
-{
-	struct auth_users *u = arg;
-
-	tmr_cancel(&u->tmr);
-	hash_flush(u->cache);
-	mem_deref(u->cache);
-	sqlite3_finalize(u->st_version);
-	sqlite3_close(u->db);
-	mem_deref(u->path);
-}
-
-
-static uint32_t hash_size(uint32_t n)
-{
-	uint32_t sz = 64;
-
-	while (sz < n / 2 && sz < 65536)
-		sz <<= 1;
-
-	return sz;
-}
-
-
-static bool user_cmp(struct le *le, void *arg)
-{
-	const struct auth_user *usr = le->data;
-	const struct pl *name = arg;
-
-	return 0 == pl_strcmp(name, usr->name);
-}
-
-
-static const struct auth_user *users_find(const struct auth_users *u,
-					  const struct pl *name)
-{
-	if (!u || !u->cache || !pl_isset(name))
-		return NULL;
-
-	return list_ledata(hash_lookup(u->cache,
-				       hash_joaat((const uint8_t *)name->p,
-						  name->l),
-				       user_cmp, (void *)name));
-}
-
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *s = sqlite3_column_text(st, i);
-
-	return s ? (const char *)s : "";
-}
-
-
-/* Read the whole table into a new cache and swap it in; on error the
- * old cache stays (a locked database retries at the next poll). */
-static int cache_load(struct auth_users *u)
-{
-	sqlite3_stmt *st = NULL;
-	struct hash *h = NULL;
-	uint32_t n = 0, rows = 0;
-	int rc, err;
-
-	rc = sqlite3_prepare_v2(u->db, "SELECT count(*) FROM users", -1,
-				&st, NULL);
-	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		rows = (uint32_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	st = NULL;
-
-	err = hash_alloc(&h, hash_size(rows));
-	if (err)
-		goto out;
-
-	rc = sqlite3_prepare_v2(u->db, "SELECT username, realm, ha1_md5, "
-				"ha1_sha256 FROM users", -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		err = sql_err(rc);
-		goto out;
-	}
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *name  = col_text(st, 0);
-		const char *realm = col_text(st, 1);
-		const char *md5   = col_text(st, 2);
-		const char *sha   = col_text(st, 3);
-		struct auth_user *usr;
-
-		if (!*name || strlen(md5) != MD5_HEX || !is_hex(md5, MD5_HEX)
-		    || strlen(sha) != SHA256_HEX || !is_hex(sha, SHA256_HEX)) {
-			slog(LOG_WARN, "auth", "user_skipped", NULL,
-			     "user=%H reason=bad_ha1", log_q, name);
-			continue;
-		}
-
-		usr = mem_zalloc(sizeof(*usr), user_destructor);
-		if (!usr) {
-			err = ENOMEM;
-			goto out;
-		}
-
-		err  = str_dup(&usr->name, name);
-		err |= str_dup(&usr->realm, realm);
-		if (err) {
-			mem_deref(usr);
-			err = ENOMEM;
-			goto out;
-		}
-
-		str_ncpy(usr->ha1_md5, md5, sizeof(usr->ha1_md5));
-		str_ncpy(usr->ha1_sha256, sha, sizeof(usr->ha1_sha256));
-
-		hash_append(h, hash_joaat((const uint8_t *)usr->name,
-					  strlen(usr->name)),
-			    &usr->le, usr);
-		++n;
-	}
-
-	if (rc != SQLITE_DONE) {
-		err = sql_err(rc);
-		goto out;
-	}
-
-	hash_flush(u->cache);
-	mem_deref(u->cache);
-	u->cache = h;
-	h = NULL;
-	u->count = n;
-	++u->reloads;
-
- out:
-	sqlite3_finalize(st);
-	if (h) {
-		hash_flush(h);
-		mem_deref(h);
-	}
-	if (err)
-		slog(LOG_WARN, "auth", "users_load_failed", NULL,
-		     "db=%H err=%m sqlite=%H", log_q, u->path, err,
-		     log_q, sqlite3_errmsg(u->db));
-
-	return err;
-}
-
-
-static int data_version(struct auth_users *u, int64_t *v)
-{
-	int rc;
-
-	rc = sqlite3_step(u->st_version);
-	if (rc == SQLITE_ROW)
-		*v = sqlite3_column_int64(u->st_version, 0);
-	(void)sqlite3_reset(u->st_version);
-
-	return rc == SQLITE_ROW ? 0 : sql_err(rc == SQLITE_DONE ?
-					      SQLITE_ERROR : rc);
-}
-
-
-int auth_users_refresh(struct auth_users *u)
-{
-	int64_t v = 0;
-	int err;
-
-	if (!u || !u->st_version)
-		return EINVAL;
-
-	err = data_version(u, &v);
-	if (err)
-		return err;
-
-	if (v == u->data_version)
-		return 0;
-
-	err = cache_load(u);
-	if (err)
-		return err;
-
-	u->data_version = v;
-	slog(LOG_INFO, "auth", "users_reloaded", NULL, "db=%H count=%u",
-	     log_q, u->path, u->count);
-
-	return 0;
-}
-
-
-static void poll_handler(void *arg)
-{
-	struct auth_users *u = arg;
-
-	tmr_start(&u->tmr, POLL_MS, poll_handler, u);
-	(void)auth_users_refresh(u);
-}
-
-
-/* watch: the server's handle (cache + data_version poll on a libre
- * timer); without it, the CLI's (storage only, no libre loop needed).
- * errbuf, if set, gets SQLite's message on failure. */
-static int users_open(struct auth_users **up, const char *dbpath,
-		      bool watch, char *errbuf, size_t errsz)
-{
-	struct auth_users *u;
-	int rc, err;
-
-	if (!up || !dbpath || !*dbpath)
-		return EINVAL;
-
-	u = mem_zalloc(sizeof(*u), users_destructor);
-	if (!u)
-		return ENOMEM;
-
-	tmr_init(&u->tmr);
-
-	err = str_dup(&u->path, dbpath);
-	if (err)
-		goto out;
-
-	rc = sqlite3_open_v2(dbpath, &u->db, SQLITE_OPEN_READWRITE |
-			     SQLITE_OPEN_CREATE, NULL);
-	if (rc != SQLITE_OK) {
-		err = sql_err(rc);
-		goto out;
-	}
-
-	(void)sqlite3_busy_timeout(u->db, watch ? BUSY_LOOP_MS : BUSY_CLI_MS);
-
-	/* WAL: the server reads while the CLI (or the location store)
-	 * writes; the mode is persistent in the file, so this is a no-op
-	 * once any connection has set it. */
-	rc = sqlite3_exec(u->db, "PRAGMA journal_mode=WAL", NULL, NULL,
-			  NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(u->db, sql_schema, NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		err = sql_err(rc);
-		goto out;
-	}
-
-	if (!watch)
-		goto out;
-
-	rc = sqlite3_prepare_v2(u->db, "PRAGMA data_version", -1,
-				&u->st_version, NULL);
-	if (rc != SQLITE_OK) {
-		err = sql_err(rc);
-		goto out;
-	}
-
-	err = data_version(u, &u->data_version);
-	if (err)
-		goto out;
-
-	err = cache_load(u);
-	if (err)
-		goto out;
-
-	tmr_start(&u->tmr, POLL_MS, poll_handler, u);
-
- out:
-	if (err) {
-		if (errbuf)
-			(void)re_snprintf(errbuf, errsz, "%s",
-					  u->db ? sqlite3_errmsg(u->db)
-					  : strerror(err));
-		mem_deref(u);
-	}
-	else {
-		*up = u;
-	}
-
-	return err;
-}
-
-
-int auth_users_open(struct auth_users **up, const char *dbpath)
-{
-	char msg[256] = "";
-	int err;
-
-	err = users_open(up, dbpath, true, msg, sizeof(msg));
-	if (err && err != EINVAL)
-		slog(LOG_ERROR, "auth", "users_open_failed", NULL,
-		     "db=%H err=%m sqlite=%H", log_q, dbpath ? dbpath : "",
-		     err, log_q, msg);
-
-	return err;
-}
-
-
-/* our own writes do not move data_version (it counts other
- * connections' commits): reload the cache ourselves */
-static void own_write(struct auth_users *u)
-{
-	if (u->st_version)
-		(void)cache_load(u);
-}
-
-
-int auth_user_add(struct auth_users *u, const char *user, const char *realm,
-		  const char *password)
-{
-	char md5[HEX_MAX], sha[HEX_MAX];
-	sqlite3_stmt *st = NULL;
-	int rc, err;
-
-	if (!u || !password)
-		return EINVAL;
-
-	if (!realm)
-		realm = realm_default;
-
-	if (!name_valid(user, AUTH_USER_MAX - 1) ||
-	    !name_valid(realm, REALM_MAX) ||
-	    !*password || strlen(password) > PASSWORD_MAX)
-		return EINVAL;
-
-	err  = ha1_make(md5, AUTH_ALG_MD5, user, realm, password);
-	err |= ha1_make(sha, AUTH_ALG_SHA256, user, realm, password);
-	if (err) {
-		err = EPROTO;
-		goto out;
-	}
-
-	rc = sqlite3_prepare_v2(u->db, "INSERT OR REPLACE INTO users "
-				"(username, realm, ha1_md5, ha1_sha256, "
-				"created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-				-1, &st, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 2, realm, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 3, md5, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 4, sha, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-
-	err = sql_err(rc);
-	if (err)
-		goto out;
-
-	own_write(u);
-
- out:
-	sqlite3_finalize(st);
-	OPENSSL_cleanse(md5, sizeof(md5));
-	OPENSSL_cleanse(sha, sizeof(sha));
-
-	return err;
-}
-
-
-int auth_user_del(struct auth_users *u, const char *user)
-{
-	sqlite3_stmt *st = NULL;
-	int rc, err;
-
-	if (!u || !user)
-		return EINVAL;
-
-	rc = sqlite3_prepare_v2(u->db, "DELETE FROM users WHERE username = ?1",
-				-1, &st, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-
-	err = sql_err(rc);
-	if (err)
-		goto out;
-
-	if (sqlite3_changes(u->db) == 0) {
-		err = ENOENT;
-		goto out;
-	}
-
-	own_write(u);
-
- out:
-	sqlite3_finalize(st);
-
-	return err;
-}
-
-
-int auth_user_list(struct auth_users *u, auth_user_h *h, void *arg)
-{
-	sqlite3_stmt *st = NULL;
-	int rc, err = 0;
-
-	if (!u || !h)
-		return EINVAL;
-
-	rc = sqlite3_prepare_v2(u->db, "SELECT username, realm, created_at "
-				"FROM users ORDER BY username", -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		err = sql_err(rc);
-		goto out;
-	}
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		err = h(col_text(st, 0), col_text(st, 1),
-			(int64_t)sqlite3_column_int64(st, 2), arg);
-		if (err)
-			goto out;
-	}
-
-	err = sql_err(rc);
-
- out:
-	sqlite3_finalize(st);
-
-	return err;
-}
-
-
-uint32_t auth_users_count(const struct auth_users *u)
-{
-	return u ? u->count : 0;
-}
-
-
-int auth_users_debug(struct re_printf *pf, const struct auth_users *u)
-{
-	if (!u)
-		return 0;
-
-	return re_hprintf(pf, "db=%H users=%u data_version=%lld reloads=%llu",
-			  log_q, u->path, u->count,
-			  (long long)u->data_version,
-			  (unsigned long long)u->reloads);
-}
-
-
-/* The server's secret called name, n bytes: made once (random) and kept
- * in the secrets table, so that every process on this database shares
- * it. EPROTO if a stored one has another size. */
-static int users_secret(struct auth_users *u, const char *name,
-			uint8_t *secret, size_t n)
-{
-	sqlite3_stmt *st = NULL;
-	uint8_t fresh[64];
-	int rc, err;
-
-	if (n > sizeof(fresh) || 1 != RAND_bytes(fresh, (int)n))
-		return EPROTO;
-
-	/* a read-only database may hold one already: failing to insert
-	 * is only an error when the SELECT finds none */
-	rc = sqlite3_prepare_v2(u->db, "INSERT OR IGNORE INTO secrets "
-				"(name, value) VALUES (?1, ?2)", -1, &st,
-				NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_blob(st, 2, fresh, (int)n, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		(void)sqlite3_step(st);
-	sqlite3_finalize(st);
-	st = NULL;
-
-	rc = sqlite3_prepare_v2(u->db, "SELECT value FROM secrets WHERE "
-				"name = ?1", -1, &st, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-
-	if (rc != SQLITE_ROW) {
-		err = rc == SQLITE_DONE ? ENOENT : sql_err(rc);
-		goto out;
-	}
-
-	if ((size_t)sqlite3_column_bytes(st, 0) != n) {
-		err = EPROTO;
-		goto out;
-	}
-
-	memcpy(secret, sqlite3_column_blob(st, 0), n);
-	err = 0;
-
- out:
-	if (err)
-		slog(LOG_ERROR, "auth", "secret_failed", NULL,
-		     "db=%H name=%s err=%m sqlite=%H", log_q, u->path, name,
-		     err, log_q, sqlite3_errmsg(u->db));
-	sqlite3_finalize(st);
-	OPENSSL_cleanse(fresh, sizeof(fresh));
-
-	return err;
-}
 
 
 /* ------------------------------------------------------------------ *
@@ -857,8 +107,8 @@ struct auth {
 	EVP_MAC_CTX *hmac;   /* HMAC-SHA256 keyed with secret, re-inited
 			      * per nonce (a one-shot HMAC() costs ~20,000
 			      * instructions: fetch, context, key) */
-	char dummy_md5[MD5_HEX + 1];       /* HA1s of unknown users */
-	char dummy_sha256[SHA256_HEX + 1];
+	char dummy_md5[DIGEST_MD5_HEX + 1];       /* HA1s of unknown users */
+	char dummy_sha256[DIGEST_SHA256_HEX + 1];
 	struct hash *nct;
 	struct list ncfifo;
 	uint32_t ncn;
@@ -936,7 +186,7 @@ static int nonce_make(char *hex, const struct auth *a)
 	if (err)
 		return err;
 
-	hex_encode(hex, raw, sizeof(raw));
+	digest_hex_encode(hex, raw, sizeof(raw));
 
 	return 0;
 }
@@ -947,14 +197,10 @@ static int nonce_decode(const struct auth *a, const struct pl *nonce,
 			uint64_t *ts, uint64_t *salt)
 {
 	uint8_t raw[NONCE_RAW], mac[MAC_SIZE];
-	size_t i;
 
-	if (nonce->l != NONCE_HEX || !is_hex(nonce->p, nonce->l))
+	if (nonce->l != NONCE_HEX || digest_hex_decode(raw, NONCE_RAW,
+						       nonce->p))
 		return EBADMSG;
-
-	for (i = 0; i < NONCE_RAW; i++)
-		raw[i] = (uint8_t)(hex_val(nonce->p[2*i]) << 4 |
-				   hex_val(nonce->p[2*i + 1]));
 
 	if (nonce_mac(mac, a, raw) ||
 	    CRYPTO_memcmp(mac, raw + TS_SIZE + SALT_SIZE, MAC_SIZE))
@@ -1050,171 +296,6 @@ static int nc_note(enum auth_status *status, struct auth *a, uint64_t ts,
 	return 0;
 }
 
-
-/* ------------------------------------------------------------------ *
- * Digest credentials: parsing (RFC 7616 §3.4, RFC 3261 §25.1)
- * ------------------------------------------------------------------ */
-
-struct cred {
-	struct pl username, realm, nonce, uri, response, algorithm;
-	struct pl cnonce, nc, qop, userhash, username_ext;
-	struct pl opaque, stale;            /* challenges (client side) */
-	char buf[CRED_SCRATCH];
-	size_t used;
-};
-
-
-static bool is_lws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-
-static bool is_token(char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return true;
-
-	return c != '\0' && strchr("-.!%*_+`'~", c) != NULL;
-}
-
-
-static struct pl *cred_field(struct cred *c, const struct pl *name)
-{
-	static const struct {
-		const char *name;
-		size_t off;
-	} fields[] = {
-		{"username",  offsetof(struct cred, username)},
-		{"realm",     offsetof(struct cred, realm)},
-		{"nonce",     offsetof(struct cred, nonce)},
-		{"uri",       offsetof(struct cred, uri)},
-		{"response",  offsetof(struct cred, response)},
-		{"algorithm", offsetof(struct cred, algorithm)},
-		{"cnonce",    offsetof(struct cred, cnonce)},
-		{"nc",        offsetof(struct cred, nc)},
-		{"qop",       offsetof(struct cred, qop)},
-		{"userhash",  offsetof(struct cred, userhash)},
-		{"username*", offsetof(struct cred, username_ext)},
-		{"opaque",    offsetof(struct cred, opaque)},
-		{"stale",     offsetof(struct cred, stale)},
-	};
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(fields); i++) {
-		if (!pl_strcasecmp(name, fields[i].name))
-			return (struct pl *)(void *)((char *)c +
-						     fields[i].off);
-	}
-
-	return NULL;
-}
-
-
-/* Parse one credentials header value into c; values are copied into
- * c->buf, quoted-strings unescaped. ENOENT: not the Digest scheme;
- * EBADMSG: malformed (syntax, duplicate parameter, too long). */
-static int cred_parse(struct cred *c, const struct pl *val)
-{
-	const char *p = val->p, *end = val->p + val->l;
-	bool first = true;
-
-	memset(c, 0, offsetof(struct cred, buf));
-	c->used = 0;
-
-	while (p < end && is_lws(*p))
-		++p;
-
-	if ((size_t)(end - p) < 6 || strncasecmp(p, "Digest", 6))
-		return ENOENT;
-	p += 6;
-	if (p < end && !is_lws(*p))
-		return ENOENT;
-
-	for (;;) {
-		struct pl name, *field;
-		bool comma = false;
-		char *out;
-
-		while (p < end && (is_lws(*p) || *p == ',')) {
-			comma |= *p == ',';
-			++p;
-		}
-		if (p == end)
-			break;
-		if (!first && !comma)
-			return EBADMSG;
-		first = false;
-
-		name.p = p;
-		while (p < end && is_token(*p))
-			++p;
-		name.l = p - name.p;
-		if (!name.l)
-			return EBADMSG;
-
-		while (p < end && is_lws(*p))
-			++p;
-		if (p == end || *p != '=')
-			return EBADMSG;
-		++p;
-		while (p < end && is_lws(*p))
-			++p;
-		if (p == end)
-			return EBADMSG;
-
-		out = c->buf + c->used;
-
-		if (*p == '"') {
-			++p;
-			for (;;) {
-				if (p == end)
-					return EBADMSG;   /* unterminated */
-				if (*p == '"')
-					break;
-				if (*p == '\\' && ++p == end)
-					return EBADMSG;
-				if (c->used >= sizeof(c->buf))
-					return EBADMSG;
-				c->buf[c->used++] = *p++;
-			}
-			++p;
-		}
-		else {
-			while (p < end && is_token(*p)) {
-				if (c->used >= sizeof(c->buf))
-					return EBADMSG;
-				c->buf[c->used++] = *p++;
-			}
-			if (out == c->buf + c->used)
-				return EBADMSG;
-		}
-
-		field = cred_field(c, &name);
-		if (!field)
-			continue;           /* unknown parameters: ignored */
-		if (field->p)
-			return EBADMSG;     /* each at most once */
-		field->p = out;
-		field->l = c->buf + c->used - out;
-	}
-
-	return 0;
-}
-
-
-/* algorithm parameter: absent means MD5 (RFC 7616 §3.3); 0 if unknown
- * (including the -sess variants, which we never offer) */
-static enum auth_alg cred_alg(const struct cred *c)
-{
-	if (!c->algorithm.p || !pl_strcasecmp(&c->algorithm, "MD5"))
-		return AUTH_ALG_MD5;
-	if (!pl_strcasecmp(&c->algorithm, "SHA-256"))
-		return AUTH_ALG_SHA256;
-
-	return 0;
-}
 
 
 /* ------------------------------------------------------------------ *
@@ -1339,7 +420,7 @@ void auth_config_default(struct auth_config *cfg)
 		return;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->realm      = realm_default;
+	cfg->realm      = AUTH_REALM_DEFAULT;
 	cfg->nonce_ttl  = AUTH_NONCE_TTL;
 	cfg->max_nonces = AUTH_NONCES_MAX;
 	cfg->algs       = AUTH_ALG_SHA256 | AUTH_ALG_MD5;
@@ -1366,7 +447,7 @@ static void auth_destructor(void *arg)
  * would make nonces forgeable), not found out in the field */
 static int hmac_selftest(const struct auth *a)
 {
-	uint8_t head[TS_SIZE + SALT_SIZE], data[sizeof(head) + REALM_MAX];
+	uint8_t head[TS_SIZE + SALT_SIZE], data[sizeof(head) + AUTH_REALM_MAX];
 	uint8_t mac[MAC_SIZE], md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	size_t rlen = strlen(a->realm);
@@ -1418,7 +499,7 @@ int auth_alloc(struct auth **ap, struct auth_users *users,
 	       const struct auth_config *cfg)
 {
 	struct auth_config def;
-	uint8_t rnd[SHA256_HEX / 2];
+	uint8_t rnd[DIGEST_SHA256_HEX / 2];
 	struct auth *a;
 	int err;
 
@@ -1430,7 +511,7 @@ int auth_alloc(struct auth **ap, struct auth_users *users,
 		cfg = &def;
 	}
 
-	if (!name_valid(cfg->realm, REALM_MAX) || !cfg->nonce_ttl ||
+	if (!digest_name_valid(cfg->realm, AUTH_REALM_MAX) || !cfg->nonce_ttl ||
 	    !cfg->max_nonces ||
 	    !(cfg->algs & (AUTH_ALG_MD5 | AUTH_ALG_SHA256)) ||
 	    (cfg->algs & ~(unsigned)(AUTH_ALG_MD5 | AUTH_ALG_SHA256)))
@@ -1449,13 +530,13 @@ int auth_alloc(struct auth **ap, struct auth_users *users,
 	if (err)
 		goto out;
 
-	err = hash_alloc(&a->nct, hash_size(cfg->max_nonces));
+	err = hash_alloc(&a->nct, reg_hash_size(cfg->max_nonces));
 	if (err)
 		goto out;
 
 	if (users)
-		err = users_secret(users, "nonce", a->secret,
-				   sizeof(a->secret));
+		err = auth_users_secret(users, "nonce", a->secret,
+					sizeof(a->secret));
 	else if (1 != RAND_bytes(a->secret, sizeof(a->secret)))
 		err = EPROTO;
 	if (err)
@@ -1481,8 +562,8 @@ int auth_alloc(struct auth **ap, struct auth_users *users,
 		goto out;
 
 	/* never equal to a real HA1 but costs the same to use */
-	hex_encode(a->dummy_sha256, rnd, SHA256_HEX / 2);
-	hex_encode(a->dummy_md5, rnd, MD5_HEX / 2);
+	digest_hex_encode(a->dummy_sha256, rnd, DIGEST_SHA256_HEX / 2);
+	digest_hex_encode(a->dummy_md5, rnd, DIGEST_MD5_HEX / 2);
 
  out:
 	OPENSSL_cleanse(rnd, sizeof(rnd));
@@ -1598,7 +679,7 @@ int auth_challenge(struct auth *a, struct stack_req *req, bool proxy,
 /* What sip_msg_hdr_apply() found among the credentials headers */
 struct pick {
 	const struct auth *a;
-	struct cred *c;
+	struct digest_params *c;
 	const struct sip_hdr *sha256;
 	const struct sip_hdr *md5;
 	bool bad;       /* a malformed Digest header (maybe ours) */
@@ -1613,7 +694,7 @@ static bool pick_handler(const struct sip_hdr *hdr, const struct sip_msg *msg,
 	int err;
 	(void)msg;
 
-	err = cred_parse(pk->c, &hdr->val);
+	err = digest_params_decode(pk->c, &hdr->val);
 	if (err == ENOENT)
 		return false;          /* another scheme: not ours */
 	if (err || !pk->c->realm.p) {
@@ -1624,7 +705,7 @@ static bool pick_handler(const struct sip_hdr *hdr, const struct sip_msg *msg,
 	if (pl_strcmp(&pk->c->realm, pk->a->realm))
 		return false;          /* another realm (another proxy's) */
 
-	alg = cred_alg(pk->c) & pk->a->algs;
+	alg = digest_params_alg(pk->c) & pk->a->algs;
 	if (alg == AUTH_ALG_SHA256 && !pk->sha256)
 		pk->sha256 = hdr;
 	else if (alg == AUTH_ALG_MD5 && !pk->md5)
@@ -1644,7 +725,8 @@ static void set_result(struct auth_result *res, enum auth_status st,
 
 /* Checks on the selected credentials that do not need the password;
  * NULL if fine, else the reason it is malformed. */
-static const char *cred_malformed(const struct cred *c, enum auth_alg alg)
+static const char *cred_malformed(const struct digest_params *c,
+				  enum auth_alg alg)
 {
 	if (!pl_isset(&c->username))
 		return c->username_ext.p ? "username_ext_unsupported" :
@@ -1655,8 +737,8 @@ static const char *cred_malformed(const struct cred *c, enum auth_alg alg)
 		return "uri_missing";
 	if (!c->response.p)
 		return "response_missing";
-	if (c->response.l != alg_hexlen(alg) ||
-	    !is_hex(c->response.p, c->response.l))
+	if (c->response.l != digest_hexlen(alg) ||
+	    !digest_is_hex(c->response.p, c->response.l))
 		return "response_malformed";
 	if (c->userhash.p && pl_strcasecmp(&c->userhash, "false"))
 		return "userhash_unsupported";
@@ -1666,7 +748,7 @@ static const char *cred_malformed(const struct cred *c, enum auth_alg alg)
 		return "qop_unsupported";
 	if (!c->nc.p)
 		return "nc_missing";
-	if (c->nc.l != 8 || !is_hex(c->nc.p, 8) || !pl_x32(&c->nc))
+	if (c->nc.l != 8 || !digest_is_hex(c->nc.p, 8) || !pl_x32(&c->nc))
 		return "nc_malformed";
 	if (!pl_isset(&c->cnonce))
 		return "cnonce_missing";
@@ -1678,11 +760,11 @@ static const char *cred_malformed(const struct cred *c, enum auth_alg alg)
 int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 	       struct auth_result *res)
 {
-	char ha2[HEX_MAX], expect[HEX_MAX], resp[HEX_MAX];
+	char ha2[DIGEST_HEX_MAX], expect[DIGEST_HEX_MAX], resp[DIGEST_HEX_MAX];
 	const struct auth_user *usr;
 	const struct sip_hdr *hdr;
 	struct pick pk;
-	struct cred *c = NULL;
+	struct digest_params *c = NULL;
 	struct pl pv[6], ha1;
 	uint64_t ts = 0, salt = 0;
 	enum auth_status nst;
@@ -1720,7 +802,7 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 	}
 
 	alg = pk.sha256 ? AUTH_ALG_SHA256 : AUTH_ALG_MD5;
-	err = cred_parse(c, &hdr->val);
+	err = digest_params_decode(c, &hdr->val);
 	if (err)
 		goto out;              /* parsed fine a moment ago */
 
@@ -1767,7 +849,7 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 
 	/* unknown users (or users of another realm) take the same path
 	 * with an HA1 nobody knows */
-	usr = users_find(a->users, &c->username);
+	usr = auth_users_find(a->users, &c->username);
 	if (usr && strcmp(usr->realm, a->realm))
 		usr = NULL;
 	if (alg == AUTH_ALG_SHA256)
@@ -1777,7 +859,7 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 
 	pv[0] = msg->met;
 	pv[1] = c->uri;
-	err = hash_join(ha2, alg, pv, 2);
+	err = digest_hash(ha2, alg, pv, 2);
 	if (err)
 		goto out;
 
@@ -1787,7 +869,7 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 	pv[3] = c->cnonce;
 	pv[4] = c->qop;
 	pl_set_str(&pv[5], ha2);
-	err = hash_join(expect, alg, pv, 6);
+	err = digest_hash(expect, alg, pv, 6);
 	if (err)
 		goto out;
 
@@ -1796,7 +878,7 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 	resp[i] = '\0';
 
 	checked = true;
-	match = 0 == CRYPTO_memcmp(expect, resp, alg_hexlen(alg));
+	match = 0 == CRYPTO_memcmp(expect, resp, digest_hexlen(alg));
 	if (!usr || !match) {
 		set_result(res, AUTH_FAILED, usr ? "wrong_password" :
 			   "unknown_user");
@@ -1954,389 +1036,4 @@ int auth_debug(struct re_printf *pf, const struct auth *a)
 			  (unsigned long long)a->stats.replay,
 			  (unsigned long long)a->stats.bad,
 			  (unsigned long long)a->stats.foreign);
-}
-
-
-/* ------------------------------------------------------------------ *
- * `sipstack user ...`
- * ------------------------------------------------------------------ */
-
-static void cli_usage(FILE *f)
-{
-	(void)fprintf(f,
-	"usage: sipstack user add USER PASSWORD [--realm REALM] [--db PATH]\n"
-	"       sipstack user del USER [--db PATH]\n"
-	"       sipstack user list [--db PATH]\n"
-	"\n"
-	"PASSWORD '-' reads it from standard input (so that it does not\n"
-	"show in ps). Defaults: --db %s, --realm %s.\n"
-	"Only digests are stored (HA1 for MD5 and SHA-256), never the\n"
-	"password; a running server sees changes within a second.\n",
-	db_default, realm_default);
-}
-
-
-/* one line from stdin, without echo when it is a terminal */
-static int read_password(char *buf, size_t sz)
-{
-	struct termios old, noecho;
-	bool tty = isatty(STDIN_FILENO);
-	size_t n;
-	int err = 0;
-
-	if (tty) {
-		(void)fputs("Password: ", stderr);
-		(void)fflush(stderr);
-		if (tcgetattr(STDIN_FILENO, &old) == 0) {
-			noecho = old;
-			noecho.c_lflag &= ~(tcflag_t)ECHO;
-			(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho);
-		}
-		else {
-			tty = false;
-		}
-	}
-
-	if (!fgets(buf, (int)sz, stdin))
-		err = EIO;
-
-	if (tty) {
-		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-		(void)fputc('\n', stderr);
-	}
-
-	if (err)
-		return err;
-
-	n = strlen(buf);
-	if (n && buf[n - 1] != '\n' && !feof(stdin))
-		return E2BIG;
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		buf[--n] = '\0';
-
-	return 0;
-}
-
-
-static int cli_print_user(const char *user, const char *realm,
-			  int64_t created, void *arg)
-{
-	char when[32] = "?";
-	time_t t = (time_t)created;
-	struct tm tm;
-	(void)arg;
-
-	if (gmtime_r(&t, &tm))
-		(void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-
-	(void)printf("%s\t%s\t%s\n", user, realm, when);
-
-	return 0;
-}
-
-
-int auth_user_cli(int argc, char *argv[])
-{
-	const char *db = db_default, *realm = realm_default;
-	const char *pos[3] = {NULL, NULL, NULL};
-	char pwbuf[PASSWORD_MAX + 2];
-	char msg[256] = "";
-	struct auth_users *u = NULL;
-	const char *cmd, *password = NULL;
-	int i, npos = 0, rc = 0, err;
-
-	for (i = 1; i < argc; i++) {
-		const char *arg = argv[i];
-
-		if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
-			cli_usage(stdout);
-			return 0;
-		}
-		else if (!strcmp(arg, "--db") || !strcmp(arg, "--realm")) {
-			if (i + 1 >= argc) {
-				(void)fprintf(stderr, "sipstack user: %s "
-					      "needs a value\n", arg);
-				return 2;
-			}
-			if (arg[2] == 'd')
-				db = argv[++i];
-			else
-				realm = argv[++i];
-		}
-		else if (!strncmp(arg, "--db=", 5)) {
-			db = arg + 5;
-		}
-		else if (!strncmp(arg, "--realm=", 8)) {
-			realm = arg + 8;
-		}
-		else if (arg[0] == '-' && arg[1] == '-') {
-			(void)fprintf(stderr, "sipstack user: unknown option "
-				      "%s\n", arg);
-			cli_usage(stderr);
-			return 2;
-		}
-		else if (npos < (int)ARRAY_SIZE(pos)) {
-			pos[npos++] = arg;
-		}
-		else {
-			cli_usage(stderr);
-			return 2;
-		}
-	}
-
-	cmd = pos[0];
-	if (!cmd ||
-	    (!strcmp(cmd, "add") && npos != 3) ||
-	    (!strcmp(cmd, "del") && npos != 2) ||
-	    (!strcmp(cmd, "list") && npos != 1) ||
-	    (strcmp(cmd, "add") && strcmp(cmd, "del") && strcmp(cmd, "list"))) {
-		cli_usage(stderr);
-		return 2;
-	}
-
-	if (!*db) {
-		(void)fprintf(stderr, "sipstack user: empty --db path\n");
-		return 2;
-	}
-
-	if (!strcmp(cmd, "add")) {
-		if (!name_valid(pos[1], AUTH_USER_MAX - 1)) {
-			(void)fprintf(stderr, "sipstack user: invalid user "
-				      "name (1..%d characters, no control "
-				      "characters, '\"' or '\\')\n",
-				      AUTH_USER_MAX - 1);
-			return 2;
-		}
-		if (!name_valid(realm, REALM_MAX)) {
-			(void)fprintf(stderr, "sipstack user: invalid realm "
-				      "(1..%d characters, no control "
-				      "characters, '\"' or '\\')\n",
-				      REALM_MAX);
-			return 2;
-		}
-
-		password = pos[2];
-		if (!strcmp(password, "-")) {
-			err = read_password(pwbuf, sizeof(pwbuf));
-			if (err) {
-				(void)fprintf(stderr, "sipstack user: cannot "
-					      "read the password from stdin"
-					      "%s\n", err == E2BIG ?
-					      " (too long)" : "");
-				rc = 1;
-				goto out;
-			}
-			password = pwbuf;
-		}
-		if (!*password || strlen(password) > PASSWORD_MAX) {
-			(void)fprintf(stderr, "sipstack user: the password "
-				      "must have 1..%d characters\n",
-				      PASSWORD_MAX);
-			rc = 2;
-			goto out;
-		}
-	}
-
-	err = users_open(&u, db, false, msg, sizeof(msg));
-	if (err) {
-		(void)fprintf(stderr, "sipstack user: cannot open %s: %s\n",
-			      db, msg);
-		rc = 1;
-		goto out;
-	}
-
-	if (!strcmp(cmd, "add")) {
-		err = auth_user_add(u, pos[1], realm, password);
-		if (err) {
-			(void)fprintf(stderr, "sipstack user: cannot save "
-				      "user %s in %s: %s\n", pos[1], db,
-				      sqlite3_errcode(u->db) != SQLITE_OK ?
-				      sqlite3_errmsg(u->db) : strerror(err));
-			rc = 1;
-			goto out;
-		}
-		(void)printf("user %s saved in %s (realm %s)\n", pos[1], db,
-			     realm);
-	}
-	else if (!strcmp(cmd, "del")) {
-		err = auth_user_del(u, pos[1]);
-		if (err == ENOENT) {
-			(void)fprintf(stderr, "sipstack user: no user %s in "
-				      "%s\n", pos[1], db);
-			rc = 1;
-			goto out;
-		}
-		if (err) {
-			(void)fprintf(stderr, "sipstack user: cannot delete "
-				      "user %s: %s\n", pos[1],
-				      sqlite3_errmsg(u->db));
-			rc = 1;
-			goto out;
-		}
-		(void)printf("user %s deleted from %s\n", pos[1], db);
-	}
-	else {
-		err = auth_user_list(u, cli_print_user, NULL);
-		if (err) {
-			(void)fprintf(stderr, "sipstack user: cannot list "
-				      "users: %s\n", sqlite3_errmsg(u->db));
-			rc = 1;
-			goto out;
-		}
-	}
-
- out:
-	OPENSSL_cleanse(pwbuf, sizeof(pwbuf));
-	mem_deref(u);
-
-	return rc;
-}
-
-
-/* ------------------------------------------------------------------ *
- * Client side: answering a challenge (RFC 7616 §3.4, RFC 8760)
- * ------------------------------------------------------------------ */
-
-static bool qop_has_auth(const struct pl *qop)
-{
-	struct pl v = *qop, tok;
-
-	while (!re_regex(v.p, v.l, "[^, \t]+", &tok)) {
-		if (!pl_strcasecmp(&tok, "auth"))
-			return true;
-		v.l -= (tok.p + tok.l) - v.p;
-		v.p = tok.p + tok.l;
-	}
-
-	return false;
-}
-
-
-static bool quotable(const struct pl *pl)
-{
-	return !pl->p || (!memchr(pl->p, '"', pl->l) &&
-			  !memchr(pl->p, '\\', pl->l));
-}
-
-
-struct chpick {
-	struct cred *c;
-	enum auth_alg alg;
-};
-
-
-/* the first challenge (server preference order) we can answer */
-static bool challenge_handler(const struct sip_hdr *hdr,
-			      const struct sip_msg *msg, void *arg)
-{
-	struct chpick *pk = arg;
-	enum auth_alg alg;
-	(void)msg;
-
-	if (cred_parse(pk->c, &hdr->val) || !pk->c->realm.p ||
-	    !pk->c->nonce.p)
-		return false;
-
-	alg = cred_alg(pk->c);
-	if (!alg || (pk->c->qop.p && !qop_has_auth(&pk->c->qop)))
-		return false;
-
-	if (!quotable(&pk->c->realm) || !quotable(&pk->c->nonce) ||
-	    !quotable(&pk->c->opaque))
-		return false;
-
-	pk->alg = alg;
-
-	return true;
-}
-
-
-int auth_client_answer(char **hdrp, const struct sip_msg *resp,
-		       const char *met, const char *uri, const char *user,
-		       const char *password, bool *stale)
-{
-	struct cred *c;
-	struct chpick pk;
-	char ha1[HEX_MAX], ha2[HEX_MAX], rsp[HEX_MAX], cnonce[17];
-	struct pl pv[6];
-	const bool proxy = resp && resp->scode == 407;
-	int err;
-
-	if (!hdrp || !resp || !met || !uri || !user || !password)
-		return EINVAL;
-
-	if (!name_valid(user, AUTH_USER_MAX) || strpbrk(uri, "\"\\\r\n"))
-		return EINVAL;
-
-	c = mem_zalloc(sizeof(*c), NULL);
-	if (!c)
-		return ENOMEM;
-
-	pk.c = c;
-	pk.alg = 0;
-	if (!sip_msg_hdr_apply(resp, true, proxy ?
-			       SIP_HDR_PROXY_AUTHENTICATE :
-			       SIP_HDR_WWW_AUTHENTICATE,
-			       challenge_handler, &pk)) {
-		err = EPROTONOSUPPORT;   /* nothing we can answer */
-		goto out;
-	}
-
-	if (stale)
-		*stale = c->stale.p && !pl_strcasecmp(&c->stale, "true");
-
-	{
-		struct pl pu, pr, pp;
-
-		pl_set_str(&pu, user);
-		pr = c->realm;
-		pl_set_str(&pp, password);
-		pv[0] = pu;
-		pv[1] = pr;
-		pv[2] = pp;
-		err = hash_join(ha1, pk.alg, pv, 3);
-	}
-	pl_set_str(&pv[0], met);
-	pl_set_str(&pv[1], uri);
-	err |= hash_join(ha2, pk.alg, pv, 2);
-
-	(void)re_snprintf(cnonce, sizeof(cnonce), "%016llx", rand_u64());
-	pl_set_str(&pv[0], ha1);
-	pv[1] = c->nonce;
-	if (c->qop.p) {
-		pl_set_str(&pv[2], "00000001");
-		pl_set_str(&pv[3], cnonce);
-		pl_set_str(&pv[4], "auth");
-		pl_set_str(&pv[5], ha2);
-		err |= hash_join(rsp, pk.alg, pv, 6);
-	}
-	else {
-		pl_set_str(&pv[2], ha2);
-		err |= hash_join(rsp, pk.alg, pv, 3);
-	}
-	if (err)
-		goto out;
-
-	{
-		static const struct pl none = PL_INIT;
-		const struct pl *op = c->opaque.p ? &c->opaque : &none;
-
-		err = re_sdprintf(hdrp, "%s: Digest username=\"%s\", "
-				  "realm=\"%r\", nonce=\"%r\", uri=\"%s\", "
-				  "response=\"%s\", algorithm=%s%s%s%s%s%r%s\r\n",
-				  proxy ? "Proxy-Authorization" :
-				  "Authorization", user, &c->realm, &c->nonce,
-				  uri, rsp, auth_alg_name(pk.alg),
-				  c->qop.p ? ", qop=auth, nc=00000001, "
-				  "cnonce=\"" : "", c->qop.p ? cnonce : "",
-				  c->qop.p ? "\"" : "",
-				  c->opaque.p ? ", opaque=\"" : "", op,
-				  c->opaque.p ? "\"" : "");
-	}
-
- out:
-	OPENSSL_cleanse(ha1, sizeof(ha1));
-	mem_deref(c);
-
-	return err;
 }

@@ -1,16 +1,18 @@
 /**
- * server/registrar/location.c  The location store: AOR -> bindings, made durable
+ * server/registrar/location.c  The location store: AOR -> bindings, durable
  *
  * Owns struct location: the authoritative working set of bindings
  * (RFC 3261 §10) in memory on the loop thread - a hash by AOR, each AOR
  * a list of bindings, and a min-heap of all bindings by expiry - and a
- * writer thread that stores every change in a backend ("memory:" or
- * "sqlite:PATH", struct loc_backend). Exposes location_*(), loc_set_*()
- * and loc_binding_*() in sipstack.h. Uses libre (hash, tmr, mqueue) on
+ * writer thread that stores every change in a backend (struct
+ * loc_backend: "memory:" in loc_memory.c, "sqlite:PATH" in loc_sqlite.c,
+ * or the caller's). Exposes location_*(), loc_set_*() and
+ * loc_binding_*() in registrar.h. Uses libre (hash, tmr, mqueue) on
  * the loop thread, pthreads and the backend on the writer thread; knows
- * nothing of SIP messages (server/registrar/registrar.c turns a REGISTER into a
- * struct loc_change) nor of transports (the registrar batches the
- * replies of a group commit through the hook of location_set_batch()).
+ * nothing of SIP messages (server/registrar/registrar.c turns a REGISTER
+ * into a struct loc_change) nor of transports (the registrar batches
+ * the replies of a group commit through the hook of
+ * location_set_batch()).
  *
  * WHY MEMORY FIRST, DISK SECOND
  *
@@ -62,9 +64,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <re.h>
 #include "registrar.h"
+#include "regpriv.h"
 
 
 enum {
@@ -72,8 +74,6 @@ enum {
 	DEFAULT_BATCH_MAX = 2048,
 	DEFAULT_PURGE_MS  = 1000,
 	PURGE_MAX         = 8192,   /* bindings purged per timer tick   */
-	SCHEMA_VERSION    = 1,      /* sqlite: PRAGMA user_version       */
-	BUSY_TIMEOUT_MS   = 5000,   /* sqlite: wait for another writer   */
 	HIDX_NONE         = -1,
 };
 
@@ -1441,17 +1441,297 @@ static void req_destructor(void *arg)
 }
 
 
+/* What location_apply() works on, from one step to the next. The
+ * vectors hold no references, except added (new bindings, not yet in
+ * memory). */
+struct apply {
+	struct location *loc;
+	const struct loc_change *chg;
+	struct aor *a;
+	uint64_t now;
+	uint64_t gen;           /* marks the bindings of the new set     */
+	struct uri *curiv;      /* chg's contact URIs, decoded           */
+	struct bvec live;       /* the AOR's bindings not expired        */
+	struct bvec next;       /* the AOR's bindings after the change   */
+	struct bvec added;      /* new bindings, referenced               */
+	struct bvec dropped;    /* bindings whose rows are deleted       */
+};
+
+
+static void apply_reset(struct apply *ap)
+{
+	size_t i;
+
+	for (i = 0; i < ap->added.n; i++)
+		mem_deref(ap->added.v[i]);
+	free(ap->live.v);
+	free(ap->next.v);
+	free(ap->added.v);
+	free(ap->dropped.v);
+	free(ap->curiv);
+}
+
+
+/* The contacts' URIs, decoded once for matching them to bindings */
+static int apply_decode(struct apply *ap)
+{
+	const struct loc_change *chg = ap->chg;
+	size_t i;
+
+	if (!chg->contactc)
+		return 0;
+
+	ap->curiv = calloc(chg->contactc, sizeof(*ap->curiv));
+	if (!ap->curiv)
+		return ENOMEM;
+
+	for (i = 0; i < chg->contactc; i++) {
+		if (uri_decode(&ap->curiv[i], &chg->contactv[i].uri))
+			return EINVAL;
+	}
+
+	return 0;
+}
+
+
+/* The AOR's live bindings: expired ones go whatever the request says */
+static int apply_live(struct apply *ap)
+{
+	struct le *le;
+	int err;
+
+	LIST_FOREACH(&ap->a->bindl, le) {
+		struct binding *bd = le->data;
+
+		if (bd->b.expires_at <= ap->now)
+			continue;
+
+		err = bvec_push(&ap->live, bd);
+		if (err)
+			return err;
+	}
+
+	return 0;
+}
+
+
+/* §10.3 step 7's ordering rule, against the state before the request:
+ * EPROTO when a binding the request would change (any, for a wildcard,
+ * step 6) carries its Call-ID and a CSeq not lower. The whole request
+ * fails then; nothing has changed. */
+static int apply_check_order(const struct apply *ap)
+{
+	const struct loc_change *chg = ap->chg;
+	size_t i, j;
+
+	for (i = 0; i < ap->live.n; i++) {
+		const struct binding *bd = ap->live.v[i];
+
+		if (chg->wildcard && out_of_order(bd, chg))
+			return EPROTO;
+
+		for (j = 0; j < chg->contactc; j++) {
+			if (binding_match(bd, &chg->contactv[j],
+					  &ap->curiv[j]) &&
+			    out_of_order(bd, chg))
+				return EPROTO;
+		}
+	}
+
+	return 0;
+}
+
+
+/* §10.3 step 7, "the registrar adds a binding": the binding of contact
+ * c, new, not in memory yet */
+static int binding_of_contact(struct binding **bdp, struct location *loc,
+			      const struct loc_change *chg,
+			      const struct loc_contact *c, uint64_t now)
+{
+	struct loc_binding nums;
+	struct binding *bd;
+	struct bstrs s;
+	int err;
+
+	memset(&nums, 0, sizeof(nums));
+	nums.expires_at = now + (uint64_t)c->expires * 1000;
+	nums.updated_at = now;
+	nums.q = c->q;
+	nums.cseq = chg->cseq;
+	nums.reg_id = pl_isset(&c->instance) ? c->reg_id : 0;
+
+	s.aor = chg->aor;
+	s.contact = c->uri;
+	s.callid = chg->callid;
+	s.instance = c->instance;
+	s.path = chg->path;
+	s.received = chg->received;
+	s.ua = chg->user_agent;
+	if (!pl_isset(&s.instance))
+		s.instance = (struct pl)PL_INIT;
+	if (!pl_isset(&s.path))
+		s.path = (struct pl)PL_INIT;
+	if (!pl_isset(&s.received))
+		s.received = (struct pl)PL_INIT;
+	if (!pl_isset(&s.ua))
+		s.ua = (struct pl)PL_INIT;
+
+	err = binding_alloc(&bd, &s, &nums);
+	if (err)
+		return err;
+
+	bd->seq = ++loc->seq;
+	*bdp = bd;
+
+	return 0;
+}
+
+
+/* §10.3 step 7 for the j-th contact: it replaces the bindings of the
+ * new set that it matches (bindings of this request included), or
+ * removes them when its expiry is 0 */
+static int apply_contact(struct apply *ap, size_t j)
+{
+	const struct loc_contact *c = &ap->chg->contactv[j];
+	struct binding *bd;
+	size_t i, k = 0;
+	int err;
+
+	for (i = 0; i < ap->next.n; i++) {
+		if (!binding_match(ap->next.v[i], c, &ap->curiv[j]))
+			ap->next.v[k++] = ap->next.v[i];
+	}
+	ap->next.n = k;
+
+	if (!c->expires)
+		return 0;
+
+	err = binding_of_contact(&bd, ap->loc, ap->chg, c, ap->now);
+	if (err)
+		return err;
+
+	err = bvec_push(&ap->added, bd);
+	if (err) {
+		mem_deref(bd);
+		return err;
+	}
+
+	/* on failure, bd goes with the rest of added (apply_reset) */
+	return bvec_push(&ap->next, bd);
+}
+
+
+/* §10.3 steps 6-7: the new binding set, marked with ap->gen. A wildcard
+ * (step 6) starts from nothing, anything else from the live bindings;
+ * then each contact in order. EOVERFLOW: more than max_bindings, unless
+ * the change does not add to the count. */
+static int apply_next_set(struct apply *ap)
+{
+	const struct location_config *cfg = &ap->loc->cfg;
+	size_t i;
+	int err;
+
+	if (!ap->chg->wildcard) {
+		for (i = 0; i < ap->live.n; i++) {
+			err = bvec_push(&ap->next, ap->live.v[i]);
+			if (err)
+				return err;
+		}
+	}
+
+	for (i = 0; i < ap->chg->contactc; i++) {
+		err = apply_contact(ap, i);
+		if (err)
+			return err;
+	}
+
+	for (i = 0; i < ap->next.n; i++)
+		ap->next.v[i]->mark = ap->gen;
+
+	if (cfg->max_bindings && ap->next.n > cfg->max_bindings &&
+	    ap->next.n > ap->live.n)
+		return EOVERFLOW;
+
+	return 0;
+}
+
+
+/* The writes for the backend: deletes of the bindings that leave the
+ * AOR (expired ones included; not when an upsert of the same contact
+ * string replaces the row anyway), upserts of the added bindings still
+ * in the set, in order (added keeps only those; a new binding that a
+ * later contact of the request replaced or removed is freed). */
+static int apply_writes(struct apply *ap)
+{
+	struct le *le;
+	size_t i, j;
+	int err;
+
+	LIST_FOREACH(&ap->a->bindl, le) {
+		struct binding *bd = le->data;
+		bool same = false;
+
+		if (bd->mark == ap->gen)
+			continue;
+
+		for (i = 0; i < ap->added.n && !same; i++)
+			same = ap->added.v[i]->mark == ap->gen &&
+				!strcmp(ap->added.v[i]->b.contact,
+					bd->b.contact);
+		if (same)
+			continue;
+
+		err = bvec_push(&ap->dropped, bd);
+		if (err)
+			return err;
+	}
+
+	for (i = 0, j = 0; i < ap->added.n; i++) {
+		if (ap->added.v[i]->mark == ap->gen)
+			ap->added.v[j++] = ap->added.v[i];
+		else
+			mem_deref(ap->added.v[i]);
+	}
+	ap->added.n = j;
+
+	return 0;
+}
+
+
+/* Memory takes the change: the bindings not in the new set go, the
+ * added ones come (their references pass to the AOR). Cannot fail: the
+ * heap has room (heap_reserve). */
+static void apply_memory(struct apply *ap)
+{
+	struct le *le;
+	size_t i;
+
+	for (le = list_head(&ap->a->bindl); le; ) {
+		struct binding *bd = le->data;
+
+		le = le->next;
+		if (bd->mark != ap->gen)
+			aor_drop(ap->loc, bd);
+	}
+
+	for (i = 0; i < ap->added.n; i++)
+		aor_add(ap->loc, ap->a, ap->added.v[i]);
+	ap->added.n = 0;
+}
+
+
+/* The steps: check the change, compute the new set and the writes
+ * without touching memory (so that any failure leaves the AOR as it
+ * was), allocate what waits for the commit (the loop's request with
+ * the set to report, the writer's job), then change memory and hand
+ * the job to the writer. */
 int location_apply(struct location *loc, const struct loc_change *chg,
 		   loc_done_h *doneh, void *arg)
 {
-	struct bvec live = {0}, next = {0}, added = {0}, dropped = {0};
-	struct uri *curiv = NULL;
+	struct apply ap;
 	struct loc_req *req = NULL;
 	struct job *job = NULL;
 	struct aor *a = NULL;
-	uint64_t now, gen;
-	struct le *le;
-	size_t i, j;
 	int err;
 
 	if (!loc || !chg)
@@ -1472,152 +1752,24 @@ int location_apply(struct location *loc, const struct loc_change *chg,
 	if (err)
 		return err;
 
-	now = location_clock();
-	gen = ++loc->markgen;
+	memset(&ap, 0, sizeof(ap));
+	ap.loc = loc;
+	ap.chg = chg;
+	ap.a   = a;
+	ap.now = location_clock();
+	ap.gen = ++loc->markgen;
 
-	if (chg->contactc) {
-		curiv = calloc(chg->contactc, sizeof(*curiv));
-		if (!curiv) {
-			err = ENOMEM;
-			goto out;
-		}
-		for (i = 0; i < chg->contactc; i++) {
-			if (uri_decode(&curiv[i], &chg->contactv[i].uri)) {
-				err = EINVAL;
-				goto out;
-			}
-		}
-	}
-
-	/* the live bindings; expired ones go whatever the request says */
-	LIST_FOREACH(&a->bindl, le) {
-		struct binding *bd = le->data;
-
-		if (bd->b.expires_at > now)
-			err = bvec_push(&live, bd);
-		if (err)
-			goto out;
-	}
-
-	/* step 7's ordering rule, against the state before the request:
-	 * the whole request fails, nothing changes */
-	for (i = 0; i < live.n; i++) {
-		struct binding *bd = live.v[i];
-
-		if (chg->wildcard && out_of_order(bd, chg)) {
-			err = EPROTO;
-			goto out;
-		}
-		for (j = 0; j < chg->contactc; j++) {
-			if (binding_match(bd, &chg->contactv[j], &curiv[j]) &&
-			    out_of_order(bd, chg)) {
-				err = EPROTO;
-				goto out;
-			}
-		}
-	}
-
-	/* the new binding set: each contact replaces what it matches
-	 * (bindings of the request itself included), or removes it */
-	if (!chg->wildcard) {
-		for (i = 0; i < live.n; i++) {
-			err = bvec_push(&next, live.v[i]);
-			if (err)
-				goto out;
-		}
-	}
-
-	for (j = 0; j < chg->contactc; j++) {
-		const struct loc_contact *c = &chg->contactv[j];
-		struct loc_binding nums;
-		struct binding *bd;
-		struct bstrs s;
-		size_t k = 0;
-
-		for (i = 0; i < next.n; i++) {
-			if (!binding_match(next.v[i], c, &curiv[j]))
-				next.v[k++] = next.v[i];
-		}
-		next.n = k;
-
-		if (!c->expires)
-			continue;
-
-		memset(&nums, 0, sizeof(nums));
-		nums.expires_at = now + (uint64_t)c->expires * 1000;
-		nums.updated_at = now;
-		nums.q = c->q;
-		nums.cseq = chg->cseq;
-		nums.reg_id = pl_isset(&c->instance) ? c->reg_id : 0;
-
-		s.aor = chg->aor;
-		s.contact = c->uri;
-		s.callid = chg->callid;
-		s.instance = c->instance;
-		s.path = chg->path;
-		s.received = chg->received;
-		s.ua = chg->user_agent;
-		if (!pl_isset(&s.instance))
-			s.instance = (struct pl)PL_INIT;
-		if (!pl_isset(&s.path))
-			s.path = (struct pl)PL_INIT;
-		if (!pl_isset(&s.received))
-			s.received = (struct pl)PL_INIT;
-		if (!pl_isset(&s.ua))
-			s.ua = (struct pl)PL_INIT;
-
-		err = binding_alloc(&bd, &s, &nums);
-		if (err)
-			goto out;
-		bd->seq = ++loc->seq;
-
-		err = bvec_push(&added, bd);
-		if (!err)
-			err = bvec_push(&next, bd);
-		if (err) {
-			if (added.n && added.v[added.n - 1] == bd)
-				--added.n;
-			mem_deref(bd);
-			goto out;
-		}
-	}
-
-	for (i = 0; i < next.n; i++)
-		next.v[i]->mark = gen;
-
-	if (loc->cfg.max_bindings && next.n > loc->cfg.max_bindings &&
-	    next.n > live.n) {
-		err = EOVERFLOW;
-		goto out;
-	}
-
-	/* the writes: deletes of what goes (unless an upsert of the same
-	 * contact string replaces it anyway), upserts of what came */
-	LIST_FOREACH(&a->bindl, le) {
-		struct binding *bd = le->data;
-		bool same = false;
-
-		if (bd->mark == gen)
-			continue;
-		for (i = 0; i < added.n && !same; i++)
-			same = added.v[i]->mark == gen &&
-				!strcmp(added.v[i]->b.contact, bd->b.contact);
-		if (!same)
-			err = bvec_push(&dropped, bd);
-		if (err)
-			goto out;
-	}
-
-	/* upserts: the added bindings still in the set, in order */
-	for (i = 0, j = 0; i < added.n; i++) {
-		if (added.v[i]->mark == gen)
-			added.v[j++] = added.v[i];
-		else
-			mem_deref(added.v[i]);
-	}
-	added.n = j;
-
-	err = heap_reserve(loc, added.n);
+	err = apply_decode(&ap);
+	if (!err)
+		err = apply_live(&ap);
+	if (!err)
+		err = apply_check_order(&ap);
+	if (!err)
+		err = apply_next_set(&ap);
+	if (!err)
+		err = apply_writes(&ap);
+	if (!err)
+		err = heap_reserve(loc, ap.added.n);
 	if (err)
 		goto out;
 
@@ -1627,28 +1779,19 @@ int location_apply(struct location *loc, const struct loc_change *chg,
 		goto out;
 	}
 
-	err = set_alloc(&req->set, &chg->aor, next.v, next.n, now);
+	err = set_alloc(&req->set, &chg->aor, ap.next.v, ap.next.n, ap.now);
 	if (err)
 		goto out;
 
-	job = job_write(req, dropped.v, dropped.n, added.v, added.n);
+	job = job_write(req, ap.dropped.v, ap.dropped.n, ap.added.v,
+			ap.added.n);
 	if (!job) {
 		err = ENOMEM;
 		goto out;
 	}
 
-	/* nothing can fail from here: memory takes the change */
-	for (le = list_head(&a->bindl); le; ) {
-		struct binding *bd = le->data;
-
-		le = le->next;
-		if (bd->mark != gen)
-			aor_drop(loc, bd);
-	}
-
-	for (i = 0; i < added.n; i++)
-		aor_add(loc, a, added.v[i]);
-	added.n = 0;
+	/* nothing can fail from here */
+	apply_memory(&ap);
 
 	req->aor = mem_ref(a);
 	req->doneh = doneh;
@@ -1660,13 +1803,7 @@ int location_apply(struct location *loc, const struct loc_change *chg,
 	req = NULL;
 
  out:
-	for (i = 0; i < added.n; i++)
-		mem_deref(added.v[i]);
-	free(live.v);
-	free(next.v);
-	free(added.v);
-	free(dropped.v);
-	free(curiv);
+	apply_reset(&ap);
 	free(job);
 	mem_deref(req);
 	if (err)
@@ -1705,418 +1842,6 @@ int location_lookup(struct loc_set **setp, struct location *loc,
 
 	return err;
 }
-
-
-/* ------------------------------------------------------------------ *
- * Backend "memory:": nothing persists (tests)
- * ------------------------------------------------------------------ */
-
-static int mem_open(void **statep, const char *arg)
-{
-	(void)arg;
-	*statep = NULL;
-
-	return 0;
-}
-
-
-static int mem_load(void *state, const char *aor, loc_row_h *rowh,
-		    void *arg)
-{
-	(void)state;
-	(void)aor;
-	(void)rowh;
-	(void)arg;
-
-	return 0;
-}
-
-
-static int mem_apply(void *state, const struct loc_op *opv, size_t opc)
-{
-	(void)state;
-	(void)opv;
-	(void)opc;
-
-	return 0;
-}
-
-
-static void mem_close(void *state)
-{
-	(void)state;
-}
-
-
-static const struct loc_backend backend_memory = {
-	.name  = "memory",
-	.open  = mem_open,
-	.load  = mem_load,
-	.apply = mem_apply,
-	.close = mem_close,
-};
-
-
-/* ------------------------------------------------------------------ *
- * Backend "sqlite:PATH": one database file, WAL, synchronous=FULL
- * ------------------------------------------------------------------ */
-
-#define SQL_COLUMNS "aor, contact, expires_at, q, callid, cseq, " \
-	"instance, reg_id, path, received, user_agent, updated_at"
-
-static const char sql_schema[] =
-	"CREATE TABLE IF NOT EXISTS bindings ("
-	" aor        TEXT    NOT NULL,"   /* canonical AOR             */
-	" contact    TEXT    NOT NULL,"   /* Contact URI, without <>   */
-	" expires_at INTEGER NOT NULL,"   /* unix ms                   */
-	" q          INTEGER NOT NULL,"   /* thousandths, 0..1000      */
-	" callid     TEXT    NOT NULL,"
-	" cseq       INTEGER NOT NULL,"
-	" instance   TEXT,"               /* +sip.instance (RFC 5626)  */
-	" reg_id     INTEGER NOT NULL DEFAULT 0,"
-	" path       TEXT,"               /* Path values (RFC 3327)    */
-	" received   TEXT,"               /* source of the REGISTER    */
-	" user_agent TEXT,"
-	" updated_at INTEGER NOT NULL,"   /* unix ms                   */
-	" PRIMARY KEY (aor, contact)"
-	") WITHOUT ROWID;";
-
-struct sqlite_be {
-	sqlite3 *db;
-	sqlite3_stmt *upsert;
-	sqlite3_stmt *del;
-	sqlite3_stmt *sel_all;
-	sqlite3_stmt *sel_aor;
-	char errmsg[160];
-};
-
-
-static int sqlite_errno(int rc)
-{
-	switch (rc & 0xff) {
-
-	case SQLITE_OK:       return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:   return EBUSY;
-	case SQLITE_FULL:     return ENOSPC;
-	case SQLITE_READONLY: return EROFS;
-	case SQLITE_NOMEM:    return ENOMEM;
-	case SQLITE_CANTOPEN:
-	case SQLITE_PERM:     return EACCES;
-	default:              return EIO;
-	}
-}
-
-
-static int sqlite_fail(struct sqlite_be *s, int rc)
-{
-	re_snprintf(s->errmsg, sizeof(s->errmsg), "%s",
-		    s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-
-	return sqlite_errno(rc);
-}
-
-
-static int sqlite_exec(struct sqlite_be *s, const char *sql)
-{
-	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-
-	return rc == SQLITE_OK ? 0 : sqlite_fail(s, rc);
-}
-
-
-/* One-row, one-column query: the text of the result in buf */
-static int sqlite_value(struct sqlite_be *s, const char *sql, char *buf,
-			size_t sz)
-{
-	sqlite3_stmt *st = NULL;
-	int rc, err = 0;
-
-	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sqlite_fail(s, rc);
-
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(st, 0);
-		str_ncpy(buf, t ? (const char *)t : "", sz);
-	}
-	else {
-		err = sqlite_fail(s, rc);
-	}
-
-	sqlite3_finalize(st);
-
-	return err;
-}
-
-
-static void sqlite_close(void *state)
-{
-	struct sqlite_be *s = state;
-
-	if (!s)
-		return;
-
-	sqlite3_finalize(s->upsert);
-	sqlite3_finalize(s->del);
-	sqlite3_finalize(s->sel_all);
-	sqlite3_finalize(s->sel_aor);
-	sqlite3_close(s->db);
-	free(s);
-}
-
-
-static int sqlite_schema(struct sqlite_be *s)
-{
-	char buf[32];
-	long version;
-	int err;
-
-	err = sqlite_value(s, "PRAGMA user_version", buf, sizeof(buf));
-	if (err)
-		return err;
-
-	version = strtol(buf, NULL, 10);
-	if (version == SCHEMA_VERSION)
-		return 0;
-
-	if (version > SCHEMA_VERSION) {
-		re_snprintf(s->errmsg, sizeof(s->errmsg), "schema version "
-			    "%ld is newer than ours (%d)", version,
-			    SCHEMA_VERSION);
-		return ENOTSUP;
-	}
-
-	/* version 0: a new database (or one made by hand: keep it) */
-	err = sqlite_exec(s, "BEGIN IMMEDIATE");
-	if (err)
-		return err;
-
-	err = sqlite_exec(s, sql_schema);
-	if (!err)
-		err = sqlite_exec(s, "PRAGMA user_version = 1");
-	if (!err)
-		err = sqlite_exec(s, "COMMIT");
-	if (err)
-		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-
-	return err;
-}
-
-
-static int sqlite_open(void **statep, const char *path)
-{
-	struct sqlite_be *s;
-	char mode[16];
-	int rc, err;
-
-	if (!path || !*path)
-		return EINVAL;
-
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return ENOMEM;
-
-	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
-			     SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		err = sqlite_fail(s, rc);
-		goto out;
-	}
-
-	(void)sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-
-	/* WAL: one fsync per commit, readers never block the writer */
-	err = sqlite_value(s, "PRAGMA journal_mode = WAL", mode,
-			   sizeof(mode));
-	if (err)
-		goto out;
-	if (str_casecmp(mode, "wal")) {
-		re_snprintf(s->errmsg, sizeof(s->errmsg), "journal_mode is "
-			    "%s, not wal", mode);
-		err = ENOTSUP;
-		goto out;
-	}
-
-	/* FULL: a commit is on disk when COMMIT returns */
-	err = sqlite_exec(s, "PRAGMA synchronous = FULL");
-	if (err)
-		goto out;
-
-	err = sqlite_schema(s);
-	if (err)
-		goto out;
-
-	rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO bindings ("
-				SQL_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
-				"?6, ?7, ?8, ?9, ?10, ?11, ?12)", -1,
-				&s->upsert, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(s->db, "DELETE FROM bindings WHERE "
-					"aor = ?1 AND contact = ?2", -1,
-					&s->del, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(s->db, "SELECT " SQL_COLUMNS
-					" FROM bindings", -1, &s->sel_all,
-					NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(s->db, "SELECT " SQL_COLUMNS
-					" FROM bindings WHERE aor = ?1", -1,
-					&s->sel_aor, NULL);
-	if (rc != SQLITE_OK)
-		err = sqlite_fail(s, rc);
-
- out:
-	if (err) {
-		slog(LOG_ERROR, "location", "open_failed", NULL,
-		     "backend=sqlite path=%H err=%m msg=%H", log_q, path,
-		     err, log_q, s->errmsg);
-		sqlite_close(s);
-	}
-	else {
-		*statep = s;
-	}
-
-	return err;
-}
-
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
-}
-
-
-static int sqlite_load(void *state, const char *aor, loc_row_h *rowh,
-		       void *arg)
-{
-	struct sqlite_be *s = state;
-	sqlite3_stmt *st = aor ? s->sel_aor : s->sel_all;
-	int rc, err = 0;
-
-	if (aor)
-		(void)sqlite3_bind_text(st, 1, aor, -1, SQLITE_STATIC);
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct loc_binding b;
-
-		memset(&b, 0, sizeof(b));
-		b.aor        = col_text(st, 0);
-		b.contact    = col_text(st, 1);
-		b.expires_at = (uint64_t)sqlite3_column_int64(st, 2);
-		b.q          = (uint16_t)sqlite3_column_int(st, 3);
-		b.callid     = col_text(st, 4);
-		b.cseq       = (uint32_t)sqlite3_column_int64(st, 5);
-		b.instance   = col_text(st, 6);
-		b.reg_id     = (uint32_t)sqlite3_column_int64(st, 7);
-		b.path       = col_text(st, 8);
-		b.received   = col_text(st, 9);
-		b.user_agent = col_text(st, 10);
-		b.updated_at = (uint64_t)sqlite3_column_int64(st, 11);
-
-		if (!b.aor || !b.contact || !b.callid)
-			continue;
-
-		err = rowh(&b, arg);
-		if (err)
-			break;
-	}
-
-	if (!err && rc != SQLITE_DONE)
-		err = sqlite_fail(s, rc);
-
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-
-	return err;
-}
-
-
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s)
-		(void)sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-	else
-		(void)sqlite3_bind_null(st, i);
-}
-
-
-static int sqlite_op(struct sqlite_be *s, const struct loc_op *op)
-{
-	const struct loc_binding *b = &op->b;
-	sqlite3_stmt *st;
-	int rc;
-
-	if (op->type == LOC_OP_DELETE) {
-		st = s->del;
-		bind_text(st, 1, b->aor);
-		bind_text(st, 2, b->contact);
-	}
-	else {
-		st = s->upsert;
-		bind_text(st, 1, b->aor);
-		bind_text(st, 2, b->contact);
-		(void)sqlite3_bind_int64(st, 3, (sqlite3_int64)b->expires_at);
-		(void)sqlite3_bind_int(st, 4, b->q);
-		bind_text(st, 5, b->callid);
-		(void)sqlite3_bind_int64(st, 6, b->cseq);
-		bind_text(st, 7, b->instance);
-		(void)sqlite3_bind_int64(st, 8, b->reg_id);
-		bind_text(st, 9, b->path);
-		bind_text(st, 10, b->received);
-		bind_text(st, 11, b->user_agent);
-		(void)sqlite3_bind_int64(st, 12, (sqlite3_int64)b->updated_at);
-	}
-
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-
-	return rc == SQLITE_DONE ? 0 : sqlite_fail(s, rc);
-}
-
-
-static int sqlite_apply(void *state, const struct loc_op *opv, size_t opc)
-{
-	struct sqlite_be *s = state;
-	size_t i;
-	int err;
-
-	/* IMMEDIATE: take the write lock now, not halfway through */
-	err = sqlite_exec(s, "BEGIN IMMEDIATE");
-	if (err)
-		return err;
-
-	for (i = 0; i < opc && !err; i++)
-		err = sqlite_op(s, &opv[i]);
-
-	if (!err)
-		err = sqlite_exec(s, "COMMIT");
-
-	if (err)
-		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-
-	return err;
-}
-
-
-static const char *sqlite_errmsg(void *state)
-{
-	struct sqlite_be *s = state;
-
-	return s ? s->errmsg : NULL;
-}
-
-
-static const struct loc_backend backend_sqlite = {
-	.name   = "sqlite",
-	.open   = sqlite_open,
-	.load   = sqlite_load,
-	.apply  = sqlite_apply,
-	.errmsg = sqlite_errmsg,
-	.close  = sqlite_close,
-};
 
 
 /* ------------------------------------------------------------------ *
@@ -2310,7 +2035,7 @@ int location_open(struct location **locp, const char *spec,
 		  const struct location_config *cfg)
 {
 	static const struct loc_backend *backends[] = {
-		&backend_memory, &backend_sqlite,
+		&loc_backend_memory, &loc_backend_sqlite,
 	};
 	const char *colon;
 	size_t i, n;

@@ -31,10 +31,10 @@
  * once the change is committed, so an answer sent from it is durable.
  *
  * Backends are named by a spec string: "memory:" (nothing persists, for
- * tests) or "sqlite:PATH" (one database file, WAL, synchronous=FULL,
- * table `bindings`, schema version in PRAGMA user_version). Others
- * (Redis...) implement struct loc_backend and use
- * location_open_backend().
+ * tests; loc_memory.c) or "sqlite:PATH" (one database file, WAL,
+ * synchronous=FULL, table `bindings`, schema version in PRAGMA
+ * user_version; loc_sqlite.c). Others (Redis...) implement struct
+ * loc_backend and use location_open_backend().
  *
  * Times are unix time in milliseconds (wall clock, since they persist);
  * q-values are in thousandths (1000 = q 1.0). All functions run on the
@@ -307,12 +307,69 @@ int  registrar_debug(struct re_printf *pf, const struct registrar *reg);
 /* ---- REGISTRAR END ---- */
 
 
-/* ---- AUTH BEGIN ---- (SIP digest authentication, server/registrar/auth.c) */
+/* ---- USERS BEGIN ---- (the users table, server/registrar/users.c) */
+
+/*
+ * The `users` table of the SQLite database that also holds the location
+ * store: user name, realm and both HA1s (MD5, SHA-256; never a
+ * password), and the `secrets` table (the verifier's nonce secret).
+ * The server's handle (auth_users_open) keeps the table in a cache on
+ * the loop thread and polls PRAGMA data_version every second on a libre
+ * timer, so that writes by other processes (`sipstack user add`) are
+ * seen within a second without a disk read per request. The HA1 format
+ * is internal: add users with auth_user_add() (or the command line),
+ * not with SQL.
+ */
+struct auth_users;
+
+enum {
+	AUTH_USER_MAX     = DIGEST_USER_MAX, /* user names: 1..127 bytes  */
+	AUTH_REALM_MAX    = 128,             /* realms: 1..128 bytes      */
+	AUTH_PASSWORD_MAX = 1024,            /* passwords: 1..1024 bytes  */
+};
+
+#define AUTH_REALM_DEFAULT "sipstack"
+
+typedef int (auth_user_h)(const char *user, const char *realm,
+			  int64_t created_at, void *arg);
+
+/* Opens (creates) dbpath in WAL mode with a busy timeout, creates the
+ * tables, loads the cache and starts the poll (see above). */
+int  auth_users_open(struct auth_users **up, const char *dbpath);
+/* Opens dbpath for direct reads and writes only: no cache, no timer,
+ * so no libre loop is needed (the `sipstack user` command). errbuf (may
+ * be NULL) gets SQLite's message when it fails. */
+int  auth_users_open_direct(struct auth_users **up, const char *dbpath,
+			    char *errbuf, size_t errsz);
+/* Stores both HA1s of user (replacing any previous row); realm NULL is
+ * AUTH_REALM_DEFAULT. EINVAL for an empty or over-long
+ * name/realm/password or one with control characters, '"' or '\'. */
+int  auth_user_add(struct auth_users *up, const char *user,
+		   const char *realm, const char *password);
+/* ENOENT if there is no such user */
+int  auth_user_del(struct auth_users *up, const char *user);
+/* Calls h for each row, from the database, by name; a non-zero return
+ * from h stops the walk and is returned. */
+int  auth_user_list(struct auth_users *up, auth_user_h *h, void *arg);
+uint32_t auth_users_count(const struct auth_users *up);  /* cached   */
+/* Reloads the cache now if another connection changed the database
+ * (what the one-second timer does). */
+int  auth_users_refresh(struct auth_users *up);
+/* SQLite's message about the last call that failed in SQLite; NULL
+ * when the last call did not (then its errno says why) */
+const char *auth_users_errmsg(const struct auth_users *up);
+int  auth_users_debug(struct re_printf *pf, const struct auth_users *up);
+
+/* ---- USERS END ---- */
+
+
+/* ---- AUTH BEGIN ---- (the digest verifier, server/registrar/auth.c) */
 
 /*
  * Server-side Digest authentication (RFC 7616, RFC 8760 for SHA-256 in
- * SIP, RFC 3261 §22) against the `users` table of the SQLite database
- * that also holds the location store. Everything runs on the loop thread.
+ * SIP, RFC 3261 §22) against the users table (struct auth_users, above);
+ * the hashing and the header parser are the core's (sipcore.h, Digest).
+ * Everything runs on the loop thread.
  *
  * A REGISTER hook typically does:
  *
@@ -357,14 +414,8 @@ int  registrar_debug(struct re_printf *pf, const struct registrar *reg);
  * such clients.
  */
 struct auth;
-struct auth_users;
 struct authguard;
 struct authguard_config;
-
-enum auth_alg {
-	AUTH_ALG_MD5    = 1u << 0,
-	AUTH_ALG_SHA256 = 1u << 1,
-};
 
 enum auth_status {
 	AUTH_OK = 0,
@@ -376,7 +427,6 @@ enum auth_status {
 };
 
 enum {
-	AUTH_USER_MAX   = 128,     /* user names: 1..127 bytes            */
 	AUTH_NONCE_TTL  = 300,     /* s, default nonce lifetime           */
 	AUTH_NONCES_MAX = 100000,  /* default size of the nc table        */
 };
@@ -404,38 +454,6 @@ struct auth_result {
 				      * "nc_replay", "qop_missing"         */
 };
 
-/* Users store. auth_users_open() opens (creates) dbpath in WAL mode with
- * a busy timeout, creates the users table (username TEXT PRIMARY KEY,
- * realm, ha1_md5, ha1_sha256, created_at; never a password), loads the
- * cache and polls PRAGMA data_version every second on a libre timer, so
- * that writes by other processes (`sipstack user add`) are seen within a
- * second without a disk read per request. */
-typedef int (auth_user_h)(const char *user, const char *realm,
-			  int64_t created_at, void *arg);
-
-int  auth_users_open(struct auth_users **up, const char *dbpath);
-/* Stores both HA1s of user (replacing any previous row); realm NULL is
- * "sipstack". EINVAL for an empty or over-long name/realm/password or
- * one with control characters, '"' or '\'. */
-int  auth_user_add(struct auth_users *up, const char *user,
-		   const char *realm, const char *password);
-/* ENOENT if there is no such user */
-int  auth_user_del(struct auth_users *up, const char *user);
-/* Calls h for each row, from the database, by name; a non-zero return
- * from h stops the walk and is returned. */
-int  auth_user_list(struct auth_users *up, auth_user_h *h, void *arg);
-uint32_t auth_users_count(const struct auth_users *up);  /* cached   */
-/* Reloads the cache now if another connection changed the database
- * (what the one-second timer does). */
-int  auth_users_refresh(struct auth_users *up);
-int  auth_users_debug(struct re_printf *pf, const struct auth_users *up);
-
-/* `sipstack user add USER PASSWORD [--realm R] [--db PATH]`,
- * `... del USER [--db PATH]`, `... list [--db PATH]`; argv[0] is "user".
- * PASSWORD "-" reads it from stdin. Needs no libre_init(). Returns the
- * exit code: 0 ok, 1 error, 2 usage. */
-int  auth_user_cli(int argc, char *argv[]);
-
 /* The verifier; takes a reference on users (which may be NULL: every
  * user is then unknown). cfg NULL: auth_config_default(). */
 void auth_config_default(struct auth_config *cfg);
@@ -444,7 +462,6 @@ int  auth_alloc(struct auth **ap, struct auth_users *users,
 const char *auth_realm(const struct auth *a);
 uint32_t auth_nonces(const struct auth *a);   /* nonces in the nc table */
 struct authguard *auth_guard(const struct auth *a);  /* NULL: none  */
-const char *auth_alg_name(enum auth_alg alg);        /* "SHA-256"     */
 const char *auth_status_name(enum auth_status st);   /* "replay"      */
 
 /* Writes the challenge header lines (WWW-Authenticate, or

@@ -7,9 +7,9 @@
  * regsvc.h: open from a struct regsvc_config, the whole REGISTER in C
  * (auth, the AOR check of RFC 3261 §10.3 step 4, registrar_handle),
  * the same with an outcome for a caller (a script's registrar.save),
- * and lookup. Uses server/registrar/location.c, registrar.c, auth.c and
- * authguard.c; knows nothing of Lua (bindings/api_registrar.c keeps
- * one service across reloads while the config stays the same).
+ * and lookup. Uses server/registrar/location.c, registrar.c, users.c,
+ * auth.c and authguard.c; knows nothing of Lua (bindings/api_registrar.c
+ * keeps one service across reloads while the config stays the same).
  */
 #include <string.h>
 #include <re.h>

@@ -3,7 +3,7 @@
  *
  * REGISTER requests are written as text with Authorization headers whose
  * digests this file computes itself (OpenSSL EVP, independently of
- * server/registrar/auth.c), parsed with sip_msg_decode() and checked with
+ * server/core/digest.c), parsed with sip_msg_decode() and checked with
  * auth_check(). Covers: MD5 and SHA-256, wrong password, unknown user,
  * expired / tampered / evicted nonces, nonce-count replay, uri mismatch,
  * malformed credentials, qop absent, the challenge headers, the users
