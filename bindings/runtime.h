@@ -54,6 +54,8 @@ enum rt_hook {
 	RT_HOOK_REQUEST,       /* on_request             */
 	RT_HOOK_REGISTER,      /* on_register            */
 	RT_HOOK_SPAWN,         /* sip.spawn, callbacks: no hook */
+	RT_HOOK_SUBSCRIBE,     /* sip.on_subscribe(package, fn): the
+				* feature pushes the function         */
 	RT_HOOK_MAX
 };
 
@@ -66,6 +68,8 @@ enum rt_slot {
 				 * registrations                        */
 	RT_SLOT_REGISTER_ROUTE, /* api_registrar.c: runtime: the stack
 				 * handler taking REGISTER              */
+	RT_SLOT_EVENTS,         /* api_events.c: runtime: the packages
+				 * listened to                          */
 	RT_SLOT_MAX
 };
 
@@ -119,7 +123,7 @@ void rt_op_resume(struct rt_op *op, rt_push_h *push, void *arg);
 /* Raises unless L runs in a task (fn names the function) */
 void rt_need_task(lua_State *L, const char *fn);
 /* A new task of sc running hook h (its function pushed on the
- * coroutine), or for RT_HOOK_SPAWN nothing pushed yet. NULL when sc has
+ * coroutine), or for RT_HOOK_SPAWN and after nothing pushed yet. NULL when sc has
  * no such hook, is closing, or no memory. */
 struct task *rt_task_new(struct script *sc, enum rt_hook h);
 lua_State *rt_task_co(const struct task *t);
@@ -188,6 +192,9 @@ int  api_registrar_activate(struct luart *rt, struct script *sc);
 void api_registrar_close(struct luart *rt);
 void api_register_inject(lua_State *L);
 void api_register_close(struct luart *rt);
+void api_events_inject(lua_State *L);
+int  api_events_activate(struct luart *rt, struct script *sc);
+void api_events_close(struct luart *rt);
 
 /* api_request.c: the request object and header tables, for the others */
 void api_request_push(lua_State *L, struct stack_req *req);

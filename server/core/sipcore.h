@@ -380,9 +380,12 @@ int  dialog_create_uac(struct dialog **dlgp, struct dialog_table *t,
 		       const char *local, const char *remote,
 		       const char *target, const char *contact);
 /* A 1xx with To tag or a 2xx: remote tag, reversed Record-Route,
- * Contact. EEXIST when the tag is another fork's (see dialog_fork). */
-int  dialog_set_remote(struct dialog *dlg, const struct sip_msg *resp);
-/* A new dialog for a response of another fork of orig's INVITE */
+ * Contact. A request (a NOTIFY before its SUBSCRIBE's 2xx, RFC 6665
+ * §4.1.2.4): its From tag, its Record-Route in order, Contact. EEXIST
+ * when the tag is another fork's (see dialog_fork). */
+int  dialog_set_remote(struct dialog *dlg, const struct sip_msg *msg);
+/* A new dialog for a response (or NOTIFY) of another fork of orig's
+ * INVITE (or SUBSCRIBE) */
 int  dialog_fork(struct dialog **dlgp, const struct dialog *orig,
 		 const struct sip_msg *resp);
 /* A target refresh (re-INVITE, UPDATE or their 2xx): new remote target */

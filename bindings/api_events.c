@@ -1,0 +1,894 @@
+/**
+ * bindings/api_events.c  Subscriptions for scripts: sip.on_subscribe,
+ * sip.subscribe and the subscription object
+ *
+ * Owns struct lsub, the Lua side of a struct sub: the userdata
+ * "sipstack.sub" holds a reference on it, and the lsub anchors the
+ * userdata until the subscription ends (so a script may drop it).
+ * Callbacks (sub.on_notify, on_refresh, on_end) live in the userdata's
+ * environment table; each runs in a task of its own. An lsub holds its
+ * script generation: a subscription made before a reload keeps running
+ * in the old one, new SUBSCRIBEs go to the new one's on_subscribe.
+ *
+ * Packages: sip.on_subscribe(package, fn) at the script's top level;
+ * when a generation becomes current the packages it handles are the
+ * ones the events service listens to (the others get 489). The hook
+ * runs fn(sub) in a task: it answers with sub:accept / sub:reject; if it
+ * ends without either, a returned status code rejects, otherwise 603,
+ * and an error 500. Uses server/events/.
+ */
+#include <ctype.h>
+#include <string.h>
+#include <re.h>
+#include "sipstack.h"
+#include "runtime.h"
+
+
+#define SUB_MT "sipstack.sub"
+
+/* registry key of a generation's table package -> function */
+static const char KEY_PKGS = 0;
+
+struct lsub {
+	struct sub *sub;         /* reference                          */
+	struct script *sc;       /* reference                          */
+	int ref;                 /* registry ref of the userdata while
+				  * the subscription lives             */
+	struct rt_op *waiter;    /* sip.subscribe's wait for the answer */
+	uint16_t scode;          /* its answer                         */
+	char *reason;
+	int err;
+	/* the last NOTIFY (subscriber) */
+	char *body, *ctype, *ntf_reason;
+	size_t len;
+};
+
+struct ludata {
+	struct lsub *ls;
+};
+
+/* The packages the current generation handles (a runtime slot) */
+struct levents {
+	struct list pkgs;        /* struct lpkg */
+};
+
+struct lpkg {
+	struct le le;
+	struct evpkg *pkg;
+	char *name;
+	uint32_t min, max;
+};
+
+
+static void lsub_destructor(void *arg)
+{
+	struct lsub *ls = arg;
+
+	sub_set_handler(ls->sub, NULL, NULL);
+	mem_deref(ls->sub);
+	mem_deref(ls->sc);
+	mem_deref(ls->reason);
+	mem_deref(ls->body);
+	mem_deref(ls->ctype);
+	mem_deref(ls->ntf_reason);
+}
+
+
+static void push_udata(lua_State *L, const struct lsub *ls)
+{
+	if (ls->ref == LUA_NOREF)
+		lua_pushnil(L);
+	else
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ls->ref);
+}
+
+
+/* A task with the callback named name on its stack, or NULL */
+static struct task *callback_task(struct lsub *ls, const char *name)
+{
+	lua_State *L = rt_script_L(ls->sc);
+	struct task *t;
+
+	if (rt_script_closing(ls->sc) || ls->ref == LUA_NOREF)
+		return NULL;
+
+	push_udata(L, ls);
+	lua_getfenv(L, -1);
+	lua_getfield(L, -1, name);
+	lua_remove(L, -2);
+	lua_remove(L, -2);
+	if (!lua_isfunction(L, -1)) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+
+	t = rt_task_new(ls->sc, RT_HOOK_SPAWN);
+	if (!t) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+	lua_xmove(L, rt_task_co(t), 1);
+	rt_task_set_callid(t, sub_callid(ls->sub));
+
+	return t;
+}
+
+
+/* sip.subscribe's values: sub | nil, "rejected", code, reason |
+ * nil, err */
+static int push_answer(lua_State *co, void *arg)
+{
+	struct lsub *ls = arg;
+
+	if (!ls->err && ls->scode >= 200 && ls->scode < 300 &&
+	    ls->ref != LUA_NOREF) {
+		push_udata(co, ls);
+		return 1;
+	}
+
+	lua_pushnil(co);
+	if (ls->scode >= 300) {
+		lua_pushstring(co, "rejected");
+		lua_pushinteger(co, ls->scode);
+		lua_pushstring(co, ls->reason ? ls->reason : "");
+		return 4;
+	}
+
+	lua_pushstring(co, rt_errstr(ls->err ? ls->err : ENOTCONN));
+
+	return 2;
+}
+
+
+static void wake_waiter(struct lsub *ls)
+{
+	struct rt_op *op = ls->waiter;
+
+	if (!op)
+		return;
+
+	ls->waiter = NULL;
+	rt_op_resume(op, push_answer, ls);
+}
+
+
+static int set_str(char **dst, const char *s, size_t len)
+{
+	char *p = NULL;
+
+	if (s && len) {
+		p = mem_alloc(len + 1, NULL);
+		if (!p)
+			return ENOMEM;
+		memcpy(p, s, len);
+		p[len] = '\0';
+	}
+
+	mem_deref(*dst);
+	*dst = p;
+
+	return 0;
+}
+
+
+static void event_handler(struct sub *sub, const struct sub_event *ev,
+			  void *arg)
+{
+	struct lsub *ls = arg;
+	struct task *t;
+	lua_State *co;
+	(void)sub;
+
+	mem_ref(ls);
+
+	switch (ev->type) {
+
+	case SUB_EV_ANSWER:
+		ls->err = ev->err;
+		ls->scode = ev->scode;
+		(void)set_str(&ls->reason, ev->reason,
+			      ev->reason ? strlen(ev->reason) : 0);
+		if (ev->scode >= 300 || ev->err)
+			break;     /* CLOSED follows and wakes the waiter */
+		wake_waiter(ls);
+		break;
+
+	case SUB_EV_NOTIFY:
+		(void)set_str(&ls->body, (const char *)ev->body, ev->len);
+		ls->len = ls->body ? ev->len : 0;
+		(void)set_str(&ls->ctype, ev->ctype, strlen(ev->ctype));
+		(void)set_str(&ls->ntf_reason, ev->reason,
+			      strlen(ev->reason));
+		t = callback_task(ls, "on_notify");
+		if (!t)
+			break;
+		co = rt_task_co(t);
+		lua_pushstring(co, sub_state_name(ev->state));
+		lua_pushlstring(co, (const char *)ev->body, ev->len);
+		if (*ev->ctype)
+			lua_pushstring(co, ev->ctype);
+		else
+			lua_pushnil(co);
+		if (*ev->reason)
+			lua_pushstring(co, ev->reason);
+		else
+			lua_pushnil(co);
+		lua_pushstring(co, ev->fork);
+		rt_task_run(t, 5);
+		break;
+
+	case SUB_EV_REFRESH:
+		t = callback_task(ls, "on_refresh");
+		if (!t)
+			break;
+		lua_pushinteger(rt_task_co(t), ev->expires);
+		rt_task_run(t, 1);
+		break;
+
+	case SUB_EV_CLOSED:
+		wake_waiter(ls);
+		t = callback_task(ls, "on_end");
+		if (t) {
+			lua_pushstring(rt_task_co(t), ev->reason);
+			rt_task_run(t, 1);
+		}
+		/* no more events: the userdata may go with the script's
+		 * last reference; the handler's reference goes */
+		rt_unref(ls->sc, ls->ref);
+		ls->ref = LUA_NOREF;
+		mem_deref(ls);
+		break;
+	}
+
+	mem_deref(ls);
+}
+
+
+static struct lsub *push_sub(lua_State *L, struct script *sc,
+			     struct sub *sub)
+{
+	struct ludata *ud;
+	struct lsub *ls;
+
+	ls = mem_zalloc(sizeof(*ls), lsub_destructor);
+	if (!ls) {
+		luaL_error(L, "out of memory");
+		return NULL;
+	}
+
+	ls->sub = mem_ref(sub);
+	ls->sc = mem_ref(sc);
+	ls->ref = LUA_NOREF;
+
+	ud = lua_newuserdata(L, sizeof(*ud));
+	ud->ls = ls;
+	luaL_getmetatable(L, SUB_MT);
+	lua_setmetatable(L, -2);
+	lua_newtable(L);
+	lua_setfenv(L, -2);
+
+	if (!sub_is_closed(sub)) {
+		lua_pushvalue(L, -1);
+		ls->ref = rt_ref(L);
+		sub_set_handler(sub, event_handler, mem_ref(ls));
+	}
+
+	return ls;
+}
+
+
+static struct lsub *check_sub(lua_State *L, int idx)
+{
+	struct ludata *ud = luaL_checkudata(L, idx, SUB_MT);
+
+	return ud->ls;
+}
+
+
+static int check_state(lua_State *L, int idx)
+{
+	static const char *const names[] = {
+		"pending", "active", "terminated", NULL
+	};
+
+	return luaL_checkoption(L, idx, NULL, names);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Methods
+ * ------------------------------------------------------------------ */
+
+/* sub:accept([expires]) -> true | nil, err */
+static int l_accept(lua_State *L)
+{
+	struct lsub *ls = check_sub(L, 1);
+	lua_Integer expires = luaL_optinteger(L, 2, 0);
+
+	if (expires < 0 || expires > 0x7fffffff)
+		return luaL_argerror(L, 2, "seconds >= 0 expected");
+	if (!sub_is_notifier(ls->sub))
+		return luaL_error(L, "accept: not a subscription we notify");
+
+	return rt_result(L, sub_accept(ls->sub, (uint32_t)expires));
+}
+
+
+/* sub:reject(code [, reason]) -> true | nil, err */
+static int l_reject(lua_State *L)
+{
+	struct lsub *ls = check_sub(L, 1);
+	lua_Integer code = luaL_checkinteger(L, 2);
+	const char *reason = luaL_optstring(L, 3, NULL);
+
+	if (code < 300 || code > 699)
+		return luaL_argerror(L, 2, "status code 300-699 expected");
+	if (reason && strpbrk(reason, "\r\n"))
+		return luaL_argerror(L, 3, "invalid reason");
+	if (!sub_is_notifier(ls->sub))
+		return luaL_error(L, "reject: not a subscription we notify");
+
+	return rt_result(L, sub_reject(ls->sub, (uint16_t)code, reason,
+				       NULL));
+}
+
+
+/* sub:notify(state [, body [, content_type [, reason]]]) */
+static int l_notify(lua_State *L)
+{
+	static const char *const reasons[] = {
+		"deactivated", "probation", "rejected", "timeout", "giveup",
+		"noresource", "invariant", NULL
+	};
+	struct lsub *ls = check_sub(L, 1);
+	int state = check_state(L, 2);
+	size_t len = 0;
+	const char *body = luaL_optlstring(L, 3, NULL, &len);
+	const char *ctype = luaL_optstring(L, 4, NULL);
+	const char *reason = NULL;
+
+	if (!lua_isnoneornil(L, 5))
+		reason = reasons[luaL_checkoption(L, 5, NULL, reasons)];
+	if (len && !ctype)
+		return luaL_argerror(L, 4, "a body needs a content type");
+	if (ctype && (strpbrk(ctype, "\r\n") || !*ctype))
+		return luaL_argerror(L, 4, "invalid content type");
+	if (!sub_is_notifier(ls->sub))
+		return luaL_error(L, "notify: not a subscription we notify");
+
+	return rt_result(L, sub_notify(ls->sub, (enum sub_state)state,
+				       reason, ctype, (const uint8_t *)body,
+				       len));
+}
+
+
+/* sub:unsubscribe() -> true | nil, err */
+static int l_unsubscribe(lua_State *L)
+{
+	struct lsub *ls = check_sub(L, 1);
+
+	if (sub_is_notifier(ls->sub))
+		return luaL_error(L, "unsubscribe: a subscription we notify "
+				  "ends with sub:notify(\"terminated\")");
+
+	return rt_result(L, sub_unsubscribe(ls->sub));
+}
+
+
+/* sub:header(name): a header of the SUBSCRIBE, while it is unanswered */
+static int l_header(lua_State *L)
+{
+	struct lsub *ls = check_sub(L, 1);
+	const char *name = luaL_checkstring(L, 2);
+	const struct sip_msg *msg = sub_request(ls->sub);
+	const struct sip_hdr *hdr;
+
+	hdr = msg ? sip_msg_xhdr(msg, name) : NULL;
+	if (!hdr) {
+		lua_pushnil(L);
+		return 1;
+	}
+
+	lua_pushlstring(L, hdr->val.p, hdr->val.l);
+
+	return 1;
+}
+
+
+static int push_opt(lua_State *L, const char *s)
+{
+	if (s)
+		lua_pushstring(L, s);
+	else
+		lua_pushnil(L);
+
+	return 1;
+}
+
+
+static int l_index(lua_State *L)
+{
+	struct lsub *ls = check_sub(L, 1);
+	const char *k = luaL_checkstring(L, 2);
+	struct sub *sub = ls->sub;
+
+	if (!strcmp(k, "event"))
+		return push_opt(L, sub_event_package(sub));
+	if (!strcmp(k, "id"))
+		return push_opt(L, sub_event_id(sub));
+	if (!strcmp(k, "call_id"))
+		return push_opt(L, sub_callid(sub));
+	if (!strcmp(k, "from"))
+		return push_opt(L, sub_from(sub));
+	if (!strcmp(k, "to"))
+		return push_opt(L, sub_to(sub));
+	if (!strcmp(k, "role"))
+		return push_opt(L, sub_is_notifier(sub) ? "notifier" :
+				"subscriber");
+	if (!strcmp(k, "state"))
+		return push_opt(L, sub_state_name(sub_state(sub)));
+	if (!strcmp(k, "expires")) {
+		lua_pushinteger(L, sub_expires(sub));
+		return 1;
+	}
+	if (!strcmp(k, "body")) {
+		lua_pushlstring(L, ls->body ? ls->body : "", ls->len);
+		return 1;
+	}
+	if (!strcmp(k, "content_type"))
+		return push_opt(L, ls->ctype);
+	if (!strcmp(k, "reason"))
+		return push_opt(L, ls->ntf_reason);
+
+	lua_getmetatable(L, 1);
+	lua_getfield(L, -1, k);
+	if (!lua_isnil(L, -1))
+		return 1;
+	lua_pop(L, 2);
+	lua_getfenv(L, 1);
+	lua_getfield(L, -1, k);
+
+	return 1;
+}
+
+
+static int l_newindex(lua_State *L)
+{
+	static const char *cbs[] = {
+		"on_notify", "on_refresh", "on_end", NULL
+	};
+	const char *k = luaL_checkstring(L, 2);
+	const char **p;
+
+	(void)check_sub(L, 1);
+	for (p = cbs; *p && strcmp(*p, k); p++)
+		;
+	if (!*p)
+		return luaL_error(L, "subscription: cannot set '%s' "
+				  "(callbacks: on_notify, on_refresh, "
+				  "on_end)", k);
+	if (!lua_isnil(L, 3))
+		luaL_checktype(L, 3, LUA_TFUNCTION);
+
+	lua_getfenv(L, 1);
+	lua_pushvalue(L, 3);
+	lua_setfield(L, -2, k);
+
+	return 0;
+}
+
+
+static int l_gc(lua_State *L)
+{
+	struct ludata *ud = luaL_checkudata(L, 1, SUB_MT);
+
+	ud->ls = mem_deref(ud->ls);
+
+	return 0;
+}
+
+
+static int l_tostring(lua_State *L)
+{
+	struct lsub *ls = check_sub(L, 1);
+
+	lua_pushfstring(L, "sip subscription %s %s (%s, %s)",
+			sub_event_package(ls->sub), sub_callid(ls->sub),
+			sub_is_notifier(ls->sub) ? "notifier" : "subscriber",
+			sub_state_name(sub_state(ls->sub)));
+
+	return 1;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * sip.subscribe
+ * ------------------------------------------------------------------ */
+
+static void subscribe_cleanup(struct rt_op *op, void *ctx)
+{
+	struct lsub *ls = ctx;
+
+	if (ls->waiter != op)
+		return;
+
+	/* the task went before the answer: nobody will use it */
+	ls->waiter = NULL;
+	(void)sub_unsubscribe(ls->sub);
+}
+
+
+/* sip.subscribe(uri, event [, {expires=, accept=, from=, headers=,
+ * on_notify=}]) -> sub | nil, "rejected", code, reason | nil, err */
+static int l_subscribe(lua_State *L)
+{
+	struct script *sc = rt_script(L);
+	struct stack *st = rt_stack(L);
+	const char *uri = luaL_checkstring(L, 1);
+	const char *event = luaL_checkstring(L, 2);
+	struct sub_opts o;
+	char *hdrs = NULL;
+	struct sub *sub = NULL;
+	struct lsub *ls;
+	struct rt_op *op;
+	int on_notify = 0;
+	int err;
+
+	memset(&o, 0, sizeof(o));
+	rt_need_task(L, "subscribe");
+	if (strncmp(uri, "sip:", 4) && strncmp(uri, "sips:", 5))
+		return luaL_argerror(L, 1, "sip: URI expected");
+	if (!*event || strpbrk(event, "\r\n ,"))
+		return luaL_argerror(L, 2, "event package expected");
+
+	if (!lua_isnoneornil(L, 3)) {
+		lua_Integer e;
+
+		luaL_checktype(L, 3, LUA_TTABLE);
+		lua_getfield(L, 3, "expires");
+		e = lua_isnil(L, -1) ? 0 : luaL_checkinteger(L, -1);
+		if (e < 0 || e > 0x7fffffff)
+			return luaL_argerror(L, 3, "expires: seconds >= 0");
+		o.expires = (uint32_t)e;
+		lua_getfield(L, 3, "accept");
+		o.accept = lua_tostring(L, -1);
+		if (o.accept && strpbrk(o.accept, "\r\n"))
+			return luaL_argerror(L, 3, "invalid accept");
+		lua_getfield(L, 3, "from");
+		o.from = lua_tostring(L, -1);
+		if (o.from && strncmp(o.from, "sip:", 4))
+			return luaL_argerror(L, 3, "from: sip: URI expected");
+		lua_getfield(L, 3, "on_notify");
+		if (!lua_isnil(L, -1)) {
+			luaL_checktype(L, -1, LUA_TFUNCTION);
+			on_notify = lua_gettop(L);
+		}
+		lua_getfield(L, 3, "headers");
+		if (!lua_isnil(L, -1))
+			api_headers_encode(L, -1, &hdrs);
+		lua_pop(L, 1);
+		o.hdrs = hdrs;
+	}
+
+	if (!st || !stack_is_running(st)) {
+		mem_deref(hdrs);
+		return rt_fail(L, ENOTCONN);
+	}
+
+	err = sub_subscribe(&sub, st, uri, event, &o, NULL, NULL);
+	mem_deref(hdrs);
+	if (err)
+		return rt_fail(L, err);
+
+	ls = push_sub(L, sc, sub);
+	mem_deref(sub);
+	if (on_notify) {
+		lua_getfenv(L, -1);
+		lua_pushvalue(L, on_notify);
+		lua_setfield(L, -2, "on_notify");
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);    /* anchored by ls->ref */
+
+	op = rt_op_start(L, "subscribe");
+	rt_op_cleanup(op, subscribe_cleanup, ls);
+	ls->waiter = op;
+
+	return rt_op_yield(L, op);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * sip.on_subscribe and the packages
+ * ------------------------------------------------------------------ */
+
+static lua_Integer opt_seconds(lua_State *L, int idx, const char *k)
+{
+	lua_Integer v = 0;
+
+	lua_getfield(L, idx, k);
+	if (!lua_isnil(L, -1)) {
+		if (!lua_isnumber(L, -1))
+			return luaL_argerror(L, idx, k);
+		v = lua_tointeger(L, -1);
+		if (v < 1 || v > 0x7fffffff)
+			return luaL_argerror(L, idx, k);
+	}
+	lua_pop(L, 1);
+
+	return v;
+}
+
+
+/* sip.on_subscribe(package, fn [, {min_expires=, max_expires=}]) at
+ * the top level of the script */
+static int l_on_subscribe(lua_State *L)
+{
+	const char *pkg = luaL_checkstring(L, 1);
+	lua_Integer min = 0, max = 0;
+	const char *p;
+
+	rt_need_loading(L, "on_subscribe");
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	if (!lua_isnoneornil(L, 3)) {
+		luaL_checktype(L, 3, LUA_TTABLE);
+		min = opt_seconds(L, 3, "min_expires");
+		max = opt_seconds(L, 3, "max_expires");
+		if (min && max && max < min)
+			return luaL_argerror(L, 3, "max_expires < "
+					     "min_expires");
+	}
+	for (p = pkg; *p; p++) {
+		if (!(isalnum((unsigned char)*p) || strchr("-.!%*_+`'~", *p)))
+			return luaL_argerror(L, 1, "event package token "
+					     "expected");
+	}
+	if (!*pkg || p - pkg > 64)
+		return luaL_argerror(L, 1, "event package token expected");
+
+	lua_pushlightuserdata(L, (void *)&KEY_PKGS);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushlightuserdata(L, (void *)&KEY_PKGS);
+		lua_pushvalue(L, -2);
+		lua_rawset(L, LUA_REGISTRYINDEX);
+	}
+	lua_pushstring(L, pkg);
+	lua_createtable(L, 0, 3);
+	lua_pushvalue(L, 2);
+	lua_setfield(L, -2, "fn");
+	lua_pushinteger(L, min);
+	lua_setfield(L, -2, "min");
+	lua_pushinteger(L, max);
+	lua_setfield(L, -2, "max");
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+
+	return 0;
+}
+
+
+static void hook_end(lua_State *co, bool failed, int nres, void *ctx)
+{
+	struct lsub *ls = ctx;
+	struct sub *sub = ls->sub;
+
+	if (!sub_request(sub))
+		return;           /* answered */
+
+	if (failed) {
+		(void)sub_reject(sub, 500, "Server Internal Error", NULL);
+		return;
+	}
+
+	if (nres >= 1 && lua_type(co, 1) == LUA_TNUMBER) {
+		lua_Number n = lua_tonumber(co, 1);
+
+		if (n >= 300 && n <= 699) {
+			(void)sub_reject(sub, (uint16_t)n, lua_tostring(co, 2),
+					 NULL);
+			return;
+		}
+	}
+
+	(void)sub_reject(sub, 603, "Decline", NULL);
+}
+
+
+/* A SUBSCRIBE for a package: the current generation's function */
+static void pkg_handler(struct sub *sub, void *arg)
+{
+	struct luart *rt = arg;
+	struct script *sc = rt_current(rt);
+	lua_State *L = rt_script_L(sc);
+	struct lsub *ls;
+	struct task *t;
+
+	if (!L) {
+		(void)sub_reject(sub, 503, "Service Unavailable", NULL);
+		return;
+	}
+
+	lua_pushlightuserdata(L, (void *)&KEY_PKGS);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+	if (lua_istable(L, -1))
+		lua_getfield(L, -1, sub_event_package(sub));
+	else
+		lua_pushnil(L);
+	lua_remove(L, -2);
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "fn");
+		lua_remove(L, -2);
+	}
+	if (!lua_isfunction(L, -1)) {
+		lua_pop(L, 1);
+		(void)sub_reject(sub, 489, "Bad Event", NULL);
+		return;
+	}
+
+	t = rt_task_new(sc, RT_HOOK_SUBSCRIBE);
+	if (!t) {
+		lua_pop(L, 1);
+		(void)sub_reject(sub, 500, "Server Internal Error", NULL);
+		return;
+	}
+
+	lua_xmove(L, rt_task_co(t), 1);
+	ls = push_sub(rt_task_co(t), sc, sub);
+	rt_task_set_end(t, hook_end, ls);   /* the task holds ls */
+	rt_task_set_callid(t, sub_callid(sub));
+	rt_task_run(t, 1);
+}
+
+
+static void levents_destructor(void *arg)
+{
+	struct levents *le = arg;
+
+	list_flush(&le->pkgs);
+}
+
+
+static void lpkg_destructor(void *arg)
+{
+	struct lpkg *p = arg;
+
+	list_unlink(&p->le);
+	mem_deref(p->pkg);
+	mem_deref(p->name);
+}
+
+
+/* events_listen, after dropping the old generation's registration of
+ * the same package (its limits changed) */
+static int events_listen_replace(struct evpkg **pp, struct stack *st,
+				 const char *name, uint32_t min, uint32_t max,
+				 evpkg_h *h, void *arg, struct list *old)
+{
+	struct le *le;
+
+	LIST_FOREACH(old, le) {
+		struct lpkg *q = le->data;
+
+		if (!strcmp(q->name, name)) {
+			q->pkg = mem_deref(q->pkg);
+			break;
+		}
+	}
+
+	return events_listen(pp, st, name, min, max, h, arg);
+}
+
+
+/* The packages of sc become the ones listened to */
+int api_events_activate(struct luart *rt, struct script *sc)
+{
+	struct levents *old = rt_slot(rt, RT_SLOT_EVENTS);
+	struct stack *st = rt_runtime_stack(rt);
+	lua_State *L = rt_script_L(sc);
+	struct levents *ne;
+	int err = 0;
+
+	ne = mem_zalloc(sizeof(*ne), levents_destructor);
+	if (!ne)
+		return ENOMEM;
+
+	lua_pushlightuserdata(L, (void *)&KEY_PKGS);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+	if (lua_istable(L, -1)) {
+		lua_pushnil(L);
+		while (!err && lua_next(L, -2)) {
+			const char *name = lua_tostring(L, -2);
+			struct lpkg *p = NULL;
+			uint32_t min, max;
+			struct le *le;
+
+			LIST_FOREACH(old ? &old->pkgs : NULL, le) {
+				struct lpkg *q = le->data;
+
+				if (!strcmp(q->name, name)) {
+					p = q;
+					break;
+				}
+			}
+			lua_getfield(L, -1, "min");
+			lua_getfield(L, -2, "max");
+			min = (uint32_t)lua_tointeger(L, -2);
+			max = (uint32_t)lua_tointeger(L, -1);
+			lua_pop(L, 2);
+
+			/* a package listened to already stays, unless its
+			 * limits changed */
+			if (p && (p->min != min || p->max != max))
+				p = NULL;
+			if (p) {
+				list_unlink(&p->le);
+				list_append(&ne->pkgs, &p->le, p);
+			}
+			else if (st) {
+				p = mem_zalloc(sizeof(*p), lpkg_destructor);
+				err = p ? str_dup(&p->name, name) : ENOMEM;
+				if (p) {
+					p->min = min;
+					p->max = max;
+				}
+				if (!err)
+					err = events_listen_replace(&p->pkg,
+						    st, name, min, max,
+						    pkg_handler, rt,
+						    old ? &old->pkgs : NULL);
+				if (p)
+					list_append(&ne->pkgs, &p->le, p);
+			}
+			lua_pop(L, 1);
+		}
+		if (err)
+			lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+
+	if (err) {
+		mem_deref(ne);
+		return err;
+	}
+
+	rt_set_slot(rt, RT_SLOT_EVENTS, ne);   /* the old ones go */
+
+	return 0;
+}
+
+
+void api_events_close(struct luart *rt)
+{
+	rt_set_slot(rt, RT_SLOT_EVENTS, NULL);
+}
+
+
+void api_events_inject(lua_State *L)
+{
+	static const luaL_Reg methods[] = {
+		{"accept",      l_accept},
+		{"reject",      l_reject},
+		{"notify",      l_notify},
+		{"unsubscribe", l_unsubscribe},
+		{"header",      l_header},
+		{"__index",     l_index},
+		{"__newindex",  l_newindex},
+		{"__gc",        l_gc},
+		{"__tostring",  l_tostring},
+		{NULL, NULL}
+	};
+
+	luaL_newmetatable(L, SUB_MT);
+	luaL_setfuncs(L, methods, 0);
+	lua_pushliteral(L, SUB_MT);
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
+
+	lua_pushcfunction(L, l_subscribe);
+	lua_setfield(L, -2, "subscribe");
+	lua_pushcfunction(L, l_on_subscribe);
+	lua_setfield(L, -2, "on_subscribe");
+}
