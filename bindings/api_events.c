@@ -868,7 +868,7 @@ void api_events_close(struct luart *rt)
 
 void api_events_inject(lua_State *L)
 {
-	static const luaL_Reg methods[] = {
+	static const luaL_Reg sub_methods[] = {
 		{"accept",      l_accept},
 		{"reject",      l_reject},
 		{"notify",      l_notify},
@@ -881,14 +881,17 @@ void api_events_inject(lua_State *L)
 		{NULL, NULL}
 	};
 
+	static const luaL_Reg events_funcs[] = {
+		{"subscribe",    l_subscribe},
+		{"on_subscribe", l_on_subscribe},
+		{NULL, NULL}
+	};
+
 	luaL_newmetatable(L, SUB_MT);
-	luaL_setfuncs(L, methods, 0);
+	luaL_setfuncs(L, sub_methods, 0);
 	lua_pushliteral(L, SUB_MT);
 	lua_setfield(L, -2, "__metatable");
 	lua_pop(L, 1);
 
-	lua_pushcfunction(L, l_subscribe);
-	lua_setfield(L, -2, "subscribe");
-	lua_pushcfunction(L, l_on_subscribe);
-	lua_setfield(L, -2, "on_subscribe");
+	luaL_setfuncs(L, events_funcs, 0);
 }

@@ -23,6 +23,8 @@ PREFIX = {
     "location_funcs": "sip.location.",
     "auth_funcs": "sip.auth.",
     "call_methods": "call:",
+    "events_funcs": "sip.",
+    "sub_methods": "sub:",
 }
 
 
