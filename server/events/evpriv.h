@@ -32,7 +32,8 @@ struct subdlg {
 	struct le le;
 	struct sub *sub;            /* not a reference: it owns us        */
 	struct dialog *dlg;         /* reference                          */
-	struct dialog_usage *usage;
+	struct dialog_usage *usage; /* the dialog's one events usage, if
+				     * this holds it                      */
 	struct sip_request *req;    /* subscriber: a refresh in flight    */
 	bool terminated;
 };
@@ -92,6 +93,7 @@ struct evpkg *evsvc_pkg(const struct evsvc *svc, const struct pl *name);
 struct sub *sub_alloc(struct evsvc *svc, bool notifier);
 struct subdlg *subdlg_add(struct sub *sub, struct dialog *dlg);
 struct subdlg *subdlg_find(const struct sub *sub, const struct dialog *dlg);
+int  subdlg_attach(struct subdlg *sd);
 void sub_fire(struct sub *sub, const struct sub_event *ev);
 void sub_close(struct sub *sub, const char *reason);
 void sub_tell_closed(struct sub *sub, const char *reason);
@@ -102,10 +104,14 @@ uint32_t sub_msg_expires(const struct sip_msg *msg, uint32_t dflt);
 
 /* notifier.c */
 bool notifier_subscribe(struct evsvc *svc, struct stack_req *req);
+void notifier_dialog_req(struct sub *sub, struct subdlg *sd,
+			 struct stack_req *req);
 void notifier_stop(struct sub *sub);
 
 /* subscriber.c */
 bool subscriber_notify_nodialog(struct evsvc *svc, struct stack_req *req);
+void subscriber_notify(struct sub *sub, struct subdlg *sd,
+		       struct stack_req *req);
 void subscriber_stop(struct sub *sub);
 
 #endif

@@ -140,21 +140,16 @@ static void first_notify_h(void *arg)
 }
 
 
-/* A SUBSCRIBE in the subscription's dialog: a refresh, or Expires: 0 */
-static void usage_req_h(struct dialog *dlg, struct stack_req *req,
-			 void *arg)
+/* A SUBSCRIBE in the subscription's dialog: a refresh, or Expires: 0
+ * (its Event matched: sub.c routes them) */
+void notifier_dialog_req(struct sub *sub, struct subdlg *sd,
+			 struct stack_req *req)
 {
 	const struct sip_msg *msg = stack_req_msg(req);
-	struct sub *sub = arg;
+	struct dialog *dlg = sd->dlg;
 	struct sub_event ev;
 	uint32_t expires, nseq;
 	char hdrs[320];
-
-	if (!sub_event_matches(sub, msg)) {
-		reply_simple(req, 489, "Bad Event",
-			     sub->svc ? sub->svc->allow_events : NULL);
-		return;
-	}
 
 	if (sub->closed || sub->ending) {
 		reply_simple(req, 481, "Subscription Does Not Exist", NULL);
@@ -244,8 +239,7 @@ int sub_accept(struct sub *sub, uint32_t expires)
 
 	sd = subdlg_add(sub, dlg);
 	mem_deref(dlg);
-	if (!sd || dialog_usage_add(&sd->usage, sd->dlg, "SUBSCRIBE",
-				    usage_req_h, NULL, sub)) {
+	if (!sd || subdlg_attach(sd)) {
 		reply_simple(sub->req, 500, "Server Internal Error", NULL);
 		sub_close(sub, "error");
 		return ENOMEM;

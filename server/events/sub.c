@@ -14,13 +14,99 @@
 #include "evpriv.h"
 
 
+/* Another live subdlg of svc on dlg (but not sd), or NULL; with_usage:
+ * only the one holding the dialog's usage */
+static struct subdlg *subdlg_on(const struct evsvc *svc,
+				const struct dialog *dlg,
+				const struct subdlg *not, bool with_usage)
+{
+	struct le *le, *le2;
+
+	if (!svc)
+		return NULL;
+
+	LIST_FOREACH(&svc->subs, le) {
+		const struct sub *sub = le->data;
+
+		LIST_FOREACH(&sub->dlgs, le2) {
+			struct subdlg *sd = le2->data;
+
+			if (sd != not && sd->dlg == dlg &&
+			    (!with_usage || sd->usage))
+				return sd;
+		}
+	}
+
+	return NULL;
+}
+
+
+/* The in-dialog SUBSCRIBE and NOTIFY of every subscription in the
+ * dialog, routed by their Event (package and id) and our role */
+static void usage_req_h(struct dialog *dlg, struct stack_req *req,
+			void *arg)
+{
+	const struct sip_msg *msg = stack_req_msg(req);
+	const bool subscribe = !pl_strcmp(&msg->met, "SUBSCRIBE");
+	struct evsvc *svc = arg;
+	struct le *le;
+
+	LIST_FOREACH(&svc->subs, le) {
+		struct sub *sub = le->data;
+		struct subdlg *sd;
+
+		if (sub->closed || sub->notifier != subscribe)
+			continue;
+		sd = subdlg_find(sub, dlg);
+		if (!sd || !sub_event_matches(sub, msg))
+			continue;
+
+		if (subscribe)
+			notifier_dialog_req(sub, sd, req);
+		else
+			subscriber_notify(sub, sd, req);
+		return;
+	}
+
+	if (subscribe)
+		(void)stack_req_reply(req, 489, "Bad Event",
+				      svc->allow_events, NULL, NULL, 0);
+	else
+		(void)stack_req_reply(req, 481, "Subscription Does Not Exist",
+				      NULL, NULL, NULL, 0);
+}
+
+
+/* One usage per dialog takes the in-dialog requests of every
+ * subscription in it (several may share one: a call's REFERs) */
+int subdlg_attach(struct subdlg *sd)
+{
+	struct evsvc *svc = sd->sub->svc;
+
+	if (!svc)
+		return ESHUTDOWN;
+
+	if (sd->usage || subdlg_on(svc, sd->dlg, sd, true))
+		return 0;
+
+	return dialog_usage_add(&sd->usage, sd->dlg, "SUBSCRIBE NOTIFY",
+				usage_req_h, NULL, svc);
+}
+
+
 static void subdlg_destructor(void *arg)
 {
 	struct subdlg *sd = arg;
+	struct subdlg *next;
 
 	list_unlink(&sd->le);
 	mem_deref(sd->req);
-	mem_deref(sd->usage);
+	if (sd->usage) {
+		sd->usage = mem_deref(sd->usage);
+		next = subdlg_on(sd->sub->svc, sd->dlg, sd, false);
+		if (next)
+			(void)subdlg_attach(next);
+	}
 	mem_deref(sd->dlg);
 }
 
@@ -138,6 +224,8 @@ void sub_close(struct sub *sub, const char *reason)
 
 	sub->closed = true;
 	sub->state = SUB_TERMINATED;
+	/* not listed any more: its dialogs' usage moves to another's */
+	list_unlink(&sub->le);
 	tmr_cancel(&sub->tmr);
 	tmr_cancel(&sub->tmr_wait);
 	sub->sreq = mem_deref(sub->sreq);
@@ -155,14 +243,9 @@ void sub_close(struct sub *sub, const char *reason)
 	     "role=%s reason=%H", log_q, sub->callid, log_q, sub->event,
 	     sub->notifier ? "notifier" : "subscriber", log_q, reason);
 
-	mem_ref(sub);
 	sub->svc = NULL;
-	if (sub->le.list) {
-		list_unlink(&sub->le);
-		mem_deref(sub);           /* the list's reference */
-	}
 	sub_tell_closed(sub, reason);
-	mem_deref(sub);
+	mem_deref(sub);           /* the list's reference */
 }
 
 

@@ -258,20 +258,6 @@ static int send_subscribe(struct sub *sub, struct subdlg *sd,
 }
 
 
-static void handle_notify(struct sub *sub, struct subdlg *sd,
-			  struct stack_req *req);
-
-
-static void usage_req_h(struct dialog *dlg, struct stack_req *req,
-			 void *arg)
-{
-	struct subdlg *sd = arg;
-	(void)dlg;
-
-	handle_notify(sd->sub, sd, req);
-}
-
-
 static struct subdlg *fork_add(struct sub *sub, struct dialog *dlg)
 {
 	struct subdlg *sd = subdlg_add(sub, dlg);
@@ -279,8 +265,7 @@ static struct subdlg *fork_add(struct sub *sub, struct dialog *dlg)
 	if (!sd)
 		return NULL;
 
-	if (dialog_usage_add(&sd->usage, dlg, "NOTIFY", usage_req_h, NULL,
-			     sd)) {
+	if (subdlg_attach(sd)) {
 		mem_deref(sd);
 		return NULL;
 	}
@@ -412,8 +397,9 @@ static void reply(struct stack_req *req, uint16_t code, const char *reason,
 }
 
 
-static void handle_notify(struct sub *sub, struct subdlg *sd,
-			  struct stack_req *req)
+/* A NOTIFY of the subscription (its Event matched) */
+void subscriber_notify(struct sub *sub, struct subdlg *sd,
+		       struct stack_req *req)
 {
 	const struct sip_msg *msg = stack_req_msg(req);
 	const struct sip_hdr *hdr;
@@ -563,7 +549,7 @@ bool subscriber_notify_nodialog(struct evsvc *svc, struct stack_req *req)
 	}
 
 	(void)dialog_check_rseq(sd->dlg, msg);
-	handle_notify(sub, sd, req);
+	subscriber_notify(sub, sd, req);
 
 	return true;
 }
