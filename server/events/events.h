@@ -54,6 +54,9 @@ struct sub_event {
 	const uint8_t *body;     /* NOTIFY                               */
 	size_t len;
 	const char *fork;        /* NOTIFY: the notifier's tag (forks)   */
+	uint16_t frag_code;      /* NOTIFY of a REFER: the status line of
+				  * its message/sipfrag body (0: none)   */
+	const char *frag_reason; /* and its reason phrase ("" if none)   */
 };
 
 typedef void (sub_event_h)(struct sub *sub, const struct sub_event *ev,
@@ -113,6 +116,28 @@ int  sub_subscribe(struct sub **subp, struct stack *st, const char *uri,
 /* SUBSCRIBE with Expires: 0 to every notifier; closed at the final
  * NOTIFY (or after 64*T1). EALREADY when ending already. */
 int  sub_unsubscribe(struct sub *sub);
+
+/* ---- REFER (RFC 3515): its implicit subscription ---- */
+
+/* An incoming REFER, in dlg (a dialog of ours, e.g. a call's) or out
+ * of dialog (dlg NULL: it makes a dialog of its own): answers 202 and
+ * makes the implicit subscription (event refer;id=<its CSeq>), whose
+ * first NOTIFY (100 Trying, unless sub_refer_notify sends another
+ * first) goes when the loop is next idle. With "Refer-Sub: false"
+ * (RFC 4488) the 202 says so too and *subp is NULL. EBADMSG (answered
+ * 400) without exactly one Refer-To. */
+int  sub_refer_accept(struct sub **subp, struct stack_req *req,
+		      struct dialog *dlg, sub_event_h *h, void *arg);
+/* A NOTIFY of a REFER's progress: message/sipfrag "SIP/2.0 code
+ * reason"; 1xx keep it active, a final one terminates it (noresource) */
+int  sub_refer_notify(struct sub *sub, uint16_t code, const char *reason);
+/* An outgoing REFER in dlg (a call's) to refer_to (a URI, which may
+ * carry ?Replaces=...); hdrs: extra lines (Referred-By...). The answer
+ * is SUB_EV_ANSWER, the progress SUB_EV_NOTIFY with frag_code; it ends
+ * at a final sipfrag. */
+int  sub_refer(struct sub **subp, struct stack *st, struct dialog *dlg,
+	       const char *refer_to, const char *hdrs, sub_event_h *h,
+	       void *arg);
 
 /* ---- both ---- */
 

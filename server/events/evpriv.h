@@ -83,6 +83,7 @@ struct sub {
 	bool answered;              /* its final answer came               */
 	bool got_notify;
 	bool retried;               /* 423: asked again once               */
+	bool refer;                 /* a REFER's (in a dialog not ours)    */
 };
 
 /* evsvc.c */

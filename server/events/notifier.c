@@ -460,3 +460,152 @@ void notifier_stop(struct sub *sub)
 				 NULL, NULL, 0);
 	sub_close(sub, "shutdown");
 }
+
+
+/* ------------------------------------------------------------------ *
+ * REFER (RFC 3515): the implicit subscription, notifier side
+ * ------------------------------------------------------------------ */
+
+enum {
+	REFER_EXPIRES = 180,    /* the implicit subscription, seconds  */
+};
+
+static int sipfrag_set(struct sub *sub, uint16_t code, const char *reason)
+{
+	char frag[128];
+	int n;
+
+	n = re_snprintf(frag, sizeof(frag), "SIP/2.0 %u %s\r\n", code,
+			reason && *reason ? reason : stack_reason_phrase(code));
+	if (n < 0)
+		return EINVAL;
+
+	return substate_set(&sub->cur, code < 200 ? SUB_ACTIVE :
+			    SUB_TERMINATED, code < 200 ? NULL : "noresource",
+			    "message/sipfrag;version=2.0",
+			    (const uint8_t *)frag, (size_t)n);
+}
+
+
+static bool refer_sub_false(const struct sip_msg *msg)
+{
+	const struct sip_hdr *h = sip_msg_hdr(msg, SIP_HDR_REFER_SUB);
+
+	return h && !pl_strcasecmp(&h->val, "false");
+}
+
+
+int sub_refer_accept(struct sub **subp, struct stack_req *req,
+		     struct dialog *dlg, sub_event_h *h, void *arg)
+{
+	const struct sip_msg *msg = stack_req_msg(req);
+	struct stack *st = stack_req_stack(req);
+	struct dialog *own = NULL;
+	char ltag[32], contact[256], hdrs[320], id[16];
+	struct subdlg *sd;
+	struct evsvc *svc;
+	struct sub *sub;
+	int err;
+
+	if (!subp || !req)
+		return EINVAL;
+
+	*subp = NULL;
+	if (sip_msg_hdr_count(msg, SIP_HDR_REFER_TO) != 1) {
+		reply_simple(req, 400, "Bad Refer-To Header", NULL);
+		return EBADMSG;
+	}
+
+	err = events_start(st);
+	if (err)
+		return err;
+	svc = evsvc_of(st);
+
+	err = stack_local_uri(st, msg->tp, contact, sizeof(contact));
+	if (err)
+		return err;
+
+	if (refer_sub_false(msg)) {
+		(void)re_snprintf(hdrs, sizeof(hdrs), "Refer-Sub: false\r\n"
+				  "Contact: <%s>\r\n",
+				  dlg ? dialog_contact(dlg) : contact);
+		reply_simple(req, 202, "Accepted", hdrs);
+		return 0;
+	}
+
+	if (!dlg) {
+		(void)re_snprintf(ltag, sizeof(ltag), "%016llx", msg->tag);
+		err = dialog_create_uas(&own, stack_dialogs(st), st, msg, ltag,
+					contact);
+		if (err) {
+			reply_simple(req, err == EBADMSG ? 400 : 500,
+				     err == EBADMSG ? "Bad Contact Header" :
+				     "Server Internal Error", NULL);
+			return err;
+		}
+		dlg = own;
+	}
+
+	sub = sub_alloc(svc, true);
+	if (!sub) {
+		mem_deref(own);
+		reply_simple(req, 500, "Server Internal Error", NULL);
+		return ENOMEM;
+	}
+
+	(void)re_snprintf(id, sizeof(id), "%u", msg->cseq.num);
+	sub->refer = true;
+	sub->eh = h;
+	sub->arg = arg;
+	sub->min_expires = 1;
+	sub->max_expires = REFER_EXPIRES;
+	err  = str_dup(&sub->event, "refer");
+	err |= str_dup(&sub->id, id);
+	err |= pl_strdup(&sub->callid, &msg->callid);
+	err |= pl_strdup(&sub->from, &msg->from.auri);
+	err |= pl_strdup(&sub->to, &msg->to.auri);
+	err |= sipfrag_set(sub, 100, "Trying");
+	sd = err ? NULL : subdlg_add(sub, dlg);
+	mem_deref(own);
+	if (!sd || subdlg_attach(sd)) {
+		sub->eh = NULL;
+		reply_simple(req, 500, "Server Internal Error", NULL);
+		sub_close(sub, "error");
+		return err ? err : ENOMEM;
+	}
+
+	if (own)
+		stack_req_set_dialog(req, NULL, NULL);
+	(void)re_snprintf(hdrs, sizeof(hdrs), "Contact: <%s>\r\n",
+			  dialog_contact(dlg));
+	reply_simple(req, 202, "Accepted", hdrs);
+
+	set_expiry(sub, REFER_EXPIRES);
+	tmr_start(&sub->tmr_wait, 0, first_notify_h, sub);
+
+	slog(LOG_INFO, "events", "refer_accepted", &msg->callid, "id=%s "
+	     "in_dialog=%s", id, own ? "no" : "yes");
+
+	*subp = mem_ref(sub);
+
+	return 0;
+}
+
+
+int sub_refer_notify(struct sub *sub, uint16_t code, const char *reason)
+{
+	int err;
+
+	if (!sub || !sub->notifier || !sub->refer || code < 100 ||
+	    code > 699 || (reason && strpbrk(reason, "\r\n")))
+		return EINVAL;
+	if (sub->closed || sub->ending)
+		return EALREADY;
+
+	err = sipfrag_set(sub, code, reason);
+	if (err)
+		return err;
+
+	return sub_notify(sub, sub->cur.state, sub->cur.reason,
+			  sub->cur.ctype, sub->cur.body, sub->cur.len);
+}

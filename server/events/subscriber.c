@@ -204,7 +204,7 @@ static void subscribe_resp_h(int err, const struct sip_msg *msg, void *arg)
 	}
 
 	sub->answered = true;
-	if (sd && !sd->terminated) {
+	if (sd && !sd->terminated && !sub->refer) {
 		int e = dialog_set_remote(sd->dlg, msg);
 
 		if (e && e != EEXIST)
@@ -212,7 +212,10 @@ static void subscribe_resp_h(int err, const struct sip_msg *msg, void *arg)
 			     "callid=%H err=%m", log_q, sub->callid, e);
 	}
 
-	schedule_refresh(sub, sub_msg_expires(msg, sub->want_expires));
+	/* a REFER's 2xx says nothing of the subscription's life: its
+	 * NOTIFYs do */
+	if (!sub->refer)
+		schedule_refresh(sub, sub_msg_expires(msg, sub->want_expires));
 	answer_event(sub, 0, msg);
 	if (sub->closed)
 		return;
@@ -408,6 +411,7 @@ void subscriber_notify(struct sub *sub, struct subdlg *sd,
 	const struct sip_hdr *ct;
 	char ctype[128] = "";
 	char fork[64] = "";
+	char frag_reason[128] = "";
 	struct pl body;
 	const char *why;
 
@@ -476,6 +480,19 @@ void subscriber_notify(struct sub *sub, struct subdlg *sd,
 	slog(LOG_DEBUG, "events", "notify", &msg->callid, "event=%H "
 	     "state=%s fork=%H", log_q, sub->event, sub_state_name(ev.state),
 	     log_q, fork);
+
+	/* a REFER's progress: "SIP/2.0 180 Ringing" (RFC 3515 §2.4.5) */
+	if (sub->refer && body.l > 12 && !strncmp(body.p, "SIP/2.0 ", 8)) {
+		struct pl code, phrase;
+
+		if (!re_regex(body.p, body.l, "SIP/2.0 [0-9]+ [^\r\n]*",
+			      &code, &phrase) && code.l == 3) {
+			ev.frag_code = (uint16_t)pl_u32(&code);
+			(void)pl_strcpy(&phrase, frag_reason,
+					sizeof(frag_reason));
+		}
+	}
+	ev.frag_reason = frag_reason;
 
 	why = ev.reason && *ev.reason ? ev.reason : "terminated";
 	sub_fire(sub, &ev);
@@ -561,4 +578,73 @@ void subscriber_stop(struct sub *sub)
 	if (!sub->ending && sub->answered)
 		(void)sub_unsubscribe(sub);
 	sub_close(sub, "shutdown");
+}
+
+
+/* ------------------------------------------------------------------ *
+ * REFER (RFC 3515): the implicit subscription, subscriber side
+ * ------------------------------------------------------------------ */
+
+int sub_refer(struct sub **subp, struct stack *st, struct dialog *dlg,
+	      const char *refer_to, const char *hdrs, sub_event_h *h,
+	      void *arg)
+{
+	char *rhdrs = NULL;
+	struct subdlg *sd;
+	struct evsvc *svc;
+	struct sub *sub;
+	int err;
+
+	if (!subp || !dlg || !refer_to || !*refer_to ||
+	    strpbrk(refer_to, "<>\r\n"))
+		return EINVAL;
+
+	err = events_start(st);
+	if (err)
+		return err;
+	svc = evsvc_of(st);
+
+	sub = sub_alloc(svc, false);
+	if (!sub)
+		return ENOMEM;
+
+	sub->refer = true;
+	sub->want_expires = 180;
+	err  = str_dup(&sub->event, "refer");
+	err |= str_dup(&sub->callid, dialog_callid(dlg));
+	err |= str_dup(&sub->from, dialog_local_uri(dlg));
+	err |= str_dup(&sub->to, dialog_remote_uri(dlg));
+	err |= re_sdprintf(&rhdrs, "Refer-To: <%s>\r\n%s", refer_to,
+			   hdrs ? hdrs : "");
+	sd = err ? NULL : subdlg_add(sub, dlg);
+	if (!sd || subdlg_attach(sd)) {
+		err = err ? err : ENOMEM;
+		goto out;
+	}
+
+	err = dialog_request(&sub->sreq, dlg, "REFER", 0, rhdrs, NULL, NULL,
+			     0, subscribe_resp_h, sub);
+	if (err)
+		goto out;
+
+	/* its NOTIFYs say refer;id=<the REFER's CSeq> (§2.4.6) */
+	err  = re_sdprintf(&sub->id, "%u", dialog_lseq(dlg));
+	err |= re_sdprintf(&sub->hdrs, "Event: refer;id=%u\r\n",
+			   dialog_lseq(dlg));
+	if (err)
+		goto out;
+
+	sub->eh = h;
+	sub->arg = arg;
+	slog(LOG_INFO, "events", "refer_sent", NULL, "callid=%H id=%s "
+	     "refer_to=%H", log_q, sub->callid, sub->id, log_q, refer_to);
+
+	*subp = mem_ref(sub);
+
+ out:
+	mem_deref(rhdrs);
+	if (err)
+		sub_close(sub, "error");
+
+	return err;
 }
