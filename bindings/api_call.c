@@ -12,7 +12,7 @@
  * Exposes sip.call, sip.on_incoming_call routing, and the methods of
  * the call object; its waits (call:wait_answer, hold, unhold, update)
  * are ops of the runtime's one yield shape (runtime.h). Uses
- * server/calls/call.c.
+ * server/calls/ (calls.h).
  */
 #include <string.h>
 #include <re.h>
@@ -602,8 +602,8 @@ static int reinvite(lua_State *L, int kind)
 		err = call_hold(lc->call, kind == CALL_REINVITE_HOLD,
 				reinvite_h, rt_op_arg(op));
 
-	/* call.c says EALREADY for a re-INVITE in flight: to a script that
-	 * is "busy" (one at a time), not "already answered" */
+	/* reinvite.c says EALREADY for a re-INVITE in flight: to a script
+	 * that is "busy" (one at a time), not "already answered" */
 	if (err == EALREADY)
 		err = EBUSY;
 	if (err)

@@ -18,7 +18,9 @@
 #include "sipcore.h"
 
 /* ---------------------------------------------------------------------
- * Call (server/calls/call.c): an INVITE session, incoming or outgoing
+ * Call: an INVITE session, incoming or outgoing (server/calls/call.c,
+ * callmgr.c, and the parts uas.c, uac.c, fork.c, prack.c, update.c,
+ * reinvite.c, sdpdir.c)
  * ------------------------------------------------------------------ */
 
 struct call;

@@ -10,10 +10,10 @@
  * the expected table cannot reach (Answering in an outgoing call,
  * Calling in an incoming one) is entered through a private row added
  * with fsm_add_transition(). Then: the ids against the enums, the
- * factory's sharing, the sequences server/calls/call.c fires by id (and the
- * refusals it takes as the peer's), realistic sequences by name, the
- * history, and an out-of-memory pass (mem_zalloc() is defined here, as
- * in test_fsm.c).
+ * factory's sharing, the sequences the call code (server/calls/) fires by
+ * id (and the refusals it takes as the peer's), realistic sequences by
+ * name, the history, and an out-of-memory pass (mem_zalloc() is defined
+ * here, as in test_fsm.c).
  *
  *   test_callfsm            TAP
  *   test_callfsm --tables   the four tables as markdown (fsm_def_debug),
@@ -681,7 +681,7 @@ static void test_foreign(void)
 }
 
 
-/* ---- by id, as server/calls/call.c fires them ---------------------------- */
+/* ---- by id, as the call code (server/calls/) fires them ------------------ */
 
 enum { REFUSED = -1 };
 

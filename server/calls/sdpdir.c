@@ -1,0 +1,148 @@
+/**
+ * server/calls/sdpdir.c  SDP direction helpers (RFC 3264)
+ *
+ * Owns no state: reads and rewrites the direction attributes of a
+ * session description as text, the rest kept byte-exact: the direction
+ * an SDP offers, the one an answerer answers, the SDP with another
+ * direction and a raised o= version, and whether an offer puts us on
+ * hold (§8.4). Exposes sdp_direction(), sdp_answer_dir() and
+ * sdp_set_direction() in calls.h, sdp_is_hold() in call_priv.h. Uses
+ * libre's pl, regex and mbuf only.
+ */
+#include <string.h>
+#include <re.h>
+#include "calls.h"
+#include "call_priv.h"
+
+
+/* RFC 3264 §8.4: a peer holds us with sendonly/inactive (or the old
+ * c=0.0.0.0 of RFC 2543) on every stream it keeps */
+bool sdp_is_hold(const char *sdp, size_t len)
+{
+	struct pl p = {sdp, len}, line;
+	bool hold = false, any = false;
+
+	while (p.l && !re_regex(p.p, p.l, "[^\r\n]+", &line)) {
+		if (!pl_strcmp(&line, "a=sendonly") ||
+		    !pl_strcmp(&line, "a=inactive") ||
+		    !pl_strcmp(&line, "c=IN IP4 0.0.0.0"))
+			hold = true;
+		else if (!pl_strcmp(&line, "a=sendrecv") ||
+			 !pl_strcmp(&line, "a=recvonly"))
+			any = true;
+		p.l -= (line.p + line.l) - p.p;
+		p.p = line.p + line.l;
+	}
+
+	return hold && !any;
+}
+
+
+/* The direction an SDP offers: the first direction attribute (the
+ * session's or a stream's), "sendonly" for the c=0.0.0.0 of RFC 2543,
+ * else "sendrecv" (RFC 3264 §5.1) */
+const char *sdp_direction(const char *sdp, size_t len)
+{
+	static const char *dirs[] = {"sendrecv", "sendonly", "recvonly",
+				     "inactive"};
+	struct pl p = {sdp, len}, line;
+	size_t i;
+
+	while (p.l && !re_regex(p.p, p.l, "[^\r\n]+", &line)) {
+		for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+			if (line.l == 2 + strlen(dirs[i]) &&
+			    !strncmp(line.p, "a=", 2) &&
+			    !memcmp(line.p + 2, dirs[i], line.l - 2))
+				return dirs[i];
+		}
+		if (!pl_strcmp(&line, "c=IN IP4 0.0.0.0"))
+			return "sendonly";
+		p.l -= (line.p + line.l) - p.p;
+		p.p = line.p + line.l;
+	}
+
+	return "sendrecv";
+}
+
+
+/* RFC 3264 §6.1: what an answerer answers to an offered direction */
+const char *sdp_answer_dir(const char *offer)
+{
+	if (!strcmp(offer, "sendonly"))
+		return "recvonly";
+	if (!strcmp(offer, "recvonly"))
+		return "sendonly";
+	if (!strcmp(offer, "inactive"))
+		return "inactive";
+
+	return "sendrecv";
+}
+
+
+static bool is_dir_line(const struct pl *line)
+{
+	return !pl_strcmp(line, "a=sendrecv") || !pl_strcmp(line, "a=sendonly")
+		|| !pl_strcmp(line, "a=recvonly") ||
+		!pl_strcmp(line, "a=inactive");
+}
+
+
+/*
+ * The SDP with one direction attribute, dir, at the end of every media
+ * section (the session-level one dropped) and the o= version raised by
+ * one (RFC 3264 §8: a changed description). Other lines are kept
+ * byte-exact, with the input's line ending.
+ */
+int sdp_set_direction(char **outp, size_t *outlen, const char *sdp,
+		      size_t len, const char *dir)
+{
+	struct mbuf *mb;
+	struct pl p = {sdp, len}, line;
+	const char *eol = memchr(sdp, '\r', len) ? "\r\n" : "\n";
+	bool in_media = false;
+	int err = 0;
+
+	if (!outp || !outlen || !sdp || !dir)
+		return EINVAL;
+
+	mb = mbuf_alloc(len + 64);
+	if (!mb)
+		return ENOMEM;
+
+	while (p.l && !re_regex(p.p, p.l, "[^\r\n]+", &line)) {
+		struct pl user, id, ver, rest;
+
+		if (line.l >= 2 && !memcmp(line.p, "m=", 2)) {
+			if (in_media)
+				err |= mbuf_printf(mb, "a=%s%s", dir, eol);
+			in_media = true;
+		}
+
+		if (is_dir_line(&line)) {
+			/* dropped: one attribute is written per section */
+		}
+		else if (line.l >= 2 && !memcmp(line.p, "o=", 2) &&
+			 !re_regex(line.p, line.l, "o=[^ ]+ [^ ]+ [0-9]+[^]*",
+				   &user, &id, &ver, &rest)) {
+			err |= mbuf_printf(mb, "o=%r %r %llu%r%s", &user,
+					   &id, pl_u64(&ver) + 1, &rest, eol);
+		}
+		else {
+			err |= mbuf_printf(mb, "%r%s", &line, eol);
+		}
+
+		p.l -= (line.p + line.l) - p.p;
+		p.p = line.p + line.l;
+	}
+	if (in_media)
+		err |= mbuf_printf(mb, "a=%s%s", dir, eol);
+
+	if (!err) {
+		mb->pos = 0;
+		err = mbuf_strdup(mb, outp, mb->end);
+		*outlen = mb->end;
+	}
+	mem_deref(mb);
+
+	return err;
+}
