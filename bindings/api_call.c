@@ -30,6 +30,9 @@ struct lcall {
 	struct rt_op *waiter;    /* a task's call:wait_answer()        */
 	uint16_t code;           /* final response code (outgoing)     */
 	char *reason;            /* its reason phrase                  */
+	struct sub *refer;       /* a transfer call: the REFER's
+				  * subscription its progress goes to  */
+	struct call *referred;   /* ... and the call that was referred  */
 };
 
 struct ludata {
@@ -42,6 +45,8 @@ static void lcall_destructor(void *arg)
 	struct lcall *lc = arg;
 
 	call_set_handler(lc->call, NULL, NULL);
+	mem_deref(lc->refer);
+	mem_deref(lc->referred);
 	mem_deref(lc->call);
 	mem_deref(lc->reason);
 	mem_deref(lc->sc);
@@ -279,6 +284,47 @@ static void fork_event(struct lcall *lc, const struct call_event *ev)
 }
 
 
+/* A transfer call tells the REFER's subscriber how it goes (RFC 3515
+ * §2.4.5): 18x, then its final answer, which ends the subscription and
+ * the referred call's Referring */
+static void refer_progress(struct lcall *lc, const struct call_event *ev)
+{
+	uint16_t code = 0;
+	const char *reason = NULL;
+
+	switch (ev->type) {
+
+	case CALL_EV_RINGING:
+		(void)sub_refer_notify(lc->refer, ev->code ? ev->code : 180,
+				       ev->reason);
+		return;
+
+	case CALL_EV_ANSWERED:
+		code = 200;
+		reason = "OK";
+		break;
+
+	case CALL_EV_REJECTED:
+		code = ev->code;
+		reason = ev->reason;
+		break;
+
+	case CALL_EV_TERMINATED:
+		code = 487;      /* ended before any final answer */
+		reason = "Request Terminated";
+		break;
+
+	default:
+		return;
+	}
+
+	(void)sub_refer_notify(lc->refer, code, reason);
+	(void)call_set_referring(lc->referred, false);
+	lc->refer = mem_deref(lc->refer);
+	lc->referred = mem_deref(lc->referred);
+}
+
+
 static void event_handler(struct call *call, const struct call_event *ev,
 			  void *arg)
 {
@@ -286,6 +332,9 @@ static void event_handler(struct call *call, const struct call_event *ev,
 	(void)call;
 
 	mem_ref(lc);
+
+	if (lc->refer)
+		refer_progress(lc, ev);
 
 	switch (ev->type) {
 
@@ -322,6 +371,13 @@ static void event_handler(struct call *call, const struct call_event *ev,
 
 	case CALL_EV_FORK:
 		fork_event(lc, ev);
+		break;
+
+	case CALL_EV_REFER:
+		/* on_incoming_refer, in the call's generation */
+		if (lc->ref != LUA_NOREF && !rt_script_closing(lc->sc))
+			*ev->taken = api_refer_run(lc->sc, ev->req, lc->call,
+						   lc->ref);
 		break;
 
 	case CALL_EV_UNHOLD:
@@ -390,6 +446,30 @@ static struct lcall *check_call(lua_State *L, int idx)
 	struct ludata *ud = luaL_checkudata(L, idx, CALL_MT);
 
 	return ud->lc;
+}
+
+
+void api_call_push(lua_State *L, struct script *sc, struct call *call)
+{
+	(void)push_call(L, sc, call);
+}
+
+
+struct call *api_call_check(lua_State *L, int idx)
+{
+	return check_call(L, idx)->call;
+}
+
+
+void api_call_follow_refer(lua_State *L, int idx, struct sub *sub,
+			   struct call *referred)
+{
+	struct lcall *lc = check_call(L, idx);
+
+	mem_deref(lc->refer);
+	mem_deref(lc->referred);
+	lc->refer = mem_ref(sub);
+	lc->referred = referred ? mem_ref(referred) : NULL;
 }
 
 

@@ -50,6 +50,7 @@ struct ludata {
 /* The packages the current generation handles (a runtime slot) */
 struct levents {
 	struct list pkgs;        /* struct lpkg */
+	struct stack_handler *refer;  /* out-of-dialog REFER */
 };
 
 struct lpkg {
@@ -598,6 +599,452 @@ static int l_subscribe(lua_State *L)
 }
 
 
+
+/* ------------------------------------------------------------------ *
+ * REFER (RFC 3515): sip.on_incoming_refer and the refer object
+ * ------------------------------------------------------------------ */
+
+#define REFER_MT "sipstack.refer"
+
+struct lrefer {
+	struct stack_req *req;   /* the REFER, until answered           */
+	struct sub *sub;         /* its subscription, once accepted     */
+	struct call *call;       /* the call it came in, or NULL        */
+	char *target;            /* Refer-To's URI, without ?headers    */
+	char *replaces;          /* its Replaces header, unescaped      */
+	char *referred_by;
+	char *from;
+	bool final;              /* a final NOTIFY went                 */
+	bool nosub;              /* Refer-Sub: false: nothing to notify */
+};
+
+struct lrud {
+	struct lrefer *lr;
+};
+
+
+static void lrefer_destructor(void *arg)
+{
+	struct lrefer *lr = arg;
+
+	if (lr->sub)
+		sub_set_handler(lr->sub, NULL, NULL);
+	mem_deref(lr->req);
+	mem_deref(lr->sub);
+	mem_deref(lr->call);
+	mem_deref(lr->target);
+	mem_deref(lr->replaces);
+	mem_deref(lr->referred_by);
+	mem_deref(lr->from);
+}
+
+
+static struct lrefer *check_refer(lua_State *L, int idx)
+{
+	struct lrud *ud = luaL_checkudata(L, idx, REFER_MT);
+
+	return ud->lr;
+}
+
+
+/* The transfer is over, whichever way: the call leaves Referring */
+static void refer_done(struct lrefer *lr)
+{
+	lr->final = true;
+	if (lr->call)
+		(void)call_set_referring(lr->call, false);
+}
+
+
+static void refer_sub_h(struct sub *sub, const struct sub_event *ev,
+			void *arg)
+{
+	struct lrefer *lr = arg;
+	(void)sub;
+
+	if (ev->type != SUB_EV_CLOSED)
+		return;
+
+	/* the subscription ended (expired, subscriber gone) */
+	lr->sub = mem_deref(lr->sub);
+	if (!lr->final)
+		refer_done(lr);
+}
+
+
+/* Refer-To: name-addr or addr-spec; the URI's Replaces header apart */
+static int refer_parse(struct lrefer *lr, const struct sip_msg *msg)
+{
+	const struct sip_hdr *h = sip_msg_hdr(msg, SIP_HDR_REFER_TO);
+	struct sip_addr addr;
+	struct uri u;
+	struct pl name = PL("Replaces"), val, target;
+	int err;
+
+	if (!h || sip_addr_decode(&addr, &h->val) ||
+	    uri_decode(&u, &addr.auri))
+		return EBADMSG;
+
+	target = addr.auri;
+	if (pl_isset(&u.headers)) {
+		const char *q = pl_strchr(&addr.auri, '?');
+
+		if (q)
+			target.l = (size_t)(q - addr.auri.p);
+		if (!uri_header_get(&u.headers, &name, &val)) {
+			err = re_sdprintf(&lr->replaces, "%H",
+					  uri_header_unescape, &val);
+			if (err)
+				return err;
+		}
+	}
+
+	err = pl_strdup(&lr->target, &target);
+	err |= pl_strdup(&lr->from, &msg->from.auri);
+	h = sip_msg_hdr(msg, SIP_HDR_REFERRED_BY);
+	if (h)
+		err |= pl_strdup(&lr->referred_by, &h->val);
+
+	return err;
+}
+
+
+static void refer_end(lua_State *co, bool failed, int nres, void *ctx)
+{
+	struct lrefer *lr = ctx;
+
+	if (!lr->req || stack_req_answered(lr->req)) {
+		if (failed && lr->sub && !lr->final) {
+			(void)sub_refer_notify(lr->sub, 500, NULL);
+			refer_done(lr);
+		}
+		return;
+	}
+
+	if (failed) {
+		(void)stack_req_reply(lr->req, 500, "Server Internal Error",
+				      NULL, NULL, NULL, 0);
+	}
+	else if (nres >= 1 && lua_type(co, 1) == LUA_TNUMBER &&
+		 lua_tonumber(co, 1) >= 300 && lua_tonumber(co, 1) <= 699) {
+		uint16_t code = (uint16_t)lua_tonumber(co, 1);
+		const char *reason = lua_tostring(co, 2);
+
+		(void)stack_req_reply(lr->req, code, reason ? reason :
+				      stack_reason_phrase(code), NULL, NULL,
+				      NULL, 0);
+	}
+	else {
+		(void)stack_req_reply(lr->req, 603, "Decline", NULL, NULL,
+				      NULL, 0);
+	}
+	lr->req = mem_deref(lr->req);
+}
+
+
+bool api_refer_run(struct script *sc, struct stack_req *req,
+		   struct call *call, int call_ref)
+{
+	lua_State *co;
+	struct lrefer *lr;
+	struct lrud *ud;
+	struct task *t;
+	int err;
+
+	if (!rt_script_has_hook(sc, RT_HOOK_REFER) || rt_script_closing(sc))
+		return false;
+
+	lr = mem_zalloc(sizeof(*lr), lrefer_destructor);
+	if (!lr)
+		return false;
+
+	err = refer_parse(lr, stack_req_msg(req));
+	if (err) {
+		mem_deref(lr);
+		(void)stack_req_reply(req, 400, "Bad Refer-To Header", NULL,
+				      NULL, NULL, 0);
+		return true;
+	}
+
+	t = rt_task_new(sc, RT_HOOK_REFER);
+	if (!t) {
+		mem_deref(lr);
+		return false;
+	}
+	lr->req = stack_req_ref(req);
+	lr->call = call ? mem_ref(call) : NULL;
+
+	co = rt_task_co(t);
+	ud = lua_newuserdata(co, sizeof(*ud));
+	ud->lr = lr;
+	luaL_getmetatable(co, REFER_MT);
+	lua_setmetatable(co, -2);
+	lua_newtable(co);
+	if (call_ref != LUA_NOREF) {
+		lua_rawgeti(co, LUA_REGISTRYINDEX, call_ref);
+		lua_setfield(co, -2, "call");
+	}
+	lua_setfenv(co, -2);
+
+	rt_task_set_end(t, refer_end, lr);   /* the task holds lr too */
+	rt_task_run(t, 1);
+
+	return true;
+}
+
+
+static bool refer_handler(struct stack *st, struct stack_req *req,
+			  void *arg)
+{
+	(void)st;
+
+	return api_refer_run(rt_current(arg), req, NULL, LUA_NOREF);
+}
+
+
+/* refer:accept() -> true | nil, err: 202, and the subscription */
+static int l_refer_accept(lua_State *L)
+{
+	struct lrefer *lr = check_refer(L, 1);
+	int err;
+
+	if (!lr->req || stack_req_answered(lr->req))
+		return rt_fail(L, EALREADY);
+
+	err = sub_refer_accept(&lr->sub, lr->req, lr->call ?
+			       call_dialog(lr->call) : NULL, refer_sub_h,
+			       lr);
+	lr->req = mem_deref(lr->req);
+	if (err)
+		return rt_fail(L, err);
+	lr->nosub = !lr->sub;
+
+	if (lr->call && call_set_referring(lr->call, true))
+		slog(LOG_INFO, "events", "refer_state", NULL, "callid=%H "
+		     "state=%H note=\"not Referring\"", log_q,
+		     call_id(lr->call), log_q, call_state(lr->call));
+
+	return rt_result(L, 0);
+}
+
+
+static int l_refer_reject(lua_State *L)
+{
+	struct lrefer *lr = check_refer(L, 1);
+	lua_Integer code = luaL_optinteger(L, 2, 603);
+	const char *reason = luaL_optstring(L, 3, NULL);
+	int err;
+
+	if (code < 300 || code > 699)
+		return luaL_argerror(L, 2, "status code 300-699 expected");
+	if (reason && strpbrk(reason, "\r\n"))
+		return luaL_argerror(L, 3, "invalid reason");
+	if (!lr->req || stack_req_answered(lr->req))
+		return rt_fail(L, EALREADY);
+
+	err = stack_req_reply(lr->req, (uint16_t)code, reason ? reason :
+			      stack_reason_phrase((uint16_t)code), NULL, NULL,
+			      NULL, 0);
+	lr->req = mem_deref(lr->req);
+
+	return rt_result(L, err);
+}
+
+
+static int refer_notify(lua_State *L, uint16_t code, const char *reason)
+{
+	struct lrefer *lr = check_refer(L, 1);
+	int err;
+
+	if (lr->req)
+		return luaL_error(L, "refer: accept() it first");
+	if (lr->final)
+		return rt_fail(L, EALREADY);
+	if (lr->nosub) {
+		/* Refer-Sub: false (RFC 4488): the referrer wants none */
+		if (code >= 200)
+			refer_done(lr);
+		return rt_result(L, 0);
+	}
+	if (!lr->sub)
+		return rt_fail(L, ENOTCONN);   /* the subscription is gone */
+
+	err = sub_refer_notify(lr->sub, code, reason);
+	if (!err && code >= 200)
+		refer_done(lr);
+
+	return rt_result(L, err);
+}
+
+
+static int l_notify_trying(lua_State *L)
+{
+	return refer_notify(L, 100, "Trying");
+}
+
+
+static int l_notify_ringing(lua_State *L)
+{
+	return refer_notify(L, 180, "Ringing");
+}
+
+
+static int l_notify_success(lua_State *L)
+{
+	return refer_notify(L, 200, "OK");
+}
+
+
+static int l_notify_failure(lua_State *L)
+{
+	lua_Integer code = luaL_optinteger(L, 2, 503);
+	const char *reason = luaL_optstring(L, 3, NULL);
+
+	if (code < 300 || code > 699)
+		return luaL_argerror(L, 2, "status code 300-699 expected");
+	if (reason && strpbrk(reason, "\r\n"))
+		return luaL_argerror(L, 3, "invalid reason");
+
+	return refer_notify(L, (uint16_t)code, reason);
+}
+
+
+/* refer:transfer([body [, content_type [, {from=, headers=}]]]) ->
+ * call | nil, err: accepts if not yet, calls the target (with the
+ * Replaces it carried), and that call's progress goes to the referrer
+ * as NOTIFYs */
+static int l_refer_transfer(lua_State *L)
+{
+	struct lrefer *lr = check_refer(L, 1);
+	size_t len = 0;
+	const char *body = luaL_optlstring(L, 2, NULL, &len);
+	const char *ctype = luaL_optstring(L, 3, len ? "application/sdp" :
+					   NULL);
+	const char *from = NULL;
+	char *xhdrs = NULL, *hdrs = NULL;
+	struct call *call = NULL;
+	struct stack *st = rt_stack(L);
+	int err;
+
+	if (ctype && strpbrk(ctype, "\r\n"))
+		return luaL_argerror(L, 3, "invalid content type");
+	if (!lua_isnoneornil(L, 4)) {
+		luaL_checktype(L, 4, LUA_TTABLE);
+		lua_getfield(L, 4, "from");
+		from = lua_tostring(L, -1);
+		if (from && strncmp(from, "sip:", 4))
+			return luaL_argerror(L, 4, "from: sip: URI expected");
+		lua_getfield(L, 4, "headers");
+		if (!lua_isnil(L, -1))
+			api_headers_encode(L, -1, &xhdrs);
+		lua_pop(L, 1);
+	}
+	if (lr->final) {
+		mem_deref(xhdrs);
+		return rt_fail(L, EALREADY);
+	}
+
+	if (lr->req) {
+		lua_pushcfunction(L, l_refer_accept);
+		lua_pushvalue(L, 1);
+		lua_call(L, 1, 2);
+		if (lua_isnil(L, -2)) {
+			mem_deref(xhdrs);
+			return 2;
+		}
+		lua_pop(L, 2);
+	}
+
+	err = re_sdprintf(&hdrs, "%s%s%s%s%s%s", lr->replaces ?
+			  "Replaces: " : "", lr->replaces ? lr->replaces : "",
+			  lr->replaces ? "\r\n" : "",
+			  lr->referred_by ? "Referred-By: " : "",
+			  lr->referred_by ? lr->referred_by : "",
+			  lr->referred_by ? "\r\n" : "");
+	if (!err && xhdrs)
+		err = re_sdprintf(&hdrs, "%s%s", hdrs, xhdrs);
+	mem_deref(xhdrs);
+	if (!err)
+		err = st ? call_connect(&call, st, lr->target, from, hdrs,
+					ctype, (const uint8_t *)body, len,
+					NULL, NULL) : ENOTCONN;
+	mem_deref(hdrs);
+	if (err) {
+		if (lr->sub) {
+			(void)sub_refer_notify(lr->sub, 503, NULL);
+			refer_done(lr);
+		}
+		return rt_fail(L, err);
+	}
+
+	api_call_push(L, rt_script(L), call);
+	mem_deref(call);
+	api_call_follow_refer(L, -1, lr->sub, lr->call);
+	lr->final = true;        /* the new call sends the final NOTIFY */
+
+	return 1;
+}
+
+
+static int l_refer_index(lua_State *L)
+{
+	struct lrefer *lr = check_refer(L, 1);
+	const char *k = luaL_checkstring(L, 2);
+
+	if (!strcmp(k, "from"))
+		return push_opt(L, lr->from);
+	if (!strcmp(k, "target"))
+		return push_opt(L, lr->target);
+	if (!strcmp(k, "referred_by"))
+		return push_opt(L, lr->referred_by);
+	if (!strcmp(k, "replaces")) {
+		struct pl v, cid, p;
+
+		if (!lr->replaces) {
+			lua_pushnil(L);
+			return 1;
+		}
+		pl_set_str(&v, lr->replaces);
+		if (re_regex(v.p, v.l, "[^;]+", &cid)) {
+			lua_pushnil(L);
+			return 1;
+		}
+		lua_createtable(L, 0, 4);
+		lua_pushlstring(L, cid.p, cid.l);
+		lua_setfield(L, -2, "call_id");
+		if (!re_regex(v.p, v.l, ";to-tag=[^;]+", &p))
+			lua_pushlstring(L, p.p, p.l), lua_setfield(L, -2,
+								   "to_tag");
+		if (!re_regex(v.p, v.l, ";from-tag=[^;]+", &p))
+			lua_pushlstring(L, p.p, p.l), lua_setfield(L, -2,
+								   "from_tag");
+		lua_pushboolean(L, strstr(lr->replaces, "early-only") != NULL);
+		lua_setfield(L, -2, "early_only");
+		return 1;
+	}
+	if (!strcmp(k, "call")) {
+		lua_getfenv(L, 1);
+		lua_getfield(L, -1, "call");
+		return 1;
+	}
+
+	lua_getmetatable(L, 1);
+	lua_getfield(L, -1, k);
+
+	return 1;
+}
+
+
+static int l_refer_gc(lua_State *L)
+{
+	struct lrud *ud = luaL_checkudata(L, 1, REFER_MT);
+
+	ud->lr = mem_deref(ud->lr);
+
+	return 0;
+}
+
+
 /* ------------------------------------------------------------------ *
  * sip.on_subscribe and the packages
  * ------------------------------------------------------------------ */
@@ -748,6 +1195,7 @@ static void levents_destructor(void *arg)
 	struct levents *le = arg;
 
 	list_flush(&le->pkgs);
+	mem_deref(le->refer);
 }
 
 
@@ -854,6 +1302,15 @@ int api_events_activate(struct luart *rt, struct script *sc)
 		return err;
 	}
 
+	if (st && rt_script_has_hook(sc, RT_HOOK_REFER))
+		err = stack_handler_add(&ne->refer, st, "REFER", "REFER",
+					STACK_OUT_OF_DIALOG, refer_handler,
+					rt);
+	if (err) {
+		mem_deref(ne);
+		return err;
+	}
+
 	rt_set_slot(rt, RT_SLOT_EVENTS, ne);   /* the old ones go */
 
 	return 0;
@@ -881,6 +1338,18 @@ void api_events_inject(lua_State *L)
 		{NULL, NULL}
 	};
 
+	static const luaL_Reg refer_methods[] = {
+		{"accept",         l_refer_accept},
+		{"reject",         l_refer_reject},
+		{"notify_trying",  l_notify_trying},
+		{"notify_ringing", l_notify_ringing},
+		{"notify_success", l_notify_success},
+		{"notify_failure", l_notify_failure},
+		{"transfer",       l_refer_transfer},
+		{"__index",        l_refer_index},
+		{"__gc",           l_refer_gc},
+		{NULL, NULL}
+	};
 	static const luaL_Reg events_funcs[] = {
 		{"subscribe",    l_subscribe},
 		{"on_subscribe", l_on_subscribe},
@@ -890,6 +1359,12 @@ void api_events_inject(lua_State *L)
 	luaL_newmetatable(L, SUB_MT);
 	luaL_setfuncs(L, sub_methods, 0);
 	lua_pushliteral(L, SUB_MT);
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
+
+	luaL_newmetatable(L, REFER_MT);
+	luaL_setfuncs(L, refer_methods, 0);
+	lua_pushliteral(L, REFER_MT);
 	lua_setfield(L, -2, "__metatable");
 	lua_pop(L, 1);
 

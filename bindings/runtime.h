@@ -196,6 +196,19 @@ void api_events_inject(lua_State *L);
 int  api_events_activate(struct luart *rt, struct script *sc);
 void api_events_close(struct luart *rt);
 
+/* api_call.c: the call object, for the others */
+void api_call_push(lua_State *L, struct script *sc, struct call *call);
+struct call *api_call_check(lua_State *L, int idx);   /* raises */
+/* the call at idx reports its progress to sub (a REFER's), and ends
+ * referred's Referring at its final answer */
+void api_call_follow_refer(lua_State *L, int idx, struct sub *sub,
+			   struct call *referred);
+/* api_events.c: a REFER to sc's on_incoming_refer (call: the call it
+ * came in, call_ref its userdata's registry ref in sc, or NULL and
+ * LUA_NOREF); true when the hook took it */
+bool api_refer_run(struct script *sc, struct stack_req *req,
+		   struct call *call, int call_ref);
+
 /* api_request.c: the request object and header tables, for the others */
 void api_request_push(lua_State *L, struct stack_req *req);
 struct stack_req *api_request_check(lua_State *L, int idx);

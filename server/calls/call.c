@@ -526,13 +526,53 @@ void call_request_handler(struct dialog *dlg, struct stack_req *req,
 					      NULL, 0);
 	}
 	else {
-		(void)stack_req_reply(req, 405, "Method Not Allowed",
-				      "Allow: INVITE, ACK, BYE, CANCEL, "
-				      "OPTIONS, INFO, UPDATE\r\n", NULL,
-				      NULL, 0);
+		bool taken = false;
+
+		if (!pl_strcmp(&msg->met, "REFER")) {
+			struct call_event ev;
+
+			memset(&ev, 0, sizeof(ev));
+			ev.type = CALL_EV_REFER;
+			ev.req = req;
+			ev.taken = &taken;
+			call_fire(call, &ev);
+		}
+
+		if (!taken && !stack_req_answered(req))
+			(void)stack_req_reply(req, 405, "Method Not Allowed",
+					      "Allow: INVITE, ACK, BYE, "
+					      "CANCEL, OPTIONS, INFO, UPDATE, "
+					      "PRACK\r\n", NULL, NULL, 0);
 	}
 
 	mem_deref(call);
+}
+
+
+int call_set_referring(struct call *call, bool referring)
+{
+	const int st = call ? fsm_state_id(call->fsm) : -1;
+	enum call_fsm_event ev;
+
+	if (!call || call->ended)
+		return EPERM;
+
+	if (referring) {
+		if (st != CALL_ST_CONNECTED && st != CALL_ST_HOLD)
+			return EPERM;
+		call->refer_held = st == CALL_ST_HOLD;
+		ev = CALL_FSM_REFER;
+	}
+	else {
+		if (st != CALL_ST_REFERRING)
+			return EPERM;
+		ev = call->refer_held ? CALL_FSM_REFER_DONE_HELD :
+			CALL_FSM_REFER_DONE;
+	}
+
+	call_ev(call, ev, BY_US);
+
+	return 0;
 }
 
 

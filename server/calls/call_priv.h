@@ -36,6 +36,7 @@ struct call {
 	struct fsm *fsm;              /* call state machine             */
 	bool outgoing;
 	bool ended;
+	bool refer_held;              /* Referring came from Hold        */
 	char *id;                     /* Call-ID, for logs              */
 	char *from, *to;              /* URIs of the INVITE's From/To   */
 	char *reason;                 /* why it ended                   */

@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Incoming REFER on the wire (RFC 3515), one case per run (--case).
+
+sipstack runs test/events/transfer.lua. Peer A (the transferor, a raw
+UDP peer) calls sipstack and, once connected, sends a REFER in the call
+(or out of dialog); peer B (the transfer target) answers the new call.
+
+  blind        REFER -> 202; NOTIFYs (Event: refer;id=<CSeq>,
+               message/sipfrag) 100 Trying, 180 Ringing, then 200 OK
+               with terminated;reason=noresource, as B rings and
+               answers; the INVITE to B carries Referred-By; the call
+               goes Connected -> Referring -> Connected; A's BYE ends it
+  fail         B answers 486: the final NOTIFY is 486 Busy Here
+  refuse       the hook returns 603 -> 603, no NOTIFY, no Referring
+  raise        the hook raises -> 500, ev=hook_error, server alive
+  manual       the script's notify_trying/ringing/success: 100, 180, 200;
+               a second success is refused ("already answered")
+  ood          REFER out of dialog (manual): 202 with a To tag, the
+               NOTIFYs in the new dialog
+  replaces     Refer-To with ?Replaces=... : the hook sees call_id,
+               to_tag and from_tag unescaped, and the INVITE to B
+               carries the Replaces header
+  norefersub   Refer-Sub: false (RFC 4488): 202 with Refer-Sub: false,
+               and no NOTIFY at all
+"""
+import os
+import re
+import sys
+import time
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sipp"))
+import harness  # noqa: E402
+from t_events import Peer, tag_of, uri_of, substate, body_of  # noqa: E402
+
+SCRIPT = os.path.join(HERE, "transfer.lua")
+LOCAL = harness.LOCAL
+
+OFFER = (b"v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\n"
+         b"c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n"
+         b"a=rtpmap:0 PCMU/8000\r\n")
+
+
+class Caller:
+    """Peer A: a call to sipstack, then requests in its dialog."""
+
+    def __init__(self, peer, srv):
+        self.p = peer
+        self.srv = srv
+        self.ruri = "sip:transferee@%s:%d" % (LOCAL, srv.port)
+        self.callid = "xfer-%d@%s" % (peer.port, LOCAL)
+        self.ftag = "a%d" % peer.port
+        self.to = "<%s>" % self.ruri
+        self.cseq = 1
+        self.target = self.ruri
+
+    def call(self):
+        b = self.p.request("INVITE", self.ruri, self.ftag, self.to,
+                           self.callid, self.cseq,
+                           [("Content-Type", "application/sdp")], OFFER)
+        r = self.p.recv_resp(b)
+        if r and r.code == 200:
+            self.to = r.header("To")
+            self.target = uri_of(r.header("Contact")) or self.target
+            self.p.request("ACK", self.target, self.ftag, self.to,
+                           self.callid, self.cseq)
+        self.cseq += 1
+        return r
+
+    def req(self, method, hdrs=()):
+        b = self.p.request(method, self.target, self.ftag, self.to,
+                           self.callid, self.cseq, list(hdrs))
+        self.cseq += 1
+        return self.p.recv_resp(b)
+
+
+def target_peer(srv, answer=200):
+    """Peer B: answers the next INVITE with 180 then answer (code)."""
+    return Peer(srv.port)
+
+
+def answer_invite(h, b, code=200, wait=5.0):
+    inv = b.recv_req("INVITE", wait)
+    h.ok(inv is not None, "the target got the new INVITE")
+    if not inv:
+        return None
+    b.reply(inv, 180, "Ringing", to_tag="b1")
+    time.sleep(0.2)
+    if code == 200:
+        b.reply(inv, 200, "OK", to_tag="b1",
+                hdrs=[("Content-Type", "application/sdp")], body=OFFER)
+        ack = b.recv_req("ACK", 3.0)
+        h.ok(ack is not None, "the target got the ACK")
+    else:
+        b.reply(inv, code, "Busy Here", to_tag="b1")
+        b.recv_req("ACK", 2.0)
+    return inv
+
+
+def notifies(h, a, n, timeout=5.0):
+    """The NOTIFYs to A up to the terminated one (at most n), each
+    answered 200. A newer state replaces one waiting behind the NOTIFY
+    in flight, so a 180 may be skipped when A answers slowly."""
+    out = []
+    for _ in range(n):
+        m = a.recv_req("NOTIFY", timeout)
+        if not m:
+            break
+        a.reply(m, 200, "OK")
+        out.append(m)
+        if substate(m).startswith("terminated"):
+            break
+    return out
+
+
+def frag(m):
+    return body_of(m).split(b"\r\n")[0].decode("ascii", "replace")
+
+
+def check_progress(h, case, ns, refer_cseq, final):
+    got = [frag(m) for m in ns]
+    h.ok(got[:1] == ["SIP/2.0 100 Trying"] and got[-1:] == [final] and
+         all(g.startswith("SIP/2.0 ") for g in got),
+         "%s: NOTIFY sipfrags 100 Trying ... %s" % (case, final),
+         diag=repr(got))
+    h.ok(all((m.header("Event") or "").replace(" ", "") ==
+             "refer;id=%d" % refer_cseq for m in ns) and ns,
+         "%s: Event: refer;id=%d on every NOTIFY" % (case, refer_cseq),
+         diag=repr([m.header("Event") for m in ns]))
+    h.ok(all((m.header("Content-Type") or "").startswith("message/sipfrag")
+             for m in ns) and ns, "%s: message/sipfrag bodies" % case)
+    h.ok(ns and substate(ns[-1]) == "terminated;reason=noresource" and
+         all(substate(m).startswith("active;expires=") for m in ns[:-1]),
+         "%s: active until the final one, terminated;reason=noresource"
+         % case, diag=repr([substate(m) for m in ns]))
+
+
+def in_call_refer(h, srv, case, target, extra=()):
+    a = Peer(srv.port)
+    c = Caller(a, srv)
+    r = c.call()
+    h.ok(r and r.code == 200, "%s: A's call answered" % case,
+         diag=r and r.start)
+    refer_cseq = c.cseq
+    r = c.req("REFER", [("Refer-To", "<%s>" % target),
+                        ("Referred-By", "<sip:a@%s>" % LOCAL)] +
+              list(extra))
+    return a, c, r, refer_cseq
+
+
+def case_blind(h, srv, code=200):
+    case = "blind" if code == 200 else "fail"
+    b = Peer(srv.port)
+    a, c, r, cseq = in_call_refer(h, srv, case, b.uri(case))
+    h.ok(r and r.code == 202, "%s: REFER -> 202" % case,
+         diag=r and r.start)
+    inv = answer_invite(h, b, code)
+    if inv:
+        h.ok("sip:a@" in (inv.header("Referred-By") or ""),
+             "%s: the new INVITE carries Referred-By" % case,
+             diag=inv.header("Referred-By"))
+    final = "SIP/2.0 200 OK" if code == 200 else "SIP/2.0 486 Busy Here"
+    ns = notifies(h, a, 3 if code == 200 else 3)
+    check_progress(h, case, ns, cseq, final)
+    h.ok(srv.wait_for({"ev": "state", "from": "Connected",
+                       "to": "Referring"}, 3) and
+         srv.wait_for({"ev": "state", "from": "Referring",
+                       "to": "Connected"}, 3),
+         "%s: the call went Connected -> Referring -> Connected" % case,
+         server=srv)
+    r = c.req("BYE")
+    h.ok(r and r.code == 200, "%s: A's BYE -> 200" % case)
+    a.close()
+    b.close()
+
+
+def case_refuse(h, srv):
+    a, c, r, _ = in_call_refer(h, srv, "refuse",
+                               "sip:refuse@%s:9" % LOCAL)
+    h.ok(r and r.code == 603, "refuse: REFER -> 603", diag=r and r.start)
+    h.ok(a.recv_req("NOTIFY", 1.0) is None, "refuse: no NOTIFY")
+    h.ok(not srv.find({"ev": "state", "to": "Referring"}),
+         "refuse: the call never went Referring", server=srv)
+    c.req("BYE")
+    a.close()
+
+
+def case_raise(h, srv):
+    a, c, r, _ = in_call_refer(h, srv, "raise", "sip:raise@%s:9" % LOCAL)
+    h.ok(r and r.code == 500, "raise: REFER -> 500", diag=r and r.start)
+    h.ok(srv.wait_for({"ev": "hook_error", "hook": "on_incoming_refer"},
+                      3) and srv.find(r"ev=hook_error .*script=\S*"
+                                      r"transfer\.lua line=\d+"),
+         "raise: hook_error names transfer.lua and the line", server=srv)
+    r = c.req("BYE")
+    h.ok(r and r.code == 200, "raise: the call goes on (BYE -> 200)")
+    a.close()
+
+
+def case_manual(h, srv):
+    a, c, r, cseq = in_call_refer(h, srv, "manual",
+                                  "sip:manual@%s:9" % LOCAL)
+    h.ok(r and r.code == 202, "manual: REFER -> 202", diag=r and r.start)
+    ns = notifies(h, a, 3)
+    check_progress(h, "manual", ns, cseq, "SIP/2.0 200 OK")
+    h.ok(srv.wait_for({"msg": "manual_done", "again": "nil"}, 3),
+         "manual: a second notify_success is refused", server=srv)
+    h.ok(a.recv_req("NOTIFY", 1.0) is None, "manual: no fourth NOTIFY")
+    c.req("BYE")
+    a.close()
+
+
+def case_ood(h, srv):
+    a = Peer(srv.port)
+    ruri = "sip:transferee@%s:%d" % (LOCAL, srv.port)
+    b = a.request("REFER", ruri, "ood1", "<%s>" % ruri,
+                  "ood-%d@%s" % (a.port, LOCAL), 5,
+                  [("Refer-To", "<sip:manual@%s:9>" % LOCAL)])
+    r = a.recv_resp(b)
+    h.ok(r and r.code == 202 and tag_of(r.header("To")),
+         "ood: REFER out of dialog -> 202 with a To tag",
+         diag=r and r.start)
+    ns = notifies(h, a, 3)
+    check_progress(h, "ood", ns, 5, "SIP/2.0 200 OK")
+    if r and ns:
+        h.ok(tag_of(ns[0].header("From")) == tag_of(r.header("To")) and
+             tag_of(ns[0].header("To")) == "ood1",
+             "ood: the NOTIFYs are in the REFER's dialog")
+    h.ok(srv.find({"msg": "refer", "case": "manual", "in_call": "false"}),
+         "ood: refer.call is nil", server=srv)
+    a.close()
+
+
+def case_replaces(h, srv):
+    b = Peer(srv.port)
+    target = b.uri("blind") + \
+        "?Replaces=abc%40host%3Bto-tag%3Dt1%3Bfrom-tag%3Df1"
+    a, c, r, _ = in_call_refer(h, srv, "replaces", target)
+    h.ok(r and r.code == 202, "replaces: REFER -> 202")
+    inv = answer_invite(h, b)
+    h.ok(srv.find({"msg": "refer", "replaces": "abc@host", "to_tag": "t1",
+                   "from_tag": "f1", "target": b.uri("blind")}),
+         "replaces: the hook saw call_id, to_tag, from_tag and the "
+         "target without ?headers", server=srv)
+    h.ok(inv and (inv.header("Replaces") or "") ==
+         "abc@host;to-tag=t1;from-tag=f1",
+         "replaces: the INVITE to the target carries Replaces",
+         diag=inv and inv.header("Replaces"))
+    notifies(h, a, 3)
+    c.req("BYE")
+    a.close()
+    b.close()
+
+
+def case_norefersub(h, srv):
+    a, c, r, _ = in_call_refer(h, srv, "manual", "sip:manual@%s:9" % LOCAL,
+                               extra=[("Refer-Sub", "false")])
+    h.ok(r and r.code == 202 and
+         (r.header("Refer-Sub") or "").lower() == "false",
+         "norefersub: 202 with Refer-Sub: false", diag=r and r.start)
+    h.ok(a.recv_req("NOTIFY", 1.5) is None, "norefersub: no NOTIFY")
+    c.req("BYE")
+    a.close()
+
+
+CASES = {
+    "blind": case_blind,
+    "fail": lambda h, s: case_blind(h, s, 486),
+    "refuse": case_refuse,
+    "raise": case_raise,
+    "manual": case_manual,
+    "ood": case_ood,
+    "replaces": case_replaces,
+    "norefersub": case_norefersub,
+}
+
+
+def body(h, args):
+    srv = h.server(SCRIPT)
+    CASES[args.case](h, srv)
+    h.ok(srv.alive(), "server alive after the case")
+    h.stop_server(srv, errors=[{"ev": "hook_error"}]
+                  if args.case == "raise" else False)
+
+
+def extra(ap):
+    ap.add_argument("--case", required=True, choices=sorted(CASES))
+
+
+if __name__ == "__main__":
+    harness.test_main(__doc__.splitlines()[0], body, extra_args=extra)
