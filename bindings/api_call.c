@@ -449,6 +449,46 @@ static struct lcall *check_call(lua_State *L, int idx)
 }
 
 
+/* The value of a Replaces header (RFC 3891) naming the dialog of the
+ * call at idx, from the peer's side (its local tag is our remote one),
+ * or given as {call_id=, to_tag=, from_tag= [, early_only=]}; raises */
+void api_replaces_value(lua_State *L, int idx, char *buf, size_t sz)
+{
+	const char *cid, *tt, *ft;
+	bool early = false;
+
+	if (lua_isuserdata(L, idx)) {
+		struct call *c = check_call(L, idx)->call;
+		const struct dialog *dlg = call_dialog(c);
+
+		if (!dlg || !dialog_rtag(dlg)[0])
+			luaL_argerror(L, idx, "replaces: the call has no "
+				      "dialog (ended, or not answered)");
+		(void)re_snprintf(buf, sz, "%s;to-tag=%s;from-tag=%s",
+				  dialog_callid(dlg), dialog_rtag(dlg),
+				  dialog_ltag(dlg));
+		return;
+	}
+
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_getfield(L, idx, "call_id");
+	lua_getfield(L, idx, "to_tag");
+	lua_getfield(L, idx, "from_tag");
+	lua_getfield(L, idx, "early_only");
+	cid = lua_tostring(L, -4);
+	tt = lua_tostring(L, -3);
+	ft = lua_tostring(L, -2);
+	early = lua_toboolean(L, -1);
+	if (!cid || !tt || !ft || strpbrk(cid, ";\r\n <>") ||
+	    strpbrk(tt, ";\r\n <>") || strpbrk(ft, ";\r\n <>"))
+		luaL_argerror(L, idx, "replaces: a call, or {call_id=, "
+			      "to_tag=, from_tag=}");
+	(void)re_snprintf(buf, sz, "%s;to-tag=%s;from-tag=%s%s", cid, tt, ft,
+			  early ? ";early-only" : "");
+	lua_pop(L, 4);
+}
+
+
 void api_call_push(lua_State *L, struct script *sc, struct call *call)
 {
 	(void)push_call(L, sc, call);
@@ -788,6 +828,18 @@ static int l_index(lua_State *L)
 			lua_pushnil(L);
 		return 1;
 	}
+	if (!strcmp(k, "replaces")) {
+		struct call *old = call_replaces(lc->call);
+		call_event_h *h;
+		void *arg;
+
+		/* the replaced call's object, if a script holds it */
+		if (old && call_handler(old, &h, &arg) && h == event_handler)
+			push_udata(L, arg);
+		else
+			lua_pushnil(L);
+		return 1;
+	}
 	if (!strcmp(k, "end_reason")) {
 		lua_pushstring(L, call_end_reason(lc->call));
 		return 1;
@@ -812,7 +864,7 @@ static int l_newindex(lua_State *L)
 	static const char *cbs[] = {
 		"on_ringing", "on_answered", "on_rejected", "on_terminated",
 		"on_state_change", "on_hold", "on_unhold", "on_info",
-		"on_fork", NULL
+		"on_fork", "on_referred", "on_refer_progress", NULL
 	};
 	const char *k = luaL_checkstring(L, 2);
 	const char **p;
@@ -824,7 +876,8 @@ static int l_newindex(lua_State *L)
 		return luaL_error(L, "call: cannot set '%s' (callbacks: "
 				  "on_ringing, on_answered, on_rejected, "
 				  "on_terminated, on_state_change, on_hold, "
-				  "on_unhold, on_info, on_fork)", k);
+				  "on_unhold, on_info, on_fork, on_referred, "
+				  "on_refer_progress)", k);
 	if (!lua_isnil(L, 3))
 		luaL_checktype(L, 3, LUA_TFUNCTION);
 
@@ -898,6 +951,18 @@ static int l_call(lua_State *L)
 		lua_getfield(L, 4, "headers");
 		if (!lua_isnil(L, -1))
 			api_headers_encode(L, -1, &hdrs);
+		lua_pop(L, 1);
+		lua_getfield(L, 4, "replaces");
+		if (!lua_isnil(L, -1)) {
+			char rep[512];
+			char *all = NULL;
+
+			api_replaces_value(L, lua_gettop(L), rep, sizeof(rep));
+			err = re_sdprintf(&all, "Replaces: %s\r\n%s", rep,
+					  hdrs ? hdrs : "");
+			mem_deref(hdrs);
+			hdrs = err ? NULL : all;
+		}
 		lua_pop(L, 1);
 	}
 

@@ -25,6 +25,7 @@
 
 
 #define SUB_MT "sipstack.sub"
+#define REFOUT_MT "sipstack.refer_out"
 
 /* registry key of a generation's table package -> function */
 static const char KEY_PKGS = 0;
@@ -751,7 +752,21 @@ bool api_refer_run(struct script *sc, struct stack_req *req,
 	struct task *t;
 	int err;
 
-	if (!rt_script_has_hook(sc, RT_HOOK_REFER) || rt_script_closing(sc))
+	lua_State *L = rt_script_L(sc);
+	bool own = false;
+
+	if (rt_script_closing(sc))
+		return false;
+
+	/* call.on_referred, else sip.on_incoming_refer */
+	if (call_ref != LUA_NOREF) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, call_ref);
+		lua_getfenv(L, -1);
+		lua_getfield(L, -1, "on_referred");
+		own = lua_isfunction(L, -1);
+		lua_pop(L, 3);
+	}
+	if (!own && !rt_script_has_hook(sc, RT_HOOK_REFER))
 		return false;
 
 	lr = mem_zalloc(sizeof(*lr), lrefer_destructor);
@@ -766,10 +781,17 @@ bool api_refer_run(struct script *sc, struct stack_req *req,
 		return true;
 	}
 
-	t = rt_task_new(sc, RT_HOOK_REFER);
+	t = rt_task_new(sc, own ? RT_HOOK_SPAWN : RT_HOOK_REFER);
 	if (!t) {
 		mem_deref(lr);
 		return false;
+	}
+	if (own) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, call_ref);
+		lua_getfenv(L, -1);
+		lua_getfield(L, -1, "on_referred");
+		lua_xmove(L, rt_task_co(t), 1);
+		lua_pop(L, 2);
 	}
 	lr->req = stack_req_ref(req);
 	lr->call = call ? mem_ref(call) : NULL;
@@ -1040,6 +1062,372 @@ static int l_refer_gc(lua_State *L)
 	struct lrud *ud = luaL_checkudata(L, 1, REFER_MT);
 
 	ud->lr = mem_deref(ud->lr);
+
+	return 0;
+}
+
+
+
+/* ------------------------------------------------------------------ *
+ * Outgoing REFER: call:refer, call:refer_with_replaces, call:wait_refer
+ * ------------------------------------------------------------------ */
+
+/* One transfer of a call by us: the REFER's subscription */
+struct lrefout {
+	struct sub *sub;
+	struct call *call;        /* reference                          */
+	struct script *sc;        /* reference                          */
+	int call_ref;             /* registry ref of the call's userdata */
+	struct rt_op *waiter;     /* call:refer's wait for the 202       */
+	struct rt_op *fwaiter;    /* call:wait_refer's                   */
+	int err;
+	uint16_t scode;           /* the REFER's answer                  */
+	uint16_t final;           /* the final sipfrag's code            */
+	char *reason, *final_reason;
+	bool done;                /* the subscription ended              */
+};
+
+static const char KEY_REFOUT = 0;   /* call env: lightuserdata lrefout */
+
+
+static void lrefout_destructor(void *arg)
+{
+	struct lrefout *lo = arg;
+
+	if (lo->sub)
+		sub_set_handler(lo->sub, NULL, NULL);
+	mem_deref(lo->sub);
+	mem_deref(lo->call);
+	rt_unref(lo->sc, lo->call_ref);
+	mem_deref(lo->sc);
+	mem_deref(lo->reason);
+	mem_deref(lo->final_reason);
+}
+
+
+/* call:refer's values: true | nil, "rejected", code, reason | nil, err */
+static int push_refer_answer(lua_State *co, void *arg)
+{
+	struct lrefout *lo = arg;
+
+	if (!lo->err && lo->scode >= 200 && lo->scode < 300) {
+		lua_pushboolean(co, 1);
+		return 1;
+	}
+
+	lua_pushnil(co);
+	if (lo->scode >= 300) {
+		lua_pushstring(co, "rejected");
+		lua_pushinteger(co, lo->scode);
+		lua_pushstring(co, lo->reason ? lo->reason : "");
+		return 4;
+	}
+	lua_pushstring(co, rt_errstr(lo->err ? lo->err : ENOTCONN));
+
+	return 2;
+}
+
+
+/* call:wait_refer's values: code, reason | nil, err */
+static int push_refer_final(lua_State *co, void *arg)
+{
+	struct lrefout *lo = arg;
+
+	if (lo->final) {
+		lua_pushinteger(co, lo->final);
+		lua_pushstring(co, lo->final_reason ? lo->final_reason : "");
+		return 2;
+	}
+
+	lua_pushnil(co);
+	lua_pushstring(co, lo->done ? "ended" : rt_errstr(ETIMEDOUT));
+
+	return 2;
+}
+
+
+static void refout_wake(struct rt_op **opp, rt_push_h *push, void *arg)
+{
+	struct rt_op *op = *opp;
+
+	if (!op)
+		return;
+
+	*opp = NULL;
+	rt_op_resume(op, push, arg);
+}
+
+
+/* call.on_refer_progress(code, reason) in a task of its own */
+static void refout_progress(struct lrefout *lo, uint16_t code,
+			    const char *reason)
+{
+	lua_State *L = rt_script_L(lo->sc);
+	struct task *t;
+
+	if (rt_script_closing(lo->sc) || lo->call_ref == LUA_NOREF)
+		return;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lo->call_ref);
+	lua_getfenv(L, -1);
+	lua_getfield(L, -1, "on_refer_progress");
+	lua_remove(L, -2);
+	lua_remove(L, -2);
+	if (!lua_isfunction(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+
+	t = rt_task_new(lo->sc, RT_HOOK_SPAWN);
+	if (!t) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_xmove(L, rt_task_co(t), 1);
+	rt_task_set_callid(t, sub_callid(lo->sub));
+	lua_pushinteger(rt_task_co(t), code);
+	lua_pushstring(rt_task_co(t), reason ? reason : "");
+	rt_task_run(t, 2);
+}
+
+
+static void refout_h(struct sub *sub, const struct sub_event *ev,
+		     void *arg)
+{
+	struct lrefout *lo = arg;
+
+	mem_ref(lo);
+
+	switch (ev->type) {
+
+	case SUB_EV_ANSWER:
+		lo->err = ev->err;
+		lo->scode = ev->scode;
+		(void)str_dup(&lo->reason, ev->reason ? ev->reason : "");
+		if (!ev->err && ev->scode < 300)
+			(void)call_set_referring(lo->call, true);
+		refout_wake(&lo->waiter, push_refer_answer, lo);
+		break;
+
+	case SUB_EV_NOTIFY:
+		if (!ev->frag_code || lo->final)
+			break;
+		if (ev->frag_code >= 200) {
+			lo->final = ev->frag_code;
+			(void)str_dup(&lo->final_reason, ev->frag_reason);
+			/* the outcome is known: the subscription is done
+			 * with (RFC 3515 §2.4.5) */
+			if (ev->state != SUB_TERMINATED)
+				(void)sub_unsubscribe(sub);
+			(void)call_set_referring(lo->call, false);
+		}
+		refout_progress(lo, ev->frag_code, ev->frag_reason);
+		if (lo->final)
+			refout_wake(&lo->fwaiter, push_refer_final, lo);
+		break;
+
+	case SUB_EV_CLOSED:
+		lo->done = true;
+		refout_wake(&lo->waiter, push_refer_answer, lo);
+		(void)call_set_referring(lo->call, false);
+		refout_wake(&lo->fwaiter, push_refer_final, lo);
+		/* no more callbacks: the call object may go */
+		rt_unref(lo->sc, lo->call_ref);
+		lo->call_ref = LUA_NOREF;
+		mem_deref(lo);     /* the handler's reference */
+		break;
+
+	default:
+		break;
+	}
+
+	mem_deref(lo);
+}
+
+
+static void refout_cleanup(struct rt_op *op, void *ctx)
+{
+	struct lrefout *lo = ctx;
+
+	if (lo->waiter == op)
+		lo->waiter = NULL;
+	if (lo->fwaiter == op)
+		lo->fwaiter = NULL;
+}
+
+
+/* The call's current transfer (env[KEY_REFOUT]), or NULL */
+static struct lrefout *refout_of(lua_State *L, int idx)
+{
+	struct lrefout *lo;
+
+	lua_getfenv(L, idx);
+	lua_pushlightuserdata(L, (void *)&KEY_REFOUT);
+	lua_rawget(L, -2);
+	lo = lua_touserdata(L, -1);
+	lua_pop(L, 2);
+
+	return lo;
+}
+
+
+static int call_refer(lua_State *L, const char *target, int opts,
+		      const char *replaces)
+{
+	struct call *call = api_call_check(L, 1);
+	struct stack *st = rt_stack(L);
+	struct dialog *dlg = call_dialog(call);
+	char *hdrs = NULL, *xhdrs = NULL, *uri = NULL;
+	struct lrefout *lo, *prev;
+	struct rt_op *op;
+	int err;
+
+	rt_need_task(L, "refer");
+	if (strncmp(target, "sip:", 4) && strncmp(target, "sips:", 5))
+		return luaL_argerror(L, 2, "sip: URI expected");
+	if (strpbrk(target, "<>\r\n ?"))
+		return luaL_argerror(L, 2, "a URI without headers expected");
+	if (opts && !lua_isnoneornil(L, opts)) {
+		luaL_checktype(L, opts, LUA_TTABLE);
+		lua_getfield(L, opts, "headers");
+		if (!lua_isnil(L, -1))
+			api_headers_encode(L, -1, &xhdrs);
+		lua_pop(L, 1);
+	}
+
+	prev = refout_of(L, 1);
+	if (prev && !prev->done) {
+		mem_deref(xhdrs);
+		return rt_fail(L, EBUSY);
+	}
+	if (!st || !dlg || !call_is_answered(call) || call_is_ended(call)) {
+		mem_deref(xhdrs);
+		return rt_fail(L, ENOTCONN);
+	}
+
+	err  = re_sdprintf(&hdrs, "Referred-By: <%s>\r\n%s",
+			   dialog_local_uri(dlg), xhdrs ? xhdrs : "");
+	if (replaces) {
+		struct pl r;
+
+		pl_set_str(&r, replaces);
+		err |= re_sdprintf(&uri, "%s?Replaces=%H", target,
+				   uri_header_escape, &r);
+	}
+	else {
+		err |= str_dup(&uri, target);
+	}
+	mem_deref(xhdrs);
+	if (err) {
+		mem_deref(hdrs);
+		mem_deref(uri);
+		return rt_fail(L, err);
+	}
+
+	lo = mem_zalloc(sizeof(*lo), lrefout_destructor);
+	if (!lo) {
+		mem_deref(hdrs);
+		mem_deref(uri);
+		return rt_fail(L, ENOMEM);
+	}
+	lo->call = mem_ref(call);
+	lo->sc = mem_ref(rt_script(L));
+	lua_pushvalue(L, 1);
+	lo->call_ref = rt_ref(L);
+
+	err = sub_refer(&lo->sub, st, dlg, uri, hdrs, refout_h, lo);
+	mem_deref(hdrs);
+	mem_deref(uri);
+	if (err) {
+		mem_deref(lo);
+		return rt_fail(L, err);
+	}
+	mem_ref(lo);      /* the subscription handler's, until CLOSED */
+
+	/* the call's env holds the transfer (its lrefout by the userdata
+	 * below, which frees it with the call object) */
+	lua_getfenv(L, 1);
+	lua_pushlightuserdata(L, (void *)&KEY_REFOUT);
+	lua_pushlightuserdata(L, lo);
+	lua_rawset(L, -3);
+	lua_pushliteral(L, "__refer_obj");
+	*(struct lrefout **)lua_newuserdata(L, sizeof(lo)) = lo;
+	luaL_getmetatable(L, REFOUT_MT);
+	lua_setmetatable(L, -2);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+
+	op = rt_op_start(L, "refer");
+	rt_op_cleanup(op, refout_cleanup, lo);
+	lo->waiter = op;
+
+	return rt_op_yield(L, op);
+}
+
+
+/* call:refer(target [, {headers=}]): blind transfer */
+static int l_call_refer(lua_State *L)
+{
+	const char *target = luaL_checkstring(L, 2);
+
+	return call_refer(L, target, 3, NULL);
+}
+
+
+/* call:refer_with_replaces(target, other_call | {call_id=, to_tag=,
+ * from_tag=} [, {headers=}]): attended transfer (RFC 3891 in the
+ * Refer-To) */
+static int l_call_refer_replaces(lua_State *L)
+{
+	const char *target = luaL_checkstring(L, 2);
+	char rep[512];
+
+	if (lua_isnoneornil(L, 3))
+		return luaL_argerror(L, 3, "the call to replace expected");
+	api_replaces_value(L, 3, rep, sizeof(rep));
+
+	return call_refer(L, target, 4, rep);
+}
+
+
+/* call:wait_refer([timeout]) -> code, reason | nil, err: the final
+ * sipfrag of the call's transfer */
+static int l_call_wait_refer(lua_State *L)
+{
+	lua_Number timeout = luaL_optnumber(L, 2, 0);
+	struct lrefout *lo;
+	struct rt_op *op;
+
+	(void)api_call_check(L, 1);
+	rt_need_task(L, "wait_refer");
+	if (timeout < 0)
+		return luaL_argerror(L, 2, "seconds >= 0 expected");
+
+	lo = refout_of(L, 1);
+	if (!lo)
+		return luaL_error(L, "wait_refer: no transfer (call:refer "
+				  "first)");
+	if (lo->final || lo->done)
+		return push_refer_final(L, lo);
+	if (lo->fwaiter)
+		return luaL_error(L, "wait_refer: another task waits");
+
+	op = rt_op_start(L, "wait_refer");
+	rt_op_cleanup(op, refout_cleanup, lo);
+	if (timeout > 0)
+		rt_op_timeout(op, (uint64_t)(timeout * 1000),
+			      push_refer_final, lo);
+	lo->fwaiter = op;
+
+	return rt_op_yield(L, op);
+}
+
+
+static int l_refout_gc(lua_State *L)
+{
+	struct lrefout **p = lua_touserdata(L, 1);
+
+	*p = mem_deref(*p);
 
 	return 0;
 }
@@ -1350,6 +1738,12 @@ void api_events_inject(lua_State *L)
 		{"__gc",           l_refer_gc},
 		{NULL, NULL}
 	};
+	static const luaL_Reg call_refer_methods[] = {
+		{"refer",               l_call_refer},
+		{"refer_with_replaces", l_call_refer_replaces},
+		{"wait_refer",          l_call_wait_refer},
+		{NULL, NULL}
+	};
 	static const luaL_Reg events_funcs[] = {
 		{"subscribe",    l_subscribe},
 		{"on_subscribe", l_on_subscribe},
@@ -1366,6 +1760,17 @@ void api_events_inject(lua_State *L)
 	luaL_setfuncs(L, refer_methods, 0);
 	lua_pushliteral(L, REFER_MT);
 	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
+
+	luaL_newmetatable(L, REFOUT_MT);
+	lua_pushcfunction(L, l_refout_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
+
+	/* the call object's transfer methods (api_call.c made its
+	 * metatable) */
+	luaL_getmetatable(L, "sipstack.call");
+	luaL_setfuncs(L, call_refer_methods, 0);
 	lua_pop(L, 1);
 
 	luaL_setfuncs(L, events_funcs, 0);

@@ -198,6 +198,8 @@ void api_events_close(struct luart *rt);
 
 /* api_call.c: the call object, for the others */
 void api_call_push(lua_State *L, struct script *sc, struct call *call);
+/* a Replaces header value (RFC 3891) for the call or the table at idx */
+void api_replaces_value(lua_State *L, int idx, char *buf, size_t sz);
 struct call *api_call_check(lua_State *L, int idx);   /* raises */
 /* the call at idx reports its progress to sub (a REFER's), and ends
  * referred's Referring at its final answer */

@@ -37,6 +37,8 @@ struct call {
 	bool outgoing;
 	bool ended;
 	bool refer_held;              /* Referring came from Hold        */
+	struct call *replaces;        /* RFC 3891: the call this one
+				       * replaces once answered (a ref)  */
 	char *id;                     /* Call-ID, for logs              */
 	char *from, *to;              /* URIs of the INVITE's From/To   */
 	char *reason;                 /* why it ended                   */

@@ -132,6 +132,14 @@ struct dialog *call_dialog(const struct call *call);  /* NULL once ended */
  * came from (Connected or Hold). EPERM when the state does not allow
  * it (not answered, ending, or already / not Referring). */
 int  call_set_referring(struct call *call, bool referring);
+/* An incoming call whose INVITE had a Replaces header (RFC 3891)
+ * matching a call of ours: that call (it is hung up, or cancelled if
+ * early, when this one is answered and ACKed), else NULL. An outgoing
+ * call placed with a "Replaces:" line among its headers goes through
+ * the state machine's Replacing instead of Calling. */
+struct call *call_replaces(const struct call *call);
+/* The handler and arg set with call_set_handler (false: none) */
+bool call_handler(const struct call *call, call_event_h **hp, void **argp);
 bool call_is_outgoing(const struct call *call);
 bool call_is_ended(const struct call *call);
 bool call_is_answered(const struct call *call);

@@ -258,7 +258,11 @@ int  stack_handler_set(struct stack_handler **hp, struct stack *st,
 		       const char *methods, const char *allow,
 		       unsigned scope, stack_req_h *h, void *arg);
 /* Option tags we implement (Supported:, and what Require: may name). */
-#define STACK_SUPPORTED "100rel"
+#define STACK_SUPPORTED "100rel, replaces"
+
+/* "Allow: ...\r\n": the methods the handlers take, for answers that
+ * name them (a call's 2xx and 18x, the core's 405/501 and OPTIONS) */
+const char *stack_allow_hdr(const struct stack *st);
 
 /* Address requests from us come from (for From/Contact) */
 int  stack_local_uri(const struct stack *st, enum sip_transp tp,

@@ -25,6 +25,8 @@ PREFIX = {
     "call_methods": "call:",
     "events_funcs": "sip.",
     "sub_methods": "sub:",
+    "refer_methods": "refer:",
+    "call_refer_methods": "call:",
 }
 
 

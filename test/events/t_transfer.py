@@ -265,6 +265,169 @@ def case_norefersub(h, srv):
     a.close()
 
 
+
+# ---------------------------------------------------------------------
+# Outgoing REFER (sipstack transfers) and Replaces
+# ---------------------------------------------------------------------
+
+def trigger(h, srv, case, **hdrs):
+    from harness import UdpClient
+    cl = UdpClient(srv.port)
+    extra = [("X-Case", case)] + [("X-" + k.replace("_", "-"), v)
+                                  for k, v in sorted(hdrs.items())]
+    r = cl.request("MESSAGE", extra=extra, body=b"go", ctype="text/plain")
+    cl.close()
+    h.ok(r and r.code == 202, "%s: MESSAGE -> 202" % case,
+         diag=r and r.start)
+
+
+def uas_answer(h, p, tag, what):
+    """Peer p answers the next INVITE 200 (To tag) and takes the ACK."""
+    inv = p.recv_req("INVITE", 5.0)
+    h.ok(inv is not None, "%s: got sipstack's INVITE" % what)
+    if not inv:
+        return None
+    p.reply(inv, 200, "OK", to_tag=tag,
+            hdrs=[("Content-Type", "application/sdp")], body=OFFER)
+    h.ok(p.recv_req("ACK", 3.0) is not None, "%s: got the ACK" % what)
+    return inv
+
+
+def uas_notify(p, inv, tag, cseq, event, state, frag):
+    """A NOTIFY from the UAS side of inv's dialog (peer p, tag)."""
+    b = p.request("NOTIFY", uri_of(inv.header("Contact")), tag,
+                  inv.header("From"), inv.header("Call-ID"), cseq,
+                  [("Event", event), ("Subscription-State", state),
+                   ("Content-Type", "message/sipfrag;version=2.0")],
+                  frag.encode() + b"\r\n", dst=inv.src)
+    return p.recv_resp(b)
+
+
+def case_out(h, srv, case):
+    a = Peer(srv.port)
+    c = Peer(srv.port) if case == "out-attended" else None
+    target = "sip:target@%s:9" % LOCAL
+    kw = {"call": a.uri("a"), "refer_to": target}
+    if c:
+        kw["call2"] = c.uri("c")
+    trigger(h, srv, case, **kw)
+    inv = uas_answer(h, a, "a1", "%s A" % case)
+    cinv = uas_answer(h, c, "c1", "%s C" % case) if c else None
+    if not inv:
+        return
+    ref = a.recv_req("REFER", 5.0)
+    h.ok(ref is not None and tag_of(ref.header("To")) == "a1" and
+         ref.header("Call-ID") == inv.header("Call-ID"),
+         "%s: REFER in A's call" % case)
+    if not ref:
+        return
+    rt = uri_of(ref.header("Refer-To"))
+    h.ok("sip:a@" not in rt and ref.header("Referred-By"),
+         "%s: Referred-By present" % case, diag=ref.header("Referred-By"))
+    if cinv:
+        import urllib.parse
+        base, _, q = rt.partition("?")
+        rep = urllib.parse.unquote(q.partition("Replaces=")[2])
+        want = "%s;to-tag=c1;from-tag=%s" % (cinv.header("Call-ID"),
+                                             tag_of(cinv.header("From")))
+        h.ok(base == target and rep == want,
+             "%s: Refer-To <target?Replaces=C's dialog> (to-tag C's, "
+             "from-tag ours)" % case, diag="%r vs %r" % (rt, want))
+    else:
+        h.ok(rt == target, "%s: Refer-To <%s>" % (case, target), diag=rt)
+    if case == "out-refused":
+        a.reply(ref, 603, "Decline")
+        h.ok(srv.wait_for({"msg": "referred", "case": case, "ok": "nil",
+                           "err": "rejected", "code": "603"}, 3),
+             "%s: call:refer -> nil, rejected, 603" % case, server=srv)
+    else:
+        a.reply(ref, 202, "Accepted")
+        ev = "refer;id=%s" % ref.header("CSeq").split()[0]
+        r1 = uas_notify(a, inv, "a1", 1, ev, "active;expires=60",
+                        "SIP/2.0 100 Trying")
+        h.ok(srv.wait_for({"msg": "referred", "case": case, "ok": "true",
+                           "state": "Referring"}, 3),
+             "%s: call:refer -> true once 202; the call is Referring"
+             % case, server=srv)
+        r2 = uas_notify(a, inv, "a1", 2, ev,
+                        "terminated;reason=noresource", "SIP/2.0 200 OK")
+        h.ok(r1 and r1.code == 200 and r2 and r2.code == 200,
+             "%s: both NOTIFYs -> 200" % case)
+        h.ok(srv.wait_for({"msg": "progress", "case": case,
+                           "code": "100"}, 3) and
+             srv.wait_for({"msg": "progress", "case": case,
+                           "code": "200", "reason": "OK"}, 3),
+             "%s: on_refer_progress(100), then (200, OK)" % case,
+             server=srv)
+        h.ok(srv.wait_for({"msg": "refer_final", "case": case,
+                           "code": "200", "reason": "OK",
+                           "state": "Connected"}, 3),
+             "%s: wait_refer -> 200, OK; back to Connected" % case,
+             server=srv)
+    bye = a.recv_req("BYE", 5.0)
+    h.ok(bye is not None, "%s: the script hangs up A" % case)
+    if bye:
+        a.reply(bye, 200, "OK")
+    if c:
+        cb = c.recv_req("BYE", 5.0)
+        if cb:
+            c.reply(cb, 200, "OK")
+        c.close()
+    a.close()
+
+
+def case_in_replaces(h, srv, variant):
+    case = "in-replaces" + ("" if variant == "ok" else "-" + variant)
+    a = Peer(srv.port)
+    ca = Caller(a, srv)
+    r = ca.call()
+    h.ok(r and r.code == 200, "%s: A's call answered" % case)
+    if not r:
+        return
+    ours = tag_of(r.header("To"))
+    b = Peer(srv.port)
+    cid = ca.callid if variant != "481" else "nosuch@x"
+    rep = "%s;to-tag=%s;from-tag=%s" % (cid, ours, ca.ftag)
+    if variant == "486":
+        rep += ";early-only"
+    ruri = "sip:transferee@%s:%d" % (LOCAL, srv.port)
+    br = b.request("INVITE", ruri, "b1", "<%s>" % ruri,
+                   "rep-%d@%s" % (b.port, LOCAL), 1,
+                   [("Replaces", rep), ("Require", "replaces"),
+                    ("Content-Type", "application/sdp")], OFFER)
+    resp = b.recv_resp(br)
+    want = {"ok": 200, "481": 481, "486": 486}[variant]
+    h.ok(resp and resp.code == want,
+         "%s: INVITE with Replaces (Require: replaces) -> %d" %
+         (case, want), diag=resp and resp.start)
+    if variant == "ok" and resp:
+        h.ok("replaces" in (resp.header("Supported") or ""),
+             "%s: the 200 says Supported: replaces" % case,
+             diag=resp.header("Supported"))
+        allow = resp.header("Allow") or ""
+        h.ok(all(m in allow for m in ("INVITE", "BYE", "PRACK", "UPDATE")),
+             "%s: the 200's Allow names the in-dialog methods" % case,
+             diag=allow)
+        b.request("ACK", uri_of(resp.header("Contact")), "b1",
+                  resp.header("To"), "rep-%d@%s" % (b.port, LOCAL), 1)
+        bye = a.recv_req("BYE", 5.0)
+        h.ok(bye is not None, "%s: the replaced call gets a BYE" % case)
+        if bye:
+            a.reply(bye, 200, "OK")
+        h.ok(srv.wait_for({"msg": "replacing", "old": ca.callid,
+                           "state": "Replacing", "ringing": "nil"}, 3),
+             "%s: the hook saw call.replaces (Replacing; ringing "
+             "refused)" % case, server=srv)
+        h.ok(srv.wait_for({"msg": "ended", "call_id": ca.callid,
+                           "reason": "replaced"}, 3),
+             "%s: the old call ended as replaced" % case, server=srv)
+    else:
+        b.request("ACK", ruri, "b1", resp.header("To") if resp else "",
+                  "rep-%d@%s" % (b.port, LOCAL), 1)
+        ca.req("BYE")
+    a.close()
+    b.close()
+
 CASES = {
     "blind": case_blind,
     "fail": lambda h, s: case_blind(h, s, 486),
@@ -274,6 +437,12 @@ CASES = {
     "ood": case_ood,
     "replaces": case_replaces,
     "norefersub": case_norefersub,
+    "out-blind": lambda h, s: case_out(h, s, "out-blind"),
+    "out-refused": lambda h, s: case_out(h, s, "out-refused"),
+    "out-attended": lambda h, s: case_out(h, s, "out-attended"),
+    "in-replaces": lambda h, s: case_in_replaces(h, s, "ok"),
+    "in-replaces-481": lambda h, s: case_in_replaces(h, s, "481"),
+    "in-replaces-486": lambda h, s: case_in_replaces(h, s, "486"),
 }
 
 

@@ -18,6 +18,15 @@ sip.on_incoming_call(function(call)
   call.on_state_change = function(from, to)
     sip.log.info("call_state", { from = from, to = to, call_id = call.id })
   end
+  call.on_terminated = function(reason)
+    sip.log.info("ended", { call_id = call.id, reason = reason })
+  end
+  if call.replaces then
+    sip.log.info("replacing", { call_id = call.id,
+                                old = call.replaces.id,
+                                state = call.state,
+                                ringing = tostring(call:ringing()) })
+  end
   call:answer(SDP, "application/sdp")
 end)
 
@@ -52,4 +61,49 @@ sip.on_incoming_refer(function(refer)
       sip.log.info("new_call_end", { case = case, reason = reason })
     end
   end
+end)
+
+
+-- Outgoing transfers, triggered by a MESSAGE (answered 202):
+--   X-Case: out-blind | out-refused | out-attended
+--   X-Call: URI        the transferee to call first (the test's peer A)
+--   X-Call2: URI       out-attended: the transfer target to call too (C)
+--   X-Refer-To: URI    the Refer-To target
+local function out_transfer(case, a_uri, c_uri, target)
+  local log = function(msg, f) f = f or {}; f.case = case
+    sip.log.info(msg, f) end
+  local a = sip.call(a_uri, SDP, "application/sdp")
+  local ok, err = a:wait_answer(10)
+  log("a_answered", { ok = tostring(ok), err = err })
+  if not ok then return end
+  a.on_refer_progress = function(code, reason)
+    log("progress", { code = code, reason = reason, state = a.state })
+  end
+  local c
+  if c_uri then
+    c = sip.call(c_uri, SDP, "application/sdp")
+    log("c_answered", { ok = tostring(c:wait_answer(10)) })
+  end
+  local r, e, code, reason
+  if c then
+    r, e, code, reason = a:refer_with_replaces(target, c)
+  else
+    r, e, code, reason = a:refer(target)
+  end
+  log("referred", { ok = tostring(r), err = e, code = code,
+                    reason = reason, state = a.state })
+  if r then
+    local fc, fr = a:wait_refer(10)
+    log("refer_final", { code = fc, reason = fr, state = a.state })
+  end
+  a:hangup()
+  if c then c:hangup() end
+end
+
+sip.on_incoming_message(function(msg)
+  local case = msg:header("X-Case")
+  if not case then return 400 end
+  sip.spawn(out_transfer, case, msg:header("X-Call"), msg:header("X-Call2"),
+            msg:header("X-Refer-To"))
+  return 202
 end)
