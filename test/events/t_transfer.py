@@ -172,6 +172,13 @@ def case_blind(h, srv, code=200):
          server=srv)
     r = c.req("BYE")
     h.ok(r and r.code == 200, "%s: A's BYE -> 200" % case)
+    srv.wait_for({"msg": "dialog_event", "call_id": c.callid,
+                  "event": "Terminated"}, 3)
+    names = [harness.parse_logfmt(l).get("event") for l in
+             srv.find({"msg": "dialog_event", "call_id": c.callid})]
+    h.ok(names == ["Answered", "Referred", "Terminated"],
+         "%s: on_dialog_event: Answered, Referred, Terminated" % case,
+         diag=repr(names))
     a.close()
     b.close()
 

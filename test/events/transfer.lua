@@ -107,3 +107,8 @@ sip.on_incoming_message(function(msg)
             msg:header("X-Refer-To"))
   return 202
 end)
+
+-- the high-level dialog events (spec's OnDialogEvent), for every call
+sip.on_dialog_event(function(call, event)
+  sip.log.info("dialog_event", { call_id = call.id, event = event })
+end)
