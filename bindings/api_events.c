@@ -1384,6 +1384,21 @@ static int l_call_refer_replaces(lua_State *L)
 
 	if (lua_isnoneornil(L, 3))
 		return luaL_argerror(L, 3, "the call to replace expected");
+
+	/* the spec's form: (target, call_id, to_tag, from_tag) */
+	if (lua_type(L, 3) == LUA_TSTRING) {
+		lua_createtable(L, 0, 3);
+		lua_pushvalue(L, 3);
+		lua_setfield(L, -2, "call_id");
+		lua_pushstring(L, luaL_checkstring(L, 4));
+		lua_setfield(L, -2, "to_tag");
+		lua_pushstring(L, luaL_checkstring(L, 5));
+		lua_setfield(L, -2, "from_tag");
+		api_replaces_value(L, lua_gettop(L), rep, sizeof(rep));
+		lua_pop(L, 1);
+		return call_refer(L, target, 6, rep);
+	}
+
 	api_replaces_value(L, 3, rep, sizeof(rep));
 
 	return call_refer(L, target, 4, rep);

@@ -96,8 +96,8 @@ sip.spawn(function()
     sip.sleep(ANSWERED_FOR)
     -- REFER with Replaces, as the spec's example (the ids of a dialog
     -- the transfer target knows)
-    local ok, e, code = call:refer_with_replaces(REFER_TO, {
-      call_id = "abc123", to_tag = "tag1", from_tag = "tag2" })
+    local ok, e, code = call:refer_with_replaces(REFER_TO, "abc123",
+                                                 "tag1", "tag2")
     sip.log.info("refer sent", { ok = tostring(ok), err = e, code = code })
     if ok then
       local fc, fr = call:wait_refer(10)

@@ -435,6 +435,55 @@ def case_in_replaces(h, srv, variant):
     a.close()
     b.close()
 
+
+def case_attended(h, srv):
+    """Attended transfer end to end, three parties: A (the test) has a
+    call with B and one with C, both sipstack (users transferee and
+    target); A sends B a REFER whose Refer-To names C with Replaces of
+    the A-C dialog; B's refer:transfer() calls C with Replaces; C
+    matches the A-C call, answers the new one and BYEs A-C; A hears 200
+    OK in the NOTIFYs and hangs up A-B."""
+    case = "attended"
+    a = Peer(srv.port)
+    ab = Caller(a, srv)
+    ab.callid = "ab-" + ab.callid
+    ac = Caller(a, srv)
+    ac.ruri = ac.target = "sip:target@%s:%d" % (LOCAL, srv.port)
+    ac.to = "<%s>" % ac.ruri
+    ac.callid = "ac-" + ac.callid
+    ac.ftag = "ac%d" % a.port
+    r1 = ab.call()
+    r2 = ac.call()
+    h.ok(r1 and r1.code == 200 and r2 and r2.code == 200,
+         "attended: A's calls to B and to C answered")
+    if not (r1 and r2):
+        return
+    import urllib.parse
+    rep = "%s;to-tag=%s;from-tag=%s" % (ac.callid, tag_of(ac.to), ac.ftag)
+    target = "sip:target@%s:%d?Replaces=%s" % (
+        LOCAL, srv.port, urllib.parse.quote(rep, safe=""))
+    cseq = ab.cseq
+    r = ab.req("REFER", [("Refer-To", "<%s>" % target)])
+    h.ok(r and r.code == 202, "attended: REFER with Replaces -> 202",
+         diag=r and r.start)
+    bye = a.recv_req("BYE", 5.0,
+                     lambda m: m.header("Call-ID") == ac.callid)
+    h.ok(bye is not None, "attended: C hangs up A-C once replaced")
+    if bye:
+        a.reply(bye, 200, "OK")
+    ns = notifies(h, a, 3)
+    check_progress(h, case, ns, cseq, "SIP/2.0 200 OK")
+    h.ok(srv.wait_for({"msg": "replacing", "old": ac.callid,
+                       "state": "Replacing"}, 3),
+         "attended: C's new call replaces A-C (call.replaces)",
+         server=srv)
+    h.ok(srv.wait_for({"msg": "ended", "call_id": ac.callid,
+                       "reason": "replaced"}, 3),
+         "attended: A-C ended as replaced", server=srv)
+    r = ab.req("BYE")
+    h.ok(r and r.code == 200, "attended: A hangs up A-B")
+    a.close()
+
 CASES = {
     "blind": case_blind,
     "fail": lambda h, s: case_blind(h, s, 486),
@@ -450,6 +499,7 @@ CASES = {
     "in-replaces": lambda h, s: case_in_replaces(h, s, "ok"),
     "in-replaces-481": lambda h, s: case_in_replaces(h, s, "481"),
     "in-replaces-486": lambda h, s: case_in_replaces(h, s, "486"),
+    "attended": case_attended,
 }
 
 
