@@ -30,6 +30,9 @@ struct lcall {
 	struct rt_op *waiter;    /* a task's call:wait_answer()        */
 	uint16_t code;           /* final response code (outgoing)     */
 	char *reason;            /* its reason phrase                  */
+	struct sub *refer;       /* a transfer call: the REFER's
+				  * subscription its progress goes to  */
+	struct call *referred;   /* ... and the call that was referred  */
 };
 
 struct ludata {
@@ -42,6 +45,8 @@ static void lcall_destructor(void *arg)
 	struct lcall *lc = arg;
 
 	call_set_handler(lc->call, NULL, NULL);
+	mem_deref(lc->refer);
+	mem_deref(lc->referred);
 	mem_deref(lc->call);
 	mem_deref(lc->reason);
 	mem_deref(lc->sc);
@@ -279,6 +284,47 @@ static void fork_event(struct lcall *lc, const struct call_event *ev)
 }
 
 
+/* A transfer call tells the REFER's subscriber how it goes (RFC 3515
+ * §2.4.5): 18x, then its final answer, which ends the subscription and
+ * the referred call's Referring */
+static void refer_progress(struct lcall *lc, const struct call_event *ev)
+{
+	uint16_t code = 0;
+	const char *reason = NULL;
+
+	switch (ev->type) {
+
+	case CALL_EV_RINGING:
+		(void)sub_refer_notify(lc->refer, ev->code ? ev->code : 180,
+				       ev->reason);
+		return;
+
+	case CALL_EV_ANSWERED:
+		code = 200;
+		reason = "OK";
+		break;
+
+	case CALL_EV_REJECTED:
+		code = ev->code;
+		reason = ev->reason;
+		break;
+
+	case CALL_EV_TERMINATED:
+		code = 487;      /* ended before any final answer */
+		reason = "Request Terminated";
+		break;
+
+	default:
+		return;
+	}
+
+	(void)sub_refer_notify(lc->refer, code, reason);
+	(void)call_set_referring(lc->referred, false);
+	lc->refer = mem_deref(lc->refer);
+	lc->referred = mem_deref(lc->referred);
+}
+
+
 static void event_handler(struct call *call, const struct call_event *ev,
 			  void *arg)
 {
@@ -286,6 +332,9 @@ static void event_handler(struct call *call, const struct call_event *ev,
 	(void)call;
 
 	mem_ref(lc);
+
+	if (lc->refer)
+		refer_progress(lc, ev);
 
 	switch (ev->type) {
 
@@ -322,6 +371,13 @@ static void event_handler(struct call *call, const struct call_event *ev,
 
 	case CALL_EV_FORK:
 		fork_event(lc, ev);
+		break;
+
+	case CALL_EV_REFER:
+		/* on_incoming_refer, in the call's generation */
+		if (lc->ref != LUA_NOREF && !rt_script_closing(lc->sc))
+			*ev->taken = api_refer_run(lc->sc, ev->req, lc->call,
+						   lc->ref);
 		break;
 
 	case CALL_EV_UNHOLD:
@@ -390,6 +446,70 @@ static struct lcall *check_call(lua_State *L, int idx)
 	struct ludata *ud = luaL_checkudata(L, idx, CALL_MT);
 
 	return ud->lc;
+}
+
+
+/* The value of a Replaces header (RFC 3891) naming the dialog of the
+ * call at idx, from the peer's side (its local tag is our remote one),
+ * or given as {call_id=, to_tag=, from_tag= [, early_only=]}; raises */
+void api_replaces_value(lua_State *L, int idx, char *buf, size_t sz)
+{
+	const char *cid, *tt, *ft;
+	bool early = false;
+
+	if (lua_isuserdata(L, idx)) {
+		struct call *c = check_call(L, idx)->call;
+		const struct dialog *dlg = call_dialog(c);
+
+		if (!dlg || !dialog_rtag(dlg)[0])
+			luaL_argerror(L, idx, "replaces: the call has no "
+				      "dialog (ended, or not answered)");
+		(void)re_snprintf(buf, sz, "%s;to-tag=%s;from-tag=%s",
+				  dialog_callid(dlg), dialog_rtag(dlg),
+				  dialog_ltag(dlg));
+		return;
+	}
+
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_getfield(L, idx, "call_id");
+	lua_getfield(L, idx, "to_tag");
+	lua_getfield(L, idx, "from_tag");
+	lua_getfield(L, idx, "early_only");
+	cid = lua_tostring(L, -4);
+	tt = lua_tostring(L, -3);
+	ft = lua_tostring(L, -2);
+	early = lua_toboolean(L, -1);
+	if (!cid || !tt || !ft || strpbrk(cid, ";\r\n <>") ||
+	    strpbrk(tt, ";\r\n <>") || strpbrk(ft, ";\r\n <>"))
+		luaL_argerror(L, idx, "replaces: a call, or {call_id=, "
+			      "to_tag=, from_tag=}");
+	(void)re_snprintf(buf, sz, "%s;to-tag=%s;from-tag=%s%s", cid, tt, ft,
+			  early ? ";early-only" : "");
+	lua_pop(L, 4);
+}
+
+
+void api_call_push(lua_State *L, struct script *sc, struct call *call)
+{
+	(void)push_call(L, sc, call);
+}
+
+
+struct call *api_call_check(lua_State *L, int idx)
+{
+	return check_call(L, idx)->call;
+}
+
+
+void api_call_follow_refer(lua_State *L, int idx, struct sub *sub,
+			   struct call *referred)
+{
+	struct lcall *lc = check_call(L, idx);
+
+	mem_deref(lc->refer);
+	mem_deref(lc->referred);
+	lc->refer = mem_ref(sub);
+	lc->referred = referred ? mem_ref(referred) : NULL;
 }
 
 
@@ -708,6 +828,18 @@ static int l_index(lua_State *L)
 			lua_pushnil(L);
 		return 1;
 	}
+	if (!strcmp(k, "replaces")) {
+		struct call *old = call_replaces(lc->call);
+		call_event_h *h;
+		void *arg;
+
+		/* the replaced call's object, if a script holds it */
+		if (old && call_handler(old, &h, &arg) && h == event_handler)
+			push_udata(L, arg);
+		else
+			lua_pushnil(L);
+		return 1;
+	}
 	if (!strcmp(k, "end_reason")) {
 		lua_pushstring(L, call_end_reason(lc->call));
 		return 1;
@@ -732,7 +864,7 @@ static int l_newindex(lua_State *L)
 	static const char *cbs[] = {
 		"on_ringing", "on_answered", "on_rejected", "on_terminated",
 		"on_state_change", "on_hold", "on_unhold", "on_info",
-		"on_fork", NULL
+		"on_fork", "on_referred", "on_refer_progress", NULL
 	};
 	const char *k = luaL_checkstring(L, 2);
 	const char **p;
@@ -744,7 +876,8 @@ static int l_newindex(lua_State *L)
 		return luaL_error(L, "call: cannot set '%s' (callbacks: "
 				  "on_ringing, on_answered, on_rejected, "
 				  "on_terminated, on_state_change, on_hold, "
-				  "on_unhold, on_info, on_fork)", k);
+				  "on_unhold, on_info, on_fork, on_referred, "
+				  "on_refer_progress)", k);
 	if (!lua_isnil(L, 3))
 		luaL_checktype(L, 3, LUA_TFUNCTION);
 
@@ -818,6 +951,18 @@ static int l_call(lua_State *L)
 		lua_getfield(L, 4, "headers");
 		if (!lua_isnil(L, -1))
 			api_headers_encode(L, -1, &hdrs);
+		lua_pop(L, 1);
+		lua_getfield(L, 4, "replaces");
+		if (!lua_isnil(L, -1)) {
+			char rep[512];
+			char *all = NULL;
+
+			api_replaces_value(L, lua_gettop(L), rep, sizeof(rep));
+			err = re_sdprintf(&all, "Replaces: %s\r\n%s", rep,
+					  hdrs ? hdrs : "");
+			mem_deref(hdrs);
+			hdrs = err ? NULL : all;
+		}
 		lua_pop(L, 1);
 	}
 

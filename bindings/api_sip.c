@@ -303,6 +303,8 @@ static int l_stats(lua_State *L)
 	lua_setfield(L, -2, "dialogs");
 	lua_pushnumber(L, st ? callmgr_count(st) : 0);
 	lua_setfield(L, -2, "calls");
+	lua_pushinteger(L, events_count(st));
+	lua_setfield(L, -2, "subscriptions");
 	{
 		/* heap in use (glibc): returns to its baseline when every
 		 * call is freed, unlike RSS */

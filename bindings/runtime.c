@@ -39,6 +39,7 @@ static const char *hook_names[RT_HOOK_MAX] = {
 	"on_request",
 	"on_register",
 	"spawn",
+	"on_subscribe",
 };
 
 /* Every Lua feature: its functions, what it does when a generation
@@ -57,6 +58,8 @@ static const struct feature {
 	{"call",      api_call_inject,      api_call_activate,
 	 api_call_close},
 	{"register",  api_register_inject,  NULL, api_register_close},
+	{"events",    api_events_inject,    api_events_activate,
+	 api_events_close},
 };
 
 struct luart {

@@ -54,6 +54,8 @@ enum rt_hook {
 	RT_HOOK_REQUEST,       /* on_request             */
 	RT_HOOK_REGISTER,      /* on_register            */
 	RT_HOOK_SPAWN,         /* sip.spawn, callbacks: no hook */
+	RT_HOOK_SUBSCRIBE,     /* sip.on_subscribe(package, fn): the
+				* feature pushes the function         */
 	RT_HOOK_MAX
 };
 
@@ -66,6 +68,8 @@ enum rt_slot {
 				 * registrations                        */
 	RT_SLOT_REGISTER_ROUTE, /* api_registrar.c: runtime: the stack
 				 * handler taking REGISTER              */
+	RT_SLOT_EVENTS,         /* api_events.c: runtime: the packages
+				 * listened to                          */
 	RT_SLOT_MAX
 };
 
@@ -119,7 +123,7 @@ void rt_op_resume(struct rt_op *op, rt_push_h *push, void *arg);
 /* Raises unless L runs in a task (fn names the function) */
 void rt_need_task(lua_State *L, const char *fn);
 /* A new task of sc running hook h (its function pushed on the
- * coroutine), or for RT_HOOK_SPAWN nothing pushed yet. NULL when sc has
+ * coroutine), or for RT_HOOK_SPAWN and after nothing pushed yet. NULL when sc has
  * no such hook, is closing, or no memory. */
 struct task *rt_task_new(struct script *sc, enum rt_hook h);
 lua_State *rt_task_co(const struct task *t);
@@ -188,6 +192,24 @@ int  api_registrar_activate(struct luart *rt, struct script *sc);
 void api_registrar_close(struct luart *rt);
 void api_register_inject(lua_State *L);
 void api_register_close(struct luart *rt);
+void api_events_inject(lua_State *L);
+int  api_events_activate(struct luart *rt, struct script *sc);
+void api_events_close(struct luart *rt);
+
+/* api_call.c: the call object, for the others */
+void api_call_push(lua_State *L, struct script *sc, struct call *call);
+/* a Replaces header value (RFC 3891) for the call or the table at idx */
+void api_replaces_value(lua_State *L, int idx, char *buf, size_t sz);
+struct call *api_call_check(lua_State *L, int idx);   /* raises */
+/* the call at idx reports its progress to sub (a REFER's), and ends
+ * referred's Referring at its final answer */
+void api_call_follow_refer(lua_State *L, int idx, struct sub *sub,
+			   struct call *referred);
+/* api_events.c: a REFER to sc's on_incoming_refer (call: the call it
+ * came in, call_ref its userdata's registry ref in sc, or NULL and
+ * LUA_NOREF); true when the hook took it */
+bool api_refer_run(struct script *sc, struct stack_req *req,
+		   struct call *call, int call_ref);
 
 /* api_request.c: the request object and header tables, for the others */
 void api_request_push(lua_State *L, struct stack_req *req);

@@ -2,8 +2,8 @@
  * server/sipstack.h  The whole public C API of sipstack
  *
  * For users of every part (the Lua bindings, the program, outside C
- * users): the core (core/sipcore.h), INVITE sessions (calls/calls.h) and
- * registration (registrar/registrar.h), and the program's subcommands
+ * users): the core (core/sipcore.h), INVITE sessions (calls/calls.h),
+ * subscriptions (events/events.h) and registration (registrar/registrar.h), and the program's subcommands
  * (server/cli_user.c). Code inside a folder includes only the headers
  * its layer may use (docs/architecture.md).
  */
@@ -12,6 +12,7 @@
 
 #include "sipcore.h"
 #include "calls.h"
+#include "events.h"
 #include "registrar.h"
 
 /* ---------------------------------------------------------------------

@@ -219,8 +219,20 @@ void call_set_remote_body(struct call *call, const struct sip_msg *msg)
 char *call_contact_hdr(struct call *call, char *buf, size_t sz,
 		       const char *extra)
 {
-	(void)re_snprintf(buf, sz, "Contact: <%s>\r\n%s",
+	const char *allow = stack_allow_hdr(call->cm->st);
+	struct pl a;
+
+	/* what we take (the handlers' methods and those only a dialog
+	 * takes) and what we support go with every answer that sets up
+	 * or refreshes the dialog (RFC 3261 §13.3.1.4) */
+	pl_set_str(&a, allow);
+	if (a.l >= 2)
+		a.l -= 2;      /* its CRLF */
+	(void)re_snprintf(buf, sz, "Contact: <%s>\r\n"
+			  "%r%sPRACK, UPDATE, INFO\r\n"
+			  "Supported: %s\r\n%s",
 			  call->dlg ? dialog_contact(call->dlg) : "",
+			  &a, a.l ? ", " : "Allow: ", STACK_SUPPORTED,
 			  extra ? extra : "");
 
 	return buf;
@@ -264,6 +276,7 @@ static void call_destructor(void *arg)
 	mem_deref(call->to);
 	mem_deref(call->reason);
 	mem_deref(call->fork_tag);
+	mem_deref(call->replaces);
 	mem_deref(call->lbody);
 	mem_deref(call->lctype);
 	mem_deref(call->rbody);
@@ -441,6 +454,9 @@ int call_hangup(struct call *call, const char *reason)
  * The dialog's requests and responses, to the parts
  * ------------------------------------------------------------------ */
 
+static void replaced_end(struct call *call);
+
+
 /* Requests inside the dialog, for both sides */
 void call_request_handler(struct dialog *dlg, struct stack_req *req,
 			  void *arg)
@@ -465,6 +481,8 @@ void call_request_handler(struct dialog *dlg, struct stack_req *req,
 				call->acked = true;
 				dlg_ev(call, DIALOG_EV_RECEIVE_ACK, BY_PEER);
 				call_ev(call, CALL_FSM_ACK, BY_PEER);
+				if (call->replaces)
+					replaced_end(call);
 				/* the INVITE is done with: a held call keeps
 				 * only its dialog (memory per call) */
 				call->invite = mem_deref(call->invite);
@@ -526,13 +544,53 @@ void call_request_handler(struct dialog *dlg, struct stack_req *req,
 					      NULL, 0);
 	}
 	else {
-		(void)stack_req_reply(req, 405, "Method Not Allowed",
-				      "Allow: INVITE, ACK, BYE, CANCEL, "
-				      "OPTIONS, INFO, UPDATE\r\n", NULL,
-				      NULL, 0);
+		bool taken = false;
+
+		if (!pl_strcmp(&msg->met, "REFER")) {
+			struct call_event ev;
+
+			memset(&ev, 0, sizeof(ev));
+			ev.type = CALL_EV_REFER;
+			ev.req = req;
+			ev.taken = &taken;
+			call_fire(call, &ev);
+		}
+
+		if (!taken && !stack_req_answered(req))
+			(void)stack_req_reply(req, 405, "Method Not Allowed",
+					      "Allow: INVITE, ACK, BYE, "
+					      "CANCEL, OPTIONS, INFO, UPDATE, "
+					      "PRACK\r\n", NULL, NULL, 0);
 	}
 
 	mem_deref(call);
+}
+
+
+int call_set_referring(struct call *call, bool referring)
+{
+	const int st = call ? fsm_state_id(call->fsm) : -1;
+	enum call_fsm_event ev;
+
+	if (!call || call->ended)
+		return EPERM;
+
+	if (referring) {
+		if (st != CALL_ST_CONNECTED && st != CALL_ST_HOLD)
+			return EPERM;
+		call->refer_held = st == CALL_ST_HOLD;
+		ev = CALL_FSM_REFER;
+	}
+	else {
+		if (st != CALL_ST_REFERRING)
+			return EPERM;
+		ev = call->refer_held ? CALL_FSM_REFER_DONE_HELD :
+			CALL_FSM_REFER_DONE;
+	}
+
+	call_ev(call, ev, BY_US);
+
+	return 0;
 }
 
 
@@ -565,6 +623,43 @@ void call_set_handler(struct call *call, call_event_h *eh, void *arg)
 
 	call->eh = eh;
 	call->arg = arg;
+}
+
+
+bool call_handler(const struct call *call, call_event_h **hp, void **argp)
+{
+	if (!call || !call->eh)
+		return false;
+
+	*hp = call->eh;
+	*argp = call->arg;
+
+	return true;
+}
+
+
+struct call *call_replaces(const struct call *call)
+{
+	return call ? call->replaces : NULL;
+}
+
+
+/* RFC 3891 §3: the replacement is answered and ACKed: the call it
+ * replaces ends (BYE, or CANCEL if it is our early call) */
+static void replaced_end(struct call *call)
+{
+	struct call *old = call->replaces;
+
+	call->replaces = NULL;
+	if (!old->ended) {
+		slog(LOG_INFO, "call", "replaced", NULL, "%H by=%H",
+		     call_logid, old, log_q, call->id);
+		if (old->outgoing && !old->answered)
+			(void)call_cancel(old);
+		else
+			(void)call_hangup(old, "replaced");
+	}
+	mem_deref(old);
 }
 
 

@@ -36,6 +36,9 @@ struct call {
 	struct fsm *fsm;              /* call state machine             */
 	bool outgoing;
 	bool ended;
+	bool refer_held;              /* Referring came from Hold        */
+	struct call *replaces;        /* RFC 3891: the call this one
+				       * replaces once answered (a ref)  */
 	char *id;                     /* Call-ID, for logs              */
 	char *from, *to;              /* URIs of the INVITE's From/To   */
 	char *reason;                 /* why it ended                   */

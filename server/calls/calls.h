@@ -44,6 +44,9 @@ enum call_event_type {
 			      * event, and mem_ref it to use the pointer
 			      * after its Terminated event; a fork left
 			      * without handler gets a BYE at once */
+	CALL_EV_REFER,       /* a REFER in the dialog (req): the owner
+			      * answers it (e.g. sub_refer_accept) or sets
+			      * *taken to answer later; else 405     */
 };
 
 /* The high-level dialog events of on_dialog_event (the spec's second
@@ -69,6 +72,7 @@ struct call_event {
 	struct stack_req *req;
 	enum dialog_event dialog_event;
 	struct call *fork;           /* CALL_EV_FORK                    */
+	bool *taken;                 /* CALL_EV_REFER                   */
 };
 
 typedef void (call_event_h)(struct call *call, const struct call_event *ev,
@@ -123,6 +127,19 @@ int  call_set_credentials(struct call *call, const char *user,
 const char *call_state(const struct call *call);
 struct fsm *call_fsm(const struct call *call);
 struct dialog *call_dialog(const struct call *call);  /* NULL once ended */
+/* A transfer of the call (REFER, RFC 3515, either way) began or ended:
+ * the call state machine's Referring, which it leaves for the state it
+ * came from (Connected or Hold). EPERM when the state does not allow
+ * it (not answered, ending, or already / not Referring). */
+int  call_set_referring(struct call *call, bool referring);
+/* An incoming call whose INVITE had a Replaces header (RFC 3891)
+ * matching a call of ours: that call (it is hung up, or cancelled if
+ * early, when this one is answered and ACKed), else NULL. An outgoing
+ * call placed with a "Replaces:" line among its headers goes through
+ * the state machine's Replacing instead of Calling. */
+struct call *call_replaces(const struct call *call);
+/* The handler and arg set with call_set_handler (false: none) */
+bool call_handler(const struct call *call, call_event_h **hp, void **argp);
 bool call_is_outgoing(const struct call *call);
 bool call_is_ended(const struct call *call);
 bool call_is_answered(const struct call *call);

@@ -12,6 +12,7 @@
  * fork.c for the answers of other forks.
  */
 #include <string.h>
+#include <strings.h>
 #include <re.h>
 #include "calls.h"
 #include "call_priv.h"
@@ -309,7 +310,10 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 	list_append(&cm->calls, &call->le, call);   /* the list's ref */
 	++cm->total;
 	dlg_ev(call, DIALOG_EV_SEND_INVITE, BY_US);
-	call_ev(call, CALL_FSM_DIAL, BY_US);
+	/* an INVITE with Replaces (RFC 3891 §4) goes through Replacing */
+	call_ev(call, hdrs && (!strncasecmp(hdrs, "Replaces:", 9) ||
+			       strcasestr(hdrs, "\nReplaces:")) ?
+		CALL_FSM_REPLACE : CALL_FSM_DIAL, BY_US);
 	tmr_start(&call->tmr_setup, SETUP_TIMEOUT, call_setup_timeout, call);
 
 	slog(LOG_INFO, "call", "outgoing", NULL, "callid=%H to=%H",

@@ -123,6 +123,10 @@ int call_ringing(struct call *call, uint16_t code, const char *reason,
 	if (call->ended || stack_req_answered(call->invite))
 		return ENOTCONN;
 
+	/* a replacement is answered without alerting (RFC 3891 §3) */
+	if (fsm_state_id(call->fsm) == CALL_ST_REPLACING)
+		return EPERM;
+
 	cfg = stack_config(call->cm->st);
 
 	/* RFC 3262: reliably when the INVITE supports or requires it; one
@@ -254,16 +258,75 @@ int call_reject(struct call *call, uint16_t code, const char *reason,
  * A new incoming call
  * ------------------------------------------------------------------ */
 
+/* RFC 3891 §3: the call an INVITE's Replaces names, or the answer that
+ * refuses it: 481 no such dialog (or an early one we did not start),
+ * 486 early-only for a confirmed one, 603 it ended, 400 malformed */
+static uint16_t replaces_match(struct callmgr *cm, const struct sip_msg *msg,
+			       struct call **oldp)
+{
+	const struct sip_hdr *h = sip_msg_xhdr(msg, "Replaces");
+	struct pl cid, totag, fromtag;
+	struct dialog *dlg;
+	struct le *le;
+
+	*oldp = NULL;
+	if (!h)
+		return 0;
+
+	if (sip_msg_xhdr_count(msg, "Replaces") > 1 ||
+	    re_regex(h->val.p, h->val.l, "[^; \t]+", &cid) ||
+	    re_regex(h->val.p, h->val.l, ";to-tag=[^; \t]+", &totag) ||
+	    re_regex(h->val.p, h->val.l, ";from-tag=[^; \t]+", &fromtag))
+		return 400;
+
+	/* to-tag is our (local) tag, from-tag the peer's */
+	dlg = dialog_table_find(stack_dialogs(cm->st), &cid, &totag,
+				&fromtag);
+	LIST_FOREACH(dlg ? &cm->calls : NULL, le) {
+		struct call *c = le->data;
+
+		if (c->dlg != dlg)
+			continue;
+		if (c->ended)
+			return 603;
+		if (c->answered || (!c->outgoing &&
+				    stack_req_answered(c->invite))) {
+			if (!re_regex(h->val.p, h->val.l, "early-only"))
+				return 486;
+		}
+		else if (!c->outgoing) {
+			return 481;   /* an early dialog we did not start */
+		}
+		*oldp = c;
+		return 0;
+	}
+
+	return 481;
+}
+
+
 bool uas_invite_hook(struct stack *st, struct stack_req *req, void *arg)
 {
 	struct callmgr *cm = arg;
 	const struct sip_msg *msg = stack_req_msg(req);
 	char ltag[32], contact[256];
-	struct call *call;
+	struct call *call, *old;
+	uint16_t rcode;
 	int err;
 
 	if (!cm->incomingh)
 		return false;
+
+	rcode = replaces_match(cm, msg, &old);
+	if (rcode) {
+		slog_src(LOG_INFO, "call", "replaces_refused", &msg->src,
+			 &msg->callid, "code=%u src=%J", rcode, &msg->src);
+		(void)stack_req_reply(req, rcode, rcode == 400 ?
+				      "Bad Replaces Header" :
+				      stack_reason_phrase(rcode), NULL, NULL,
+				      NULL, 0);
+		return true;
+	}
 
 	if (!sip_msg_hdr(msg, SIP_HDR_CONTACT)) {
 		(void)stack_req_reply(req, 400, "Missing Contact Header",
@@ -329,8 +392,14 @@ bool uas_invite_hook(struct stack *st, struct stack_req *req, void *arg)
 
 	tmr_start(&call->tmr_setup, SETUP_TIMEOUT, call_setup_timeout, call);
 
-	slog(LOG_INFO, "call", "incoming", &msg->callid, "from=%r to=%r",
-	     &msg->from.auri, &msg->to.auri);
+	slog(LOG_INFO, "call", "incoming", &msg->callid, "from=%r to=%r%s%s",
+	     &msg->from.auri, &msg->to.auri, old ? " replaces=" : "",
+	     old ? old->id : "");
+
+	if (old) {
+		call->replaces = mem_ref(old);
+		call_ev(call, CALL_FSM_REPLACE, BY_PEER);
+	}
 
 	if (!cm->incomingh(call, cm->arg) && !call->ended)
 		(void)call_reject(call, 480, "Temporarily Unavailable", NULL);

@@ -456,37 +456,45 @@ int dialog_create_uac(struct dialog **dlgp, struct dialog_table *t,
 
 
 /* UAC: a 1xx with a To tag or a 2xx fixes the remote tag, the route set
- * (reversed Record-Route) and the remote target (Contact) */
-int dialog_set_remote(struct dialog *dlg, const struct sip_msg *resp)
+ * (reversed Record-Route) and the remote target (Contact). A request
+ * does it too: a NOTIFY that comes before the 2xx of its SUBSCRIBE
+ * (RFC 6665 §4.1.2.4): its From tag, its Record-Route as it is. */
+int dialog_set_remote(struct dialog *dlg, const struct sip_msg *msg)
 {
+	const struct pl *tag;
 	char *rtag;
 	int err;
 
-	if (!dlg || !resp || !pl_isset(&resp->to.tag))
+	if (!dlg || !msg)
 		return EINVAL;
 
-	if (dlg->rtag[0] && pl_strcmp(&resp->to.tag, dlg->rtag))
+	tag = msg->req ? &msg->from.tag : &msg->to.tag;
+	if (!pl_isset(tag))
+		return EINVAL;
+
+	if (dlg->rtag[0] && pl_strcmp(tag, dlg->rtag))
 		return EEXIST;    /* another fork: dialog_fork() */
 
 	if (!dlg->rtag[0]) {
-		err = pl_strdup(&rtag, &resp->to.tag);
+		err = pl_strdup(&rtag, tag);
 		if (err)
 			return err;
 		mem_deref(dlg->rtag);
 		dlg->rtag = rtag;
 	}
 
-	err = routes_from(dlg, resp, true);
+	err = routes_from(dlg, msg, !msg->req);
 	if (err)
 		return err;
 
-	err = target_from(dlg, resp);
+	err = target_from(dlg, msg);
 
-	return err == ENOENT && resp->scode < 200 ? 0 : err;
+	return err == ENOENT && !msg->req && msg->scode < 200 ? 0 : err;
 }
 
 
-/* A response from another fork of our INVITE: a dialog of its own */
+/* A response (or NOTIFY) from another fork of our INVITE (SUBSCRIBE):
+ * a dialog of its own */
 int dialog_fork(struct dialog **dlgp, const struct dialog *orig,
 		const struct sip_msg *resp)
 {

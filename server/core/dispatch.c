@@ -278,6 +278,12 @@ static bool method_known(const struct pl *met)
 }
 
 
+const char *stack_allow_hdr(const struct stack *st)
+{
+	return st ? st->allow_hdrs : "";
+}
+
+
 /* The core's answers change only when the handlers do: format them
  * then, not per request. */
 void stack_allow_update(struct stack *st)

@@ -258,7 +258,11 @@ int  stack_handler_set(struct stack_handler **hp, struct stack *st,
 		       const char *methods, const char *allow,
 		       unsigned scope, stack_req_h *h, void *arg);
 /* Option tags we implement (Supported:, and what Require: may name). */
-#define STACK_SUPPORTED "100rel"
+#define STACK_SUPPORTED "100rel, replaces"
+
+/* "Allow: ...\r\n": the methods the handlers take, for answers that
+ * name them (a call's 2xx and 18x, the core's 405/501 and OPTIONS) */
+const char *stack_allow_hdr(const struct stack *st);
 
 /* Address requests from us come from (for From/Contact) */
 int  stack_local_uri(const struct stack *st, enum sip_transp tp,
@@ -380,9 +384,12 @@ int  dialog_create_uac(struct dialog **dlgp, struct dialog_table *t,
 		       const char *local, const char *remote,
 		       const char *target, const char *contact);
 /* A 1xx with To tag or a 2xx: remote tag, reversed Record-Route,
- * Contact. EEXIST when the tag is another fork's (see dialog_fork). */
-int  dialog_set_remote(struct dialog *dlg, const struct sip_msg *resp);
-/* A new dialog for a response of another fork of orig's INVITE */
+ * Contact. A request (a NOTIFY before its SUBSCRIBE's 2xx, RFC 6665
+ * §4.1.2.4): its From tag, its Record-Route in order, Contact. EEXIST
+ * when the tag is another fork's (see dialog_fork). */
+int  dialog_set_remote(struct dialog *dlg, const struct sip_msg *msg);
+/* A new dialog for a response (or NOTIFY) of another fork of orig's
+ * INVITE (or SUBSCRIBE) */
 int  dialog_fork(struct dialog **dlgp, const struct dialog *orig,
 		 const struct sip_msg *resp);
 /* A target refresh (re-INVITE, UPDATE or their 2xx): new remote target */

@@ -23,6 +23,10 @@ PREFIX = {
     "location_funcs": "sip.location.",
     "auth_funcs": "sip.auth.",
     "call_methods": "call:",
+    "events_funcs": "sip.",
+    "sub_methods": "sub:",
+    "refer_methods": "refer:",
+    "call_refer_methods": "call:",
 }
 
 
