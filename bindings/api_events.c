@@ -88,11 +88,12 @@ static void push_udata(lua_State *L, const struct lsub *ls)
 /* A task with the callback named name on its stack, or NULL */
 static struct task *callback_task(struct lsub *ls, const char *name)
 {
-	lua_State *L = rt_script_L(ls->sc);
+	lua_State *L;
 	struct task *t;
 
-	if (rt_script_closing(ls->sc) || ls->ref == LUA_NOREF)
+	if (!ls->sc || rt_script_closing(ls->sc) || ls->ref == LUA_NOREF)
 		return NULL;
+	L = rt_script_L(ls->sc);
 
 	push_udata(L, ls);
 	lua_getfenv(L, -1);
@@ -235,9 +236,13 @@ static void event_handler(struct sub *sub, const struct sub_event *ev,
 			rt_task_run(t, 1);
 		}
 		/* no more events: the userdata may go with the script's
-		 * last reference; the handler's reference goes */
+		 * last reference; the handler's reference goes, and so does
+		 * ours on the script (an old generation may then close: it
+		 * frees the userdata, which frees us) */
 		rt_unref(ls->sc, ls->ref);
 		ls->ref = LUA_NOREF;
+		if (!rt_script_closing(ls->sc))
+			ls->sc = mem_deref(ls->sc);
 		mem_deref(ls);
 		break;
 	}
@@ -1162,11 +1167,13 @@ static void refout_wake(struct rt_op **opp, rt_push_h *push, void *arg)
 static void refout_progress(struct lrefout *lo, uint16_t code,
 			    const char *reason)
 {
-	lua_State *L = rt_script_L(lo->sc);
+	lua_State *L;
 	struct task *t;
 
-	if (rt_script_closing(lo->sc) || lo->call_ref == LUA_NOREF)
+	if (!lo->sc || rt_script_closing(lo->sc) ||
+	    lo->call_ref == LUA_NOREF)
 		return;
+	L = rt_script_L(lo->sc);
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, lo->call_ref);
 	lua_getfenv(L, -1);
@@ -1231,9 +1238,12 @@ static void refout_h(struct sub *sub, const struct sub_event *ev,
 		refout_wake(&lo->waiter, push_refer_answer, lo);
 		(void)call_set_referring(lo->call, false);
 		refout_wake(&lo->fwaiter, push_refer_final, lo);
-		/* no more callbacks: the call object may go */
+		/* no more callbacks: the call object may go, and the
+		 * script (it frees the userdata that holds us) */
 		rt_unref(lo->sc, lo->call_ref);
 		lo->call_ref = LUA_NOREF;
+		if (!rt_script_closing(lo->sc))
+			lo->sc = mem_deref(lo->sc);
 		mem_deref(lo);     /* the handler's reference */
 		break;
 
