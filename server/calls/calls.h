@@ -175,6 +175,11 @@ bool call_is_local_hold(const struct call *call);
 
 /* SDP direction helpers (RFC 3264) */
 const char *sdp_direction(const char *sdp, size_t len);
+/* NULL if sdp is a well-formed session description (RFC 4566 §5: v=0
+ * first, o= with its six fields, s=, t=, m= lines of media, port,
+ * protocol and formats, a c= for the session or every medium, every
+ * line <letter>=<value>); else what is wrong, for a Warning. */
+const char *sdp_problem(const char *sdp, size_t len);
 const char *sdp_answer_dir(const char *offer);
 int  sdp_set_direction(char **outp, size_t *outlen, const char *sdp,
 		       size_t len, const char *dir);

@@ -9,6 +9,7 @@
  * sdp_set_direction() in calls.h, sdp_is_hold() in call_priv.h. Uses
  * libre's pl, regex and mbuf only.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <re.h>
 #include "calls.h"
@@ -145,4 +146,151 @@ int sdp_set_direction(char **outp, size_t *outlen, const char *sdp,
 	mem_deref(mb);
 
 	return err;
+}
+
+
+static bool all_digits(const char *p, size_t n)
+{
+	size_t i;
+
+	if (!n)
+		return false;
+	for (i = 0; i < n; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	return true;
+}
+
+
+/* how many space-separated fields v (n bytes) has */
+static unsigned fields(const char *v, size_t n)
+{
+	unsigned k = 0;
+	size_t i = 0;
+
+	while (i < n) {
+		while (i < n && v[i] == ' ')
+			++i;
+		if (i < n)
+			++k;
+		while (i < n && v[i] != ' ')
+			++i;
+	}
+
+	return k;
+}
+
+
+/* m=<media> <port>[/<count>] <proto> <fmt> ... */
+static bool media_ok(const char *v, size_t n)
+{
+	const char *sp = memchr(v, ' ', n), *port, *slash, *pe;
+	unsigned long pnum;
+
+	if (!sp || sp == v || fields(v, n) < 4)
+		return false;
+
+	port = sp + 1;
+	pe = memchr(port, ' ', n - (size_t)(port - v));
+	if (!pe)
+		return false;
+	slash = memchr(port, '/', (size_t)(pe - port));
+	if (!all_digits(port, (size_t)((slash ? slash : pe) - port)) ||
+	    (slash && !all_digits(slash + 1, (size_t)(pe - slash - 1))) ||
+	    (size_t)((slash ? slash : pe) - port) > 5)
+		return false;
+	pnum = strtoul(port, NULL, 10);
+
+	return pnum <= 65535;
+}
+
+
+const char *sdp_problem(const char *sdp, size_t len)
+{
+	const char *p = sdp, *end = sdp + len;
+	bool o = false, s = false, t = false, sess_c = false;
+	bool in_media = false, media_c = true;
+	unsigned n = 0;
+
+	if (!sdp || !len)
+		return "empty";
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *le = eol ? eol : end;
+		size_t l;
+
+		if (le > p && le[-1] == '\r')
+			--le;
+		l = (size_t)(le - p);
+		p = eol ? eol + 1 : end;
+
+		if (!l) {
+			if (p >= end)
+				break;      /* a last empty line */
+			return "empty line";
+		}
+		if (l < 2 || (le - l)[1] != '=' || (le - l)[0] < 'a' ||
+		    (le - l)[0] > 'z')
+			return "a line is not <letter>=<value>";
+
+		{
+			const char type = (le - l)[0];
+			const char *v = le - l + 2;
+			const size_t vl = l - 2;
+
+			if (n++ == 0) {
+				if (type != 'v' || vl != 1 || v[0] != '0')
+					return "the first line is not v=0";
+				continue;
+			}
+
+			switch (type) {
+
+			case 'o':
+				if (fields(v, vl) != 6)
+					return "bad o= line";
+				o = true;
+				break;
+
+			case 's':
+				s = true;
+				break;
+
+			case 't':
+				if (fields(v, vl) != 2)
+					return "bad t= line";
+				t = true;
+				break;
+
+			case 'c':
+				if (fields(v, vl) != 3)
+					return "bad c= line";
+				if (in_media)
+					media_c = true;
+				else
+					sess_c = true;
+				break;
+
+			case 'm':
+				if (!media_ok(v, vl))
+					return "bad m= line";
+				if (in_media && !media_c && !sess_c)
+					return "a medium without c=";
+				in_media = true;
+				media_c = false;
+				break;
+
+			default:
+				break;
+			}
+		}
+	}
+
+	if (!o || !s || !t)
+		return "o=, s= or t= missing";
+	if (in_media && !media_c && !sess_c)
+		return "a medium without c=";
+
+	return NULL;
 }

@@ -19,6 +19,7 @@
 #include <re.h>
 #include "sipcore.h"
 #include "core.h"
+#include "libre_ext.h"
 
 
 static bool pl_is_uint(const struct pl *pl, uint64_t max)
@@ -510,6 +511,13 @@ uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
 	const struct sip_hdr *hdr;
 	const char *problem;
 	struct le *le;
+
+	/* a header libre refused, repaired to decode it (msgdecode.c) */
+	problem = libre_ext_decode_defect(msg);
+	if (problem) {
+		*reason = problem;
+		return 400;
+	}
 
 	if (!pl_isset(&msg->callid) || !pl_isset(&msg->from.auri) ||
 	    !pl_isset(&msg->to.auri) || !pl_isset(&msg->cseq.met) ||

@@ -31,4 +31,11 @@ int libre_ext_version_require(void);
 typedef void (libre_ext_stderr_h)(const char *p, size_t len);
 void libre_ext_stderr_set(libre_ext_stderr_h *h);
 
+/* msgdecode.c: why the request msg had to be repaired to be decoded
+ * ("Bad Content-Type", "Bad CSeq": answer it 400 with
+ * that reason), or NULL. Valid for the message just decoded, on the
+ * thread that decoded it (the loop). */
+struct sip_msg;
+const char *libre_ext_decode_defect(const struct sip_msg *msg);
+
 #endif

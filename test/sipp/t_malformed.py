@@ -10,6 +10,19 @@ still answer an OPTIONS with 200. One group per run (--case):
         an unknown method -> 501, a tel: / unknown URI scheme -> 416,
         a known method without handler (INFO) -> 405 with Allow; a
         request without Via cannot be answered but must not hurt.
+  classes  one message of each class of the PROTOS c07-sip findings
+        (issue 13), script test/scripts/answer.lua (answers every call):
+        a Content-Type without a subtype (full and compact name) -> 400
+        "Bad Content-Type" (libre cannot decode it: msgdecode.c), a
+        CSeq without a number -> 400 "Bad CSeq", a method with a
+        character outside the
+        token -> 400, an INVITE with a text/plain body -> 415 with
+        Accept: application/sdp, with a body but no Content-Type -> 400,
+        with Content-Encoding: gzip -> 415 with Accept-Encoding, with
+        an SDP that is not one (no v=0, a bad m= port, a medium without
+        c=) -> 488 with a Warning; none of them reaches the script (no
+        call), a well-formed INVITE still does, and a request whose Via
+        is broken gets no answer but hurts nothing.
   rfc   message framing over UDP (RFC 3261 §18.3) and the log format:
         Content-Length smaller than the body -> the extra bytes are
         discarded (the script sees Content-Length bytes); Content-Length
@@ -19,6 +32,7 @@ still answer an OPTIONS with 200. One group per run (--case):
 import os
 import re
 import sys
+import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -85,6 +99,78 @@ def core(h, srv, cl):
     still_answers(h, cl, "OPTIONS without Via")
 
 
+
+SDP_OK = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+          "t=0 0\r\nm=audio 40000 RTP/AVP 0\r\n")
+
+
+def classes(h, srv, cl):
+    inv = dict(method="INVITE", extra=[("Contact", "<sip:raw@127.0.0.1>")])
+
+    def reason(want):
+        def check(r):
+            h.ok(r.reason == want, "reason %r" % want, diag=r.start)
+        return check
+
+    expect(h, cl, "MESSAGE with Content-Type: aaaaaaaaa", 400,
+           method="MESSAGE", ctype="aaaaaaaaa", body="hi",
+           check=reason("Bad Content-Type"))
+    expect(h, cl, "MESSAGE with compact c: text", 400, method="MESSAGE",
+           set={"c": "text"}, body="hi", check=reason("Bad Content-Type"))
+    expect(h, cl, "OPTIONS with CSeq: abc OPTIONS", 400,
+           set={"CSeq": "abc OPTIONS"}, check=reason("Bad CSeq"))
+    expect(h, cl, "method INV@ITE", 400, method="INV@ITE")
+
+    def accept(r):
+        h.ok((r.header("Accept") or "") == "application/sdp",
+             "415 names Accept: application/sdp", diag=r.header("Accept"))
+    expect(h, cl, "INVITE with a text/plain body", 415, ctype="text/plain",
+           body="hello", check=accept, **inv)
+    expect(h, cl, "INVITE with a body but no Content-Type", 400,
+           body=SDP_OK, check=reason("Missing Content-Type"), **inv)
+
+    def acc_enc(r):
+        h.ok((r.header("Accept-Encoding") or "") == "identity",
+             "415 names Accept-Encoding: identity")
+    i2 = dict(inv)
+    i2["extra"] = inv["extra"] + [("Content-Encoding", "gzip")]
+    expect(h, cl, "INVITE with Content-Encoding: gzip", 415,
+           ctype="application/sdp", body=SDP_OK, check=acc_enc, **i2)
+
+    def warning(r):
+        h.ok("Malformed SDP" in (r.header("Warning") or ""),
+             "488 has a Warning naming the SDP problem",
+             diag=r.header("Warning"))
+    for desc, sdp in (
+            ("no v=0", "o=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"),
+            ("m= port 99999", SDP_OK.replace("40000", "99999")),
+            ("a medium without c=", SDP_OK.replace(
+                "c=IN IP4 127.0.0.1\r\n", "")),
+            ("not SDP at all", "garbage\r\n")):
+        expect(h, cl, "INVITE with an SDP offer: %s" % desc, 488,
+               ctype="application/sdp", body=sdp, check=warning, **inv)
+    h.ok(not srv.find({"mod": "script", "msg": "call"}),
+         "none of them reached the script", server=srv)
+
+    r = cl.request("INVITE", ctype="application/sdp", body=SDP_OK,
+                   extra=[("Contact", "<sip:raw@127.0.0.1>")])
+    h.ok(r is not None and r.code == 200 and
+         srv.wait_for({"mod": "script", "msg": "call"}, 3),
+         "a well-formed INVITE still reaches the script (200)",
+         diag="got %r" % r)
+
+    data, _ = cl.build("OPTIONS", set={"Via": "garbage"})
+    cid = cl.last_call_id
+    cl.sock.sendto(data, cl.dst)
+    end, got = time.monotonic() + 1.0, None
+    while time.monotonic() < end and not got:
+        r = cl.recv(timeout=max(0.05, end - time.monotonic()), final=False)
+        if r is not None and r.header("Call-ID") == cid:
+            got = r
+    h.ok(got is None, "a broken Via gets no answer", diag=repr(got))
+    still_answers(h, cl, "broken Via")
+
+
 def rfc(h, srv, cl):
     data, branch = cl.build("MESSAGE", ctype="text/plain", body="hello")
     cl.sock.sendto(data.replace(b"Content-Length: 5\r\n",
@@ -125,14 +211,15 @@ def rfc(h, srv, cl):
 
 
 def args(ap):
-    ap.add_argument("--case", choices=["core", "rfc"], required=True)
+    ap.add_argument("--case", choices=["core", "rfc", "classes"],
+                    required=True)
 
 
 def body(h, a):
-    srv = h.server("wire.lua")
+    srv = h.server("answer.lua" if a.case == "classes" else "wire.lua")
     cl = harness.UdpClient(srv.port)
     still_answers(h, cl, "at start")
-    core(h, srv, cl) if a.case == "core" else rfc(h, srv, cl)
+    {"core": core, "rfc": rfc, "classes": classes}[a.case](h, srv, cl)
     cl.close()
     h.stop_server(srv, must_not=[r"\bev=hook_error\b"])
 
