@@ -135,6 +135,16 @@ int  call_reject(struct call *call, uint16_t code, const char *reason,
 		 const char *hdrs);
 /* UAC: CANCEL (sent once a provisional came, RFC 3261 §9.1) */
 int  call_cancel(struct call *call);
+/* A request of ours in the call's confirmed dialog (INFO, MESSAGE,
+ * NOTIFY, OPTIONS...): resph gets its final response once (or err:
+ * ETIMEDOUT after 64*T1, ECANCELED when the stack stops first), also
+ * when the call ends meanwhile. EINVAL for the methods the call sends
+ * itself or that need more than a transaction (INVITE, ACK, BYE,
+ * CANCEL, PRACK, UPDATE, SUBSCRIBE, REFER, REGISTER); ENOTCONN when
+ * the call is not answered, is ending or has ended. */
+int  call_request(struct call *call, const char *met, const char *hdrs,
+		  const char *ctype, const uint8_t *body, size_t len,
+		  stack_resp_h *resph, void *arg);
 /* End the call whatever its state: BYE, CANCEL or 603 */
 int  call_hangup(struct call *call, const char *reason);
 void call_set_handler(struct call *call, call_event_h *eh, void *arg);
