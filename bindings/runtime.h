@@ -190,6 +190,9 @@ void api_call_close(struct luart *rt);
 void api_registrar_inject(lua_State *L);
 int  api_registrar_activate(struct luart *rt, struct script *sc);
 void api_registrar_close(struct luart *rt);
+/* the registrar's verifier (call:authenticate); raises without a
+ * registrar or with its auth off (fn names the function) */
+struct auth *api_registrar_auth(lua_State *L, const char *fn);
 void api_register_inject(lua_State *L);
 void api_register_close(struct luart *rt);
 void api_events_inject(lua_State *L);
