@@ -759,34 +759,6 @@ static int l_unhold(lua_State *L) { return reinvite(L, CALL_REINVITE_UNHOLD); }
 static int l_update(lua_State *L) { return reinvite(L, CALL_REINVITE_UPDATE); }
 
 
-/* What a method that call:request refuses is for instead */
-static const char *in_call_refused(const char *met)
-{
-	static const struct {
-		const char *met, *why;
-	} refused[] = {
-		{"INVITE",    "use call:update, call:hold or call:unhold"},
-		{"ACK",       "sent by the stack itself"},
-		{"PRACK",     "sent by the stack itself"},
-		{"BYE",       "use call:hangup"},
-		{"CANCEL",    "use call:cancel or call:hangup"},
-		{"UPDATE",    "the stack answers UPDATE offers; for a new "
-			      "offer use call:update"},
-		{"SUBSCRIBE", "use sip.subscribe"},
-		{"REFER",     "use call:refer"},
-		{"REGISTER",  "use sip.register"},
-	};
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(refused); i++) {
-		if (!strcmp(met, refused[i].met))
-			return refused[i].why;
-	}
-
-	return NULL;
-}
-
-
 /* call:request(method [, {headers=, body=, content_type=, timeout=}])
  * -> code, reason, body, content_type | nil, err: an op whose source,
  * the request's client transaction, always calls back once */
@@ -794,16 +766,12 @@ static int l_request(lua_State *L)
 {
 	struct lcall *lc = check_call(L, 1);
 	struct api_reqopts o;
-	const char *met, *why;
+	const char *met;
 	struct rt_op *op;
 	int err;
 
 	rt_need_task(L, "request");
-	met = api_method_check(L, 2);
-	why = in_call_refused(met);
-	if (why)
-		return luaL_error(L, "request: %s is not for call:request "
-				  "(%s)", met, why);
+	met = api_method_check(L, 2, true);
 
 	api_reqopts_check(L, 3, &o, false);   /* the last that may raise */
 

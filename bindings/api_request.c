@@ -316,7 +316,28 @@ const char *api_uri_field(lua_State *L, int idx, const char *key)
 }
 
 
-const char *api_method_check(lua_State *L, int idx)
+/* The methods sip.request and call:request refuse, and what to use
+ * instead, out of dialog and in a call */
+static const struct {
+	const char *met, *ood, *in_call;
+} refused[] = {
+	{"INVITE",    "use sip.call", "use call:update, call:hold or "
+				      "call:unhold"},
+	{"ACK",       "sent by the stack itself", NULL},
+	{"PRACK",     "in a call: sent by the stack itself",
+		      "sent by the stack itself"},
+	{"BYE",       "in a call: use call:hangup", "use call:hangup"},
+	{"CANCEL",    "use call:cancel or call:hangup", NULL},
+	{"UPDATE",    "in a call only (RFC 3311): use call:update",
+		      "the stack answers UPDATE offers; for a new offer use "
+		      "call:update"},
+	{"SUBSCRIBE", "use sip.subscribe", NULL},
+	{"REFER",     "use call:refer", NULL},
+	{"REGISTER",  "use sip.register", NULL},
+};
+
+
+const char *api_method_check(lua_State *L, int idx, bool in_call)
 {
 	const char *m = luaL_checkstring(L, idx);
 	size_t i;
@@ -330,6 +351,15 @@ const char *api_method_check(lua_State *L, int idx)
 
 	if (!i || m[i] || i > 32)
 		luaL_argerror(L, idx, "method: an upper-case token expected");
+
+	for (i = 0; i < ARRAY_SIZE(refused); i++) {
+		if (strcmp(m, refused[i].met))
+			continue;
+		luaL_error(L, "request: %s is not for %s (%s)", m,
+			   in_call ? "call:request" : "sip.request",
+			   in_call && refused[i].in_call ? refused[i].in_call
+			   : refused[i].ood);
+	}
 
 	return m;
 }

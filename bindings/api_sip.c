@@ -531,50 +531,18 @@ static int l_send_message(lua_State *L)
  * of its own)
  * ------------------------------------------------------------------ */
 
-/* What a method that sip.request refuses is for instead */
-static const char *ood_refused(const char *met)
-{
-	static const struct {
-		const char *met, *why;
-	} refused[] = {
-		{"INVITE",    "use sip.call"},
-		{"ACK",       "part of an INVITE transaction: sent by the "
-			      "stack itself"},
-		{"CANCEL",    "use call:cancel or call:hangup"},
-		{"BYE",       "in a call: use call:hangup"},
-		{"PRACK",     "in a call: sent by the stack itself"},
-		{"UPDATE",    "in a call only (RFC 3311): use call:update"},
-		{"REGISTER",  "use sip.register"},
-		{"SUBSCRIBE", "use sip.subscribe"},
-		{"REFER",     "a transfer: use call:refer"},
-	};
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(refused); i++) {
-		if (!strcmp(met, refused[i].met))
-			return refused[i].why;
-	}
-
-	return NULL;
-}
-
-
 /* sip.request(method, uri [, {headers=, body=, content_type=, from=,
  * timeout=}]) -> code, reason, body, content_type | nil, err */
 static int l_request(lua_State *L)
 {
 	struct stack *st = rt_stack(L);
 	struct api_reqopts o;
-	const char *met, *uri, *why;
+	const char *met, *uri;
 	struct rt_op *op;
 	int err;
 
 	rt_need_task(L, "request");
-	met = api_method_check(L, 1);
-	why = ood_refused(met);
-	if (why)
-		return luaL_error(L, "request: %s is not for sip.request (%s)",
-				  met, why);
+	met = api_method_check(L, 1, false);
 	uri = luaL_checkstring(L, 2);
 	if ((strncmp(uri, "sip:", 4) && strncmp(uri, "sips:", 5)) ||
 	    strpbrk(uri, "\r\n<> "))

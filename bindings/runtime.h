@@ -223,8 +223,10 @@ int  api_msg_headers(lua_State *L, const struct sip_msg *msg, bool all);
 void api_headers_encode(lua_State *L, int idx, char **hdrs);
 
 /* api_request.c: requests of ours (sip.request, call:request). The
- * method at idx, an upper-case token (raises otherwise). */
-const char *api_method_check(lua_State *L, int idx);
+ * method at idx, an upper-case token; raises otherwise, and for the
+ * methods that have a function of their own, naming it (in_call: for
+ * call:request, else sip.request) */
+const char *api_method_check(lua_State *L, int idx, bool in_call);
 /* Field key of the table at idx: NULL when nil, else a sip: or sips:
  * URI (raises otherwise), left on L's stack */
 const char *api_uri_field(lua_State *L, int idx, const char *key);
