@@ -10,9 +10,10 @@
  * call placed or taken before a reload keeps running in the old one.
  *
  * Exposes sip.call, sip.on_incoming_call routing, and the methods of
- * the call object; its waits (call:wait_answer, hold, unhold, update)
- * are ops of the runtime's one yield shape (runtime.h). Uses
- * server/calls/ (calls.h).
+ * the call object; its waits (call:wait_answer, hold, unhold, update,
+ * request) are ops of the runtime's one yield shape (runtime.h). Uses
+ * server/calls/ (calls.h), and the registrar's digest verifier for
+ * call:authenticate (registrar.h, through api_registrar.c).
  */
 #include <string.h>
 #include <re.h>
@@ -513,16 +514,44 @@ void api_call_follow_refer(lua_State *L, int idx, struct sub *sub,
 }
 
 
-/* call:ringing([code [, reason [, body, content_type]]]) */
+/* call:ringing([code [, reason [, body, content_type]]] [, {reliable=}])
+ * -> true | nil, err */
 static int l_ringing(lua_State *L)
 {
 	struct lcall *lc = check_call(L, 1);
-	uint16_t code = (uint16_t)luaL_optinteger(L, 2, 180);
-	const char *reason = luaL_optstring(L, 3, code == 180 ? "Ringing" :
-					    "Session Progress");
+	enum call_rel rel = CALL_REL_AUTO;
+	uint16_t code;
+	const char *reason, *body, *ctype;
 	size_t len = 0;
-	const char *body = luaL_optlstring(L, 4, NULL, &len);
-	const char *ctype = luaL_optstring(L, 5, NULL);
+	int err;
+
+	/* the options table, when the last argument is one */
+	if (lua_gettop(L) >= 2 && lua_istable(L, lua_gettop(L))) {
+		int t = lua_gettop(L);
+
+		lua_pushnil(L);
+		while (lua_next(L, t)) {
+			if (lua_type(L, -2) != LUA_TSTRING ||
+			    strcmp(lua_tostring(L, -2), "reliable"))
+				return luaL_argerror(L, t, "options: "
+						     "'reliable' only");
+			lua_pop(L, 1);
+		}
+		lua_getfield(L, t, "reliable");
+		if (lua_isboolean(L, -1))
+			rel = lua_toboolean(L, -1) ? CALL_REL_YES :
+				CALL_REL_NO;
+		else if (!lua_isnil(L, -1))
+			return luaL_argerror(L, t, "reliable: a boolean "
+					     "expected");
+		lua_settop(L, t - 1);
+	}
+
+	code = (uint16_t)luaL_optinteger(L, 2, 180);
+	reason = luaL_optstring(L, 3, code == 180 ? "Ringing" :
+				"Session Progress");
+	body = luaL_optlstring(L, 4, NULL, &len);
+	ctype = luaL_optstring(L, 5, NULL);
 
 	if (code < 101 || code > 199)
 		return luaL_argerror(L, 2, "101..199 expected");
@@ -531,8 +560,18 @@ static int l_ringing(lua_State *L)
 	if (body && len && !ctype)
 		return luaL_argerror(L, 5, "a body needs a content type");
 
-	return rt_result(L, call_ringing(lc->call, code, reason, NULL,
-					 ctype, (const uint8_t *)body, len));
+	err = call_progress(lc->call, code, reason, rel, NULL, ctype,
+			    (const uint8_t *)body, len);
+
+	/* RFC 3262 §3: the INVITE decides what may be sent */
+	if (err == EPERM || err == ENOTSUP) {
+		lua_pushnil(L);
+		lua_pushstring(L, err == EPERM ? "100rel required" :
+			       "100rel not supported");
+		return 2;
+	}
+
+	return rt_result(L, err);
 }
 
 
@@ -566,12 +605,14 @@ static int l_answer(lua_State *L)     { return answer(L, 0); }
 static int l_answer_opts(lua_State *L) { return answer(L, 4); }
 
 
-/* call:reject([code [, reason]]) */
+/* call:reject([code [, reason [, headers]]]) */
 static int l_reject(lua_State *L)
 {
 	struct lcall *lc = check_call(L, 1);
 	uint16_t code = (uint16_t)luaL_optinteger(L, 2, 486);
 	const char *reason = luaL_optstring(L, 3, NULL);
+	char *hdrs = NULL;
+	int err;
 
 	if (code < 300 || code > 699)
 		return luaL_argerror(L, 2, "300..699 expected");
@@ -581,13 +622,32 @@ static int l_reject(lua_State *L)
 		return luaL_error(L, "reject: not an incoming call (use "
 				  "cancel or hangup)");
 
-	return rt_result(L, call_reject(lc->call, code, reason, NULL));
+	api_headers_encode(L, 4, &hdrs);   /* the last that may raise */
+	err = call_reject(lc->call, code, reason, hdrs);
+	mem_deref(hdrs);
+
+	return rt_result(L, err);
 }
 
 
+/* call:hangup([code [, reason]]): code and reason are the final answer
+ * of an incoming call not answered yet (default 603 Decline); a BYE or
+ * CANCEL carries none, so they are not used otherwise */
 static int l_hangup(lua_State *L)
 {
 	struct lcall *lc = check_call(L, 1);
+	lua_Integer code = luaL_optinteger(L, 2, 0);
+	const char *reason = luaL_optstring(L, 3, NULL);
+
+	if (code && (code < 300 || code > 699))
+		return luaL_argerror(L, 2, "300..699 expected");
+	if (reason && strpbrk(reason, "\r\n"))
+		return luaL_argerror(L, 3, "reason holds CR or LF");
+
+	if (code && !call_is_outgoing(lc->call) &&
+	    !call_is_answered(lc->call) && !call_is_ended(lc->call))
+		return rt_result(L, call_reject(lc->call, (uint16_t)code,
+						reason, NULL));
 
 	return rt_result(L, call_hangup(lc->call, "hangup"));
 }
@@ -739,6 +799,107 @@ static int l_unhold(lua_State *L) { return reinvite(L, CALL_REINVITE_UNHOLD); }
 static int l_update(lua_State *L) { return reinvite(L, CALL_REINVITE_UPDATE); }
 
 
+/* call:request(method [, {headers=, body=, content_type=, timeout=}])
+ * -> code, reason, body, content_type | nil, err: an op whose source,
+ * the request's client transaction, always calls back once */
+static int l_request(lua_State *L)
+{
+	struct lcall *lc = check_call(L, 1);
+	struct api_reqopts o;
+	const char *met;
+	struct rt_op *op;
+	int err;
+
+	rt_need_task(L, "request");
+	met = api_method_check(L, 2, true);
+
+	api_reqopts_check(L, 3, &o, false);   /* the last that may raise */
+
+	op = rt_op_start(L, "request");
+	err = call_request(lc->call, met, o.hdrs, o.ctype,
+			   (const uint8_t *)o.body, o.len, api_final_h,
+			   rt_op_arg(op));
+	mem_deref(o.hdrs);
+	if (err)
+		return rt_op_abort(L, op, err);
+
+	api_final_wait(op, &o);
+
+	return rt_op_yield(L, op);
+}
+
+
+/* call:authenticate() -> user | nil, "challenged" | "unauthorized",
+ * status: the INVITE's credentials checked by the registrar's verifier
+ * (the one REGISTER uses, with its guard); without valid ones the
+ * call is answered as the verifier answers a request it refuses, with
+ * 407 (Proxy-Authenticate) for a challenge, and ends. */
+static int l_authenticate(lua_State *L)
+{
+	struct lcall *lc = check_call(L, 1);
+	struct auth *auth = api_registrar_auth(L, "authenticate");
+	const struct sip_msg *msg;
+	struct auth_result ar;
+	const char *reason;
+	struct mbuf *mb;
+	uint16_t scode;
+	int err;
+
+	if (call_is_outgoing(lc->call))
+		return luaL_error(L, "authenticate: not an incoming call");
+
+	msg = call_invite(lc->call);
+	if (!msg || call_is_answered(lc->call) || call_is_ended(lc->call))
+		return rt_fail(L, ENOTCONN);
+
+	/* 407 asks for Proxy-Authorization (RFC 3261 §22.3); credentials
+	 * for our realm in Authorization are taken too */
+	err = auth_check(auth, msg, true, &ar);
+	if (!err && ar.status == AUTH_NO_CREDENTIALS &&
+	    !strcmp(ar.reason, "no_credentials"))
+		err = auth_check(auth, msg, false, &ar);
+	if (err)
+		return rt_fail(L, err);
+
+	mb = mbuf_alloc(512);
+	if (!mb)
+		return luaL_error(L, "out of memory");
+
+	err = auth_answer(auth, msg, true, &ar, &scode, &reason, mb);
+	if (!err && scode)
+		err = mbuf_write_u8(mb, 0);
+	if (!err && scode)
+		err = call_reject(lc->call, scode, reason, mb->end > 1 ?
+				  (const char *)mb->buf : NULL);
+	mem_deref(mb);
+	if (err)
+		return rt_fail(L, err);
+
+	if (!scode) {
+		lua_pushstring(L, ar.user);
+		return 1;
+	}
+
+	lua_pushnil(L);
+	lua_pushstring(L, scode == 407 ? "challenged" : "unauthorized");
+	lua_pushstring(L, auth_status_name(ar.status));
+
+	return 3;
+}
+
+
+/* call:header(name) -> the first value of a header of the INVITE
+ * (incoming, until its 2xx is ACKed) or of the latest response to it
+ * (outgoing), or nil */
+static int l_header(lua_State *L)
+{
+	struct call *call = check_call(L, 1)->call;
+
+	return api_msg_headers(L, call_is_outgoing(call) ?
+			       call_response(call) : call_invite(call), false);
+}
+
+
 /* call:history() -> { {from=, to=, event=, ts=}, ... } */
 static int l_history(lua_State *L)
 {
@@ -844,6 +1005,25 @@ static int l_index(lua_State *L)
 		lua_pushstring(L, call_end_reason(lc->call));
 		return 1;
 	}
+	if (!strcmp(k, "request_uri")) {
+		lua_pushstring(L, call_request_uri(lc->call));
+		return 1;
+	}
+	if (!strcmp(k, "source") || !strcmp(k, "transport")) {
+		enum sip_transp tp = SIP_TRANSP_NONE;
+		const struct sa *src = call_source(lc->call, &tp);
+		char buf[128];
+
+		if (!src)
+			lua_pushnil(L);
+		else if (!strcmp(k, "transport"))
+			lua_pushstring(L, sip_transp_name(tp));
+		else {
+			(void)re_snprintf(buf, sizeof(buf), "%J", src);
+			lua_pushstring(L, buf);
+		}
+		return 1;
+	}
 
 	/* methods, then the callbacks the script stored */
 	lua_getmetatable(L, 1);
@@ -915,22 +1095,23 @@ static int l_tostring(lua_State *L)
  * sip.call and on_incoming_call
  * ------------------------------------------------------------------ */
 
-/* sip.call(to [, body [, content_type [, {from=, headers=}]]]) */
+/* sip.call(uri [, body [, content_type [, {to=, from=, headers=, user=,
+ * password=}]]]) */
 static int l_call(lua_State *L)
 {
 	struct script *sc = rt_script(L);
 	struct stack *st = rt_stack(L);
-	const char *to = luaL_checkstring(L, 1);
+	const char *uri = luaL_checkstring(L, 1);
 	size_t len = 0;
 	const char *body = luaL_optlstring(L, 2, NULL, &len);
 	const char *ctype = luaL_optstring(L, 3, len ? "application/sdp" :
 					   NULL);
-	const char *from = NULL, *user = NULL, *password = NULL;
+	const char *from = NULL, *to = NULL, *user = NULL, *password = NULL;
 	char *hdrs = NULL;
 	struct call *call = NULL;
 	int err;
 
-	if (strncmp(to, "sip:", 4))
+	if (strncmp(uri, "sip:", 4))
 		return luaL_argerror(L, 1, "sip: URI expected");
 	if (ctype && strpbrk(ctype, "\r\n"))
 		return luaL_argerror(L, 3, "invalid content type");
@@ -941,6 +1122,7 @@ static int l_call(lua_State *L)
 		from = lua_tostring(L, -1);
 		if (from && strncmp(from, "sip:", 4))
 			return luaL_argerror(L, 4, "from: sip: URI expected");
+		to = api_uri_field(L, 4, "to");
 		lua_getfield(L, 4, "user");
 		user = lua_tostring(L, -1);
 		lua_getfield(L, 4, "password");
@@ -973,8 +1155,8 @@ static int l_call(lua_State *L)
 		return 2;
 	}
 
-	err = call_connect(&call, st, to, from, hdrs, ctype,
-			   (const uint8_t *)body, len, NULL, NULL);
+	err = call_connect_to(&call, st, uri, to, from, hdrs, ctype,
+			      (const uint8_t *)body, len, NULL, NULL);
 	mem_deref(hdrs);
 	if (!err && user)
 		err = call_set_credentials(call, user, password);
@@ -1050,6 +1232,9 @@ void api_call_inject(lua_State *L)
 		{"reject",              l_reject},
 		{"hangup",              l_hangup},
 		{"cancel",              l_cancel},
+		{"request",             l_request},
+		{"authenticate",        l_authenticate},
+		{"header",              l_header},
 		{"wait_answer",         l_wait_answer},
 		{"hold",                l_hold},
 		{"unhold",              l_unhold},

@@ -13,7 +13,7 @@
  * configured registrar has REGISTER handled entirely in C by the
  * service (regsvc_register), the fast path the benchmark measures.
  * sip.registrar.save is an op of the runtime's yield shape (runtime.h).
- * Uses server/registrar/regsvc.c, and location.c and authguard.c for what it
+ * Gives the verifier to api_call.c (call:authenticate). Uses server/registrar/regsvc.c, and location.c and authguard.c for what it
  * hands back.
  */
 #include <string.h>
@@ -371,17 +371,25 @@ static struct regsvc *need_regsvc(lua_State *L, const char *fn)
 }
 
 
+struct auth *api_registrar_auth(lua_State *L, const char *fn)
+{
+	struct auth *auth = regsvc_auth(need_regsvc(L, fn));
+
+	if (!auth)
+		luaL_error(L, "%s: auth is off in sip.registrar.configure",
+			   fn);
+
+	return auth;
+}
+
+
 /* sip.auth.require(req) -> user | nil, reason (the request is answered
  * with a challenge, 403 or 400 then) */
 static int l_auth_require(lua_State *L)
 {
 	struct stack_req *req = api_request_check(L, 1);
-	struct auth *auth = regsvc_auth(need_regsvc(L, "auth.require"));
+	struct auth *auth = api_registrar_auth(L, "auth.require");
 	struct auth_result ar;
-
-	if (!auth)
-		return luaL_error(L, "auth.require: auth is off in "
-				  "sip.registrar.configure");
 
 	if (auth_require(auth, req, false, &ar)) {
 		lua_pushnil(L);

@@ -4,7 +4,8 @@
  * Owns the userdata "sipstack.request": a reference on a struct
  * stack_req, handed to hooks (and to call.on_info), with its fields
  * (req.method, req.body, ...) and methods (req:reply, req:header,
- * req:headers). Exposes api_request_push/check and api_headers_encode
+ * req:headers). Exposes api_request_push/check, api_msg_headers (a
+ * message's headers by name, compact forms too) and api_headers_encode
  * (the header tables every sending function takes, checked by the
  * sipstack.headers module) to the other feature files. Uses the stack's
  * stack_req_*(); never yields.
@@ -115,10 +116,10 @@ static bool hdr_name_eq(const struct pl *a, const struct pl *b)
 }
 
 
-/* req:header(name) -> first value or nil; req:headers(name) -> list */
-static int header_values(lua_State *L, bool all)
+/* The first value (nil) or the list of values (all) of the header
+ * named at index 2, in msg (NULL: none) */
+int api_msg_headers(lua_State *L, const struct sip_msg *msg, bool all)
 {
-	const struct sip_msg *msg = stack_req_msg(api_request_check(L, 1));
 	struct pl name;
 	struct le *le;
 	int n = 0;
@@ -127,7 +128,7 @@ static int header_values(lua_State *L, bool all)
 	if (all)
 		lua_newtable(L);
 
-	for (le = msg->hdrl.head; le; le = le->next) {
+	for (le = msg ? msg->hdrl.head : NULL; le; le = le->next) {
 		const struct sip_hdr *hdr = le->data;
 
 		if (!hdr_name_eq(&hdr->name, &name))
@@ -145,8 +146,18 @@ static int header_values(lua_State *L, bool all)
 	return 1;
 }
 
-static int l_req_header(lua_State *L)  { return header_values(L, false); }
-static int l_req_headers(lua_State *L) { return header_values(L, true); }
+/* req:header(name) -> first value or nil; req:headers(name) -> list */
+static int l_req_header(lua_State *L)
+{
+	return api_msg_headers(L, stack_req_msg(api_request_check(L, 1)),
+			       false);
+}
+
+static int l_req_headers(lua_State *L)
+{
+	return api_msg_headers(L, stack_req_msg(api_request_check(L, 1)),
+			       true);
+}
 
 
 /* req:reply(code [, reason [, headers [, body [, content_type]]]]) */
@@ -279,6 +290,193 @@ void api_request_push(lua_State *L, struct stack_req *req)
 	lr->req = stack_req_ref(req);
 	luaL_getmetatable(L, REQUEST_MT);
 	lua_setmetatable(L, -2);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Requests of ours (sip.request, call:request): their options and
+ * their final response
+ * ------------------------------------------------------------------ */
+
+const char *api_uri_field(lua_State *L, int idx, const char *key)
+{
+	const char *s;
+
+	lua_getfield(L, idx, key);
+	if (lua_isnil(L, -1))
+		return NULL;
+
+	s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+	if (!s || (strncmp(s, "sip:", 4) && strncmp(s, "sips:", 5)) ||
+	    strpbrk(s, "\r\n<> "))
+		luaL_argerror(L, idx, lua_pushfstring(L, "%s: a SIP URI "
+			      "expected", key));
+
+	return s;
+}
+
+
+/* The methods sip.request and call:request refuse, and what to use
+ * instead, out of dialog and in a call */
+static const struct {
+	const char *met, *ood, *in_call;
+} refused[] = {
+	{"INVITE",    "use sip.call", "use call:update, call:hold or "
+				      "call:unhold"},
+	{"ACK",       "sent by the stack itself", NULL},
+	{"PRACK",     "in a call: sent by the stack itself",
+		      "sent by the stack itself"},
+	{"BYE",       "in a call: use call:hangup", "use call:hangup"},
+	{"CANCEL",    "use call:cancel or call:hangup", NULL},
+	{"UPDATE",    "in a call only (RFC 3311): use call:update",
+		      "the stack answers UPDATE offers; for a new offer use "
+		      "call:update"},
+	{"SUBSCRIBE", "use sip.subscribe", NULL},
+	{"REFER",     "use call:refer", NULL},
+	{"REGISTER",  "use sip.register", NULL},
+};
+
+
+const char *api_method_check(lua_State *L, int idx, bool in_call)
+{
+	const char *m = luaL_checkstring(L, idx);
+	size_t i;
+
+	for (i = 0; m[i]; i++) {
+		if (!((m[i] >= 'A' && m[i] <= 'Z') ||
+		      (m[i] >= '0' && m[i] <= '9') || m[i] == '-' ||
+		      m[i] == '_' || m[i] == '.'))
+			break;
+	}
+
+	if (!i || m[i] || i > 32)
+		luaL_argerror(L, idx, "method: an upper-case token expected");
+
+	for (i = 0; i < ARRAY_SIZE(refused); i++) {
+		if (strcmp(m, refused[i].met))
+			continue;
+		luaL_error(L, "request: %s is not for %s (%s)", m,
+			   in_call ? "call:request" : "sip.request",
+			   in_call && refused[i].in_call ? refused[i].in_call
+			   : refused[i].ood);
+	}
+
+	return m;
+}
+
+
+void api_reqopts_check(lua_State *L, int idx, struct api_reqopts *o,
+		       bool with_from)
+{
+	lua_Number t;
+
+	memset(o, 0, sizeof(*o));
+	if (lua_isnoneornil(L, idx))
+		return;
+
+	luaL_checktype(L, idx, LUA_TTABLE);
+
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ?
+			lua_tostring(L, -2) : "?";
+
+		if (strcmp(k, "headers") && strcmp(k, "body") &&
+		    strcmp(k, "content_type") && strcmp(k, "timeout") &&
+		    (!with_from || strcmp(k, "from")))
+			luaL_argerror(L, idx, lua_pushfstring(L, "unknown "
+				      "option '%s'", k));
+		lua_pop(L, 1);
+	}
+
+	/* the values stay on L's stack, so the strings stay anchored */
+	lua_getfield(L, idx, "body");
+	if (!lua_isnil(L, -1)) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_argerror(L, idx, "body: a string expected");
+		o->body = lua_tolstring(L, -1, &o->len);
+	}
+
+	lua_getfield(L, idx, "content_type");
+	if (!lua_isnil(L, -1)) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_argerror(L, idx, "content_type: a string "
+				      "expected");
+		o->ctype = lua_tostring(L, -1);
+		if (!*o->ctype || strpbrk(o->ctype, "\r\n"))
+			luaL_argerror(L, idx, "invalid content_type");
+	}
+	if (o->len && !o->ctype)
+		luaL_argerror(L, idx, "a body needs a content_type");
+
+	if (with_from)
+		o->from = api_uri_field(L, idx, "from");
+
+	lua_getfield(L, idx, "timeout");
+	if (!lua_isnil(L, -1)) {
+		t = lua_tonumber(L, -1);
+		if (lua_type(L, -1) != LUA_TNUMBER || !(t > 0) || t > 3600)
+			luaL_argerror(L, idx, "timeout: seconds in 0..3600 "
+				      "expected");
+		o->timeout_ms = (uint64_t)(t * 1000 + 0.5);
+	}
+
+	/* last: it allocates (and raises on a bad header) */
+	lua_getfield(L, idx, "headers");
+	api_headers_encode(L, -1, &o->hdrs);
+}
+
+
+struct final {
+	int err;
+	const struct sip_msg *msg;
+};
+
+
+/* code, reason, body, content_type | nil, err */
+static int push_final(lua_State *co, void *arg)
+{
+	const struct final *r = arg;
+	const struct sip_hdr *ct;
+	struct pl body;
+
+	if (r->err || !r->msg)
+		return rt_fail(co, r->err ? r->err : EPROTO);
+
+	lua_pushinteger(co, r->msg->scode);
+	lua_pushlstring(co, r->msg->reason.p, r->msg->reason.l);
+	stack_msg_body(r->msg, &body);
+	lua_pushlstring(co, body.p, body.l);
+	ct = sip_msg_hdr(r->msg, SIP_HDR_CONTENT_TYPE);
+	if (ct && body.l)
+		lua_pushlstring(co, ct->val.p, ct->val.l);
+	else
+		lua_pushnil(co);
+
+	return 4;
+}
+
+
+void api_final_h(int err, const struct sip_msg *msg, void *arg)
+{
+	struct final r = {err, msg};
+
+	rt_op_resume(arg, push_final, &r);
+}
+
+
+static int push_final_timeout(lua_State *co, void *arg)
+{
+	(void)arg;
+
+	return rt_fail(co, ETIMEDOUT);
+}
+
+
+void api_final_wait(struct rt_op *op, const struct api_reqopts *o)
+{
+	if (o->timeout_ms)
+		rt_op_timeout(op, o->timeout_ms, push_final_timeout, NULL);
 }
 
 

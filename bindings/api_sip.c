@@ -3,8 +3,8 @@
  *
  * Exposes to Lua: hook registration (sip.on_*), sip.configure/config,
  * sip.local_uri, sip.stats, sip.log.*, sip.version, sip.spawn and the
- * two yielding functions of the module itself, sip.sleep and
- * sip.send_message (the runtime's one yield shape, runtime.h). Owns
+ * yielding functions of the module itself, sip.sleep, sip.send_message
+ * and sip.request (the runtime's one yield shape, runtime.h). Owns
  * nothing: the hooks and the config belong to the script generation
  * (runtime.c), requests to api_request.c. Uses the stack for sending,
  * its config and counters.
@@ -474,10 +474,11 @@ static void sent_h(int err, const struct sip_msg *msg, void *arg)
 }
 
 
+/* sip.send_message(to, content_type, body [, headers [, {from=}]]) */
 static int l_send_message(lua_State *L)
 {
 	struct stack *st = rt_stack(L);
-	const char *to, *ctype, *body;
+	const char *to, *ctype, *body, *from = NULL;
 	char *hdrs = NULL;
 	struct rt_op *op;
 	size_t len;
@@ -493,6 +494,19 @@ static int l_send_message(lua_State *L)
 	if (strpbrk(to, "\r\n") || strpbrk(ctype, "\r\n") || !*ctype)
 		return luaL_argerror(L, 2, "invalid content type");
 
+	if (!lua_isnoneornil(L, 5)) {
+		luaL_checktype(L, 5, LUA_TTABLE);
+		lua_pushnil(L);
+		while (lua_next(L, 5)) {
+			if (lua_type(L, -2) != LUA_TSTRING ||
+			    strcmp(lua_tostring(L, -2), "from"))
+				return luaL_argerror(L, 5, "options: 'from' "
+						     "only");
+			lua_pop(L, 1);
+		}
+		from = api_uri_field(L, 5, "from");
+	}
+
 	api_headers_encode(L, 4, &hdrs);   /* the last that may raise */
 
 	if (!st) {
@@ -501,11 +515,55 @@ static int l_send_message(lua_State *L)
 	}
 
 	op = rt_op_start(L, "send_message");
-	err = stack_send_message(st, to, NULL, ctype, (const uint8_t *)body,
+	err = stack_send_message(st, to, from, ctype, (const uint8_t *)body,
 				 len, hdrs, sent_h, rt_op_arg(op));
 	mem_deref(hdrs);
 	if (err)
 		return rt_op_abort(L, op, err);
+
+	return rt_op_yield(L, op);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * sip.request(method, uri [, options]): any other non-INVITE request
+ * out of dialog, an op like send_message's (with an optional timeout
+ * of its own)
+ * ------------------------------------------------------------------ */
+
+/* sip.request(method, uri [, {headers=, body=, content_type=, from=,
+ * timeout=}]) -> code, reason, body, content_type | nil, err */
+static int l_request(lua_State *L)
+{
+	struct stack *st = rt_stack(L);
+	struct api_reqopts o;
+	const char *met, *uri;
+	struct rt_op *op;
+	int err;
+
+	rt_need_task(L, "request");
+	met = api_method_check(L, 1, false);
+	uri = luaL_checkstring(L, 2);
+	if ((strncmp(uri, "sip:", 4) && strncmp(uri, "sips:", 5)) ||
+	    strpbrk(uri, "\r\n<> "))
+		return luaL_argerror(L, 2, "SIP URI expected");
+
+	api_reqopts_check(L, 3, &o, true);   /* the last that may raise */
+
+	if (!st) {
+		mem_deref(o.hdrs);
+		return rt_fail(L, ESHUTDOWN);
+	}
+
+	op = rt_op_start(L, "request");
+	err = stack_request(st, met, uri, o.from, o.hdrs, o.ctype,
+			    (const uint8_t *)o.body, o.len, api_final_h,
+			    rt_op_arg(op));
+	mem_deref(o.hdrs);
+	if (err)
+		return rt_op_abort(L, op, err);
+
+	api_final_wait(op, &o);
 
 	return rt_op_yield(L, op);
 }
@@ -532,6 +590,7 @@ void api_sip_inject(lua_State *L)
 		{"local_uri",              l_local_uri},
 		{"sleep",                  l_sleep},
 		{"send_message",           l_send_message},
+		{"request",                l_request},
 		{"spawn",                  rt_spawn},
 		{NULL, NULL}
 	};

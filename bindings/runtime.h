@@ -190,6 +190,9 @@ void api_call_close(struct luart *rt);
 void api_registrar_inject(lua_State *L);
 int  api_registrar_activate(struct luart *rt, struct script *sc);
 void api_registrar_close(struct luart *rt);
+/* the registrar's verifier (call:authenticate); raises without a
+ * registrar or with its auth off (fn names the function) */
+struct auth *api_registrar_auth(lua_State *L, const char *fn);
 void api_register_inject(lua_State *L);
 void api_register_close(struct luart *rt);
 void api_events_inject(lua_State *L);
@@ -214,8 +217,37 @@ bool api_refer_run(struct script *sc, struct stack_req *req,
 /* api_request.c: the request object and header tables, for the others */
 void api_request_push(lua_State *L, struct stack_req *req);
 struct stack_req *api_request_check(lua_State *L, int idx);
+/* the header named at index 2 of msg (NULL: none): its first value or
+ * nil, or (all) the list of its values; returns 1 */
+int  api_msg_headers(lua_State *L, const struct sip_msg *msg, bool all);
 /* headers table at idx (may be nil) -> *hdrs, a mem string or NULL;
  * raises on bad headers */
 void api_headers_encode(lua_State *L, int idx, char **hdrs);
+
+/* api_request.c: requests of ours (sip.request, call:request). The
+ * method at idx, an upper-case token; raises otherwise, and for the
+ * methods that have a function of their own, naming it (in_call: for
+ * call:request, else sip.request) */
+const char *api_method_check(lua_State *L, int idx, bool in_call);
+/* Field key of the table at idx: NULL when nil, else a sip: or sips:
+ * URI (raises otherwise), left on L's stack */
+const char *api_uri_field(lua_State *L, int idx, const char *key);
+/* The options table at idx (may be nil): headers, body, content_type,
+ * timeout, and with_from, from; raises on anything else. The strings
+ * point into values it leaves on L's stack; hdrs is the caller's to
+ * mem_deref (made last: nothing raises after it). */
+struct api_reqopts {
+	char *hdrs;
+	const char *body, *ctype, *from;
+	size_t len;
+	uint64_t timeout_ms;          /* 0: the transaction's own end */
+};
+void api_reqopts_check(lua_State *L, int idx, struct api_reqopts *o,
+		       bool with_from);
+/* stack_resp_h for an op (arg: rt_op_arg(op)): resumes it with code,
+ * reason, body, content_type | nil, err */
+void api_final_h(int err, const struct sip_msg *msg, void *arg);
+/* ... and its options' timeout: nil, "timeout" when it is over */
+void api_final_wait(struct rt_op *op, const struct api_reqopts *o);
 
 #endif

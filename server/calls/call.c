@@ -274,6 +274,8 @@ static void call_destructor(void *arg)
 	mem_deref(call->id);
 	mem_deref(call->from);
 	mem_deref(call->to);
+	mem_deref(call->ruri);
+	mem_deref(call->resp);
 	mem_deref(call->reason);
 	mem_deref(call->fork_tag);
 	mem_deref(call->replaces);
@@ -721,6 +723,27 @@ const char *call_to(const struct call *call)
 const struct sip_msg *call_invite(const struct call *call)
 {
 	return call && call->invite ? stack_req_msg(call->invite) : NULL;
+}
+
+const struct sip_msg *call_response(const struct call *call)
+{
+	return call ? call->resp : NULL;
+}
+
+const char *call_request_uri(const struct call *call)
+{
+	return call ? call->ruri : NULL;
+}
+
+const struct sa *call_source(const struct call *call, enum sip_transp *tpp)
+{
+	if (!call || !sa_isset(&call->src, SA_ALL))
+		return NULL;
+
+	if (tpp)
+		*tpp = call->tp;
+
+	return &call->src;
 }
 
 const char *call_remote_body(const struct call *call, size_t *len,

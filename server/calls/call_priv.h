@@ -41,6 +41,10 @@ struct call {
 				       * replaces once answered (a ref)  */
 	char *id;                     /* Call-ID, for logs              */
 	char *from, *to;              /* URIs of the INVITE's From/To   */
+	char *ruri;                   /* the INVITE's Request-URI       */
+	struct sa src;                /* UAS: the INVITE's sender; UAC:
+				       * that of the latest response    */
+	enum sip_transp tp;           /* ... and its transport          */
 	char *reason;                 /* why it ended                   */
 
 	/* UAS */
@@ -54,6 +58,7 @@ struct call {
 
 	/* RFC 3262: reliable provisional responses */
 	bool rel100;                  /* the INVITE supports or requires it */
+	bool rel_required;            /* ... requires it                 */
 	uint32_t rseq;                /* our last RSeq                   */
 	struct mbuf *rel1xx;          /* sent, waiting for its PRACK     */
 	struct tmr tmr_rel;
@@ -74,6 +79,9 @@ struct call {
 	bool cancelled;
 	bool answered;
 	char *fork_tag;               /* To tag of another fork's 2xx     */
+	struct sip_msg *resp;         /* the latest response to our INVITE
+				       * (for its headers), kept while
+				       * the call object lives           */
 	struct list early;            /* struct early_fork: other forks'
 				       * early dialogs with reliable 1xx */
 
@@ -186,6 +194,8 @@ void uas_start_2xx_rtx(struct call *call, struct stack_req *req);
 /* ---- uac.c: outgoing calls ---- */
 
 void uac_send_ack(struct call *call, struct dialog *dlg);
+/* msg becomes the call's latest response (call_response, call_source) */
+void uac_keep_response(struct call *call, const struct sip_msg *msg);
 
 
 /* ---- fork.c: other forks of our INVITE ---- */

@@ -101,11 +101,31 @@ int  call_connect(struct call **callp, struct stack *st, const char *to,
 		  const char *from, const char *hdrs, const char *ctype,
 		  const uint8_t *body, size_t len, call_event_h *eh,
 		  void *arg);
+/* UAC: call_connect() with the Request-URI uri and the To header's URI
+ * to apart (to NULL: uri), e.g. a registered contact as Request-URI
+ * and the address of record in To */
+int  call_connect_to(struct call **callp, struct stack *st, const char *uri,
+		     const char *to, const char *from, const char *hdrs,
+		     const char *ctype, const uint8_t *body, size_t len,
+		     call_event_h *eh, void *arg);
 /* UAS: a provisional response 101..199 (180 Ringing, 183 with early
- * media); it carries our To tag and so makes the dialog early */
+ * media); it carries our To tag and so makes the dialog early. It is
+ * reliable (RFC 3262) when the INVITE supports or requires 100rel. */
 int  call_ringing(struct call *call, uint16_t code, const char *reason,
 		  const char *hdrs, const char *ctype, const uint8_t *body,
 		  size_t len);
+/* How call_progress() sends a provisional response */
+enum call_rel {
+	CALL_REL_AUTO = 0,  /* reliably when the INVITE supports 100rel  */
+	CALL_REL_NO,        /* never; EPERM when the INVITE requires it
+			     * (RFC 3262 §3: the UAS MUST then)          */
+	CALL_REL_YES,       /* always; ENOTSUP when the INVITE does not
+			     * support it (RFC 3262 §3: MUST NOT)        */
+};
+/* UAS: call_ringing() with the reliability chosen */
+int  call_progress(struct call *call, uint16_t code, const char *reason,
+		   enum call_rel rel, const char *hdrs, const char *ctype,
+		   const uint8_t *body, size_t len);
 /* UAS: 200, retransmitted until the ACK; no ACK in 64*T1: BYE and the
  * call ends with reason "Timeout" */
 int  call_answer(struct call *call, const char *hdrs, const char *ctype,
@@ -115,6 +135,16 @@ int  call_reject(struct call *call, uint16_t code, const char *reason,
 		 const char *hdrs);
 /* UAC: CANCEL (sent once a provisional came, RFC 3261 §9.1) */
 int  call_cancel(struct call *call);
+/* A request of ours in the call's confirmed dialog (INFO, MESSAGE,
+ * NOTIFY, OPTIONS...): resph gets its final response once (or err:
+ * ETIMEDOUT after 64*T1, ECANCELED when the stack stops first), also
+ * when the call ends meanwhile. EINVAL for the methods the call sends
+ * itself or that need more than a transaction (INVITE, ACK, BYE,
+ * CANCEL, PRACK, UPDATE, SUBSCRIBE, REFER, REGISTER); ENOTCONN when
+ * the call is not answered, is ending or has ended. */
+int  call_request(struct call *call, const char *met, const char *hdrs,
+		  const char *ctype, const uint8_t *body, size_t len,
+		  stack_resp_h *resph, void *arg);
 /* End the call whatever its state: BYE, CANCEL or 603 */
 int  call_hangup(struct call *call, const char *reason);
 void call_set_handler(struct call *call, call_event_h *eh, void *arg);
@@ -148,6 +178,15 @@ const char *call_id(const struct call *call);
 const char *call_end_reason(const struct call *call);
 /* The INVITE, while it is being answered (NULL once ACKed) */
 const struct sip_msg *call_invite(const struct call *call);
+/* UAC: the latest response to our INVITE (a 1xx, then the final one;
+ * for a fork, its 2xx), kept while the call object lives; NULL before
+ * any came and for incoming calls */
+const struct sip_msg *call_response(const struct call *call);
+/* The INVITE's Request-URI (ours, for an outgoing call) */
+const char *call_request_uri(const struct call *call);
+/* UAS: the address the INVITE came from; UAC: that of the latest
+ * response (NULL before any). *tpp (may be NULL) gets its transport. */
+const struct sa *call_source(const struct call *call, enum sip_transp *tpp);
 /* URIs of the INVITE's From and To */
 const char *call_from(const struct call *call);
 const char *call_to(const struct call *call);

@@ -9,7 +9,7 @@
  * 2xx's dialog while its own is only early. Exposes early_prack(),
  * uac_fork() and uac_adopt_fork() in call_priv.h, for uac.c and
  * call.c's response handler. Uses the core's dialog_fork(), call.c,
- * uac.c's ACK and prack.c's PRACK.
+ * uac.c's ACK and kept response, and prack.c's PRACK.
  */
 #include <string.h>
 #include <re.h>
@@ -159,6 +159,7 @@ void uac_fork(struct call *call, const struct sip_msg *msg,
 	err |= str_dup(&fork->from, call->from);
 	err |= str_dup(&fork->to, call->to);
 	err |= pl_strdup(&fork->fork_tag, &msg->to.tag);
+	err |= str_dup(&fork->ruri, call->ruri);
 	err |= call_set_body(&fork->lbody, &fork->lbody_len, &fork->lctype,
 			     call->lctype, (const uint8_t *)call->lbody,
 			     call->lbody_len);
@@ -175,6 +176,7 @@ void uac_fork(struct call *call, const struct sip_msg *msg,
 
 	fork->invite_cseq = call->invite_cseq;
 	fork->answered = true;
+	uac_keep_response(fork, msg);
 	dialog_set_handlers(fork->dlg, call_request_handler,
 			    call_response_handler, fork);
 	/* the list's reference, and ours (call_new's) until the end */

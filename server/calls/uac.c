@@ -5,8 +5,9 @@
  * (call_connect) and its responses (1xx, with the PRACK of a reliable
  * one; the 2xx and its ACK, again for a retransmission; a final
  * failure), the INVITE again with credentials for a 401/407, and
- * CANCEL. Exposes call_connect(), call_cancel() and
- * call_set_credentials() in calls.h, uac_send_ack() in call_priv.h.
+ * CANCEL. Exposes call_connect(), call_connect_to(), call_cancel() and
+ * call_set_credentials() in calls.h, uac_send_ack() and
+ * uac_keep_response() in call_priv.h.
  * Uses libre's client transactions through the core's dialogs, the
  * core's digest client (auth_client_answer), prack.c for PRACKs and
  * fork.c for the answers of other forks.
@@ -217,6 +218,17 @@ static int uac_authenticate(struct call *call, const struct sip_msg *msg)
 }
 
 
+/* The latest response to our INVITE, for call_response() and
+ * call_source() (one message per call, the object's life long) */
+void uac_keep_response(struct call *call, const struct sip_msg *msg)
+{
+	mem_deref(call->resp);
+	call->resp = mem_ref((void *)msg);
+	call->src = msg->src;
+	call->tp = msg->tp;
+}
+
+
 static void invite_resp_handler(int err, const struct sip_msg *msg,
 				void *arg)
 {
@@ -235,8 +247,13 @@ static void invite_resp_handler(int err, const struct sip_msg *msg,
 	else {
 		if (msg->scode >= 200)
 			call->req = NULL;  /* libre frees the transaction */
-		if (!call->ended)
+		if (!call->ended) {
+			/* once answered, a 2xx here is a retransmission or
+			 * another fork's (a call of its own) */
+			if (!call->answered)
+				uac_keep_response(call, msg);
 			uac_response(call, msg);
+		}
 	}
 
 	mem_deref(call);
@@ -248,6 +265,16 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 		 const uint8_t *body, size_t len, call_event_h *eh,
 		 void *arg)
 {
+	return call_connect_to(callp, st, to, NULL, from, hdrs, ctype, body,
+			       len, eh, arg);
+}
+
+
+int call_connect_to(struct call **callp, struct stack *st, const char *ruri,
+		    const char *to, const char *from, const char *hdrs,
+		    const char *ctype, const uint8_t *body, size_t len,
+		    call_event_h *eh, void *arg)
+{
 	char callid[64], ltag[32], contact[256], local[320], remote[320];
 	struct callmgr *cm;
 	struct call *call;
@@ -255,11 +282,17 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 	struct pl pl;
 	int err;
 
-	if (!callp || !to || !stack_sip(st) || callmgr_start(st))
+	if (!callp || !ruri || !stack_sip(st) || callmgr_start(st))
 		return EINVAL;
 
 	cm = callmgr_of(st);
 
+	if (!to)
+		to = ruri;
+
+	pl_set_str(&pl, ruri);
+	if (uri_decode(&uri, &pl))
+		return EINVAL;
 	pl_set_str(&pl, to);
 	if (uri_decode(&uri, &pl))
 		return EINVAL;
@@ -282,13 +315,14 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 	err  = str_dup(&call->id, callid);
 	err |= str_dup(&call->from, from ? from : contact);
 	err |= str_dup(&call->to, to);
+	err |= str_dup(&call->ruri, ruri);
 	err |= call_set_body(&call->lbody, &call->lbody_len, &call->lctype,
 			     ctype, body, len);
 	err |= re_sdprintf(&call->inv_hdrs, "Supported: %s\r\n%s",
 			   STACK_SUPPORTED, hdrs ? hdrs : "");
 	if (!err)
 		err = dialog_create_uac(&call->dlg, stack_dialogs(st), st,
-					callid, ltag, local, remote, to,
+					callid, ltag, local, remote, ruri,
 					contact);
 	if (!err)
 		err = call_attach_dialog_fsm(cm, call->dlg, true);
@@ -317,7 +351,7 @@ int call_connect(struct call **callp, struct stack *st, const char *to,
 	tmr_start(&call->tmr_setup, SETUP_TIMEOUT, call_setup_timeout, call);
 
 	slog(LOG_INFO, "call", "outgoing", NULL, "callid=%H to=%H",
-	     log_q, callid, log_q, to);
+	     log_q, callid, log_q, ruri);
 
 	*callp = mem_ref(call);
 

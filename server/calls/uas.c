@@ -7,11 +7,11 @@
  * of a reliable one until its PRACK (RFC 3262 §3), the 2xx and its
  * retransmission until the ACK (RFC 3261 §13.3.1.4; also the 2xx to a
  * re-INVITE of the peer, reinvite.c), the ACK timeout, rejects, and
- * the peer's CANCEL. Exposes call_ringing(), call_answer() and
- * call_reject() in calls.h, uas_invite_hook() and uas_start_2xx_rtx()
- * in call_priv.h. Uses the core's server transactions (struct
- * stack_req) and call.c; the PRACK that ends a reliable 1xx is
- * prack.c's.
+ * the peer's CANCEL. Exposes call_ringing(), call_progress(),
+ * call_answer() and call_reject() in calls.h, uas_invite_hook() and
+ * uas_start_2xx_rtx() in call_priv.h. Uses the core's server
+ * transactions (struct stack_req) and call.c; the PRACK that ends a
+ * reliable 1xx is prack.c's.
  */
 #include <re.h>
 #include "calls.h"
@@ -112,6 +112,15 @@ int call_ringing(struct call *call, uint16_t code, const char *reason,
 		 const char *hdrs, const char *ctype, const uint8_t *body,
 		 size_t len)
 {
+	return call_progress(call, code, reason, CALL_REL_AUTO, hdrs, ctype,
+			     body, len);
+}
+
+
+int call_progress(struct call *call, uint16_t code, const char *reason,
+		  enum call_rel rel, const char *hdrs, const char *ctype,
+		  const uint8_t *body, size_t len)
+{
 	const struct stack_config *cfg;
 	char h[1024], extra[768];
 	bool reliable;
@@ -129,9 +138,15 @@ int call_ringing(struct call *call, uint16_t code, const char *reason,
 
 	cfg = stack_config(call->cm->st);
 
-	/* RFC 3262: reliably when the INVITE supports or requires it; one
-	 * at a time (§3: not before the previous one is PRACKed) */
-	reliable = call->rel100;
+	/* RFC 3262 §3: reliably when the INVITE supports or requires it
+	 * (unless the owner says not to: never when it requires it), never
+	 * when it does neither; one at a time (not before the previous one
+	 * is PRACKed) */
+	if (rel == CALL_REL_NO && call->rel_required)
+		return EPERM;
+	if (rel == CALL_REL_YES && !call->rel100)
+		return ENOTSUP;
+	reliable = call->rel100 && rel != CALL_REL_NO;
 	if (reliable && call->rel1xx)
 		return EBUSY;
 
@@ -410,6 +425,7 @@ bool uas_invite_hook(struct stack *st, struct stack_req *req, void *arg)
 	err  = pl_strdup(&call->id, &msg->callid);
 	err |= pl_strdup(&call->from, &msg->from.auri);
 	err |= pl_strdup(&call->to, &msg->to.auri);
+	err |= pl_strdup(&call->ruri, &msg->ruri);
 	if (!err)
 		err = dialog_create_uas(&call->dlg, stack_dialogs(st), st, msg,
 					ltag, contact);
@@ -425,9 +441,12 @@ bool uas_invite_hook(struct stack *st, struct stack_req *req, void *arg)
 	}
 
 	call->invite = stack_req_ref(req);
-	call->rel100 = sip_msg_hdr_has_value(msg, SIP_HDR_SUPPORTED,
-					     "100rel") ||
-		sip_msg_hdr_has_value(msg, SIP_HDR_REQUIRE, "100rel");
+	call->src = msg->src;
+	call->tp = msg->tp;
+	call->rel_required = sip_msg_hdr_has_value(msg, SIP_HDR_REQUIRE,
+						   "100rel");
+	call->rel100 = call->rel_required ||
+		sip_msg_hdr_has_value(msg, SIP_HDR_SUPPORTED, "100rel");
 	call->rseq = 1 + (rand_u32() & 0xffff);
 	stack_req_set_dialog(req, uas_cancel_handler, call);
 	dialog_set_handlers(call->dlg, call_request_handler, NULL, call);

@@ -1,10 +1,12 @@
 /**
  * server/core/outreq.c  Outgoing requests out of dialog
  *
- * Owns struct outreq: a request we send (MESSAGE today) until its final
- * response, listed in the stack so that stopping it ends them. Exposes
- * stack_send_message() and stack_local_uri() in sipcore.h. Uses libre's
- * client transactions and RFC 3263 resolution (sip_request).
+ * Owns struct outreq: a non-INVITE request we send out of any dialog
+ * (MESSAGE, OPTIONS, NOTIFY, PUBLISH...) until its final response,
+ * listed in the stack so that stopping it ends them. Exposes
+ * stack_request(), stack_send_message() (a MESSAGE through it) and
+ * stack_local_uri() in sipcore.h. Uses libre's client transactions and
+ * RFC 3263 resolution (sip_request).
  */
 #include <string.h>
 #include <stdlib.h>
@@ -89,9 +91,25 @@ int stack_local_uri(const struct stack *st, enum sip_transp tp,
 }
 
 
-int stack_send_message(struct stack *st, const char *to, const char *from,
-		       const char *ctype, const uint8_t *body, size_t len,
-		       const char *headers, stack_resp_h *resph, void *arg)
+/* A method is a token (RFC 3261 §25.1); ours are upper case */
+static bool method_valid(const char *met)
+{
+	size_t i;
+
+	for (i = 0; met[i]; i++) {
+		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~",
+			    met[i]))
+			return false;
+	}
+
+	return i > 0 && i <= 32;
+}
+
+
+int stack_request(struct stack *st, const char *met, const char *uri,
+		  const char *from, const char *headers, const char *ctype,
+		  const uint8_t *body, size_t len, stack_resp_h *resph,
+		  void *arg)
 {
 	char fromuri[256];
 	struct outreq *o = NULL;
@@ -100,13 +118,18 @@ int stack_send_message(struct stack *st, const char *to, const char *from,
 	struct pl pl;
 	int err;
 
-	if (!st || !to || !ctype)
+	if (!st || !met || !uri || (len && !ctype))
+		return EINVAL;
+
+	/* the INVITE transaction (and its ACK, CANCEL) is the calls' */
+	if (!method_valid(met) || !strcmp(met, "INVITE") ||
+	    !strcmp(met, "ACK") || !strcmp(met, "CANCEL"))
 		return EINVAL;
 
 	if (!st->sip)
 		return ESHUTDOWN;
 
-	pl_set_str(&pl, to);
+	pl_set_str(&pl, uri);
 	err = uri_decode(&route, &pl);
 	if (err)
 		return EINVAL;
@@ -135,17 +158,16 @@ int stack_send_message(struct stack *st, const char *to, const char *from,
 			  "To: <%s>\r\n"
 			  "From: <%s>;tag=%016llx\r\n"
 			  "Call-ID: %016llx%016llx\r\n"
-			  "CSeq: %u MESSAGE\r\n"
+			  "CSeq: %u %s\r\n"
 			  "User-Agent: %s\r\n"
-			  "%s"
-			  "Content-Type: %s\r\n"
-			  "Content-Length: %zu\r\n"
-			  "\r\n",
-			  st->cfg.max_forwards, to, from,
+			  "%s",
+			  st->cfg.max_forwards, uri, from,
 			  rand_u64(), rand_u64(), rand_u64(),
-			  1 + (rand_u32() & 0xffff),
-			  st->cfg.user_agent, headers ? headers : "",
-			  ctype, len);
+			  1 + (rand_u32() & 0xffff), met,
+			  st->cfg.user_agent, headers ? headers : "");
+	if (ctype)
+		err |= mbuf_printf(mb, "Content-Type: %s\r\n", ctype);
+	err |= mbuf_printf(mb, "Content-Length: %zu\r\n\r\n", len);
 	if (len)
 		err |= mbuf_write_mem(mb, body, len);
 	if (err)
@@ -153,8 +175,8 @@ int stack_send_message(struct stack *st, const char *to, const char *from,
 
 	mb->pos = 0;
 
-	err = sip_request(&o->req, st->sip, true, "MESSAGE", 7, to,
-			  (int)strlen(to), &route, mb, (size_t)rand_u32(),
+	err = sip_request(&o->req, st->sip, true, met, (int)strlen(met), uri,
+			  (int)strlen(uri), &route, mb, (size_t)rand_u32(),
 			  NULL, outreq_resp_handler, o);
 	if (err)
 		goto out;
@@ -167,4 +189,16 @@ int stack_send_message(struct stack *st, const char *to, const char *from,
 	mem_deref(mb);
 
 	return err;
+}
+
+
+int stack_send_message(struct stack *st, const char *to, const char *from,
+		       const char *ctype, const uint8_t *body, size_t len,
+		       const char *headers, stack_resp_h *resph, void *arg)
+{
+	if (!ctype)
+		return EINVAL;
+
+	return stack_request(st, "MESSAGE", to, from, headers, ctype, body,
+			     len, resph, arg);
 }

@@ -309,9 +309,20 @@ void stack_stats(const struct stack *st, struct stack_stats *stats);
  * Returns EAGAIN when the queue is full (the caller may retry). */
 int  stack_call(struct stack *st, stack_call_h *h, void *arg);
 
-/* Outgoing MESSAGE (RFC 3428). to is a SIP URI; resph gets the final
- * response (or err != 0: ETIMEDOUT, ECONNREFUSED...). headers are extra
- * header lines, each ending in CRLF, or NULL. */
+/* A non-INVITE request out of any dialog (OPTIONS, MESSAGE, NOTIFY,
+ * PUBLISH...) to the SIP URI uri (Request-URI and To), resolved per
+ * RFC 3263, from from (NULL: our address), with a new Call-ID and From
+ * tag. resph gets the final response once (or err != 0: ETIMEDOUT after
+ * 64*T1, ECONNREFUSED..., ECANCELED when the stack stops first).
+ * headers are extra header lines, each ending in CRLF, or NULL; a body
+ * needs ctype. EINVAL for INVITE, ACK and CANCEL (the calls' INVITE
+ * transaction), a method that is not an upper-case token, a bad URI. */
+int  stack_request(struct stack *st, const char *met, const char *uri,
+		   const char *from, const char *headers, const char *ctype,
+		   const uint8_t *body, size_t len, stack_resp_h *resph,
+		   void *arg);
+/* Outgoing MESSAGE (RFC 3428): stack_request() with a Content-Type
+ * always (ctype is required). */
 int  stack_send_message(struct stack *st, const char *to, const char *from,
 			const char *ctype, const uint8_t *body, size_t len,
 			const char *headers, stack_resp_h *resph, void *arg);

@@ -3,11 +3,12 @@
  *
  * Owns struct auth: the realm, the nonce secret, the nonces it makes and
  * checks, and the nonce-count table. Exposes auth_*() in registrar.h
- * (AUTH): challenges, auth_check() and the policy auth_require(). Uses
- * the core's Digest parser and hashing (sipcore.h, Digest: digest.c),
- * the users table for HA1s and the nonce secret (users.c, through
- * regpriv.h), the guessing limits (authguard.c), OpenSSL (HMAC) for the
- * nonce MAC, and libre to read requests and send replies.
+ * (AUTH): challenges, auth_check(), the policy auth_require() and its
+ * answer alone, auth_answer(). Uses the core's Digest parser and
+ * hashing (sipcore.h, Digest: digest.c), the users table for HA1s and
+ * the nonce secret (users.c, through regpriv.h), the guessing limits
+ * (authguard.c), OpenSSL (HMAC) for the nonce MAC, and libre to read
+ * requests and send replies.
  *
  * Standards: RFC 3261 §22, RFC 7616 (Digest), RFC 8760 (SHA-256 in SIP).
  *
@@ -939,11 +940,80 @@ int auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 }
 
 
+int auth_answer(struct auth *a, const struct sip_msg *msg, bool proxy,
+		const struct auth_result *res, uint16_t *scodep,
+		const char **reasonp, struct mbuf *hdrs)
+{
+	bool stale = false;
+
+	if (!a || !msg || !res || !scodep || !reasonp || !hdrs)
+		return EINVAL;
+
+	*scodep = 0;
+	*reasonp = NULL;
+
+	switch (res->status) {
+
+	case AUTH_OK:
+		slog(LOG_DEBUG, "auth", "auth_ok", &msg->callid,
+		     "user=%H src=%J alg=%s", log_q, res->user, &msg->src,
+		     auth_alg_name(res->alg));
+		return 0;
+
+	case AUTH_NO_CREDENTIALS:
+		if (strcmp(res->reason, "no_credentials"))
+			slog(LOG_DEBUG, "auth", "auth_rechallenge",
+			     &msg->callid, "user=%H src=%J reason=%s", log_q,
+			     res->user, &msg->src, res->reason);
+		break;
+
+	case AUTH_STALE:
+		slog(LOG_DEBUG, "auth", "auth_stale", &msg->callid,
+		     "user=%H src=%J reason=%s", log_q, res->user,
+		     &msg->src, res->reason);
+		stale = true;
+		break;
+
+	case AUTH_REPLAY:
+		slog_src(LOG_WARN, "auth", "auth_replay", &msg->src,
+			 &msg->callid, "user=%H src=%J reason=%s", log_q,
+			 res->user, &msg->src, res->reason);
+		stale = true;
+		break;
+
+	case AUTH_BAD:
+		slog_src(LOG_WARN, "auth", "auth_bad", &msg->src,
+			 &msg->callid, "user=%H src=%J reason=%s", log_q,
+			 res->user, &msg->src, res->reason);
+		*scodep = 400;
+		*reasonp = "Bad Request";
+		return 0;
+
+	case AUTH_FAILED:
+	default:
+		slog_src(LOG_WARN, "auth", "auth_failed", &msg->src,
+			 &msg->callid, "user=%H src=%J reason=%s", log_q,
+			 res->user, &msg->src, res->reason);
+		*scodep = 403;
+		*reasonp = "Forbidden";
+		return 0;
+	}
+
+	*scodep = proxy ? 407 : 401;
+	*reasonp = proxy ? "Proxy Authentication Required" : "Unauthorized";
+
+	return auth_challenge_encode(hdrs, a, proxy, stale);
+}
+
+
 int auth_require(struct auth *a, struct stack_req *req, bool proxy,
 		 struct auth_result *res)
 {
 	const struct sip_msg *msg;
 	struct auth_result tmp;
+	const char *reason;
+	struct mbuf *mb;
+	uint16_t scode;
 	int err;
 
 	if (!a || !req)
@@ -962,55 +1032,24 @@ int auth_require(struct auth *a, struct stack_req *req, bool proxy,
 		return err;
 	}
 
-	switch (res->status) {
+	mb = mbuf_alloc(512);
+	if (!mb)
+		return ENOMEM;
 
-	case AUTH_OK:
-		slog(LOG_DEBUG, "auth", "auth_ok", &msg->callid,
-		     "user=%H src=%J alg=%s", log_q, res->user, &msg->src,
-		     auth_alg_name(res->alg));
-		return 0;
-
-	case AUTH_NO_CREDENTIALS:
-		if (strcmp(res->reason, "no_credentials"))
-			slog(LOG_DEBUG, "auth", "auth_rechallenge",
-			     &msg->callid, "user=%H src=%J reason=%s", log_q,
-			     res->user, &msg->src, res->reason);
-		err = auth_challenge(a, req, proxy, false);
-		break;
-
-	case AUTH_STALE:
-		slog(LOG_DEBUG, "auth", "auth_stale", &msg->callid,
-		     "user=%H src=%J reason=%s", log_q, res->user,
-		     &msg->src, res->reason);
-		err = auth_challenge(a, req, proxy, true);
-		break;
-
-	case AUTH_REPLAY:
-		slog_src(LOG_WARN, "auth", "auth_replay", &msg->src,
-			 &msg->callid, "user=%H src=%J reason=%s", log_q,
-			 res->user, &msg->src, res->reason);
-		err = auth_challenge(a, req, proxy, true);
-		break;
-
-	case AUTH_BAD:
-		slog_src(LOG_WARN, "auth", "auth_bad", &msg->src,
-			 &msg->callid, "user=%H src=%J reason=%s", log_q,
-			 res->user, &msg->src, res->reason);
-		err = stack_req_reply(req, 400, "Bad Request", NULL, NULL,
-				      NULL, 0);
-		break;
-
-	case AUTH_FAILED:
-	default:
-		slog_src(LOG_WARN, "auth", "auth_failed", &msg->src,
-			 &msg->callid, "user=%H src=%J reason=%s", log_q,
-			 res->user, &msg->src, res->reason);
-		err = stack_req_reply(req, 403, "Forbidden", NULL, NULL,
-				      NULL, 0);
-		break;
+	err = auth_answer(a, msg, proxy, res, &scode, &reason, mb);
+	if (!err && scode) {
+		err = mbuf_write_u8(mb, 0);
+		if (!err)
+			err = stack_req_reply(req, scode, reason, mb->end > 1 ?
+					      (const char *)mb->buf : NULL,
+					      NULL, NULL, 0);
+		if (!err)
+			err = EAUTH;
 	}
 
-	return err ? err : EAUTH;
+	mem_deref(mb);
+
+	return err;
 }
 
 

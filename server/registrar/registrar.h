@@ -480,8 +480,17 @@ int  auth_challenge(struct auth *a, struct stack_req *req, bool proxy,
  * Advances the nonce-count of the nonce on AUTH_OK. */
 int  auth_check(struct auth *a, const struct sip_msg *msg, bool proxy,
 		struct auth_result *res);
+/* The policy's answer to res (auth_check()'s outcome for msg), logged
+ * as in the table above, for a caller that sends it itself (a call
+ * answers its INVITE): *scodep 0 for AUTH_OK; else 401 or 407 (proxy)
+ * with the challenge's header lines appended to hdrs, 403 or 400, and
+ * *reasonp its reason phrase. An errno when the challenge could not be
+ * made. */
+int  auth_answer(struct auth *a, const struct sip_msg *msg, bool proxy,
+		 const struct auth_result *res, uint16_t *scodep,
+		 const char **reasonp, struct mbuf *hdrs);
 /* The policy: auth_check(), then 0 if authenticated; otherwise it
- * answers req as in the table above, logs, and returns EAUTH (or the
+ * answers req with auth_answer()'s answer and returns EAUTH (or the
  * errno of a failed check or reply, after trying to answer 500). res
  * may be NULL. */
 int  auth_require(struct auth *a, struct stack_req *req, bool proxy,
