@@ -188,6 +188,7 @@ int  api_registrar_activate(struct luart *rt, struct script *sc);
 void api_registrar_close(struct luart *rt);
 void api_register_inject(lua_State *L);
 void api_register_close(struct luart *rt);
+void api_metrics_inject(lua_State *L);
 
 /* api_request.c: the request object and header tables, for the others */
 void api_request_push(lua_State *L, struct stack_req *req);

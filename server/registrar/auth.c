@@ -113,10 +113,7 @@ struct auth {
 	struct list ncfifo;
 	uint32_t ncn;
 	uint64_t nc_mark;    /* newest ts evicted from the nc table */
-	struct {
-		uint64_t challenges, ok, failed, stale, replay, bad;
-		uint64_t foreign;    /* nonces not ours: re-challenged */
-	} stats;
+	struct auth_stats stats;
 };
 
 
@@ -1011,6 +1008,13 @@ int auth_require(struct auth *a, struct stack_req *req, bool proxy,
 	}
 
 	return err ? err : EAUTH;
+}
+
+
+void auth_stats(const struct auth *a, struct auth_stats *st)
+{
+	if (a && st)
+		*st = a->stats;
 }
 
 

@@ -23,6 +23,9 @@ PREFIX = {
     "location_funcs": "sip.location.",
     "auth_funcs": "sip.auth.",
     "call_methods": "call:",
+    "metrics_funcs": "sip.metrics.",
+    "counter_methods": "counter:",
+    "gauge_methods": "gauge:",
 }
 
 
