@@ -76,6 +76,13 @@ static int define(lua_State *L, enum metrics_type type)
 			  type == METRICS_COUNTER && (n < 6 ||
 			  strcmp(name + n - 6, "_total")) ? "_total" : "");
 
+	/* the handle first: allocating it may raise, and nothing must be
+	 * held then (its __gc lets go of what it holds) */
+	lm = lua_newuserdata(L, sizeof(*lm));
+	lm->mt = NULL;
+	luaL_getmetatable(L, type == METRICS_COUNTER ? COUNTER_MT : GAUGE_MT);
+	lua_setmetatable(L, -2);
+
 	err = metrics_define(&mt, stack_metrics(rt_stack(L)), full, help,
 			     type);
 	switch (err) {
@@ -98,10 +105,7 @@ static int define(lua_State *L, enum metrics_type type)
 		return luaL_error(L, "sip.metrics.%s: %s", fn, rt_errstr(err));
 	}
 
-	lm = lua_newuserdata(L, sizeof(*lm));
 	lm->mt = mt;
-	luaL_getmetatable(L, type == METRICS_COUNTER ? COUNTER_MT : GAUGE_MT);
-	lua_setmetatable(L, -2);
 
 	return 1;
 }

@@ -1449,39 +1449,41 @@ static int activate(struct luart *rt, struct script *sc)
  * Metrics: the runtime's collector in the stack's registry
  * ------------------------------------------------------------------ */
 
-static int metrics_collect(struct mbuf *mb, void *arg)
+/* a counter family with one series per hook */
+static int by_hook(struct mbuf *mb, const char *name, const char *help,
+		   const uint64_t *v)
 {
-	const char *runs = "sipstack_lua_hook_runs_total";
-	const char *errs = "sipstack_lua_hook_errors_total";
-	const struct luart *rt = arg;
-	double bytes = 0;
-	struct le *le;
 	char lbl[48];
 	int h, err;
 
-	err = metrics_family(mb, runs, METRICS_COUNTER, "Lua tasks started "
-			     "(coroutines), by hook; \"spawn\": sip.spawn "
-			     "and callbacks.");
+	err = metrics_family(mb, name, METRICS_COUNTER, help);
 	for (h = 0; h < RT_HOOK_MAX; h++) {
 		(void)re_snprintf(lbl, sizeof(lbl), "hook=\"%s\"",
 				  hook_names[h]);
-		err |= metrics_sample_u64(mb, runs, lbl, rt->mx.runs[h]);
-	}
-	err |= metrics_family(mb, errs, METRICS_COUNTER, "Lua tasks that "
-			      "failed (a Lua error, a bad return value), by "
-			      "hook.");
-	for (h = 0; h < RT_HOOK_MAX; h++) {
-		(void)re_snprintf(lbl, sizeof(lbl), "hook=\"%s\"",
-				  hook_names[h]);
-		err |= metrics_sample_u64(mb, errs, lbl, rt->mx.errors[h]);
+		err |= metrics_sample_u64(mb, name, lbl, v[h]);
 	}
 
-	err |= metrics_family(mb, "sipstack_lua_tasks", METRICS_GAUGE,
-			      "Lua tasks (coroutines) alive, of every script "
-			      "generation: running or waiting in a sip.* "
-			      "call.");
-	err |= metrics_sample_u64(mb, "sipstack_lua_tasks", NULL,
-				  rt->mx.tasks);
+	return err;
+}
+
+
+static int metrics_collect(struct mbuf *mb, void *arg)
+{
+	const struct luart *rt = arg;
+	double bytes = 0;
+	struct le *le;
+	int err;
+
+	err  = by_hook(mb, "sipstack_lua_hook_runs_total", "Lua tasks "
+		       "started (coroutines), by hook; \"spawn\": sip.spawn "
+		       "and callbacks.", rt->mx.runs);
+	err |= by_hook(mb, "sipstack_lua_hook_errors_total", "Lua tasks "
+		       "that failed (a Lua error, a bad return value), by "
+		       "hook.", rt->mx.errors);
+	err |= metrics_one(mb, "sipstack_lua_tasks", METRICS_GAUGE, "Lua "
+			   "tasks (coroutines) alive, of every script "
+			   "generation: running or waiting in a sip.* call.",
+			   rt->mx.tasks);
 
 	err |= metrics_family(mb, "sipstack_lua_resume_seconds",
 			      METRICS_HISTOGRAM, "Time the loop spent in one "
@@ -1499,11 +1501,10 @@ static int metrics_collect(struct mbuf *mb, void *arg)
 	err |= metrics_family(mb, "sipstack_lua_memory_bytes", METRICS_GAUGE,
 			      "Lua heap of the live script generations.");
 	err |= metrics_sample(mb, "sipstack_lua_memory_bytes", NULL, bytes);
-	err |= metrics_family(mb, "sipstack_lua_generation", METRICS_GAUGE,
-			      "Generation of the current script (1 at "
-			      "start, one more per successful reload).");
-	err |= metrics_sample_u64(mb, "sipstack_lua_generation", NULL,
-				  rt->cur ? rt->cur->gen : 0);
+	err |= metrics_one(mb, "sipstack_lua_generation", METRICS_GAUGE,
+			   "Generation of the current script (1 at start, "
+			   "one more per successful reload).",
+			   rt->cur ? rt->cur->gen : 0);
 
 	return err;
 }

@@ -426,11 +426,10 @@ static int calls_collect(struct mbuf *mb, void *arg)
 {
 	const struct stack *st = arg;
 
-	return metrics_family(mb, "sipstack_calls", METRICS_GAUGE,
-			      "Calls (INVITE sessions) of the call manager "
-			      "alive: setting up, established or ending.") |
-		metrics_sample_u64(mb, "sipstack_calls", NULL,
-				   callmgr_count(st));
+	return metrics_one(mb, "sipstack_calls", METRICS_GAUGE,
+			   "Calls (INVITE sessions) of the call manager "
+			   "alive: setting up, established or ending.",
+			   callmgr_count(st));
 }
 
 

@@ -277,6 +277,14 @@ int metrics_sample(struct mbuf *mb, const char *name, const char *labels,
 }
 
 
+int metrics_one(struct mbuf *mb, const char *name, enum metrics_type type,
+		const char *help, uint64_t v)
+{
+	return metrics_family(mb, name, type, help) |
+		metrics_sample_u64(mb, name, NULL, v);
+}
+
+
 int metrics_hist_write(struct mbuf *mb, const char *name,
 		       const char *labels, const struct metrics_hist *h)
 {
@@ -685,28 +693,20 @@ int metrics_process_collect(struct mbuf *mb, void *arg)
 					       tv_usecs(&ru.ru_stime)) / 1e6);
 	}
 	if (!proc_statm(&vsz, &rss)) {
-		err |= metrics_family(mb, "process_resident_memory_bytes",
-				      METRICS_GAUGE,
-				      "Resident memory size in bytes.");
-		err |= metrics_sample_u64(mb, "process_resident_memory_bytes",
-					  NULL, rss);
-		err |= metrics_family(mb, "process_virtual_memory_bytes",
-				      METRICS_GAUGE,
-				      "Virtual memory size in bytes.");
-		err |= metrics_sample_u64(mb, "process_virtual_memory_bytes",
-					  NULL, vsz);
+		err |= metrics_one(mb, "process_resident_memory_bytes",
+				   METRICS_GAUGE,
+				   "Resident memory size in bytes.", rss);
+		err |= metrics_one(mb, "process_virtual_memory_bytes",
+				   METRICS_GAUGE,
+				   "Virtual memory size in bytes.", vsz);
 	}
-	err |= metrics_family(mb, "process_open_fds", METRICS_GAUGE,
-			      "Number of open file descriptors.");
-	err |= metrics_sample_u64(mb, "process_open_fds", NULL,
-				  proc_open_fds());
-	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
-		err |= metrics_family(mb, "process_max_fds", METRICS_GAUGE,
-				      "Maximum number of open file "
-				      "descriptors.");
-		err |= metrics_sample_u64(mb, "process_max_fds", NULL,
-					  rl.rlim_cur);
-	}
+	err |= metrics_one(mb, "process_open_fds", METRICS_GAUGE,
+			   "Number of open file descriptors.",
+			   proc_open_fds());
+	if (!getrlimit(RLIMIT_NOFILE, &rl))
+		err |= metrics_one(mb, "process_max_fds", METRICS_GAUGE,
+				   "Maximum number of open file descriptors.",
+				   rl.rlim_cur);
 	if (!proc_start_time(&start)) {
 		err |= metrics_family(mb, "process_start_time_seconds",
 				      METRICS_GAUGE, "Start time of the "

@@ -283,6 +283,10 @@ int  metrics_sample_u64(struct mbuf *mb, const char *name,
 			const char *labels, uint64_t v);
 int  metrics_sample(struct mbuf *mb, const char *name, const char *labels,
 		    double v);
+/* A family of one sample without labels: metrics_family() and
+ * metrics_sample_u64() */
+int  metrics_one(struct mbuf *mb, const char *name, enum metrics_type type,
+		 const char *help, uint64_t v);
 /* name_bucket{labels,le="..."} cumulative, name_sum, name_count */
 int  metrics_hist_write(struct mbuf *mb, const char *name,
 			const char *labels, const struct metrics_hist *h);

@@ -83,14 +83,6 @@ static int tx_write(struct mbuf *mb, const struct stack_counts *c)
 }
 
 
-static int one(struct mbuf *mb, const char *name, enum metrics_type type,
-	       const char *help, uint64_t v)
-{
-	return metrics_family(mb, name, type, help) |
-		metrics_sample_u64(mb, name, NULL, v);
-}
-
-
 int stack_metrics_collect(struct mbuf *mb, void *arg)
 {
 	const struct stack *st = arg;
@@ -99,29 +91,30 @@ int stack_metrics_collect(struct mbuf *mb, void *arg)
 	err  = rx_write(mb, &st->counts);
 	err |= tx_write(mb, &st->counts);
 
-	err |= one(mb, "sipstack_sip_requests_dropped_total", METRICS_COUNTER,
-		   "Requests dropped unanswered by the admission gate "
-		   "(addresses banned by the auth guard).",
-		   st->stats.dropped);
-	err |= one(mb, "sipstack_sip_requests_invalid_total", METRICS_COUNTER,
-		   "Requests refused by the checks of RFC 3261 8.2 before "
-		   "dispatch (answered 4xx/5xx by the core).",
-		   st->stats.bad_requests);
-	err |= one(mb, "sipstack_sip_retransmissions_absorbed_total",
-		   METRICS_COUNTER, "Retransmitted requests answered again "
-		   "from a completed transaction kept compact.",
-		   donetab_absorbed(st->done));
-	err |= one(mb, "sipstack_sip_requests_pending", METRICS_GAUGE,
-		   "Received requests with a server transaction, waiting for "
-		   "their final answer (a hook or a call holds them).",
-		   list_count(&st->strl));
-	err |= one(mb, "sipstack_sip_transactions_completed", METRICS_GAUGE,
-		   "Answered non-INVITE (and 2xx-answered INVITE) server "
-		   "transactions over UDP kept to absorb retransmissions "
-		   "(Timer J).", donetab_count(st->done));
-	err |= one(mb, "sipstack_dialogs", METRICS_GAUGE,
-		   "Dialogs in the dialog table (early and confirmed).",
-		   dialog_table_count(st->dialogs));
+	err |= metrics_one(mb, "sipstack_sip_requests_dropped_total",
+			   METRICS_COUNTER, "Requests dropped unanswered by "
+			   "the admission gate (addresses banned by the auth "
+			   "guard).", st->stats.dropped);
+	err |= metrics_one(mb, "sipstack_sip_requests_invalid_total",
+			   METRICS_COUNTER, "Requests refused by the checks "
+			   "of RFC 3261 8.2 before dispatch (answered 4xx/5xx "
+			   "by the core).", st->stats.bad_requests);
+	err |= metrics_one(mb, "sipstack_sip_retransmissions_absorbed_total",
+			   METRICS_COUNTER, "Retransmitted requests answered "
+			   "again from a completed transaction kept compact.",
+			   donetab_absorbed(st->done));
+	err |= metrics_one(mb, "sipstack_sip_requests_pending", METRICS_GAUGE,
+			   "Received requests with a server transaction, "
+			   "waiting for their final answer (a hook or a call "
+			   "holds them).", list_count(&st->strl));
+	err |= metrics_one(mb, "sipstack_sip_transactions_completed",
+			   METRICS_GAUGE, "Answered non-INVITE (and "
+			   "2xx-answered INVITE) server transactions over UDP "
+			   "kept to absorb retransmissions (Timer J).",
+			   donetab_count(st->done));
+	err |= metrics_one(mb, "sipstack_dialogs", METRICS_GAUGE, "Dialogs in "
+			   "the dialog table (early and confirmed).",
+			   dialog_table_count(st->dialogs));
 
 	return err;
 }

@@ -141,7 +141,7 @@ struct batch {
 	struct job *jobs;
 	int err;
 	bool txn;               /* a transaction ran                     */
-	double secs;            /* how long it took (the backend's apply)*/
+	double secs;            /* s the transaction took (apply)        */
 	char errmsg[160];
 };
 

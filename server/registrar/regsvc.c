@@ -124,14 +124,6 @@ static int open_auth(struct regsvc *rs)
  * Metrics: the service's collector in the stack's registry
  * ------------------------------------------------------------------ */
 
-static int one(struct mbuf *mb, const char *name, enum metrics_type type,
-	       const char *help, uint64_t v)
-{
-	return metrics_family(mb, name, type, help) |
-		metrics_sample_u64(mb, name, NULL, v);
-}
-
-
 static int auth_write(struct mbuf *mb, const struct regsvc *rs)
 {
 	const char *checks = "sipstack_auth_checks_total";
@@ -140,9 +132,9 @@ static int auth_write(struct mbuf *mb, const struct regsvc *rs)
 	int err;
 
 	auth_stats(rs->auth, &as);
-	err = one(mb, "sipstack_auth_challenges_total", METRICS_COUNTER,
-		  "Digest challenges sent (401 answers to REGISTER).",
-		  as.challenges);
+	err = metrics_one(mb, "sipstack_auth_challenges_total",
+			  METRICS_COUNTER, "Digest challenges sent (401 "
+			  "answers to REGISTER).", as.challenges);
 	err |= metrics_family(mb, checks, METRICS_COUNTER, "Digest "
 			      "credentials checked, by result: ok; failed "
 			      "(403: wrong password, unknown user, URI "
@@ -161,16 +153,18 @@ static int auth_write(struct mbuf *mb, const struct regsvc *rs)
 		struct authguard_stats gs;
 
 		authguard_stats(g, &gs);
-		err |= one(mb, "sipstack_auth_guard_bans_total",
-			   METRICS_COUNTER, "Addresses banned for failed "
-			   "authentications (their requests are then "
-			   "sipstack_sip_requests_dropped_total).", gs.bans);
-		err |= one(mb, "sipstack_auth_guard_banned", METRICS_GAUGE,
-			   "Addresses banned now.", gs.banned);
-		err |= one(mb, "sipstack_auth_guard_slowed_total",
-			   METRICS_COUNTER, "Attempts refused unchecked "
-			   "because their user name is slowed down "
-			   "(rate-limited guessing).", gs.slowed);
+		err |= metrics_one(mb, "sipstack_auth_guard_bans_total",
+				   METRICS_COUNTER, "Addresses banned for "
+				   "failed authentications (their requests "
+				   "are then dropped).", gs.bans);
+		err |= metrics_one(mb, "sipstack_auth_guard_banned",
+				   METRICS_GAUGE, "Addresses banned now.",
+				   gs.banned);
+		err |= metrics_one(mb, "sipstack_auth_guard_slowed_total",
+				   METRICS_COUNTER, "Attempts refused "
+				   "unchecked because their user name is "
+				   "slowed down (rate-limited guessing).",
+				   gs.slowed);
 	}
 
 	return err;
@@ -196,23 +190,25 @@ static int metrics_collect(struct mbuf *mb, void *arg)
 	err |= metrics_sample_u64(mb, regs, "result=\"failed\"", r.failed);
 
 	location_stats(rs->loc, &ls);
-	err |= one(mb, "sipstack_registrar_bindings", METRICS_GAUGE,
-		   "Bindings in the location store (expired ones count "
-		   "until the next purge, within a second).", ls.bindings);
-	err |= one(mb, "sipstack_registrar_aors", METRICS_GAUGE,
-		   "Addresses of record with bindings in the store.",
-		   ls.aors);
-	err |= one(mb, "sipstack_location_commits_total", METRICS_COUNTER,
-		   "Transactions the location store committed (group "
-		   "commits).", ls.commits);
-	err |= one(mb, "sipstack_location_writes_total", METRICS_COUNTER,
-		   "Binding writes committed.", ls.ops);
-	err |= one(mb, "sipstack_location_writes_failed_total",
-		   METRICS_COUNTER, "Binding writes whose transaction "
-		   "failed.", ls.failed);
-	err |= one(mb, "sipstack_location_writes_pending", METRICS_GAUGE,
-		   "Binding writes handed to the writer thread, not "
-		   "committed yet.", ls.pending);
+	err |= metrics_one(mb, "sipstack_registrar_bindings", METRICS_GAUGE,
+			   "Bindings in the location store (expired ones "
+			   "count until the next purge, within a second).",
+			   ls.bindings);
+	err |= metrics_one(mb, "sipstack_registrar_aors", METRICS_GAUGE,
+			   "Addresses of record with bindings in the store.",
+			   ls.aors);
+	err |= metrics_one(mb, "sipstack_location_commits_total",
+			   METRICS_COUNTER, "Transactions the location store "
+			   "committed (group commits).", ls.commits);
+	err |= metrics_one(mb, "sipstack_location_writes_total",
+			   METRICS_COUNTER, "Binding writes committed.",
+			   ls.ops);
+	err |= metrics_one(mb, "sipstack_location_writes_failed_total",
+			   METRICS_COUNTER, "Binding writes whose transaction "
+			   "failed.", ls.failed);
+	err |= metrics_one(mb, "sipstack_location_writes_pending",
+			   METRICS_GAUGE, "Binding writes handed to the "
+			   "writer thread, not committed yet.", ls.pending);
 	err |= metrics_family(mb, "sipstack_location_commit_seconds",
 			      METRICS_HISTOGRAM, "Duration of each location "
 			      "store transaction (the backend's commit on "
