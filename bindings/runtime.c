@@ -9,6 +9,8 @@
  * the feature files, whose structs it never sees and which never see
  * its own. Uses the stack's hooks to receive requests, and the
  * features' inject/activate/close functions (the table `features`).
+ * Counts its tasks (started and failed by hook, alive, the time of each
+ * run) for the collector it adds to the stack's metrics registry.
  *
  * Sandbox (documented in docs/lua-api.md): a script runs in its own
  * environment table holding an allow-list of the standard library. It
@@ -21,6 +23,7 @@
  */
 #include <string.h>
 #include <stdlib.h>
+#include <time.h>
 #include <re.h>
 #include "sipstack.h"
 #include "luart.h"
@@ -60,6 +63,7 @@ static const struct feature {
 	{"register",  api_register_inject,  NULL, api_register_close},
 	{"events",    api_events_inject,    api_events_activate,
 	 api_events_close},
+	{"metrics",   api_metrics_inject,   NULL, NULL},
 };
 
 struct luart {
@@ -73,6 +77,13 @@ struct luart {
 	void *slots[RT_SLOT_MAX];   /* the features' objects */
 	struct stack_handler *h_message;  /* on_incoming_message      */
 	struct stack_handler *h_request;  /* on_request (any method)  */
+	struct {                          /* for the metrics          */
+		uint64_t runs[RT_HOOK_MAX];   /* tasks started, by kind   */
+		uint64_t errors[RT_HOOK_MAX]; /* tasks that failed        */
+		uint32_t tasks;               /* alive, every generation  */
+		struct metrics_hist resume;   /* s, one run of a task     */
+		struct metrics_collector *mc;
+	} mx;
 };
 
 /* One load of the script */
@@ -725,6 +736,8 @@ static void task_free(struct task *t)
 
 	list_unlink(&t->le);
 	op_let_go(t);   /* its op is stopped, or waits for its source */
+	if (sc->rt)
+		--sc->rt->mx.tasks;
 
 	/* drop the anchor; a stale thread can never find this task */
 	regkey_get(L, &KEY_TASKS);
@@ -758,6 +771,9 @@ static void hook_failed(struct task *t)
 		line = rt_src_line(co, file, sizeof(file));
 		rest = msg;
 	}
+
+	if (t->sc->rt)
+		++t->sc->rt->mx.errors[t->kind];
 
 	slog(LOG_ERROR, "lua", "hook_error", m ? &m->callid :
 	     pl_isset(&t->callid) ? &t->callid : NULL,
@@ -842,11 +858,24 @@ static void hook_returned(struct task *t, int nres)
  */
 static void task_resume(struct task *t, int nargs)
 {
+	struct luart *rt = t->sc->rt;
+	struct timespec t0, t1;
 	int status;
+
+	if (rt)
+		(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 
 	t->in_resume = true;
 	status = lua_resume(t->co, nargs);
 	t->in_resume = false;
+
+	/* how long the loop was the script's, this run */
+	if (rt) {
+		(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+		metrics_hist_observe(&rt->mx.resume,
+				     (double)(t1.tv_sec - t0.tv_sec) +
+				     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	}
 
 	if (status == LUA_YIELD) {
 		if (t->op && t->op->state == OP_WAITING)
@@ -884,6 +913,10 @@ struct task *rt_task_new(struct script *sc, enum rt_hook h)
 	t->sc   = mem_ref(sc);
 	t->kind = h;
 	list_append(&sc->tasks, &t->le, t);
+	if (sc->rt) {
+		++sc->rt->mx.runs[h];
+		++sc->rt->mx.tasks;
+	}
 
 	regkey_get(L, &KEY_TASKS);
 	t->co = lua_newthread(L);
@@ -1346,6 +1379,8 @@ static void luart_destructor(void *arg)
 	size_t i;
 	int s;
 
+	rt->mx.mc = mem_deref(rt->mx.mc);
+
 	for (i = 0; i < ARRAY_SIZE(features); i++) {
 		if (features[i].close)
 			features[i].close(rt);
@@ -1413,6 +1448,71 @@ static int activate(struct luart *rt, struct script *sc)
 }
 
 
+/* ------------------------------------------------------------------ *
+ * Metrics: the runtime's collector in the stack's registry
+ * ------------------------------------------------------------------ */
+
+/* a counter family with one series per hook */
+static int by_hook(struct mbuf *mb, const char *name, const char *help,
+		   const uint64_t *v)
+{
+	char lbl[48];
+	int h, err;
+
+	err = metrics_family(mb, name, METRICS_COUNTER, help);
+	for (h = 0; h < RT_HOOK_MAX; h++) {
+		(void)re_snprintf(lbl, sizeof(lbl), "hook=\"%s\"",
+				  hook_names[h]);
+		err |= metrics_sample_u64(mb, name, lbl, v[h]);
+	}
+
+	return err;
+}
+
+
+static int metrics_collect(struct mbuf *mb, void *arg)
+{
+	const struct luart *rt = arg;
+	double bytes = 0;
+	struct le *le;
+	int err;
+
+	err  = by_hook(mb, "sipstack_lua_hook_runs_total", "Lua tasks "
+		       "started (coroutines), by hook; \"spawn\": sip.spawn "
+		       "and callbacks.", rt->mx.runs);
+	err |= by_hook(mb, "sipstack_lua_hook_errors_total", "Lua tasks "
+		       "that failed (a Lua error, a bad return value), by "
+		       "hook.", rt->mx.errors);
+	err |= metrics_one(mb, "sipstack_lua_tasks", METRICS_GAUGE, "Lua "
+			   "tasks (coroutines) alive, of every script "
+			   "generation: running or waiting in a sip.* call.",
+			   rt->mx.tasks);
+
+	err |= metrics_family(mb, "sipstack_lua_resume_seconds",
+			      METRICS_HISTOGRAM, "Time the loop spent in one "
+			      "run of a Lua task: from its start or resume "
+			      "until it yields, returns or fails.");
+	err |= metrics_hist_write(mb, "sipstack_lua_resume_seconds", NULL,
+				  &rt->mx.resume);
+
+	LIST_FOREACH(&rt->scripts, le) {
+		const struct script *sc = le->data;
+
+		bytes += (double)lua_gc(sc->L, LUA_GCCOUNT, 0) * 1024 +
+			lua_gc(sc->L, LUA_GCCOUNTB, 0);
+	}
+	err |= metrics_family(mb, "sipstack_lua_memory_bytes", METRICS_GAUGE,
+			      "Lua heap of the live script generations.");
+	err |= metrics_sample(mb, "sipstack_lua_memory_bytes", NULL, bytes);
+	err |= metrics_one(mb, "sipstack_lua_generation", METRICS_GAUGE,
+			   "Generation of the current script (1 at start, "
+			   "one more per successful reload).",
+			   rt->cur ? rt->cur->gen : 0);
+
+	return err;
+}
+
+
 int luart_alloc(struct luart **lrp, struct stack *st, const char *path,
 		luart_cfg_h *cfgh, void *arg)
 {
@@ -1431,9 +1531,17 @@ int luart_alloc(struct luart **lrp, struct stack *st, const char *path,
 	rt->st = st;
 	rt->cfgh = cfgh;
 	rt->cfg_arg = arg;
+	metrics_hist_init_seconds(&rt->mx.resume);
 	err = str_dup(&rt->path, path);
 	if (err)
 		goto out;
+
+	if (stack_metrics(st)) {
+		err = metrics_collector_add(&rt->mx.mc, stack_metrics(st),
+					    metrics_collect, rt);
+		if (err)
+			goto out;
+	}
 
 	err = script_load(&sc, rt, path, stack_config(st), errbuf,
 			  sizeof(errbuf));

@@ -213,6 +213,7 @@ void api_call_follow_refer(lua_State *L, int idx, struct sub *sub,
  * LUA_NOREF); true when the hook took it */
 bool api_refer_run(struct script *sc, struct stack_req *req,
 		   struct call *call, int call_ref);
+void api_metrics_inject(lua_State *L);
 
 /* api_request.c: the request object and header tables, for the others */
 void api_request_push(lua_State *L, struct stack_req *req);

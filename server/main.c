@@ -2,7 +2,8 @@
  * server/main.c  The sipstack program
  *
  * Parses the command line, loads the script (or only checks it with
- * --check), opens the listeners and runs libre's loop. Signals arrive
+ * --check), opens the listeners (and with --metrics the Prometheus
+ * endpoint, server/core/metrics_http.c) and runs libre's loop. Signals arrive
  * through a signalfd on the loop: SIGINT/SIGTERM stop cleanly, SIGHUP
  * reloads the script (a script that fails to load leaves the old one
  * running). Configuration precedence: built-in defaults, then the
@@ -41,11 +42,15 @@ struct cli {
 	size_t lsnrc;
 	struct stack_tls_files tls;
 	bool check;
+	const char *metrics;       /* --metrics IP:PORT as given, or NULL */
+	struct sa metrics_addr;
 };
 
 static struct {
 	struct stack *st;
 	struct luart *rt;
+	struct metrics_http *mhttp;
+	struct metrics_collector *mc_calls;
 	int sigfd;
 	bool stopping;
 } app = {.sigfd = -1};
@@ -76,6 +81,9 @@ static void usage(FILE *f)
 	"                              default: /etc/resolv.conf)\n"
 	"      --no-udp-batch          one system call per UDP datagram, as\n"
 	"                              libre does (default: recvmmsg/sendmmsg)\n"
+	"      --metrics IP:PORT       serve Prometheus metrics on\n"
+	"                              http://IP:PORT/metrics (default: off;\n"
+	"                              no auth: use 127.0.0.1)\n"
 	"  -c, --check                 load and validate the script, then exit\n"
 	"  -h, --help                  this text\n"
 	"  -V, --version               print the version\n"
@@ -133,7 +141,8 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		      const char **script)
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_TLS_CA, O_LOG_LEVEL,
-	       O_LOG_FORMAT, O_UA, O_LIP, O_MF, O_T1, O_T2, O_T4, O_DNS, O_NOBATCH };
+	       O_LOG_FORMAT, O_UA, O_LIP, O_MF, O_T1, O_T2, O_T4, O_DNS,
+	       O_NOBATCH, O_METRICS };
 	static const struct option opts[] = {
 		{"listen",       required_argument, NULL, 'l'},
 		{"tls-cert",     required_argument, NULL, O_TLS_CERT},
@@ -149,6 +158,7 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		{"t4",           required_argument, NULL, O_T4},
 		{"dns-server",   required_argument, NULL, O_DNS},
 		{"no-udp-batch", no_argument,       NULL, O_NOBATCH},
+		{"metrics",      required_argument, NULL, O_METRICS},
 		{"check",        no_argument,       NULL, 'c'},
 		{"help",         no_argument,       NULL, 'h'},
 		{"version",      no_argument,       NULL, 'V'},
@@ -235,6 +245,19 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		}
 		case O_NOBATCH:
 			udpbatch_enable(false);
+			break;
+
+		case O_METRICS:
+			if (sa_decode(&cli->metrics_addr, optarg,
+				      strlen(optarg)) ||
+			    !sa_port(&cli->metrics_addr)) {
+				(void)fprintf(stderr, "sipstack: --metrics %s: "
+					      "expected IP:PORT (e.g. "
+					      "127.0.0.1:9090, [::1]:9090), "
+					      "port 1-65535\n", optarg);
+				return 2;
+			}
+			cli->metrics = optarg;
 			break;
 
 		case O_DNS: {
@@ -397,6 +420,52 @@ static int listeners_setup(struct stack *st, const struct cli *cli)
 }
 
 
+/* The calls in flight: the call manager (calls/) is above the core,
+ * so its figure is wired in here */
+static int calls_collect(struct mbuf *mb, void *arg)
+{
+	const struct stack *st = arg;
+
+	return metrics_one(mb, "sipstack_calls", METRICS_GAUGE,
+			   "Calls (INVITE sessions) of the call manager "
+			   "alive: setting up, established or ending.",
+			   callmgr_count(st));
+}
+
+
+/* --metrics: the endpoint on the loop, refused at start when it cannot
+ * listen (what and where on stderr, exit 1) */
+static int metrics_setup(const struct cli *cli)
+{
+	struct sa laddr;
+	int err;
+
+	err = metrics_collector_add(&app.mc_calls, stack_metrics(app.st),
+				    calls_collect, app.st);
+	if (err || !cli->metrics)
+		return err;
+
+	err = metrics_http_listen(&app.mhttp, stack_metrics(app.st),
+				  &cli->metrics_addr);
+	if (err) {
+		(void)fprintf(stderr, "sipstack: --metrics %s: cannot listen "
+			      "there: %s\n", cli->metrics, strerror(err));
+		return err;
+	}
+
+	if (metrics_http_laddr(app.mhttp, &laddr))
+		laddr = cli->metrics_addr;
+	slog(LOG_INFO, "metrics", "listen", NULL, "addr=%J url=http://%J/"
+	     "metrics", &laddr, &laddr);
+	if (!sa_is_loopback(&laddr))
+		slog(LOG_WARN, "metrics", "not_loopback", NULL, "addr=%J "
+		     "why=%H", &laddr, log_q, "no authentication: whoever "
+		     "reaches this address reads the metrics");
+
+	return 0;
+}
+
+
 static int check_script(const char *path, struct cli *cli)
 {
 	struct stack_config cfg;
@@ -481,6 +550,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
+	err = metrics_setup(&cli);
+	if (err)
+		goto out;
+
 	err = luart_alloc(&app.rt, app.st, script, apply_cli, &cli);
 	if (err) {
 		(void)fprintf(stderr, "sipstack: %s: the script did not load "
@@ -514,6 +587,8 @@ int main(int argc, char *argv[])
 	/* calls end first (BYE/CANCEL), while the scripts can still hear
 	 * of it; then the scripts; then the stack */
 	stack_stop(app.st);
+	app.mhttp = mem_deref(app.mhttp);
+	app.mc_calls = mem_deref(app.mc_calls);
 	app.rt = mem_deref(app.rt);
 	app.st = mem_deref(app.st);
 	callfsm_close();

@@ -1,11 +1,12 @@
 /**
  * server/core/core.h  What crosses files inside server/core/ (private)
  *
- * The stack's structs (shared by stack.c, request.c, dispatch.c and
- * outreq.c), validation, the compact completed transactions, the
- * method lists of handlers and usages. Only server/core/ includes it
- * (docs/architecture.md; test/docs/check_layers.py checks); what other
- * folders need is in sipcore.h.
+ * The stack's structs (shared by stack.c, request.c, dispatch.c,
+ * outreq.c and stack_metrics.c), validation, the compact completed
+ * transactions, the method lists of handlers and usages. Only
+ * server/core/ includes it (docs/architecture.md;
+ * test/docs/check_layers.py checks); what other folders need is in
+ * sipcore.h.
  */
 #ifndef SIPSTACK_CORE_H
 #define SIPSTACK_CORE_H
@@ -46,7 +47,8 @@ uint64_t donetab_absorbed(const struct donetab *t);
 /* ------------------------------------------------------------------ *
  * The stack's objects, shared by stack.c (life cycle), request.c
  * (struct stack_req and its answers), dispatch.c (the receive path and
- * the handlers) and outreq.c (outgoing requests)
+ * the handlers), outreq.c (outgoing requests) and stack_metrics.c
+ * (what the stack counts, as metrics)
  * ------------------------------------------------------------------ */
 
 enum {
@@ -57,6 +59,21 @@ enum {
 	SOCKBUF_FORCE = 32 * 1024 * 1024,
 	MAX_LISTENERS = 8,
 };
+
+/* What the stack counts for its metrics (stack_metrics.c writes them):
+ * plain increments on the receive and reply paths, indexed by the
+ * bounded labels of sipcore.h */
+struct stack_counts {
+	/* requests that reached the stack (after libre's transactions) */
+	uint64_t rx[METRICS_METHODS][SIP_TRANSPC];
+	/* responses sent by stack_req_reply*() and the core's answers */
+	uint64_t tx[METRICS_METHODS][METRICS_CLASSES][SIP_TRANSPC];
+};
+
+static inline unsigned stack_tp_index(enum sip_transp tp)
+{
+	return (unsigned)tp < SIP_TRANSPC ? (unsigned)tp : 0;
+}
 
 struct listener {
 	enum sip_transp tp;
@@ -88,6 +105,10 @@ struct stack {
 	char allow_hdrs[256];             /* "Allow: ...\r\n" for 405/501 */
 	char options_hdrs[448];           /* headers of the OPTIONS 200  */
 	struct stack_stats stats;
+	struct stack_counts counts;       /* by method, class, transport */
+	struct metrics *metrics;          /* the registry (stack_metrics) */
+	struct metrics_collector *mc_process;
+	struct metrics_collector *mc_stack;
 	bool running;
 };
 
@@ -104,6 +125,17 @@ struct stack_req {
 
 /* request.c */
 struct stack_req *stack_req_new(struct stack *st, const struct sip_msg *msg);
+
+/* stack_metrics.c: the stack's collector (arg: the stack), and the
+ * count of one response sent */
+int  stack_metrics_collect(struct mbuf *mb, void *arg);
+static inline void stack_count_reply(struct stack *st,
+				     const struct sip_msg *msg,
+				     uint16_t scode)
+{
+	++st->counts.tx[metrics_method(&msg->met)][metrics_class(scode)]
+		[stack_tp_index(msg->tp)];
+}
 
 /* dispatch.c */
 bool stack_request_handler(const struct sip_msg *msg, void *arg);

@@ -373,7 +373,7 @@ static void tune_socket(struct stack *st, const struct sip_msg *msg)
  * a stack_req, so that a non-INVITE request over UDP keeps only the
  * compact Completed state of donetrans.c, not libre's transaction with
  * the whole request for 32 s (a flood of bad requests would cost ~5 KiB
- * each). Counted in stats.replies by stack_req_reply. */
+ * each). Counted in stats.replies (and the metrics) by stack_req_reply. */
 static int core_reply(struct stack *st, const struct sip_msg *msg,
 		      uint16_t scode, const char *reason, const char *hdrs)
 {
@@ -384,8 +384,10 @@ static int core_reply(struct stack *st, const struct sip_msg *msg,
 		err = sip_treplyf(NULL, NULL, st->sip, msg, false, scode,
 				  reason, "%sContent-Length: 0\r\n\r\n",
 				  hdrs ? hdrs : "");
-		if (!err)
+		if (!err) {
 			++st->stats.replies;
+			stack_count_reply(st, msg, scode);
+		}
 		return err;
 	}
 
@@ -451,6 +453,7 @@ bool stack_request_handler(const struct sip_msg *msg, void *arg)
 	uint16_t scode;
 
 	++st->stats.requests;
+	++st->counts.rx[metrics_method(&msg->met)][stack_tp_index(msg->tp)];
 	tune_socket(st, msg);
 
 	/* a refused source (banned for guessing passwords) gets nothing:

@@ -3,6 +3,7 @@
  *
  * Owns the process-wide log sink: one line per event, either logfmt
  * (`ts=... lvl=info mod=stack ev=start k=v`) or JSON. Exposes slog(),
+ * the lines written per level (log_count, a metric),
  * the value quoters log_q/log_qpl and log_libre_attach(), which routes
  * libre's own debug output into the same sink (what libre prints to
  * stderr itself comes through server/libre_ext/refprintf.c, which
@@ -43,6 +44,9 @@ static struct {
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
+/* lines written per level (a metric); any thread logs: atomic */
+static uint64_t line_counts[4];
+
 
 void log_set_level(enum log_level lvl)
 {
@@ -65,6 +69,15 @@ void log_set_format(enum log_format fmt)
 void log_set_sink(FILE *f)
 {
 	lg.sink = f;
+}
+
+
+uint64_t log_count(enum log_level lvl)
+{
+	if ((unsigned)lvl >= ARRAY_SIZE(line_counts))
+		return 0;
+
+	return __atomic_load_n(&line_counts[lvl], __ATOMIC_RELAXED);
 }
 
 
@@ -315,6 +328,10 @@ static void emit(enum log_level lvl, const char *mod, const char *ev,
 	struct linebuf lb;
 	struct re_printf pf = {line_write, &lb};
 	FILE *f = lg.sink ? lg.sink : stderr;
+
+	if ((unsigned)lvl < ARRAY_SIZE(line_counts))
+		(void)__atomic_fetch_add(&line_counts[lvl], 1,
+					 __ATOMIC_RELAXED);
 
 	lb.n = 0;
 	lb.trunc = false;

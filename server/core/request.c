@@ -219,6 +219,7 @@ int stack_req_reply_mb(struct stack_req *req, uint16_t scode,
 	}
 
 	++st->stats.replies;
+	stack_count_reply(st, req->msg, scode);
 	slog(LOG_DEBUG, "stack", "reply", &req->msg->callid,
 	     "method=%r code=%u", &req->msg->met, scode);
 

@@ -157,6 +157,8 @@ int  log_q(struct re_printf *pf, const char *s);
 int  log_qpl(struct re_printf *pf, const struct pl *pl);
 void log_set_sink(FILE *f);
 void log_libre_attach(void);
+/* Lines written at lvl since the start, from any thread (a metric) */
+uint64_t log_count(enum log_level lvl);
 
 /*
  * Flood control (server/core/loglimit.c). slog_src() is slog() for lines
@@ -176,6 +178,149 @@ bool loglimit_admit(enum log_level lvl, const char *mod, const char *ev,
 void loglimit_attach(void);
 void loglimit_flush(void);
 
+
+/* ---------------------------------------------------------------------
+ * Metrics (server/core/metrics.c, metrics_http.c): Prometheus text
+ * ------------------------------------------------------------------ */
+
+/*
+ * A registry (struct metrics) writes the Prometheus text exposition
+ * format 0.0.4 (# HELP, # TYPE, samples) of what is registered with
+ * it. The figures themselves stay where they are counted: a part of
+ * the program counts in plain uint64 fields or arrays indexed by the
+ * enums below (no allocation, no formatting on the hot path) and
+ * registers a collector, a function that writes its families at
+ * scrape time with metrics_family() and the metrics_sample*() writers;
+ * sizes that exist anyway (dialogs, bindings, tasks) are read then,
+ * never counted twice. Metrics defined at run time (a script's) live
+ * in the registry itself (metrics_define).
+ *
+ * Label values are bounded by construction: a method of the fixed
+ * list below or "other", a status class 1xx..6xx, a transport
+ * udp/tcp/tls/ws/wss; never a Call-ID, a user or an address. Names
+ * are sipstack_* (process_* for the process's own, as the Prometheus
+ * client libraries name them); counters end in _total.
+ *
+ * Everything runs on the loop thread; log_count() is the exception
+ * (atomic: any thread logs).
+ */
+struct metrics;
+struct metrics_collector;
+struct metric;
+
+enum metrics_type {
+	METRICS_COUNTER = 0,
+	METRICS_GAUGE,
+	METRICS_HISTOGRAM,
+};
+
+/* The methods a label may name; any other is METRICS_OTHER */
+enum metrics_method {
+	METRICS_INVITE = 0, METRICS_ACK, METRICS_BYE, METRICS_CANCEL,
+	METRICS_OPTIONS, METRICS_REGISTER, METRICS_MESSAGE, METRICS_PRACK,
+	METRICS_UPDATE, METRICS_INFO, METRICS_REFER, METRICS_SUBSCRIBE,
+	METRICS_NOTIFY, METRICS_PUBLISH, METRICS_OTHER,
+	METRICS_METHODS            /* how many */
+};
+
+enum {
+	METRICS_CLASSES     = 6,   /* status classes 1xx..6xx            */
+	METRICS_BUCKETS_MAX = 24,  /* finite bounds of a histogram       */
+	METRICS_DEFINED_MAX = 256, /* metrics_define()d, per registry     */
+	METRICS_NAME_MAX    = 128, /* bytes of a defined metric's name    */
+	METRICS_HELP_MAX    = 256, /* and of its help text                */
+};
+
+enum metrics_method metrics_method(const struct pl *met);
+const char *metrics_method_name(enum metrics_method m);   /* "INVITE" */
+/* "udp", "tcp", "tls", "ws", "wss"; "other" outside enum sip_transp */
+const char *metrics_transport_name(enum sip_transp tp);
+/* 0..5 for 1xx..6xx (scode 100..699) */
+static inline unsigned metrics_class(uint16_t scode)
+{
+	return scode >= 100 && scode < 700 ? scode / 100u - 1u : 5u;
+}
+
+/* A histogram of fixed upper bounds (le, ascending, +Inf implied),
+ * filled on the loop thread. bucket[i] counts the observations of
+ * bucket i only; the writer makes them cumulative. */
+struct metrics_hist {
+	const double *le;
+	uint32_t n;                /* finite bounds, <= METRICS_BUCKETS_MAX */
+	uint64_t bucket[METRICS_BUCKETS_MAX + 1];
+	uint64_t count;
+	double sum;
+};
+void metrics_hist_init(struct metrics_hist *h, const double *le,
+		       uint32_t n);
+/* the bounds for durations in seconds: 10 us .. 10 s */
+void metrics_hist_init_seconds(struct metrics_hist *h);
+void metrics_hist_observe(struct metrics_hist *h, double v);
+
+/* The registry. Collectors write in the order they were added, after
+ * the registry's own (none: stack_alloc adds the process's and the
+ * stack's), then the defined metrics in the order defined. */
+typedef int (metrics_collect_h)(struct mbuf *mb, void *arg);
+int  metrics_alloc(struct metrics **mp);
+/* mem_deref(*cp) removes it (a collector outliving its registry only
+ * frees itself) */
+int  metrics_collector_add(struct metrics_collector **cp, struct metrics *m,
+			   metrics_collect_h *h, void *arg);
+/* The whole exposition, appended to mb */
+int  metrics_write(struct mbuf *mb, const struct metrics *m);
+/* The process's figures (process_cpu_seconds_total, resident and
+ * virtual memory, open fds, start time), sipstack_build_info and the
+ * log lines written by level: a metrics_collect_h (arg unused) */
+int  metrics_process_collect(struct mbuf *mb, void *arg);
+
+/* What collectors write with. A family's # HELP and # TYPE lines come
+ * once, before its samples; labels is the inside of the braces
+ * (`method="INVITE",transport="udp"`, values from bounded lists,
+ * nothing to escape) or NULL. */
+int  metrics_family(struct mbuf *mb, const char *name,
+		    enum metrics_type type, const char *help);
+int  metrics_sample_u64(struct mbuf *mb, const char *name,
+			const char *labels, uint64_t v);
+int  metrics_sample(struct mbuf *mb, const char *name, const char *labels,
+		    double v);
+/* A family of one sample without labels: metrics_family() and
+ * metrics_sample_u64() */
+int  metrics_one(struct mbuf *mb, const char *name, enum metrics_type type,
+		 const char *help, uint64_t v);
+/* name_bucket{labels,le="..."} cumulative, name_sum, name_count */
+int  metrics_hist_write(struct mbuf *mb, const char *name,
+			const char *labels, const struct metrics_hist *h);
+
+/* Metrics defined at run time (the scripts'): a counter or a gauge
+ * without labels, a double. name: [a-zA-Z_:][a-zA-Z0-9_:]*, at most
+ * METRICS_NAME_MAX bytes, the whole exposed name (the caller prefixes
+ * it); help: 1..METRICS_HELP_MAX bytes without control characters.
+ * The same name again gives the metric already defined (its value
+ * kept; help replaced). Errors: EINVAL (name, help or type),
+ * EPROTOTYPE (the name is defined with the other type), EOVERFLOW
+ * (METRICS_DEFINED_MAX defined), ENOMEM. m NULL: a metric of no
+ * registry (checked the same; sipstack --check). The caller holds a
+ * reference; the registry holds one for its life. */
+int  metrics_define(struct metric **mp, struct metrics *m, const char *name,
+		    const char *help, enum metrics_type type);
+enum metrics_type metric_type(const struct metric *mt);
+const char *metric_name(const struct metric *mt);
+/* counter: v >= 0 and finite, else EINVAL; gauge: any finite v */
+int  metric_add(struct metric *mt, double v);
+/* gauge only (EINVAL for a counter or a value not finite) */
+int  metric_set(struct metric *mt, double v);
+double metric_value(const struct metric *mt);
+
+/* The endpoint (server/core/metrics_http.c): libre's HTTP server on
+ * the loop at laddr; GET /metrics -> 200 text/plain; version=0.0.4,
+ * another method on /metrics -> 405 (Allow: GET), another path ->
+ * 404. Holds a reference on m. No authentication and no TLS: bind it
+ * to a loopback address (or one only the collector can reach). */
+struct metrics_http;
+int  metrics_http_listen(struct metrics_http **hp, struct metrics *m,
+			 const struct sa *laddr);
+/* the bound address (the port picked for port 0) */
+int  metrics_http_laddr(const struct metrics_http *mh, struct sa *laddr);
 
 /* ---------------------------------------------------------------------
  * Config: the spec's StackConfig
@@ -291,6 +436,9 @@ void *stack_service(const struct stack *st, const void *key);
 typedef bool (stack_admit_h)(const struct sa *src, void *arg);
 void stack_set_admit(struct stack *st, stack_admit_h *h, void *arg);
 int  stack_debug(struct re_printf *pf, const struct stack *st);
+/* The stack's metrics registry (made with it): the stack's collector
+ * and the process's are in it; other parts add theirs */
+struct metrics *stack_metrics(const struct stack *st);
 /* The standard reason phrase of a status code (RFC 3261 §21) */
 const char *stack_reason_phrase(uint16_t code);
 

@@ -2,12 +2,13 @@
  * server/core/stack.c  The stack object: transport, life cycle, services
  *
  * Owns struct stack (libre's struct sip, the listeners, the DNS client,
- * the cross-thread queue, the dialog table, the services attached to it
- * and the handlers registered with it; the struct is shared with the
- * other files of the core through core.h). Exposes stack_*() in
- * sipcore.h. Uses libre for transport and transactions; never calls
- * into Lua or into a session type: the parts above the core register
- * handlers (dispatch.c) and attach services (the call manager).
+ * the cross-thread queue, the dialog table, the metrics registry, the
+ * services attached to it and the handlers registered with it; the
+ * struct is shared with the other files of the core through core.h).
+ * Exposes stack_*() in sipcore.h. Uses libre for transport and
+ * transactions; never calls into Lua or into a session type: the parts
+ * above the core register handlers (dispatch.c) and attach services
+ * (the call manager).
  *
  * The rest of the stack: request.c (a received request and its
  * answers), dispatch.c (the receive path: who gets a request),
@@ -136,6 +137,9 @@ static void stack_destructor(void *arg)
 		mem_deref(st->services.tail->data);
 	stack_handlers_detach(st);
 	mem_deref(st->dialogs);
+	mem_deref(st->mc_stack);
+	mem_deref(st->mc_process);
+	mem_deref(st->metrics);
 }
 
 
@@ -165,6 +169,15 @@ int stack_alloc(struct stack **stp, const struct stack_config *cfg)
 	err = mqueue_alloc(&st->mq, mqueue_handler, st);
 	if (err)
 		goto out;
+
+	/* the registry: the process's figures, then the stack's */
+	err = metrics_alloc(&st->metrics);
+	if (!err)
+		err = metrics_collector_add(&st->mc_process, st->metrics,
+					    metrics_process_collect, NULL);
+	if (!err)
+		err = metrics_collector_add(&st->mc_stack, st->metrics,
+					    stack_metrics_collect, st);
 
  out:
 	if (err)
@@ -524,6 +537,12 @@ void *stack_service(const struct stack *st, const void *key)
 	}
 
 	return NULL;
+}
+
+
+struct metrics *stack_metrics(const struct stack *st)
+{
+	return st ? st->metrics : NULL;
 }
 
 

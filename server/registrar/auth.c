@@ -114,10 +114,7 @@ struct auth {
 	struct list ncfifo;
 	uint32_t ncn;
 	uint64_t nc_mark;    /* newest ts evicted from the nc table */
-	struct {
-		uint64_t challenges, ok, failed, stale, replay, bad;
-		uint64_t foreign;    /* nonces not ours: re-challenged */
-	} stats;
+	struct auth_stats stats;
 };
 
 
@@ -1050,6 +1047,13 @@ int auth_require(struct auth *a, struct stack_req *req, bool proxy,
 	mem_deref(mb);
 
 	return err;
+}
+
+
+void auth_stats(const struct auth *a, struct auth_stats *st)
+{
+	if (a && st)
+		*st = a->stats;
 }
 
 

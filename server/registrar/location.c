@@ -141,6 +141,7 @@ struct batch {
 	struct job *jobs;
 	int err;
 	bool txn;               /* a transaction ran                     */
+	double secs;            /* s the transaction took (apply)        */
 	char errmsg[160];
 };
 
@@ -158,6 +159,7 @@ struct location {
 	uint64_t seq;
 	uint64_t markgen;
 	struct location_stats stats;
+	struct metrics_hist commit_hist;  /* s, each transaction         */
 	loc_batch_h *batchh;    /* around a group commit's done handlers */
 	void *batch_arg;
 
@@ -1056,7 +1058,15 @@ static void batch_run(struct location *loc, struct batch *bt)
 	}
 
 	bt->txn = true;
-	err = be->apply(loc->bstate, loc->wopv, n);
+	{
+		struct timespec t0, t1;
+
+		(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+		err = be->apply(loc->bstate, loc->wopv, n);
+		(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+		bt->secs = (double)(t1.tv_sec - t0.tv_sec) +
+			(double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	}
 
  out:
 	bt->err = err;
@@ -1225,6 +1235,10 @@ static void batch_done(struct location *loc, struct batch *bt)
 		ops += job->opc;
 
 	loc->stats.pending -= ops;
+	/* measured by the writer, counted here: the histogram is the
+	 * loop's */
+	if (bt->txn)
+		metrics_hist_observe(&loc->commit_hist, bt->secs);
 	if (bt->err) {
 		loc->stats.failed += ops;
 		slog(LOG_ERROR, "location", "commit_failed", NULL,
@@ -1980,6 +1994,7 @@ int location_open_backend(struct location **locp,
 		loc->cfg.purge_ms = DEFAULT_PURGE_MS;
 
 	tmr_init(&loc->tmr_purge);
+	metrics_hist_init_seconds(&loc->commit_hist);
 
 	err = pthread_mutex_init(&loc->mtx, NULL);
 	if (err)
@@ -2075,6 +2090,12 @@ void location_stats(const struct location *loc, struct location_stats *st)
 		return;
 
 	*st = loc->stats;
+}
+
+
+const struct metrics_hist *location_commit_hist(const struct location *loc)
+{
+	return loc ? &loc->commit_hist : NULL;
 }
 
 

@@ -41,6 +41,7 @@ enum {
 struct registrar {
 	struct location *loc;
 	struct registrar_config cfg;
+	struct registrar_stats stats;
 };
 
 /* One REGISTER being processed */
@@ -444,6 +445,13 @@ static void answer(struct regctx *ctx, uint16_t scode, const char *reason,
 	ctx->err = err;
 	ctx->scode = err ? 0 : scode;
 
+	if (err || scode >= 500)
+		++ctx->reg->stats.failed;
+	else if (scode >= 300)
+		++ctx->reg->stats.rejected;
+	else
+		++ctx->reg->stats.ok;
+
 	slog(scode < 300 ? LOG_DEBUG : LOG_INFO, "registrar",
 	     scode < 300 ? "registered" : "rejected", &msg->callid,
 	     "aor=%H code=%u reason=%H src=%J err=%d",
@@ -565,6 +573,13 @@ int registrar_alloc(struct registrar **regp, struct location *loc,
 	*regp = reg;
 
 	return 0;
+}
+
+
+void registrar_stats(const struct registrar *reg, struct registrar_stats *st)
+{
+	if (reg && st)
+		*st = reg->stats;
 }
 
 

@@ -177,6 +177,9 @@ void location_set_batch(struct location *loc, loc_batch_h *bh, void *arg);
 
 /* Counters and sizes, for tests and the benchmark */
 void location_stats(const struct location *loc, struct location_stats *st);
+/* Seconds each backend transaction took (the writer thread's apply of
+ * a group commit, failed ones included; not the queueing before it) */
+const struct metrics_hist *location_commit_hist(const struct location *loc);
 /* Unix time in milliseconds, the clock of expires_at and updated_at */
 uint64_t location_clock(void);
 int  location_debug(struct re_printf *pf, const struct location *loc);
@@ -300,6 +303,14 @@ int  registrar_alloc(struct registrar **regp, struct location *loc,
 int  registrar_handle(struct registrar *reg, struct stack_req *req,
 		      registrar_done_h *doneh, void *arg);
 
+/* The answers registrar_handle() sent (authentication is before it:
+ * its 401/403 are the verifier's, see auth_stats) */
+struct registrar_stats {
+	uint64_t ok;            /* 2xx: stored (or a query)               */
+	uint64_t rejected;      /* 4xx: 400, 403, 423                     */
+	uint64_t failed;        /* 5xx (500, 503), or the answer failed   */
+};
+void registrar_stats(const struct registrar *reg, struct registrar_stats *st);
 struct location *registrar_location(const struct registrar *reg);
 const struct registrar_config *registrar_config(const struct registrar *reg);
 int  registrar_debug(struct re_printf *pf, const struct registrar *reg);
@@ -495,6 +506,18 @@ int  auth_answer(struct auth *a, const struct sip_msg *msg, bool proxy,
  * may be NULL. */
 int  auth_require(struct auth *a, struct stack_req *req, bool proxy,
 		  struct auth_result *res);
+/* What the verifier saw, since it was made */
+struct auth_stats {
+	uint64_t challenges;    /* challenges written (401/407 answers)   */
+	uint64_t ok;            /* credentials accepted                    */
+	uint64_t failed;        /* refused (403): wrong password, unknown
+				 * user, URI mismatch, banned, slowed      */
+	uint64_t stale;         /* right password, old nonce: re-challenged */
+	uint64_t replay;        /* nonce-count replayed: re-challenged     */
+	uint64_t bad;           /* malformed credentials (400)             */
+	uint64_t foreign;       /* nonces not ours: re-challenged          */
+};
+void auth_stats(const struct auth *a, struct auth_stats *st);
 int  auth_debug(struct re_printf *pf, const struct auth *a);
 
 /* ---- AUTH END ---- */

@@ -7,7 +7,8 @@
  * regsvc.h: open from a struct regsvc_config, the whole REGISTER in C
  * (auth, the AOR check of RFC 3261 §10.3 step 4, registrar_handle),
  * the same with an outcome for a caller (a script's registrar.save),
- * and lookup. Uses server/registrar/location.c, registrar.c, users.c,
+ * and lookup; its figures as a collector of the stack's metrics
+ * registry. Uses server/registrar/location.c, registrar.c, users.c,
  * auth.c and authguard.c; knows nothing of Lua (bindings/api_registrar.c
  * keeps one service across reloads while the config stays the same).
  */
@@ -28,6 +29,7 @@ struct regsvc {
 	struct auth *auth;
 	struct stack *gate;         /* the stack whose admission gate is
 				     * our guard's, or NULL             */
+	struct metrics_collector *mc;  /* in the stack's registry       */
 };
 
 
@@ -73,6 +75,7 @@ static void destructor(void *arg)
 {
 	struct regsvc *rs = arg;
 
+	mem_deref(rs->mc);
 	if (rs->gate)
 		stack_set_admit(rs->gate, NULL, NULL);
 
@@ -114,6 +117,109 @@ static int open_auth(struct regsvc *rs)
 	acfg.no_guard = !cfg->guard;
 
 	return auth_alloc(&rs->auth, rs->users, &acfg);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Metrics: the service's collector in the stack's registry
+ * ------------------------------------------------------------------ */
+
+static int auth_write(struct mbuf *mb, const struct regsvc *rs)
+{
+	const char *checks = "sipstack_auth_checks_total";
+	struct authguard *g = regsvc_guard(rs);
+	struct auth_stats as;
+	int err;
+
+	auth_stats(rs->auth, &as);
+	err = metrics_one(mb, "sipstack_auth_challenges_total",
+			  METRICS_COUNTER, "Digest challenges sent (401 "
+			  "answers to REGISTER).", as.challenges);
+	err |= metrics_family(mb, checks, METRICS_COUNTER, "Digest "
+			      "credentials checked, by result: ok; failed "
+			      "(403: wrong password, unknown user, URI "
+			      "mismatch, banned, slowed), the auth "
+			      "failures; stale and replay and unknown_nonce "
+			      "(re-challenged); malformed (400).");
+	err |= metrics_sample_u64(mb, checks, "result=\"ok\"", as.ok);
+	err |= metrics_sample_u64(mb, checks, "result=\"failed\"", as.failed);
+	err |= metrics_sample_u64(mb, checks, "result=\"stale\"", as.stale);
+	err |= metrics_sample_u64(mb, checks, "result=\"replay\"", as.replay);
+	err |= metrics_sample_u64(mb, checks, "result=\"unknown_nonce\"",
+				  as.foreign);
+	err |= metrics_sample_u64(mb, checks, "result=\"malformed\"", as.bad);
+
+	if (g) {
+		struct authguard_stats gs;
+
+		authguard_stats(g, &gs);
+		err |= metrics_one(mb, "sipstack_auth_guard_bans_total",
+				   METRICS_COUNTER, "Addresses banned for "
+				   "failed authentications (their requests "
+				   "are then dropped).", gs.bans);
+		err |= metrics_one(mb, "sipstack_auth_guard_banned",
+				   METRICS_GAUGE, "Addresses banned now.",
+				   gs.banned);
+		err |= metrics_one(mb, "sipstack_auth_guard_slowed_total",
+				   METRICS_COUNTER, "Attempts refused "
+				   "unchecked because their user name is "
+				   "slowed down (rate-limited guessing).",
+				   gs.slowed);
+	}
+
+	return err;
+}
+
+
+static int metrics_collect(struct mbuf *mb, void *arg)
+{
+	const char *regs = "sipstack_registrar_registrations_total";
+	const struct regsvc *rs = arg;
+	struct registrar_stats r;
+	struct location_stats ls;
+	int err;
+
+	registrar_stats(rs->reg, &r);
+	err = metrics_family(mb, regs, METRICS_COUNTER, "REGISTER requests "
+			     "the registrar answered (after authentication), "
+			     "by result: ok (2xx), rejected (4xx), failed "
+			     "(5xx or no answer).");
+	err |= metrics_sample_u64(mb, regs, "result=\"ok\"", r.ok);
+	err |= metrics_sample_u64(mb, regs, "result=\"rejected\"",
+				  r.rejected);
+	err |= metrics_sample_u64(mb, regs, "result=\"failed\"", r.failed);
+
+	location_stats(rs->loc, &ls);
+	err |= metrics_one(mb, "sipstack_registrar_bindings", METRICS_GAUGE,
+			   "Bindings in the location store (expired ones "
+			   "count until the next purge, within a second).",
+			   ls.bindings);
+	err |= metrics_one(mb, "sipstack_registrar_aors", METRICS_GAUGE,
+			   "Addresses of record with bindings in the store.",
+			   ls.aors);
+	err |= metrics_one(mb, "sipstack_location_commits_total",
+			   METRICS_COUNTER, "Transactions the location store "
+			   "committed (group commits).", ls.commits);
+	err |= metrics_one(mb, "sipstack_location_writes_total",
+			   METRICS_COUNTER, "Binding writes committed.",
+			   ls.ops);
+	err |= metrics_one(mb, "sipstack_location_writes_failed_total",
+			   METRICS_COUNTER, "Binding writes whose transaction "
+			   "failed.", ls.failed);
+	err |= metrics_one(mb, "sipstack_location_writes_pending",
+			   METRICS_GAUGE, "Binding writes handed to the "
+			   "writer thread, not committed yet.", ls.pending);
+	err |= metrics_family(mb, "sipstack_location_commit_seconds",
+			      METRICS_HISTOGRAM, "Duration of each location "
+			      "store transaction (the backend's commit on "
+			      "the writer thread; failed ones too).");
+	err |= metrics_hist_write(mb, "sipstack_location_commit_seconds",
+				  NULL, location_commit_hist(rs->loc));
+
+	if (rs->auth)
+		err |= auth_write(mb, rs);
+
+	return err;
 }
 
 
@@ -173,6 +279,12 @@ int regsvc_open(struct regsvc **rsp, struct stack *st,
 		rs->gate = st;
 		stack_set_admit(st, authguard_admit, auth_guard(rs->auth));
 	}
+
+	/* one service per stack, as for the gate: its figures go to the
+	 * stack's registry while it lives */
+	if (st && stack_metrics(st))
+		err = metrics_collector_add(&rs->mc, stack_metrics(st),
+					    metrics_collect, rs);
 
  out:
 	if (err)
