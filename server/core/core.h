@@ -1,8 +1,8 @@
 /**
  * server/core/core.h  What crosses files inside server/core/ (private)
  *
- * The stack's structs (shared by stack.c, request.c, dispatch.c and
- * outreq.c), validation, the compact completed transactions, the
+ * The stack's structs (shared by stack.c, request.c, dispatch.c,
+ * outreq.c and ratelimit.c), validation, the compact completed transactions, the
  * method lists of handlers and usages. Only server/core/ includes it
  * (docs/architecture.md; test/docs/check_layers.py checks); what other
  * folders need is in sipcore.h.
@@ -81,6 +81,12 @@ struct stack {
 		stack_admit_h *h;         /* e.g. the auth guard's bans   */
 		void *arg;
 	} admit;
+	struct ratelimit *rl;             /* per-source limits (always)   */
+	struct {                          /* the UDP filter's last verdict */
+		struct sa src;
+		enum ratelimit_verdict v;
+		bool set;
+	} rlpre;
 	struct listener lsnrv[MAX_LISTENERS];
 	size_t lsnrc;
 	void *udp_socks[MAX_LISTENERS];  /* sockets whose buffers we set */
@@ -104,6 +110,12 @@ struct stack_req {
 
 /* request.c */
 struct stack_req *stack_req_new(struct stack *st, const struct sip_msg *msg);
+
+/* ratelimit.c: udpbatch's filter of the stack's UDP sockets; at the
+ * top of the receive path, true when the limiter took the request
+ * (dropped, or answered 503) */
+bool stack_rl_datagram(const struct sa *src, void *arg);
+bool stack_rl_request(struct stack *st, const struct sip_msg *msg);
 
 /* dispatch.c */
 bool stack_request_handler(const struct sip_msg *msg, void *arg);
