@@ -1177,13 +1177,17 @@ def main():
                     " 1500, 295 with --quick); then everything is killed")
     ap.add_argument("--no-ceiling", action="store_true",
                     help="skip the sipp UAS ladders")
+    ap.add_argument("--script", help="the script sipstack runs (default"
+                    " bench/scripts/bench.lua), e.g. one with another"
+                    " sip.configure{} to compare")
     ap.add_argument("--server-arg", action="append", default=[],
                     help="extra sipstack option (repeatable), e.g. "
                     "--server-arg=--no-udp-batch")
     OPTS = ap.parse_args()
     q = OPTS.quick
     OPTS.sipstack = os.path.join(OPTS.build, "sipstack")
-    OPTS.script = os.path.join(BENCH, "scripts", "bench.lua")
+    OPTS.script = os.path.abspath(OPTS.script) if OPTS.script else \
+        os.path.join(BENCH, "scripts", "bench.lua")
     OPTS.rates = ([int(x) for x in OPTS.rates.split(",")] if OPTS.rates
                   else [5000, 15000, 25000] if q else
                   [5000, 10000, 15000, 20000, 25000, 30000, 35000, 40000])
@@ -1285,7 +1289,7 @@ def main():
             " outside this benchmark (1 core = 100%).")
         say("")
         say("    sipstack: build/sipstack --listen udp:127.0.0.1:PORT "
-            "--log-level warn bench/scripts/bench.lua")
+            "--log-level warn " + os.path.relpath(OPTS.script, ROOT))
         say("    UAS:      sipp -sf bench/scenarios/uas_{options,message}.xml"
             " -i 127.0.0.1 -p PORT -mp P2 -cp P3 -buff_size 4194304"
             " -nostdin")

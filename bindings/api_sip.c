@@ -184,8 +184,126 @@ static void cfg_dns(lua_State *L, char *dst, size_t sz)
 }
 
 
+/* rate_limit = {rate=, burst=, action=, retry_after=, trusted=,
+ * max_sources=}, or true/false; keys not given keep their value */
+static void cfg_ratelimit(lua_State *L, struct stack_ratelimit *rl)
+{
+	if (lua_type(L, -1) == LUA_TBOOLEAN) {
+		rl->on = lua_toboolean(L, -1);
+		return;
+	}
+
+	if (lua_type(L, -1) != LUA_TTABLE)
+		luaL_error(L, "configure: 'rate_limit' must be a table, or "
+			   "false to turn it off");
+
+	rl->on = true;
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ?
+			lua_tostring(L, -2) : NULL;
+
+		if (!k)
+			luaL_error(L, "configure: 'rate_limit' keys must be "
+				   "strings");
+
+		if (!strcmp(k, "rate"))
+			rl->rate = cfg_uint(L, "rate_limit.rate", 1, 1000000);
+		else if (!strcmp(k, "burst"))
+			rl->burst = cfg_uint(L, "rate_limit.burst", 1,
+					     10000000);
+		else if (!strcmp(k, "retry_after"))
+			rl->retry_after = cfg_uint(L, "rate_limit.retry_after",
+						   1, 86400);
+		else if (!strcmp(k, "max_sources"))
+			rl->max_sources = cfg_uint(L, "rate_limit.max_sources",
+						   1024, 1048576);
+		else if (!strcmp(k, "action")) {
+			const char *a = lua_type(L, -1) == LUA_TSTRING ?
+				lua_tostring(L, -1) : "";
+
+			if (!strcmp(a, "drop"))
+				rl->action = RATELIMIT_DROP;
+			else if (!strcmp(a, "503"))
+				rl->action = RATELIMIT_503;
+			else
+				luaL_error(L, "configure: 'rate_limit.action' "
+					   "must be \"drop\" or \"503\"");
+		}
+		else if (!strcmp(k, "trusted")) {
+			int i, n;
+
+			if (lua_type(L, -1) != LUA_TTABLE)
+				luaL_error(L, "configure: 'rate_limit.trusted' "
+					   "must be a list of \"ip\" or "
+					   "\"ip/bits\" strings");
+			n = (int)lua_objlen(L, -1);
+			if (n > RATELIMIT_TRUSTED_MAX)
+				luaL_error(L, "configure: 'rate_limit.trusted' "
+					   "holds %d entries (at most %d)", n,
+					   RATELIMIT_TRUSTED_MAX);
+			for (i = 1; i <= n; i++) {
+				const char *e;
+				int err;
+
+				lua_rawgeti(L, -1, i);
+				e = lua_type(L, -1) == LUA_TSTRING ?
+					lua_tostring(L, -1) : NULL;
+				err = e ? ratelimit_net_decode(&rl->trusted[i - 1],
+							       e) : EINVAL;
+				if (err == EDOM)
+					luaL_error(L, "configure: "
+						   "'rate_limit.trusted' entry "
+						   "%d (\"%s\") has bits set "
+						   "beyond its prefix", i, e);
+				if (err)
+					luaL_error(L, "configure: "
+						   "'rate_limit.trusted' entry "
+						   "%d (%s) is not an \"ip\" or "
+						   "\"ip/bits\" string", i,
+						   e ? e : luaL_typename(L, -1));
+				lua_pop(L, 1);
+			}
+			rl->ntrusted = (uint32_t)n;
+		}
+		else
+			luaL_error(L, "configure: unknown key "
+				   "'rate_limit.%s'", k);
+		lua_pop(L, 1);
+	}
+}
+
+
+/* drop_user_agents = {"friendly-scanner", ...} */
+static void cfg_ua_drop(lua_State *L, struct stack_config *cfg)
+{
+	int i, n;
+
+	if (lua_type(L, -1) != LUA_TTABLE)
+		luaL_error(L, "configure: 'drop_user_agents' must be a list "
+			   "of strings");
+
+	n = (int)lua_objlen(L, -1);
+	if (n > STACK_UA_DROP_MAX)
+		luaL_error(L, "configure: 'drop_user_agents' holds %d "
+			   "entries (at most %d)", n, STACK_UA_DROP_MAX);
+
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, i);
+		if (lua_type(L, -1) != LUA_TSTRING || !lua_objlen(L, -1))
+			luaL_error(L, "configure: 'drop_user_agents' entry %d "
+				   "must be a non-empty string", i);
+		cfg_str(L, "drop_user_agents", cfg->ua_drop[i - 1],
+			sizeof(cfg->ua_drop[i - 1]));
+		lua_pop(L, 1);
+	}
+	cfg->ua_dropn = (uint32_t)n;
+}
+
+
 /* sip.configure{user_agent=, local_ip=, udp_port=, tcp_port=,
- * tls_port=, max_forwards=, t1=, t2=, t4=} */
+ * tls_port=, max_forwards=, t1=, t2=, t4=, dns_servers=, rate_limit=,
+ * drop_user_agents=} */
 static int l_configure(lua_State *L)
 {
 	struct stack_config cfg;
@@ -223,6 +341,10 @@ static int l_configure(lua_State *L)
 			cfg.t4 = cfg_uint(L, k, 1, 600000);
 		else if (!strcmp(k, "dns_servers"))
 			cfg_dns(L, cfg.dns_servers, sizeof(cfg.dns_servers));
+		else if (!strcmp(k, "rate_limit"))
+			cfg_ratelimit(L, &cfg.rate_limit);
+		else if (!strcmp(k, "drop_user_agents"))
+			cfg_ua_drop(L, &cfg);
 		else
 			return luaL_error(L, "configure: unknown key '%s'",
 					  k);
@@ -239,13 +361,47 @@ static int l_configure(lua_State *L)
 }
 
 
+/* the rate_limit table of sip.config(), or false when off */
+static void push_ratelimit(lua_State *L, const struct stack_ratelimit *rl)
+{
+	char buf[64];
+	uint32_t i;
+
+	if (!rl->on) {
+		lua_pushboolean(L, 0);
+		return;
+	}
+
+	lua_createtable(L, 0, 6);
+	lua_pushnumber(L, rl->rate);
+	lua_setfield(L, -2, "rate");
+	lua_pushnumber(L, rl->burst);
+	lua_setfield(L, -2, "burst");
+	lua_pushstring(L, rl->action == RATELIMIT_503 ? "503" : "drop");
+	lua_setfield(L, -2, "action");
+	lua_pushnumber(L, rl->retry_after);
+	lua_setfield(L, -2, "retry_after");
+	lua_pushnumber(L, rl->max_sources);
+	lua_setfield(L, -2, "max_sources");
+	lua_createtable(L, (int)rl->ntrusted, 0);
+	for (i = 0; i < rl->ntrusted; i++) {
+		(void)re_snprintf(buf, sizeof(buf), "%H", ratelimit_net_print,
+				  &rl->trusted[i]);
+		lua_pushstring(L, buf);
+		lua_rawseti(L, -2, (int)i + 1);
+	}
+	lua_setfield(L, -2, "trusted");
+}
+
+
 static int l_config(lua_State *L)
 {
 	struct stack *st = rt_stack(L);
 	const struct stack_config *cfg = st ? stack_config(st) :
 		rt_config(L);
+	uint32_t i;
 
-	lua_createtable(L, 0, 9);
+	lua_createtable(L, 0, 11);
 	lua_pushstring(L, cfg->user_agent);
 	lua_setfield(L, -2, "user_agent");
 	lua_pushstring(L, cfg->local_ip);
@@ -261,6 +417,15 @@ static int l_config(lua_State *L)
 #undef SETN
 	lua_pushstring(L, cfg->dns_servers);
 	lua_setfield(L, -2, "dns_servers");
+	push_ratelimit(L, &cfg->rate_limit);
+	lua_setfield(L, -2, "rate_limit");
+
+	lua_createtable(L, (int)cfg->ua_dropn, 0);
+	for (i = 0; i < cfg->ua_dropn; i++) {
+		lua_pushstring(L, cfg->ua_drop[i]);
+		lua_rawseti(L, -2, (int)i + 1);
+	}
+	lua_setfield(L, -2, "drop_user_agents");
 
 	return 1;
 }
@@ -291,13 +456,17 @@ static int l_stats(lua_State *L)
 	memset(&s, 0, sizeof(s));
 	stack_stats(st, &s);
 
-	lua_createtable(L, 0, 6);
+	lua_createtable(L, 0, 14);
 #define SETN(f) lua_pushnumber(L, (lua_Number)s.f); lua_setfield(L, -2, #f)
 	SETN(requests);
 	SETN(responses);
 	SETN(bad_requests);
 	SETN(replies);
 	SETN(hook_errors);
+	SETN(limited_sources);
+	SETN(limited_dropped);
+	SETN(limited_answered);
+	SETN(ua_dropped);
 #undef SETN
 	lua_pushnumber(L, st ? dialog_table_count(stack_dialogs(st)) : 0);
 	lua_setfield(L, -2, "dialogs");

@@ -2,7 +2,8 @@
  * server/core/core.h  What crosses files inside server/core/ (private)
  *
  * The stack's structs (shared by stack.c, request.c, dispatch.c,
- * outreq.c and stack_metrics.c), validation, the compact completed
+ * outreq.c, stack_metrics.c and
+ * ratelimit.c), validation, the compact completed
  * transactions, the method lists of handlers and usages. Only
  * server/core/ includes it (docs/architecture.md;
  * test/docs/check_layers.py checks); what other folders need is in
@@ -98,6 +99,12 @@ struct stack {
 		stack_admit_h *h;         /* e.g. the auth guard's bans   */
 		void *arg;
 	} admit;
+	struct ratelimit *rl;             /* per-source limits (always)   */
+	struct {                          /* the UDP filter's last verdict */
+		struct sa src;
+		enum ratelimit_verdict v;
+		bool set;
+	} rlpre;
 	struct listener lsnrv[MAX_LISTENERS];
 	size_t lsnrc;
 	void *udp_socks[MAX_LISTENERS];  /* sockets whose buffers we set */
@@ -136,6 +143,11 @@ static inline void stack_count_reply(struct stack *st,
 	++st->counts.tx[metrics_method(&msg->met)][metrics_class(scode)]
 		[stack_tp_index(msg->tp)];
 }
+/* ratelimit.c: udpbatch's filter of the stack's UDP sockets; at the
+ * top of the receive path, true when the limiter took the request
+ * (dropped, or answered 503) */
+bool stack_rl_datagram(const struct sa *src, void *arg);
+bool stack_rl_request(struct stack *st, const struct sip_msg *msg);
 
 /* dispatch.c */
 bool stack_request_handler(const struct sip_msg *msg, void *arg);

@@ -3,8 +3,9 @@
  *
  * Owns struct stack_handler: a handler registered with the stack for
  * some methods (or any) and some scopes, and the receive path that
- * hands every request to one: admission (stack_set_admit), the ACK of
- * a 2xx, retransmissions of what we answered (donetrans.c), validation
+ * hands every request to one: the rate limiter (ratelimit.c),
+ * admission (stack_set_admit), scanners' User-Agents, the ACK of a 2xx,
+ * retransmissions of what we answered (donetrans.c), validation
  * (RFC 3261 §8.2, validate.c), then
  *
  *   - a request with a To tag in a dialog of ours: to the dialog, which
@@ -23,9 +24,10 @@
  * stack_handler_add(), stack_allow(), stack_req_default() and
  * stack_set_admit() in sipcore.h; the libre listeners' handlers and
  * stack_allow_update() in core.h. Uses libre's parsed messages,
- * dialog.c, donetrans.c, validate.c.
+ * dialog.c, donetrans.c, validate.c, ratelimit.c.
  */
 #include <string.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <re.h>
@@ -415,6 +417,49 @@ static int unsupported_reply(struct stack *st, const struct sip_msg *msg)
 }
 
 
+/* Does pl hold s, in any case? */
+static bool pl_has_nocase(const struct pl *pl, const char *s)
+{
+	const size_t n = strlen(s);
+	size_t i;
+
+	for (i = 0; n && i + n <= pl->l; i++) {
+		if (!strncasecmp(pl->p + i, s, n))
+			return true;
+	}
+
+	return false;
+}
+
+
+/* A scanner by its User-Agent (stack_config.ua_drop, the script's
+ * drop_user_agents): dropped unanswered, so it sees a dead host */
+static bool ua_dropped(struct stack *st, const struct sip_msg *msg)
+{
+	const struct sip_hdr *h;
+	uint32_t i;
+
+	if (!st->cfg.ua_dropn)
+		return false;
+
+	h = sip_msg_hdr(msg, SIP_HDR_USER_AGENT);
+	if (!h)
+		return false;
+
+	for (i = 0; i < st->cfg.ua_dropn; i++) {
+		if (pl_has_nocase(&h->val, st->cfg.ua_drop[i])) {
+			++st->stats.ua_dropped;
+			slog_src(LOG_INFO, "stack", "ua_dropped", &msg->src,
+				 &msg->callid, "method=%r src=%J ua=%H",
+				 &msg->met, &msg->src, log_qpl, &h->val);
+			return true;
+		}
+	}
+
+	return false;
+}
+
+
 /* To the dialog the request belongs to (RFC 3261 §12.2.2), or to the
  * handlers that forward what matches no dialog of ours, or 481 */
 static void in_dialog(struct stack *st, struct stack_req *req)
@@ -456,12 +501,20 @@ bool stack_request_handler(const struct sip_msg *msg, void *arg)
 	++st->counts.rx[metrics_method(&msg->met)][stack_tp_index(msg->tp)];
 	tune_socket(st, msg);
 
+	/* over its rate: dropped or answered 503 (over UDP the filter
+	 * dropped most of them before libre decoded them) */
+	if (stack_rl_request(st, msg))
+		return true;
+
 	/* a refused source (banned for guessing passwords) gets nothing:
 	 * no answer, no transaction, no log line */
 	if (st->admit.h && !st->admit.h(&msg->src, st->admit.arg)) {
 		++st->stats.dropped;
 		return true;
 	}
+
+	if (ua_dropped(st, msg))
+		return true;
 
 	/* The ACK of a 2xx (the others are absorbed by libre): to its
 	 * dialog, if any; an ACK is never answered */

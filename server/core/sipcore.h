@@ -3,7 +3,7 @@
  *
  * What server/core/ gives every other folder: the generic state machine,
  * logging and flood control, the stack (transport, requests, replies,
- * outgoing requests), dialogs, and Digest (hashing, the header parser
+ * outgoing requests), the per-source rate limiter, dialogs, and Digest (hashing, the header parser
  * and the client's answer). It knows no session type by name.
  *
  * One section per object, in the libre style: opaque structs, int errno
@@ -326,6 +326,42 @@ int  metrics_http_laddr(const struct metrics_http *mh, struct sa *laddr);
  * Config: the spec's StackConfig
  * ------------------------------------------------------------------ */
 
+/* An address prefix: "10.0.0.0/8", "2001:db8::/32", "192.0.2.7" (/32) */
+struct ratelimit_net {
+	struct sa addr;           /* bits beyond the prefix are zero     */
+	uint8_t bits;             /* 0..32 (IPv4), 0..128 (IPv6)         */
+};
+
+enum ratelimit_action {
+	RATELIMIT_DROP = 0,       /* over the limit: dropped unanswered  */
+	RATELIMIT_503,            /* 503 with Retry-After (capped)       */
+};
+
+enum {
+	RATELIMIT_TRUSTED_MAX = 32,     /* trusted prefixes                */
+	RATELIMIT_RATE        = 200,    /* defaults: requests/s per source */
+	RATELIMIT_BURST       = 1000,   /* ... a burst above the rate      */
+	RATELIMIT_RETRY_AFTER = 5,      /* ... Retry-After of a 503, s     */
+	RATELIMIT_SOURCES     = 65536,  /* ... sources tracked at most     */
+	STACK_UA_DROP_MAX     = 16,     /* drop_user_agents entries        */
+	STACK_UA_DROP_LEN     = 64,     /* ... and their length with NUL   */
+};
+
+/* The per-source rate limiter's settings (ratelimit.c, the table of
+ * docs/lua-api.md "Rate limit"); stack_config_default() sets the
+ * defaults: on, 200/s, burst 1000, drop, loopback trusted */
+struct stack_ratelimit {
+	bool     on;
+	uint32_t rate;            /* tokens per second, 1..1000000       */
+	uint32_t burst;           /* bucket size, 1..10000000            */
+	enum ratelimit_action action;
+	uint32_t retry_after;     /* s, 1..86400                         */
+	uint32_t max_sources;     /* table size, 1024..1048576 (rounded
+				   * up to a power of two)               */
+	uint32_t ntrusted;
+	struct ratelimit_net trusted[RATELIMIT_TRUSTED_MAX];
+};
+
 struct stack_config {
 	char     user_agent[128]; /* Server: / User-Agent:             */
 	char     local_ip[64];    /* address for Contact; "" = listener */
@@ -337,6 +373,11 @@ struct stack_config {
 	uint32_t t2;              /* ms, RFC 3261 T2                   */
 	uint32_t t4;              /* ms, RFC 3261 T4                   */
 	char     dns_servers[256];/* "ip:port ip:port"; "" = resolv.conf */
+	struct stack_ratelimit rate_limit;
+	/* requests whose User-Agent holds one of these (any case) are
+	 * dropped unanswered (scanners: "friendly-scanner") */
+	uint32_t ua_dropn;
+	char     ua_drop[STACK_UA_DROP_MAX][STACK_UA_DROP_LEN];
 };
 
 void stack_config_default(struct stack_config *cfg);
@@ -450,6 +491,10 @@ struct stack_stats {
 	uint64_t replies;        /* responses sent                    */
 	uint64_t hook_errors;    /* hooks that failed (500 sent)      */
 	uint64_t dropped;        /* refused by the admission gate     */
+	uint64_t limited_sources;  /* sources that went over the rate */
+	uint64_t limited_dropped;  /* datagrams/requests it dropped   */
+	uint64_t limited_answered; /* requests it answered 503        */
+	uint64_t ua_dropped;     /* dropped for their User-Agent      */
 };
 void stack_stats(const struct stack *st, struct stack_stats *stats);
 
@@ -474,6 +519,66 @@ int  stack_request(struct stack *st, const char *met, const char *uri,
 int  stack_send_message(struct stack *st, const char *to, const char *from,
 			const char *ctype, const uint8_t *body, size_t len,
 			const char *headers, stack_resp_h *resph, void *arg);
+
+
+/* ---------------------------------------------------------------------
+ * Rate limiter (server/core/ratelimit.c): a token bucket per source
+ * ------------------------------------------------------------------ */
+
+/*
+ * One bucket per source address (the port ignored; an IPv6 source by
+ * its /64, what one host usually holds), rate tokens per second up to
+ * burst; what a source sends beyond that is over the limit. The table
+ * holds at most max_sources buckets (O(1), no allocation per check):
+ * a new source takes a free or full bucket of its set, else the one
+ * nearest to full, so spoofed sources cannot grow it and the heaviest
+ * senders are the last forgotten. Trusted prefixes are never limited.
+ * The stack checks every UDP datagram before libre decodes it (through
+ * udpbatch's filter) and every other request when it arrives; a source
+ * going over is logged once (ev=rate_limit) and summarised when it
+ * calmed down (ev=rate_limit_end). Loop thread only.
+ */
+enum ratelimit_verdict {
+	RATELIMIT_PASS = 0,       /* within its rate, or trusted         */
+	RATELIMIT_OVER,           /* over: drop it                       */
+	RATELIMIT_REPLY,          /* over, action 503, one is due: answer */
+};
+
+struct ratelimit;
+
+struct ratelimit_stats {
+	uint32_t sources;         /* buckets in use                      */
+	uint32_t size;            /* buckets at most                     */
+	uint32_t limited;         /* sources over the limit now          */
+	uint64_t episodes;        /* times a source went over            */
+	uint64_t over;            /* checks over the limit               */
+	uint64_t replies;         /* of those, RATELIMIT_REPLY           */
+	uint64_t trusted;         /* checks of trusted sources           */
+	uint64_t evicted;         /* buckets taken from another source   */
+};
+
+void ratelimit_config_default(struct stack_ratelimit *cfg);
+/* 0, or EINVAL (a value out of range) */
+int  ratelimit_config_check(const struct stack_ratelimit *cfg);
+/* "ip" or "ip/bits" into net; EINVAL if not one, EDOM if bits are set
+ * beyond the prefix ("10.0.0.1/8") */
+int  ratelimit_net_decode(struct ratelimit_net *net, const char *s);
+int  ratelimit_net_print(struct re_printf *pf, const struct ratelimit_net *n);
+int  ratelimit_alloc(struct ratelimit **rlp, const struct stack_ratelimit *cfg);
+/* New settings; the buckets are kept unless max_sources changed */
+int  ratelimit_set(struct ratelimit *rl, const struct stack_ratelimit *cfg);
+/* One datagram or request from src at now_ns (ratelimit_now(); 0: read
+ * the clock, if the source is not trusted) */
+enum ratelimit_verdict ratelimit_check(struct ratelimit *rl,
+				       const struct sa *src, uint64_t now_ns);
+uint64_t ratelimit_now(void);            /* CLOCK_MONOTONIC, ns       */
+/* Ends the episodes of sources quiet for a while (logged); a timer
+ * calls it every second while a source is over */
+void ratelimit_sweep(struct ratelimit *rl, uint64_t now_ns);
+/* Ends every episode now (logged), at stop */
+void ratelimit_flush(struct ratelimit *rl);
+void ratelimit_stats(const struct ratelimit *rl, struct ratelimit_stats *st);
+int  ratelimit_debug(struct re_printf *pf, const struct ratelimit *rl);
 
 
 /* ---------------------------------------------------------------------

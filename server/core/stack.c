@@ -55,6 +55,7 @@ void stack_config_default(struct stack_config *cfg)
 	cfg->t1 = SIP_T1;
 	cfg->t2 = SIP_T2;
 	cfg->t4 = SIP_T4;
+	ratelimit_config_default(&cfg->rate_limit);
 }
 
 
@@ -65,11 +66,12 @@ int stack_config_debug(struct re_printf *pf, const struct stack_config *cfg)
 
 	return re_hprintf(pf, "user_agent=%H local_ip=%H udp_port=%u "
 			  "tcp_port=%u tls_port=%u max_forwards=%u t1=%u "
-			  "t2=%u t4=%u dns_servers=%H",
+			  "t2=%u t4=%u dns_servers=%H rate_limit=%s",
 			  log_q, cfg->user_agent, log_q, cfg->local_ip,
 			  cfg->udp_port, cfg->tcp_port, cfg->tls_port,
 			  cfg->max_forwards, cfg->t1, cfg->t2, cfg->t4,
-			  log_q, cfg->dns_servers);
+			  log_q, cfg->dns_servers,
+			  cfg->rate_limit.on ? "on" : "off");
 }
 
 
@@ -140,6 +142,7 @@ static void stack_destructor(void *arg)
 	mem_deref(st->mc_stack);
 	mem_deref(st->mc_process);
 	mem_deref(st->metrics);
+	mem_deref(st->rl);
 }
 
 
@@ -163,6 +166,10 @@ int stack_alloc(struct stack **stp, const struct stack_config *cfg)
 	stack_allow_update(st);
 
 	err = dialog_table_alloc(&st->dialogs, 1u << 16);
+	if (err)
+		goto out;
+
+	err = ratelimit_alloc(&st->rl, &st->cfg.rate_limit);
 	if (err)
 		goto out;
 
@@ -351,9 +358,12 @@ int stack_start(struct stack *st)
 						     &l->laddr, st->tls);
 		}
 		else {
+			/* the limiter sees each datagram before libre */
+			udpbatch_set_filter(stack_rl_datagram, st);
 			udpbatch_arm(l->tp == SIP_TRANSP_UDP);
 			err = sip_transp_add(st->sip, l->tp, &l->laddr);
 			udpbatch_arm(false);
+			udpbatch_set_filter(NULL, NULL);
 		}
 
 		if (err) {
@@ -431,7 +441,10 @@ void stack_stop(struct stack *st)
 	st->tls  = mem_deref(st->tls);
 	memset(st->udp_socks, 0, sizeof(st->udp_socks));
 
+	st->rlpre.set = false;
+
 	if (st->running) {
+		ratelimit_flush(st->rl);
 		loglimit_flush();
 		slog(LOG_INFO, "stack", "stopped", NULL, NULL);
 	}
@@ -460,12 +473,20 @@ const struct stack_config *stack_config(const struct stack *st)
 
 int stack_set_config(struct stack *st, const struct stack_config *cfg)
 {
+	int err;
+
 	if (!st || !cfg)
 		return EINVAL;
 
 	if (!cfg->t1 || cfg->t2 < cfg->t1 || !cfg->t4 ||
-	    !cfg->max_forwards || cfg->max_forwards > 255)
+	    !cfg->max_forwards || cfg->max_forwards > 255 ||
+	    cfg->ua_dropn > STACK_UA_DROP_MAX)
 		return EINVAL;
+
+	/* the limiter first: its settings are checked there */
+	err = ratelimit_set(st->rl, &cfg->rate_limit);
+	if (err)
+		return err;
 
 	st->cfg = *cfg;
 
@@ -475,10 +496,14 @@ int stack_set_config(struct stack *st, const struct stack_config *cfg)
 
 void stack_stats(const struct stack *st, struct stack_stats *stats)
 {
+	struct ratelimit_stats rs;
+
 	if (!st || !stats)
 		return;
 
 	*stats = st->stats;
+	ratelimit_stats(st->rl, &rs);
+	stats->limited_sources = rs.episodes;
 }
 
 
@@ -571,6 +596,7 @@ int stack_debug(struct re_printf *pf, const struct stack *st)
 			  st->stats.requests, st->stats.replies,
 			  st->stats.bad_requests,
 			  dialog_table_count(st->dialogs));
+	err |= re_hprintf(pf, "  %H\n", ratelimit_debug, st->rl);
 
 	return err;
 }

@@ -36,6 +36,16 @@
  *   One wakeup then costs one epoll_wait, one recvmmsg and one sendmmsg
  *   for up to BATCH requests instead of 3 * BATCH system calls.
  *
+ *   A socket may have a filter (udpbatch_set_filter(), set by the stack
+ *   before it arms us: its per-source rate limiter). recvfrom() asks it
+ *   about each queued datagram's source before returning it and skips
+ *   the ones it refuses: libre never allocates, decodes or looks up a
+ *   transaction for them. recvfrom() still reads at most one recvmmsg()
+ *   per call, so a flood of refused datagrams costs one wakeup per
+ *   BATCH of them and cannot keep the loop from its other work; when
+ *   the filter refused all that was queued, libre gets EAGAIN (which it
+ *   ignores) and the next wakeup reads on.
+ *
  *   Code that answers many requests at once outside a read (the
  *   registrar, around the done handlers of a group commit that the
  *   location store runs when it comes back from the writer thread)
@@ -76,6 +86,8 @@ struct ubsock {
 	void *arg;
 	bool in_batch;
 	bool closed;            /* fd_close()d inside our handler */
+	udpbatch_filter_h *filth;  /* asked about each datagram, or NULL */
+	void *filt_arg;
 
 	/* received, not yet returned by recvfrom() */
 	struct mmsghdr rx[BATCH];
@@ -105,6 +117,8 @@ static size_t nall;
 static unsigned hold_depth;     /* udpbatch_hold() nesting */
 static bool armed;
 static bool enabled = true;
+static udpbatch_filter_h *arm_filth;  /* for sockets batched from now on */
+static void *arm_filt_arg;
 static struct udpbatch_stats st;
 static fd_listen_fn *real_fd_listen;
 static fd_close_fn *real_fd_close;
@@ -243,6 +257,8 @@ static struct ubsock *sock_new(int fd)
 		ub->tx[i].msg_hdr.msg_name = &ub->txaddr[i];
 	}
 
+	ub->filth = arm_filth;
+	ub->filt_arg = arm_filt_arg;
 	socks[fd] = ub;
 	all[nall++] = ub;
 
@@ -333,6 +349,20 @@ static int fill(struct ubsock *ub)
 }
 
 
+/* Does the filter let the next queued datagram through? */
+static bool filter_pass(struct ubsock *ub)
+{
+	const struct mmsghdr *m = &ub->rx[ub->rxnext];
+	struct sa src;
+
+	if (m->msg_hdr.msg_namelen > sizeof(src.u) ||
+	    sa_set_sa(&src, (const struct sockaddr *)&ub->rxaddr[ub->rxnext]))
+		return true;     /* not an address it can judge */
+
+	return ub->filth(&src, ub->filt_arg);
+}
+
+
 /* glibc declares the address argument as a transparent union under
  * _GNU_SOURCE; these take the pointer out of either form */
 #define SA_PTR(a)  ((a).__sockaddr__)
@@ -358,6 +388,16 @@ ssize_t recvfrom(int fd, void *__restrict buf, size_t len, int flags,
 		if (r < 0)
 			return -1;
 		if (r == 0) {
+			errno = EAGAIN;
+			return -1;
+		}
+	}
+
+	/* what the filter refuses is skipped; no new read for it (above) */
+	while (ub->filth && !filter_pass(ub)) {
+		++ub->rxnext;
+		++st.rx_filtered;
+		if (ub->rxnext >= ub->rxn) {
 			errno = EAGAIN;
 			return -1;
 		}
@@ -422,6 +462,13 @@ void udpbatch_enable(bool on)
 void udpbatch_arm(bool on)
 {
 	armed = on && enabled;
+}
+
+
+void udpbatch_set_filter(udpbatch_filter_h *h, void *arg)
+{
+	arm_filth = h;
+	arm_filt_arg = h ? arg : NULL;
 }
 
 

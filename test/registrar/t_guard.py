@@ -43,7 +43,6 @@ import os
 import re
 import statistics
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
@@ -356,24 +355,8 @@ def flood(h, a):
     srv = h.server(script)
     n = 20000
 
-    lat, lost, stop = [], [0], threading.Event()
-
-    def prober():
-        cl = harness.UdpClient(srv.port, bind=OTHER)
-        try:
-            while not stop.is_set():
-                t = time.monotonic()
-                r = cl.request("OPTIONS", timeout=1.0)
-                if r is None or r.code != 200:
-                    lost[0] += 1
-                else:
-                    lat.append(time.monotonic() - t)
-                time.sleep(0.02)
-        finally:
-            cl.close()
-
-    th = threading.Thread(target=prober)
-    th.start()
+    pr = harness.OptionsProber(srv.port, bind=OTHER).start()
+    lat = pr.lat
     time.sleep(0.2)
     cl = harness.UdpClient(srv.port)
     t0 = time.monotonic()
@@ -386,15 +369,14 @@ def flood(h, a):
     finally:
         sent_s = time.monotonic() - t0
         time.sleep(0.5)
-        stop.set()
-        th.join(5)
+        pr.stop()
         cl.close()
 
     h.note("sent %d bad REGISTERs in %.2f s; %d OPTIONS probes, median "
            "%.1f ms, max %.1f ms, %d unanswered" % (
                n, sent_s, len(lat), 1000 * statistics.median(lat)
-               if lat else -1, 1000 * max(lat) if lat else -1, lost[0]))
-    h.ok(lat and lost[0] == 0, "every OPTIONS from 127.0.0.2 answered "
+               if lat else -1, 1000 * max(lat) if lat else -1, pr.lost))
+    h.ok(lat and pr.lost == 0, "every OPTIONS from 127.0.0.2 answered "
          "during the flood (%d)" % len(lat))
     h.ok(lat and statistics.median(lat) < 0.050, "OPTIONS answered "
          "within 50 ms (median) during the flood")

@@ -47,6 +47,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -362,7 +363,10 @@ class Sipp:
     -trace_err and -trace_msg into the test's temp dir."""
 
     def __init__(self, h, scenario, remote=None, calls=1, rate=None,
-                 timeout=15, args=(), port=None, name=None, transport="udp"):
+                 timeout=15, args=(), port=None, name=None, transport="udp",
+                 local=LOCAL):
+        """local: sipp's own address (-i), e.g. 127.0.0.2 for a second
+        host on the loopback network"""
         self.h = h
         self.scenario = scenario_path(scenario)
         self.name = name or "sipp-%d-%s" % (
@@ -376,7 +380,7 @@ class Sipp:
         if remote is not None:
             cmd.append(remote)
         cmd += ["-sf", self.scenario,
-                "-i", LOCAL, "-p", str(self.port),
+                "-i", local, "-p", str(self.port),
                 "-mp", str(free_port(("udp",), span=4)),
                 "-cp", str(free_port(("udp",))),
                 "-m", str(calls),
@@ -554,6 +558,41 @@ class UdpClient:
     def request(self, method, timeout=2.0, **kw):
         """Send and wait for the final answer (None: no answer)."""
         return self.recv(self.send(method, **kw), timeout)
+
+
+class OptionsProber:
+    """OPTIONS to a server every interval s from bind, in a thread of its
+    own while something else loads the server: lat gets the time each
+    200 took (s), lost counts the others (no answer within timeout)."""
+
+    def __init__(self, server_port, bind=LOCAL, interval=0.02, timeout=1.0):
+        self.port, self.bind = server_port, bind
+        self.interval, self.timeout = interval, timeout
+        self.lat, self.lost = [], 0
+        self._stop = threading.Event()
+        self._th = threading.Thread(target=self._run)
+
+    def _run(self):
+        cl = UdpClient(self.port, bind=self.bind)
+        try:
+            while not self._stop.is_set():
+                t = time.monotonic()
+                r = cl.request("OPTIONS", timeout=self.timeout)
+                if r is None or r.code != 200:
+                    self.lost += 1
+                else:
+                    self.lat.append(time.monotonic() - t)
+                time.sleep(self.interval)
+        finally:
+            cl.close()
+
+    def start(self):
+        self._th.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._th.join(self.timeout + 5)
 
 
 # ---------------------------------------------------------------------

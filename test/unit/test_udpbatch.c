@@ -8,8 +8,10 @@
  * leave, in order; a burst is read with fewer recvmmsg calls than
  * datagrams and its replies leave with fewer sendmmsg calls; a send
  * outside a batch (from a timer) leaves at once; a socket made while
- * disarmed is left alone; a socket closed from inside its own handler is
- * freed without touching freed memory (valgrind runs this test too).
+ * disarmed is left alone; a socket with a filter (the stack's rate
+ * limiter) hands libre only what the filter lets through, in order, and
+ * asks it once per datagram; a socket closed from inside its own handler
+ * is freed without touching freed memory (valgrind runs this test too).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +125,22 @@ static unsigned read_replies(int fd, bool *order, bool *big)
 	}
 
 	return n;
+}
+
+
+/* refuses one source address and port (the tests' "flooder") */
+struct filt {
+	struct sa bad;
+	unsigned asked;
+};
+
+static bool filter_h(const struct sa *src, void *arg)
+{
+	struct filt *f = arg;
+
+	++f->asked;
+
+	return !sa_cmp(src, &f->bad, SA_ALL);
 }
 
 
@@ -252,6 +270,55 @@ int main(void)
 		(void)read_replies(fd, &order, &big);
 		rx.us = batched;
 		mem_deref(plain);
+	}
+
+	/* a filter: what it refuses never reaches libre, 4 of every 5 */
+	{
+		struct rx fx;
+		struct filt f;
+		struct sa bad, fsrv;
+		int bfd;
+		unsigned j;
+
+		memset(&fx, 0, sizeof(fx));
+		memset(&f, 0, sizeof(f));
+		fx.order = fx.src_ok = true;
+		fx.peer = cl;
+		bfd = client_socket(&bad);
+		f.bad = bad;
+
+		udpbatch_set_filter(filter_h, &f);
+		udpbatch_arm(true);
+		err = udp_listen(&fx.us, &laddr, recv_h, &fx);
+		udpbatch_arm(false);
+		udpbatch_set_filter(NULL, NULL);
+		(void)udp_local_get(fx.us, &fsrv);
+		(void)udp_sockbuf_set(fx.us, 4 << 20);
+		CHECK(!err && udpbatch_active(udp_sock_fd(fx.us, AF_INET)),
+		      "a socket made while armed with a filter is batched");
+
+		for (i = 0; i < N; i++) {
+			for (j = 0; j < 4; j++)
+				send_to(bfd, &fsrv, &i, 4);
+			send_to(fd, &fsrv, &i, 4);
+		}
+		udpbatch_stats(&s0);
+		fx.expect = N;
+		CHECK(run_loop(5000) && fx.n == N && fx.order && fx.src_ok,
+		      "the filter's refused datagrams never reach libre; the "
+		      "others all do, once, in order");
+		udpbatch_stats(&s1);
+		CHECK(s1.rx_filtered - s0.rx_filtered == 4 * N &&
+		      f.asked == 5 * N,
+		      "the filter was asked once per datagram; its refusals "
+		      "counted (rx_filtered)");
+		got = read_replies(fd, &order, &big);
+		CHECK(got == N && order, "the replies to the others all left");
+		got = read_replies(bfd, &order, &big);
+		CHECK(got == 0, "the refused source got nothing");
+
+		mem_deref(fx.us);
+		close(bfd);
 	}
 
 	/* closed from inside its own handler, with datagrams still queued */
