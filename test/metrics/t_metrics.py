@@ -67,7 +67,8 @@ BOUNDED = {
                "unknown_nonce", "malformed"},
     "hook": {"on_incoming_call", "on_incoming_message",
              "on_incoming_refer", "on_registration_result",
-             "on_dialog_event", "on_request", "on_register", "spawn"},
+             "on_dialog_event", "on_request", "on_register", "spawn",
+             "on_subscribe"},
 }
 
 
