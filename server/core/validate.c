@@ -8,8 +8,9 @@
  * Content-Length ranges, Content-Length beyond the datagram, the syntax
  * of every Via and of the From/To/Contact/Route/Record-Route values
  * (quotes, display names, LWS in < >, addr-spec needing < >, empty
- * parameters), the Request-URI (no < >, a sound hostport, no headers)
- * and its scheme (416). What libre cannot parse at all (start line,
+ * parameters), no NUL octet outside a quoted-string in any header, the
+ * Request-URI (no < >, no NUL, a sound hostport, no headers) and its
+ * scheme (416). What libre cannot parse at all (start line,
  * SIP version, a top Via without branch, ...) never gets here: see
  * docs/conformance.md. Exposes stack_validate() (core.h) and the
  * Require: check stack_unsupported().
@@ -394,11 +395,48 @@ static bool addr_list_ok(const struct pl *v, bool star)
 }
 
 
+/* A NUL octet outside a quoted-string. RFC 3261 §25 admits octet 0 in
+ * a header only as a quoted-pair ("\\" %x00 in a quoted-string: RFC
+ * 4475 §3.1.1.2 puts one in a display name); anywhere else it is
+ * malformed, and it would cut short what is kept of the value as a C
+ * string: a dialog's Call-ID or tag (then no request matches the dialog
+ * again: found by the fuzzer, test/fuzz/regressions/), a target, an AOR.
+ * (A comment may hold a quoted-pair too; none of ours is read.) */
+static bool nul_outside_quotes(const struct pl *v)
+{
+	const char *p = v->p, *e = v->p + v->l;
+	bool inq = false;
+
+	if (!memchr(p, '\0', v->l))
+		return false;
+
+	for (; p < e; ++p) {
+		if (inq) {
+			if (*p == '\\')
+				++p;
+			else if (*p == '"')
+				inq = false;
+		}
+		else if (*p == '"') {
+			inq = true;
+		}
+		else if (*p == '\0') {
+			return true;
+		}
+	}
+
+	return false;
+}
+
+
 /* The reason phrase for a malformed header line, NULL if it is fine
  * (or not one we check). msg->hdrl holds Via and Route entries as
  * libre split them, and every other header as whole lines. */
 static const char *hdr_problem(const struct sip_hdr *hdr)
 {
+	if (nul_outside_quotes(&hdr->val))
+		return "NUL Octet in Header";
+
 	switch (hdr->id) {
 
 	case SIP_HDR_VIA:
@@ -476,7 +514,7 @@ static const char *ruri_problem(const struct sip_msg *msg)
 	const struct pl *r = &msg->ruri;
 	const char *p = r->p, *e = r->p + r->l, *at;
 
-	if (!r->l || *p == '<' || e[-1] == '>')
+	if (!r->l || *p == '<' || e[-1] == '>' || memchr(p, '\0', r->l))
 		return "Bad Request-URI";
 
 	if (pl_strcasecmp(&msg->uri.scheme, "sip") &&
