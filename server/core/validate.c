@@ -399,23 +399,31 @@ static bool addr_list_ok(const struct pl *v, bool star)
  * a header only as a quoted-pair ("\\" %x00 in a quoted-string: RFC
  * 4475 §3.1.1.2 puts one in a display name); anywhere else it is
  * malformed, and it would cut short what is kept of the value as a C
- * string: a dialog's Call-ID or tag (then no request matches the dialog
- * again: found by the fuzzer, test/fuzz/regressions/), a target, an AOR.
- * (A comment may hold a quoted-pair too; none of ours is read.) */
+ * string: a target, an AOR, a dialog's Call-ID or tag (then no request
+ * matches the dialog again: found by the fuzzer, test/fuzz/regressions/).
+ * A quote that is never closed opens no quoted-string (finding 02). (A
+ * comment may hold a quoted-pair too; none of ours is read.) */
 static bool nul_outside_quotes(const struct pl *v)
 {
 	const char *p = v->p, *e = v->p + v->l;
-	bool inq = false;
+	bool inq = false, quoted_nul = false;
 
 	if (!memchr(p, '\0', v->l))
 		return false;
 
 	for (; p < e; ++p) {
 		if (inq) {
-			if (*p == '\\')
+			if (*p == '\\' && p + 1 < e) {
+				quoted_nul |= p[1] == '\0';
 				++p;
-			else if (*p == '"')
+			}
+			else if (*p == '"') {
 				inq = false;
+				quoted_nul = false;
+			}
+			else {
+				quoted_nul |= *p == '\0';
+			}
 		}
 		else if (*p == '"') {
 			inq = true;
@@ -425,7 +433,7 @@ static bool nul_outside_quotes(const struct pl *v)
 		}
 	}
 
-	return false;
+	return inq && quoted_nul;
 }
 
 
@@ -608,6 +616,18 @@ uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
 	if (pl_isset(&msg->clen) && msg->mb &&
 	    pl_u32(&msg->clen) > mbuf_get_left(msg->mb)) {
 		*reason = "Content-Length Exceeds Message";
+		return 400;
+	}
+
+	/* the dialog's identity is kept as C strings (dialog.c): not even a
+	 * quoted NUL there (a Call-ID's quotes quote nothing; a tag is a
+	 * token, which libre does not check) */
+	if (memchr(msg->callid.p, '\0', msg->callid.l) ||
+	    (pl_isset(&msg->from.tag) &&
+	     memchr(msg->from.tag.p, '\0', msg->from.tag.l)) ||
+	    (pl_isset(&msg->to.tag) &&
+	     memchr(msg->to.tag.p, '\0', msg->to.tag.l))) {
+		*reason = "NUL Octet in Header";
 		return 400;
 	}
 

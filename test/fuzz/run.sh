@@ -46,12 +46,14 @@ echo "run.sh: $(ls "$seeds" | wc -l) seeds, $(ls "$corpus" | wc -l) inputs in th
 
 # UBSan stops at its first report (a crash for libFuzzer); leaks are
 # findings too
+start=$(date +%s)
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1} \
 nice -n 19 "$fuzzer" -max_total_time="$secs" -timeout=10 \
 	-dict="$here/sip.dict" -artifact_prefix="$artifacts/" \
 	-print_final_stats=1 "$corpus" "$seeds" >"$log" 2>&1
 status=$?
+took=$(( $(date +%s) - start ))
 
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
@@ -61,7 +63,7 @@ ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
 units=$(echo "$last" | sed -n 's/.*corp: \([0-9]*\).*/\1/p')
 
 tail -n 5 "$log"
-echo "fuzz: ${execs:-?} executions in ${secs} s (${rate:-?} exec/s), cov ${cov:-?}, ft ${ft:-?}, corpus ${units:-?} inputs; log $log"
+echo "fuzz: ${execs:-?} executions in ${took} s (${rate:-?} exec/s), cov ${cov:-?}, ft ${ft:-?}, corpus ${units:-?} inputs; log $log"
 if [ "$status" -ne 0 ]; then
 	grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|artifact_prefix)' "$log" | head -5
 	echo "fuzz: FINDING (exit status $status): see $log and $artifacts/"
