@@ -1,7 +1,8 @@
 # sipstack: the two commands of the README.
 #   make run    install what is missing, build, run scripts/registrar.lua
 #   make test   install what is missing, build, run every test suite
-# Other targets: build, deps, bench, clean, asan (sanitizer test run).
+# Other targets: build, deps, bench, clean, asan (sanitizer test run),
+# fuzz (the libFuzzer target for FUZZ_TIME seconds, clang: test/fuzz/).
 
 BUILD  ?= build
 SCRIPT ?= scripts/registrar.lua
@@ -13,14 +14,16 @@ PKGS = gcc pkg-config meson ninja-build python3 \
        libsqlite3-dev sqlite3 lua-busted sip-tester valgrind openssl dnsmasq-base baresip-core \
        sipvicious
 
+# What `make fuzz` needs beyond PKGS: clang and libFuzzer's runtime
+FUZZ_PKGS  = clang-14 libclang-rt-14-dev
+FUZZ_BUILD = build-fuzz
+FUZZ_TIME ?= 180
+
 SUDO = $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all deps build run test bench asan clean
-
-all: build
-
-deps:
-	@missing=""; for p in $(PKGS); do \
+# $(call install_missing,PACKAGES): apt-get install those not installed
+define install_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
 	    || missing="$$missing $$p"; \
 	done; \
@@ -30,6 +33,14 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    --no-install-recommends $$missing; \
 	fi
+endef
+
+.PHONY: all deps build run test bench asan fuzz clean
+
+all: build
+
+deps:
+	$(call install_missing,$(PKGS))
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD)
@@ -56,5 +67,15 @@ asan: deps
 	  meson test -C build-asan --print-errorlogs --no-suite valgrind; \
 	python3 test/summary.py build-asan/meson-logs/testlog.json
 
+# The libFuzzer target (test/fuzz/fuzz_sip.c) with ASan and UBSan, in its
+# own clang build; runs FUZZ_TIME seconds under nice (test/fuzz/run.sh)
+fuzz: deps
+	$(call install_missing,$(FUZZ_PKGS))
+	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang-14 meson setup $(FUZZ_BUILD) \
+	  -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
+	  -Dbuildtype=debug
+	ninja -C $(FUZZ_BUILD) test/fuzz/fuzz_sip
+	test/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME)
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)

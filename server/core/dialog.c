@@ -346,9 +346,14 @@ static int target_from(struct dialog *dlg, const struct sip_msg *msg)
 
 
 /* name-addr of a From/To header without its tag: display name and URI
- * (other header parameters are not part of the dialog's identity) */
+ * (other header parameters are not part of the dialog's identity). A
+ * display name holding a NUL (legal as a quoted-pair, RFC 4475
+ * §3.1.1.2) is left out: the copy is a C string, which the NUL would
+ * cut before the URI, and the name is only informational. */
 static int hdr_without_tag(char **dst, const struct sip_taddr *ta)
 {
+	if (pl_isset(&ta->dname) && memchr(ta->dname.p, '\0', ta->dname.l))
+		return re_sdprintf(dst, "<%r>", &ta->auri);
 	if (pl_isset(&ta->dname) && ta->dname.p[0] == '"')
 		return re_sdprintf(dst, "%r <%r>", &ta->dname, &ta->auri);
 	if (pl_isset(&ta->dname))
@@ -874,9 +879,11 @@ int dialog_debug(struct re_printf *pf, const struct dialog *dlg)
 		return 0;
 
 	err = re_hprintf(pf, "dialog %s callid=%s ltag=%s rtag=%s "
+			 "local=%s remote=%s "
 			 "target=%s lseq=%u rseq=%u state=%s routes=%zu",
 			 dlg->uac ? "uac" : "uas", dlg->callid, dlg->ltag,
-			 dlg->rtag, dlg->target, dlg->lseq, dlg->rseq,
+			 dlg->rtag, dlg->lhdr, dlg->rhdr,
+			 dlg->target, dlg->lseq, dlg->rseq,
 			 dlg->fsm ? fsm_current(dlg->fsm) : "-",
 			 dlg->routec);
 	for (i = 0; i < dlg->routec; i++)

@@ -8,8 +8,9 @@
  * Content-Length ranges, Content-Length beyond the datagram, the syntax
  * of every Via and of the From/To/Contact/Route/Record-Route values
  * (quotes, display names, LWS in < >, addr-spec needing < >, empty
- * parameters), the Request-URI (no < >, a sound hostport, no headers)
- * and its scheme (416). What libre cannot parse at all (start line,
+ * parameters), no NUL octet outside a quoted-string in any header, the
+ * Request-URI (no < >, no NUL, a sound hostport, no headers) and its
+ * scheme (416). What libre cannot parse at all (start line,
  * SIP version, a top Via without branch, ...) never gets here: see
  * docs/conformance.md. Exposes stack_validate() (core.h) and the
  * Require: check stack_unsupported().
@@ -394,11 +395,56 @@ static bool addr_list_ok(const struct pl *v, bool star)
 }
 
 
+/* A NUL octet outside a quoted-string. RFC 3261 §25 admits octet 0 in
+ * a header only as a quoted-pair ("\\" %x00 in a quoted-string: RFC
+ * 4475 §3.1.1.2 puts one in a display name); anywhere else it is
+ * malformed, and it would cut short what is kept of the value as a C
+ * string: a target, an AOR, a dialog's Call-ID or tag (then no request
+ * matches the dialog again: found by the fuzzer, test/fuzz/regressions/).
+ * A quote that is never closed opens no quoted-string (finding 02). (A
+ * comment may hold a quoted-pair too; none of ours is read.) */
+static bool nul_outside_quotes(const struct pl *v)
+{
+	const char *p = v->p, *e = v->p + v->l;
+	bool inq = false, quoted_nul = false;
+
+	if (!memchr(p, '\0', v->l))
+		return false;
+
+	for (; p < e; ++p) {
+		if (inq) {
+			if (*p == '\\' && p + 1 < e) {
+				quoted_nul |= p[1] == '\0';
+				++p;
+			}
+			else if (*p == '"') {
+				inq = false;
+				quoted_nul = false;
+			}
+			else {
+				quoted_nul |= *p == '\0';
+			}
+		}
+		else if (*p == '"') {
+			inq = true;
+		}
+		else if (*p == '\0') {
+			return true;
+		}
+	}
+
+	return inq && quoted_nul;
+}
+
+
 /* The reason phrase for a malformed header line, NULL if it is fine
  * (or not one we check). msg->hdrl holds Via and Route entries as
  * libre split them, and every other header as whole lines. */
 static const char *hdr_problem(const struct sip_hdr *hdr)
 {
+	if (nul_outside_quotes(&hdr->val))
+		return "NUL Octet in Header";
+
 	switch (hdr->id) {
 
 	case SIP_HDR_VIA:
@@ -476,7 +522,7 @@ static const char *ruri_problem(const struct sip_msg *msg)
 	const struct pl *r = &msg->ruri;
 	const char *p = r->p, *e = r->p + r->l, *at;
 
-	if (!r->l || *p == '<' || e[-1] == '>')
+	if (!r->l || *p == '<' || e[-1] == '>' || memchr(p, '\0', r->l))
 		return "Bad Request-URI";
 
 	if (pl_strcasecmp(&msg->uri.scheme, "sip") &&
@@ -570,6 +616,18 @@ uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
 	if (pl_isset(&msg->clen) && msg->mb &&
 	    pl_u32(&msg->clen) > mbuf_get_left(msg->mb)) {
 		*reason = "Content-Length Exceeds Message";
+		return 400;
+	}
+
+	/* the dialog's identity is kept as C strings (dialog.c): not even a
+	 * quoted NUL there (a Call-ID's quotes quote nothing; a tag is a
+	 * token, which libre does not check) */
+	if (memchr(msg->callid.p, '\0', msg->callid.l) ||
+	    (pl_isset(&msg->from.tag) &&
+	     memchr(msg->from.tag.p, '\0', msg->from.tag.l)) ||
+	    (pl_isset(&msg->to.tag) &&
+	     memchr(msg->to.tag.p, '\0', msg->to.tag.l))) {
+		*reason = "NUL Octet in Header";
 		return 400;
 	}
 

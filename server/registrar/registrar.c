@@ -60,7 +60,7 @@ struct regctx {
 
 /* What the REGISTER says, before the store sees it */
 struct parsed {
-	const struct registrar *reg;
+	const struct registrar_config *cfg;
 	struct loc_contact cv[MAX_CONTACTS];
 	size_t cc;
 	unsigned stars;
@@ -317,14 +317,14 @@ static bool contact_handler(const struct sip_hdr *hdr,
 	/* the parameter wins over the header (§10.3 step 7) */
 	if (!has_exp)
 		exp = ps->has_expires ? ps->expires :
-			ps->reg->cfg.default_expires;
+			ps->cfg->default_expires;
 
 	/* §10.3 step 7: 423 only for 0 < expiry < min, and never for an
 	 * hour or more (a min_expires above 3600 cannot refuse that) */
-	if (exp && exp < ps->reg->cfg.min_expires && exp < 3600)
+	if (exp && exp < ps->cfg->min_expires && exp < 3600)
 		return fail(ps, 423, "Interval Too Brief");
 
-	c->expires = min(exp, ps->reg->cfg.max_expires);
+	c->expires = min(exp, ps->cfg->max_expires);
 
 	/* RFC 5626 §6: reg-id without +sip.instance is ignored */
 	if (!pl_isset(&c->instance))
@@ -607,14 +607,18 @@ int registrar_debug(struct re_printf *pf, const struct registrar *reg)
 }
 
 
-/* Reads the REGISTER into ps and chg; ps->scode != 0: refuse it */
-static void parse(struct parsed *ps, struct loc_change *chg,
-		  struct regctx *ctx, const struct sip_msg *msg)
+/* Reads the REGISTER into ps and chg, the AOR into *aorp and the Path
+ * values into *pathp (mem strings, the caller's to free, set even on a
+ * refusal), whether to echo Path into *path_replyp; ps->scode != 0:
+ * refuse it. Reads nothing but msg and ps->cfg: registrar_check() runs
+ * it alone (the fuzzer, test/fuzz). */
+static void parse(struct parsed *ps, struct loc_change *chg, char **aorp,
+		  char **pathp, bool *path_replyp, const struct sip_msg *msg)
 {
 	const struct sip_hdr *hdr;
 	int err;
 
-	err = location_aor(&ctx->aor, &msg->to.uri);
+	err = location_aor(aorp, &msg->to.uri);
 	if (err) {
 		fail(ps, err == ENOMEM ? 500 : 400, err == ENOMEM ?
 		     "Server Internal Error" : "Invalid To");
@@ -656,24 +660,24 @@ static void parse(struct parsed *ps, struct loc_change *chg,
 
 	if (ps->path) {
 		ps->path->pos = 0;
-		err = mbuf_strdup(ps->path, &ctx->path, ps->path->end);
+		err = mbuf_strdup(ps->path, pathp, ps->path->end);
 		if (err) {
 			fail(ps, 500, "Server Internal Error");
 			return;
 		}
-		ctx->path_reply = sip_msg_hdr_has_value(msg,
+		*path_replyp = sip_msg_hdr_has_value(msg,
 							SIP_HDR_SUPPORTED,
 							"path");
 	}
 
-	pl_set_str(&chg->aor, ctx->aor);
+	pl_set_str(&chg->aor, *aorp);
 	chg->callid   = msg->callid;
 	chg->cseq     = msg->cseq.num;
 	chg->wildcard = ps->stars > 0;
 	chg->contactv = ps->cv;
 	chg->contactc = ps->cc;
-	if (ctx->path)
-		pl_set_str(&chg->path, ctx->path);
+	if (*pathp)
+		pl_set_str(&chg->path, *pathp);
 
 	hdr = sip_msg_hdr(msg, SIP_HDR_USER_AGENT);
 	if (hdr)
@@ -712,9 +716,9 @@ int registrar_handle(struct registrar *reg, struct stack_req *req,
 	ctx->arg   = arg;
 
 	memset(&chg, 0, sizeof(chg));
-	ps->reg = reg;
+	ps->cfg = &reg->cfg;
 
-	parse(ps, &chg, ctx, msg);
+	parse(ps, &chg, &ctx->aor, &ctx->path, &ctx->path_reply, msg);
 	if (ps->scode) {
 		char hdrs[48];
 
@@ -762,4 +766,44 @@ int registrar_handle(struct registrar *reg, struct stack_req *req,
 	mem_deref(ps);
 
 	return 0;
+}
+
+
+uint16_t registrar_check(const struct registrar_config *cfg,
+			 const struct sip_msg *msg, const char **reason)
+{
+	struct registrar_config def;
+	struct loc_change chg;
+	struct parsed *ps;
+	char *aor = NULL, *path = NULL;
+	bool path_reply = false;
+	uint16_t scode;
+
+	if (!msg || !reason)
+		return 500;
+
+	if (!cfg) {
+		registrar_config_default(&def);
+		cfg = &def;
+	}
+
+	ps = mem_zalloc(sizeof(*ps), NULL);
+	if (!ps) {
+		*reason = "Server Internal Error";
+		return 500;
+	}
+
+	memset(&chg, 0, sizeof(chg));
+	ps->cfg = cfg;
+	parse(ps, &chg, &aor, &path, &path_reply, msg);
+
+	scode = ps->scode;
+	*reason = scode ? ps->reason : NULL;
+
+	mem_deref(ps->path);
+	mem_deref(ps);
+	mem_deref(aor);
+	mem_deref(path);
+
+	return scode;
 }

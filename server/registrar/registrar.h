@@ -311,6 +311,16 @@ struct registrar_stats {
 	uint64_t failed;        /* 5xx (500, 503), or the answer failed   */
 };
 void registrar_stats(const struct registrar *reg, struct registrar_stats *st);
+
+/* What registrar_handle() makes of a REGISTER's To, Expires, Contact
+ * and Path (RFC 3261 §10.3 steps 5-7, RFC 5626, RFC 3327) before the
+ * store sees it: 0 when it would go to the store, else the status it
+ * would be refused with (400, 423; 500 out of memory) and *reason. Only
+ * reads msg: no store, no answer (the fuzzer runs it, test/fuzz). cfg
+ * NULL: registrar_config_default(). */
+uint16_t registrar_check(const struct registrar_config *cfg,
+			 const struct sip_msg *msg, const char **reason);
+
 struct location *registrar_location(const struct registrar *reg);
 const struct registrar_config *registrar_config(const struct registrar *reg);
 int  registrar_debug(struct re_printf *pf, const struct registrar *reg);

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Include directions: every `#include "..."` of server/ and bindings/
-follows the table "Which folder may include which" of
-docs/architecture.md (the test reads the rules from there, so the doc
-and the code cannot drift apart). TAP.
+"""Include directions: every `#include "..."` of server/, bindings/ and
+test/fuzz/ (the fuzz harness, which reaches into the core) follows the
+table "Which folder may include which" of docs/architecture.md (the
+test reads the rules from there, so the doc and the code cannot drift
+apart). TAP.
 
 A quoted include is resolved as the compiler does: the including file's
 folder first, then the project's include folders (server/, bindings/).
@@ -20,7 +21,7 @@ ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
 DOC = os.path.join(ROOT, "docs", "architecture.md")
 INC_DIRS = ["server", "server/core", "server/calls", "server/registrar",
             "server/libre_ext", "bindings"]
-SCAN = ["server", "bindings"]
+SCAN = ["server", "bindings", "test/fuzz"]
 
 n = 0
 failed = 0

@@ -612,6 +612,54 @@ static void test_cross_thread(void)
  * Dialog table
  * ------------------------------------------------------------------ */
 
+/* A display name holding a NUL (a quoted-pair, legal: RFC 4475
+ * §3.1.1.2) is left out of the dialog's From/To copies, which are C
+ * strings: the NUL cut them before the URI, and every in-dialog request
+ * went out with "To: \"J" (found reading the fuzzer's first finding,
+ * test/fuzz/regressions/) */
+static void test_dialog_nul_name(void)
+{
+	static const char inv[] =
+		"INVITE sip:bob@127.0.0.1 SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.0.2.7:5070;branch=z9hG4bK-nul\r\n"
+		"To: \"B\\\0b\" <sip:bob@127.0.0.1>\r\n"
+		"From: \"J\\\0hn\" <sip:john@192.0.2.7>;tag=j1\r\n"
+		"Call-ID: nul@192.0.2.7\r\n"
+		"CSeq: 1 INVITE\r\n"
+		"Contact: <sip:john@192.0.2.7:5070>\r\n"
+		"Content-Length: 0\r\n\r\n";
+	struct dialog_table *t = NULL;
+	struct dialog *dlg = NULL;
+	struct sip_msg *msg = NULL;
+	struct mbuf *mb = mbuf_alloc(sizeof(inv));
+	char dbg[512] = "";
+	int err;
+
+	err = mb ? mbuf_write_mem(mb, (const uint8_t *)inv,
+				  sizeof(inv) - 1) : ENOMEM;
+	if (!err) {
+		mb->pos = 0;
+		err = sip_msg_decode(&msg, mb);
+	}
+	if (!err)
+		err = dialog_table_alloc(&t, 4);
+	if (!err)
+		err = dialog_create_uas(&dlg, t, NULL, msg, "l1",
+					"sip:me@127.0.0.1");
+	CHECK(!err, "UAS dialog from an INVITE with NULs in display names");
+	if (!err)
+		(void)re_snprintf(dbg, sizeof(dbg), "%H", dialog_debug, dlg);
+	CHECK(strstr(dbg, " local=<sip:bob@127.0.0.1> ") &&
+	      strstr(dbg, " remote=<sip:john@192.0.2.7> "),
+	      "a display name with a NUL is left out, the URI kept");
+
+	mem_deref(dlg);
+	mem_deref(t);
+	mem_deref(msg);
+	mem_deref(mb);
+}
+
+
 static void test_dialogs(void)
 {
 	struct dialog_table *t = NULL;
@@ -656,6 +704,8 @@ static void test_dialogs(void)
 	      "freed dialog is gone");
 
 	mem_deref(t);
+
+	test_dialog_nul_name();
 }
 
 
