@@ -50,7 +50,7 @@ static struct {
 	struct stack *st;
 	struct luart *rt;
 	struct metrics_http *mhttp;
-	struct metrics_collector *mc_calls;
+	struct metrics_collector *mc_sessions; /* calls, subscriptions */
 	int sigfd;
 	bool stopping;
 } app = {.sigfd = -1};
@@ -420,16 +420,23 @@ static int listeners_setup(struct stack *st, const struct cli *cli)
 }
 
 
-/* The calls in flight: the call manager (calls/) is above the core,
- * so its figure is wired in here */
-static int calls_collect(struct mbuf *mb, void *arg)
+/* The calls and subscriptions in flight: the call manager (calls/) and
+ * the events service (events/) are above the core, so their figures are
+ * wired in here */
+static int sessions_collect(struct mbuf *mb, void *arg)
 {
 	const struct stack *st = arg;
+	int err;
 
-	return metrics_one(mb, "sipstack_calls", METRICS_GAUGE,
-			   "Calls (INVITE sessions) of the call manager "
-			   "alive: setting up, established or ending.",
-			   callmgr_count(st));
+	err = metrics_one(mb, "sipstack_calls", METRICS_GAUGE,
+			  "Calls (INVITE sessions) of the call manager "
+			  "alive: setting up, established or ending.",
+			  callmgr_count(st));
+	err |= metrics_one(mb, "sipstack_subscriptions", METRICS_GAUGE,
+			   "Subscriptions (RFC 6665, REFER's implicit ones "
+			   "included) alive, both roles.",
+			   events_count(st));
+	return err;
 }
 
 
@@ -440,8 +447,8 @@ static int metrics_setup(const struct cli *cli)
 	struct sa laddr;
 	int err;
 
-	err = metrics_collector_add(&app.mc_calls, stack_metrics(app.st),
-				    calls_collect, app.st);
+	err = metrics_collector_add(&app.mc_sessions, stack_metrics(app.st),
+				    sessions_collect, app.st);
 	if (err || !cli->metrics)
 		return err;
 
@@ -588,7 +595,7 @@ int main(int argc, char *argv[])
 	 * of it; then the scripts; then the stack */
 	stack_stop(app.st);
 	app.mhttp = mem_deref(app.mhttp);
-	app.mc_calls = mem_deref(app.mc_calls);
+	app.mc_sessions = mem_deref(app.mc_sessions);
 	app.rt = mem_deref(app.rt);
 	app.st = mem_deref(app.st);
 	callfsm_close();

@@ -146,23 +146,6 @@ class Peer:
                          branch in (m.header("Via") or ""), timeout)
 
 
-def _headers_all(self, name):
-    """Every value of header name, in order (SipMsg has the first)."""
-    out = []
-    text = self.raw.decode("utf-8", "replace") if hasattr(self, "raw") \
-        else ""
-    head = text.split("\r\n\r\n", 1)[0]
-    for line in head.split("\r\n")[1:]:
-        n, _, v = line.partition(":")
-        if n.strip().lower() == name.lower():
-            out.append(v.strip())
-    return out
-
-
-if not hasattr(SipMsg, "headers_all"):
-    SipMsg.headers_all = _headers_all
-
-
 def tag_of(hdr):
     m = re.search(r";\s*tag=([^;>\s]+)", hdr or "")
     return m.group(1) if m else None
