@@ -258,6 +258,7 @@ struct redis_be {
 	uint32_t backoff;       /* ms before the next attempt            */
 	struct tmr tmr_retry;
 	struct tmr tmr_watch;
+	uint64_t t_connect;     /* tmr_jiffies() of the last attempt     */
 	struct list reql;       /* requests Redis owes, oldest first     */
 	char sha_apply[48];
 	char sha_lookup[48];
@@ -284,6 +285,7 @@ struct rreq {
 
 static void conn_start(struct redis_be *r);
 static void conn_lost(struct redis_be *r, const char *why);
+static void conn_drop(struct redis_be *r, const char *why);
 
 
 /* ------------------------------------------------------------------ *
@@ -561,25 +563,39 @@ static void reply_handler(redisAsyncContext *ac, void *reply, void *arg)
 }
 
 
-/* The oldest unanswered request is too old: Redis is stuck (or the
- * network): drop the connection, failing all of them, and reconnect */
+/* The oldest unanswered request (or the setup of a connection) is too
+ * old: Redis is stuck (or the network): drop the connection, failing
+ * every request it owes, and reconnect */
 static void watch_handler(void *arg)
 {
 	struct redis_be *r = arg;
 	struct rreq *q = list_ledata(list_head(&r->reql));
 	redisAsyncContext *ac = r->ac;
+	uint64_t since;
 
-	if (!q || !ac)
+	if (!ac)
 		return;
 
-	if (tmr_jiffies() - q->t0 < REQ_TIMEOUT_MS) {
+	if (r->st == CONN_CONNECTING)
+		since = r->t_connect;
+	else if (q)
+		since = q->t0;
+	else
+		return;
+
+	if (tmr_jiffies() - since < REQ_TIMEOUT_MS) {
 		tmr_start(&r->tmr_watch, WATCH_MS, watch_handler, r);
+		return;
+	}
+
+	if (r->st == CONN_CONNECTING) {
+		conn_drop(r, "no answer to the setup");
 		return;
 	}
 
 	slog(LOG_WARN, "location", "redis_timeout", NULL,
 	     "addr=%s pending=%u waited_ms=%llu", r->addr,
-	     list_count(&r->reql), tmr_jiffies() - q->t0);
+	     list_count(&r->reql), tmr_jiffies() - since);
 
 	mem_ref(r->loc);
 	r->ac = NULL;
@@ -1039,6 +1055,8 @@ static void conn_start(struct redis_be *r)
 
 	r->ac = ac;
 	r->st = CONN_CONNECTING;
+	r->t_connect = tmr_jiffies();
+	tmr_start(&r->tmr_watch, WATCH_MS, watch_handler, r);
 	r->fd = ac->c.fd;
 	r->fdflags = 0;
 	ac->data = r;

@@ -11,6 +11,10 @@
 --                  format of test/registrar/where.lua (reglib.where):
 --                  <uri>;expires=<s left>;q=<q>
 --   "node <aor>"   200, one line per binding: <uri> <node> <received>
+--   "relay <aor>"  a MESSAGE "relayed" sent by this node to every
+--                  binding (sip.send_message, the way a request reaches
+--                  a registered user today), then 200, one line per
+--                  binding: <uri> <code of its answer or the error>
 -- A lookup that fails (Redis down) is answered 503 with the error as
 -- the reason phrase.
 
@@ -23,8 +27,8 @@ sip.registrar.configure{
 
 sip.on_incoming_message(function(msg)
   local what, aor = msg.body:match("^(%a+)%s+(%S+)")
-  if what ~= "where" and what ~= "node" then
-    return 400, "Ask: where <aor> or node <aor>"
+  if what ~= "where" and what ~= "node" and what ~= "relay" then
+    return 400, "Ask: where, node or relay <aor>"
   end
   local bindings, err = sip.location.lookup(aor)
   if not bindings then
@@ -32,7 +36,10 @@ sip.on_incoming_message(function(msg)
   end
   local out = {}
   for _, b in ipairs(bindings) do
-    if what == "where" then
+    if what == "relay" then
+      local code, why = sip.send_message(b.uri, "text/plain", "relayed")
+      out[#out + 1] = string.format("%s %s", b.uri, code or why)
+    elseif what == "where" then
       out[#out + 1] = string.format("%s;expires=%d;q=%.3f", b.uri,
                                     b.expires, b.q)
     else
