@@ -300,7 +300,8 @@ int  location_open_backend(struct location **locp,
  *        request "fails" without naming a code; we answer 500 like an
  *        aborted update, where Kamailio/OpenSIPS answer 200 and change
  *        nothing); 500 also when the commit failed
- *   503  the AOR is being reloaded after a failed commit (Retry-After)
+ *   503  the AOR is being reloaded after a failed commit (Retry-After:
+ *        1), or a remote store (Redis) is unreachable (Retry-After: 5)
  *   200  one "Contact: <uri>;expires=N" per current binding (with q when
  *        not 1, +sip.instance and reg-id when stored), a Date header,
  *        and the request's Path when the UA listed "path" in Supported
