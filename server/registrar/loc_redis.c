@@ -319,8 +319,11 @@ static void fd_handler(int flags, void *arg)
 }
 
 
-static void ev_update(struct redis_be *r)
+/* Only on a change: hiredis asks for writing before every command, and
+ * each fd_listen() is a system call (epoll_ctl) */
+static void ev_update(struct redis_be *r, int flags)
 {
+	r->fdflags = flags;
 	if (r->fd < 0)
 		return;
 
@@ -335,8 +338,8 @@ static void ev_add_read(void *p)
 {
 	struct redis_be *r = p;
 
-	r->fdflags |= FD_READ;
-	ev_update(r);
+	if (!(r->fdflags & FD_READ))
+		ev_update(r, r->fdflags | FD_READ);
 }
 
 
@@ -344,8 +347,8 @@ static void ev_del_read(void *p)
 {
 	struct redis_be *r = p;
 
-	r->fdflags &= ~FD_READ;
-	ev_update(r);
+	if (r->fdflags & FD_READ)
+		ev_update(r, r->fdflags & ~FD_READ);
 }
 
 
@@ -353,8 +356,8 @@ static void ev_add_write(void *p)
 {
 	struct redis_be *r = p;
 
-	r->fdflags |= FD_WRITE;
-	ev_update(r);
+	if (!(r->fdflags & FD_WRITE))
+		ev_update(r, r->fdflags | FD_WRITE);
 }
 
 
@@ -362,8 +365,8 @@ static void ev_del_write(void *p)
 {
 	struct redis_be *r = p;
 
-	r->fdflags &= ~FD_WRITE;
-	ev_update(r);
+	if (r->fdflags & FD_WRITE)
+		ev_update(r, r->fdflags & ~FD_WRITE);
 }
 
 

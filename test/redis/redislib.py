@@ -235,7 +235,9 @@ class Load:
     """REGISTERs of AORs user-<tag>-<i> from one socket to port, each
     with its own Call-ID and the socket's address as Contact, paced at
     rate per second, in a thread; ok holds the i whose REGISTER got a
-    200 (retransmitted by nobody: a lost one simply gets no answer)."""
+    200, codes counts the first final answer of each. Nothing is
+    retransmitted unless retransmit() is called (a datagram lost on a
+    loaded machine then simply gets no answer)."""
 
     def __init__(self, port, tag, count, rate, expires=600):
         self.port = port
@@ -249,6 +251,7 @@ class Load:
         self.lport = self.sock.getsockname()[1]
         self.sent = 0
         self.ok = set()
+        self.answered = set()
         self.codes = {}
         self.stop = False           # the receiver's
         self.halt = False           # the sender's
@@ -314,7 +317,12 @@ class Load:
             if not cid or not cid.startswith("ld-%s-" % self.tag):
                 continue
             i = int(cid[len("ld-%s-" % self.tag):].split("@")[0])
+            if code < 200:
+                continue
             with self.lock:
+                if i in self.answered:
+                    continue   # an answer to a retransmission
+                self.answered.add(i)
                 self.codes[code] = self.codes.get(code, 0) + 1
                 if code == 200:
                     self.ok.add(i)
@@ -326,6 +334,23 @@ class Load:
 
     def wait_sent(self, timeout):
         self.tx.join(timeout)
+
+    def retransmit(self, rounds=6, wait=0.5):
+        """Send again (same branch, as a UA's Timer E would) what has
+        no answer yet, up to rounds times, wait s apart; the server
+        answers a retransmission from its transaction."""
+        for _ in range(rounds):
+            with self.lock:
+                left = [i for i in range(self.sent)
+                        if i not in self.answered]
+            if not left:
+                return
+            for i in left:
+                try:
+                    self.sock.sendto(self._request(i), (LOCAL, self.port))
+                except OSError:
+                    pass
+            time.sleep(wait)
 
     def finish(self, linger=1.0):
         """Stop sending, read answers for linger s more, close."""
