@@ -334,40 +334,20 @@ static void ev_update(struct redis_be *r, int flags)
 }
 
 
-static void ev_add_read(void *p)
+/* hiredis's four hooks: it wants (on) or no longer wants a direction */
+static void ev_want(void *p, int flag, bool on)
 {
 	struct redis_be *r = p;
 
-	if (!(r->fdflags & FD_READ))
-		ev_update(r, r->fdflags | FD_READ);
+	if (!(r->fdflags & flag) == on)
+		ev_update(r, on ? r->fdflags | flag : r->fdflags & ~flag);
 }
 
 
-static void ev_del_read(void *p)
-{
-	struct redis_be *r = p;
-
-	if (r->fdflags & FD_READ)
-		ev_update(r, r->fdflags & ~FD_READ);
-}
-
-
-static void ev_add_write(void *p)
-{
-	struct redis_be *r = p;
-
-	if (!(r->fdflags & FD_WRITE))
-		ev_update(r, r->fdflags | FD_WRITE);
-}
-
-
-static void ev_del_write(void *p)
-{
-	struct redis_be *r = p;
-
-	if (r->fdflags & FD_WRITE)
-		ev_update(r, r->fdflags & ~FD_WRITE);
-}
+static void ev_add_read(void *p)   { ev_want(p, FD_READ, true); }
+static void ev_del_read(void *p)   { ev_want(p, FD_READ, false); }
+static void ev_add_write(void *p)  { ev_want(p, FD_WRITE, true); }
+static void ev_del_write(void *p)  { ev_want(p, FD_WRITE, false); }
 
 
 /* hiredis is about to close the socket: out of the loop first */
@@ -681,7 +661,7 @@ static int arg_u64(struct args *a, uint64_t v)
 }
 
 
-static int lower_prnum(struct mbuf *mb, const struct pl *pl)
+static int lower_print(struct mbuf *mb, const struct pl *pl)
 {
 	size_t i;
 	int err = 0;
@@ -704,10 +684,10 @@ static int ukey_param(const struct pl *name, const struct pl *val,
 	int err;
 
 	err = mbuf_write_u8(mb, 0);
-	err |= lower_prnum(mb, name);
+	err |= lower_print(mb, name);
 	if (pl_isset(val)) {
 		err |= mbuf_write_u8(mb, '=');
-		err |= lower_prnum(mb, val);
+		err |= lower_print(mb, val);
 	}
 
 	return err;
@@ -720,7 +700,7 @@ static int ukey_param(const struct pl *name, const struct pl *val,
  * parameter (both lower case: compared case-insensitively). Two URIs
  * are equal when the part before the first \0 is, and the parameters
  * agree as the script's uri_eq says. */
-static int ukey_prnum(struct mbuf *mb, const struct pl *uri)
+static int ukey_print(struct mbuf *mb, const struct pl *uri)
 {
 	struct uri u;
 	int err;
@@ -728,9 +708,9 @@ static int ukey_prnum(struct mbuf *mb, const struct pl *uri)
 	if (uri_decode(&u, uri))
 		return EINVAL;
 
-	err = lower_prnum(mb, &u.scheme);
+	err = lower_print(mb, &u.scheme);
 	err |= mbuf_printf(mb, "\1%r\1%r\1", &u.user, &u.password);
-	err |= lower_prnum(mb, &u.host);
+	err |= lower_print(mb, &u.host);
 	err |= mbuf_printf(mb, "\1%u\1%r", u.port, &u.headers);
 	if (!err && pl_isset(&u.params))
 		err = uri_params_apply(&u.params, ukey_param, mb);
@@ -847,7 +827,7 @@ static int redis_apply(void *state, const struct loc_change *chg,
 			break;
 		}
 		start = q->mb->pos;
-		err = ukey_prnum(q->mb, &c->uri);
+		err = ukey_print(q->mb, &c->uri);
 		a.off[a.n] = start;
 		a.len[a.n] = q->mb->pos - start;
 		++a.n;
