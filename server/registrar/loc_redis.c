@@ -1196,9 +1196,13 @@ static int redis_open(void **statep, const char *arg, struct location *loc)
 
 	err = parse_url(r, arg);
 	if (err) {
+		const char *at = arg ? strrchr(arg, '@') : NULL;
+
+		/* never the password in the log */
 		slog(LOG_ERROR, "location", "open_failed", NULL,
-		     "backend=redis url=%H why=%H", log_q, arg ? arg : "",
-		     log_q, "expected redis://[:PASSWORD@]IP[:PORT][/DB]");
+		     "backend=redis url=%H why=%H", log_q,
+		     at ? at + 1 : arg ? arg : "", log_q,
+		     "expected redis://[:PASSWORD@]IP[:PORT][/DB]");
 		redis_close(r);
 		return err;
 	}
