@@ -625,12 +625,15 @@ static int l_lookup(lua_State *L)
 	int err;
 
 	if (regsvc_remote(rs)) {
+		char *canon = NULL;
 		struct uri u;
 		struct pl pl;
 
+		/* the checks of regsvc_lookup, before anything yields */
 		pl_set_str(&pl, aor);
-		if (uri_decode(&u, &pl))
+		if (uri_decode(&u, &pl) || location_aor(&canon, &u))
 			return luaL_argerror(L, 1, "SIP URI expected");
+		mem_deref(canon);
 		rt_need_task(L, "location.lookup");
 
 		op = rt_op_start(L, "location.lookup");
