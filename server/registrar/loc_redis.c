@@ -42,11 +42,13 @@
  * FAILURES
  *
  *   Not connected: apply and lookup fail at once with ENOTCONN (the
- *   registrar answers 503 with Retry-After). A request Redis has not
- *   answered after REQ_TIMEOUT_MS drops the connection (every pending
- *   request then fails with ETIMEDOUT; the registrar answers 500: the
- *   write may or may not have happened); a lost connection fails them
- *   with ECONNRESET. Reconnection starts after RETRY_MIN_MS and doubles
+ *   registrar answers 503 with Retry-After). Redis that owes answers
+ *   and has sent none for REQ_TIMEOUT_MS (stuck, not merely slow: the
+ *   oldest request's age alone does not count while replies flow)
+ *   drops the connection: every pending request then fails with
+ *   ETIMEDOUT (the registrar answers 500: the write may or may not
+ *   have happened); a lost connection fails them with ECONNRESET. More
+ *   than MAX_PENDING requests in flight: EBUSY (503, Retry-After: 1). Reconnection starts after RETRY_MIN_MS and doubles
  *   up to RETRY_MAX_MS; one log line per change of state (redis_up,
  *   redis_down). NOSCRIPT (Redis restarted without our scripts, or a
  *   SCRIPT FLUSH) sends the request once more as EVAL.
@@ -65,6 +67,7 @@ enum {
 	RETRY_MIN_MS    = 100,
 	RETRY_MAX_MS    = 5000,
 	REQ_TIMEOUT_MS  = 3000,   /* no answer: the connection is dropped */
+	MAX_PENDING     = 20000,  /* requests Redis owes, at most: EBUSY  */
 	WATCH_MS        = 250,
 	NFIELDS         = 12,     /* per binding in a script's reply      */
 	APPLY_ARGS      = 9,      /* ARGV before the contacts             */
@@ -259,7 +262,9 @@ struct redis_be {
 	struct tmr tmr_retry;
 	struct tmr tmr_watch;
 	uint64_t t_connect;     /* tmr_jiffies() of the last attempt     */
+	uint64_t t_reply;       /* tmr_jiffies() of the last reply       */
 	struct list reql;       /* requests Redis owes, oldest first     */
+	uint32_t npending;      /* in reql                               */
 	char sha_apply[48];
 	char sha_lookup[48];
 };
@@ -366,11 +371,22 @@ static void ev_cleanup(void *p)
  * Requests
  * ------------------------------------------------------------------ */
 
+/* Out of r->reql (if in it) */
+static void rreq_unlink(struct rreq *q)
+{
+	if (!q->le.list)
+		return;
+
+	list_unlink(&q->le);
+	--q->r->npending;
+}
+
+
 static void rreq_destructor(void *arg)
 {
 	struct rreq *q = arg;
 
-	list_unlink(&q->le);
+	rreq_unlink(q);
 	mem_deref(q->aor);
 	mem_deref(q->mb);
 	mem_deref(q->off);
@@ -386,7 +402,7 @@ static void rreq_finish(struct rreq *q, int err, const struct loc_set *set)
 	struct location_stats *st = location_counters(r->loc);
 	loc_done_h *doneh = q->doneh;
 
-	list_unlink(&q->le);
+	rreq_unlink(q);
 	q->doneh = NULL;
 
 	if (!q->lookup) {
@@ -511,7 +527,9 @@ static void reply_handler(redisAsyncContext *ac, void *reply, void *arg)
 	int err;
 	(void)ac;
 
-	list_unlink(&q->le);
+	rreq_unlink(q);
+	if (rep)
+		r->t_reply = tmr_jiffies();
 
 	if (!rep) {
 		rreq_finish(q, r->closing ? ESHUTDOWN :
@@ -559,10 +577,13 @@ static void watch_handler(void *arg)
 	if (!ac)
 		return;
 
+	/* stuck, not slow: Redis that answers, however late (overload),
+	 * is waited for; Redis that answers nothing for the timeout while
+	 * it owes answers is dropped */
 	if (r->st == CONN_CONNECTING)
 		since = r->t_connect;
 	else if (q)
-		since = q->t0;
+		since = max(q->t0, r->t_reply);
 	else
 		return;
 
@@ -578,7 +599,7 @@ static void watch_handler(void *arg)
 
 	slog(LOG_WARN, "location", "redis_timeout", NULL,
 	     "addr=%s pending=%u waited_ms=%llu", r->addr,
-	     list_count(&r->reql), tmr_jiffies() - since);
+	     r->npending, tmr_jiffies() - since);
 
 	mem_ref(r->loc);
 	r->ac = NULL;
@@ -599,6 +620,10 @@ static int rreq_send(struct rreq *q)
 	if (!r->ac || r->st != CONN_UP)
 		return ENOTCONN;
 
+	/* overload: shed, rather than queue without bound */
+	if (!q->retried && r->npending >= MAX_PENDING)
+		return EBUSY;
+
 	if (q->retried) {
 		q->argv[0] = "EVAL";
 		q->argv[1] = script;
@@ -616,6 +641,7 @@ static int rreq_send(struct rreq *q)
 
 	q->t0 = tmr_jiffies();
 	list_append(&r->reql, &q->le, q);
+	++r->npending;
 	if (!tmr_isrunning(&r->tmr_watch))
 		tmr_start(&r->tmr_watch, WATCH_MS, watch_handler, r);
 
