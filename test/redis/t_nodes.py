@@ -20,6 +20,10 @@ test/redis/reg-redis.lua, on ports of their own).
   order       a REGISTER through A and a replay of it (same Call-ID and
               CSeq) through B: 200, then 500 "Out of Order CSeq" (the
               CSeq rule holds across nodes)
+  tcp         a phone registers over TCP through A: B's lookup gives the
+              binding with received ...;transport=tcp and node
+              sip:A;transport=tcp, the hop a request from B must take
+              (the connection is A's)
 
 --case kill9
   load        2,400 REGISTERs of distinct AORs at 800/s through A; A is
@@ -53,7 +57,7 @@ def start_nodes(h, rs):
     nodes = []
     for name in ("node-a", "node-b"):
         srv = h.server(redislib.script(h, rs, name=name + ".lua"),
-                       name=name)
+                       name=name, transports=("udp", "tcp"))
         h.ok(srv.wait_for({"mod": "location", "ev": "redis_up"}, 5),
              "%s connected to Redis (ev=redis_up)" % name, server=srv)
         nodes.append(srv)
@@ -227,6 +231,37 @@ def shared(h, rs, a, b):
     h.ok(where(b, o.aor) == {o.contact()}, "otto's binding is unchanged")
     for c in (ph, o, ob):
         c.close()
+
+    # -- tcp ----------------------------------------------------------
+    t = socket.create_connection((LOCAL, a.port), 3)
+    try:
+        lport = t.getsockname()[1]
+        me = "sip:tina@%s:%d;transport=tcp" % (LOCAL, lport)
+        req = ("REGISTER sip:%s:%d;transport=tcp SIP/2.0\r\n"
+               "Via: SIP/2.0/TCP %s:%d;branch=z9hG4bK-tcp-1\r\n"
+               "Max-Forwards: 70\r\nFrom: <sip:tina@%s>;tag=t1\r\n"
+               "To: <sip:tina@%s>\r\nCall-ID: tcp-tina@%s\r\n"
+               "CSeq: 1 REGISTER\r\nContact: <%s>\r\nExpires: 600\r\n"
+               "Content-Length: 0\r\n\r\n" % (
+                   LOCAL, a.port, LOCAL, lport, LOCAL, LOCAL, LOCAL, me))
+        t.sendall(req.encode())
+        t.settimeout(3)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = t.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        h.ok(data.startswith(b"SIP/2.0 200"), "a phone registers over "
+             "TCP through A -> 200", diag=repr(data[:200]))
+        code, lines = redislib.ask(b, "node", "sip:tina@%s" % LOCAL)
+        want = "%s sip:%s:%d;transport=tcp sip:%s:%d;transport=tcp" % (
+            me, LOCAL, a.port, LOCAL, lport)
+        h.ok(code == 200 and lines == [want],
+             "B's lookup: received and node say TCP through A (the hop "
+             "to take)", diag="%r %r, want %r" % (code, lines, want))
+    finally:
+        t.close()
 
 
 def kill9(h, rs, a, b):
