@@ -48,8 +48,10 @@
  *   drops the connection: every pending request then fails with
  *   ETIMEDOUT (the registrar answers 500: the write may or may not
  *   have happened); a lost connection fails them with ECONNRESET. More
- *   than MAX_PENDING requests in flight: EBUSY (503, Retry-After: 1). Reconnection starts after RETRY_MIN_MS and doubles
- *   up to RETRY_MAX_MS; one log line per change of state (redis_up,
+ *   than MAX_PENDING requests in flight, or MAX_UNSENT bytes not yet
+ *   written to Redis: EBUSY (503, Retry-After: 1), shedding load.
+ *   Reconnection starts after RETRY_MIN_MS and doubles up to
+ *   RETRY_MAX_MS; one log line per change of state (redis_up,
  *   redis_down). NOSCRIPT (Redis restarted without our scripts, or a
  *   SCRIPT FLUSH) sends the request once more as EVAL.
  */
@@ -67,7 +69,8 @@ enum {
 	RETRY_MIN_MS    = 100,
 	RETRY_MAX_MS    = 5000,
 	REQ_TIMEOUT_MS  = 3000,   /* no answer: the connection is dropped */
-	MAX_PENDING     = 20000,  /* requests Redis owes, at most: EBUSY  */
+	MAX_PENDING     = 5000,   /* requests Redis owes, at most: EBUSY  */
+	MAX_UNSENT      = 262144, /* bytes hiredis has not written yet    */
 	WATCH_MS        = 250,
 	NFIELDS         = 12,     /* per binding in a script's reply      */
 	APPLY_ARGS      = 9,      /* ARGV before the contacts             */
@@ -620,8 +623,14 @@ static int rreq_send(struct rreq *q)
 	if (!r->ac || r->st != CONN_UP)
 		return ENOTCONN;
 
-	/* overload: shed, rather than queue without bound */
-	if (!q->retried && r->npending >= MAX_PENDING)
+	/* overload: shed, rather than queue without bound. Also because
+	 * hiredis moves what is left of its output buffer to the front
+	 * after each write (sdsrange): a buffer of megabytes that Redis
+	 * reads slowly costs a memmove of megabytes per write, and the
+	 * server's CPU per REGISTER explodes (seen at 20,000/s on a
+	 * loaded machine: 1 ms per REGISTER) */
+	if (!q->retried && (r->npending >= MAX_PENDING ||
+			    sdslen(r->ac->c.obuf) >= MAX_UNSENT))
 		return EBUSY;
 
 	if (q->retried) {
