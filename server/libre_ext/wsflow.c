@@ -47,8 +47,10 @@
  *     through it without a connection (sock NULL); for WS and WSS ours
  *     looks the destination up among the flows and hands libre the
  *     flow's connection, which libre then writes to directly, as it
- *     does for responses (fix 2). A destination that is not a flow goes
- *     to libre as before (it would connect out as a WebSocket client).
+ *     does for responses (fix 2). A destination that is not a flow is
+ *     refused (ECONNREFUSED): we are a WebSocket server only, as RFC
+ *     7118 §5 has it (and libre's client side would try to connect to
+ *     the browser's port).
  *
  *   Timers: libre's SIP connection keeps the 32 s accept timer it starts
  *   after websock_accept() (fix 3). A flow has its own: 32 s until the
@@ -464,14 +466,20 @@ int sip_transp_send(struct sip_connqent **qentp, struct sip *sip,
 		       original("sip_transp_send")))
 		return ENOSYS;
 
-	if (!sock && dst && flows &&
-	    (tp == SIP_TRANSP_WS || tp == SIP_TRANSP_WSS)) {
-		struct wsflow *f = flow_find(dst);
+	if (!sock && (tp == SIP_TRANSP_WS || tp == SIP_TRANSP_WSS)) {
+		struct wsflow *f = flows && dst ? flow_find(dst) : NULL;
 
-		if (f) {
-			sock = f->conn;
-			++stats.routed;
+		/* we are a WebSocket server only (RFC 7118 §5: a server
+		 * cannot reach a browser but over the connection it opened;
+		 * libre 1.1.0's client side would try to connect to the
+		 * peer's port) */
+		if (!f) {
+			++stats.unrouted;
+			return ECONNREFUSED;
 		}
+
+		sock = f->conn;
+		++stats.routed;
 	}
 
 	return orig(qentp, sip, sock, tp, dst, mb, transph, arg);

@@ -23,6 +23,7 @@ struct wsflow_stats {
 	uint64_t closed;       /* of which ended                         */
 	uint64_t open;         /* accepted - closed                      */
 	uint64_t routed;       /* requests of ours sent over a flow      */
+	uint64_t unrouted;     /* refused: to ws/wss, no flow to the peer */
 	uint64_t oversized;    /* closed for a frame over the limit      */
 	uint64_t timeouts;     /* closed for silence (accept or idle)    */
 };

@@ -188,7 +188,7 @@ def body(h, args):
         "udp:%s:%d" % (LOCAL, udp), "ws:%s:%d" % (LOCAL, ws)])
     srv.port = udp
     h.servers.append(srv)
-    up = srv.start()
+    up = srv.start(timeout=30)   # slow under valgrind, on a loaded machine
     h.ok(up, "server with udp: and ws: started", server=srv)
     if not up:
         raise h_.Abort("the server did not start")

@@ -22,7 +22,12 @@ with the openssl CLI), against wslib.py's WebSocket client (no browser):
   - the metrics count requests with transport="ws";
   - the log has no lvl=error line.
 
-usage: t_wire.py --sipstack BUILD/sipstack
+--case idle (35 s): libre 1.1.0 would cut every WebSocket connection 32 s
+after its accept; a registered client that stays quiet for 34 s still
+gets a MESSAGE relayed, and one that opened the connection but never
+sent a frame is closed (1001) by then.
+
+usage: t_wire.py --sipstack BUILD/sipstack [--case main|idle]
 """
 import os
 import shutil
@@ -150,7 +155,50 @@ def options_alive(h, srv, desc):
          diag=r and r.start)
 
 
+def body_idle(h):
+    script, db = reglib.bundled_copy(h)
+    reglib.add_users(h, db, [("alice", "wonder")])
+    udp = h_.free_port(("udp",))
+    ws = h_.free_port(("tcp",))
+    srv = h_.Server(h, script, "server", listen=[
+        "udp:%s:%d" % (LOCAL, udp), "ws:%s:%d" % (LOCAL, ws)])
+    srv.port = udp
+    h.servers.append(srv)
+    up = srv.start(timeout=30)
+    h.ok(up, "server with udp: and ws: started", server=srv)
+    if not up:
+        raise h_.Abort("the server did not start")
+
+    a = Browser(h, ws, "alice", "wonder")
+    a.ws.handshake()
+    _, r = a.register()
+    h.ok(r is not None and r.code == 200, "alice registered over ws",
+         diag=r and r.start)
+    mute = wslib.WsClient(ws)
+    st = mute.handshake()
+    h.ok(st == 101, "a second client opened a connection (%s)" % st)
+
+    # quiet for longer than libre's 32 s accept timer; the server's
+    # pings (every 15 s) are answered, as a browser does
+    end = time.monotonic() + 34
+    quiet = True
+    while quiet and time.monotonic() < end:
+        m = a.ws.recv_sip(max(0.1, end - time.monotonic()))
+        quiet = m is None and a.ws.close_code is None and not a.ws.eof
+    h.ok(quiet, "alice's connection stayed open and quiet for 34 s",
+         diag="close code %s" % a.ws.close_code)
+    relay_check(h, a, srv, "ws after 34 s of silence")
+    code = mute.wait_close(3.0)
+    h.ok(code == 1001, "the connection that never sent a frame was "
+         "closed after 32 s (%s)" % code)
+    mute.close()
+    a.ws.close()
+    h.stop_server(srv)
+
+
 def body(h, args):
+    if args.case == "idle":
+        return body_idle(h)
     cert, both = make_cert(h)
     script, db = reglib.bundled_copy(h)
     reglib.add_users(h, db, [("alice", "wonder"), ("bob", "builder"),
@@ -166,7 +214,7 @@ def body(h, args):
         args=["--tls-cert", both, "--metrics", "%s:%d" % (LOCAL, mport)])
     srv.port = udp
     h.servers.append(srv)
-    up = srv.start()
+    up = srv.start(timeout=30)   # slow under valgrind, on a loaded machine
     h.ok(up, "server with udp:, ws: and wss: started", server=srv)
     if not up:
         raise h_.Abort("the server did not start")
@@ -302,5 +350,10 @@ def body(h, args):
     h.stop_server(srv, must=[r"ev=listen transport=WS "])
 
 
+def extra(ap):
+    ap.add_argument("--case", default="main", choices=("main", "idle"))
+
+
 if __name__ == "__main__":
-    h_.test_main("SIP over WebSocket on the wire", body, deadline=80)
+    h_.test_main("SIP over WebSocket on the wire", body, deadline=80,
+                 extra_args=extra)
