@@ -365,9 +365,11 @@ int stack_start(struct stack *st)
 		else if (l->tp == SIP_TRANSP_WS || l->tp == SIP_TRANSP_WSS) {
 			/* libre's HTTP(S) listener; wsflow.c fixes what
 			 * libre 1.1.0 gets wrong in it */
+			wsflow_arm(true);
 			err = sip_transp_add_websock(st->sip, l->tp,
 						     &l->laddr, true,
 						     l->cert);
+			wsflow_arm(false);
 		}
 		else {
 			/* the limiter sees each datagram before libre */

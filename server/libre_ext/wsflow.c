@@ -27,6 +27,15 @@
  *
  *   Symbol interposition, as fasttmr.c and udpbatch.c (overrides.list):
  *
+ *   - http_listen(), https_listen(): while the stack adds its WS and WSS
+ *     listeners (wsflow_arm()), the HTTP request handler of libre's SIP
+ *     transport gets ours in front: a handshake libre would refuse
+ *     with "500 Server Error" (or, a subprotocol list, not at all as it
+ *     should) is refused as RFC 6455 §4.2 asks: 426 Upgrade Required
+ *     (with Sec-WebSocket-Version: 13) for a request that is no
+ *     WebSocket upgrade or of another version, 400 for a missing key,
+ *     400 when "sip" is not the subprotocol offered (RFC 7118 §4), 405
+ *     for a method other than GET.
  *   - websock_accept(): libre's SIP transport calls it for a handshake
  *     it took (path any, Sec-WebSocket-Protocol exactly "sip"). Ours
  *     calls the original (dlsym(RTLD_NEXT)) with handlers of ours around
@@ -143,6 +152,20 @@ typedef int (sip_transp_send_f)(struct sip_connqent **, struct sip *,
 				void *, enum sip_transp, const struct sa *,
 				struct mbuf *, sip_transp_h *, void *);
 
+/* One HTTP(S) listener of libre's SIP transport, and its handler */
+struct wsgate {
+	struct le le;
+	http_req_h *reqh;
+	void *arg;
+};
+
+typedef int (http_listen_f)(struct http_sock **, const struct sa *,
+			    http_req_h *, void *);
+typedef int (https_listen_f)(struct http_sock **, const struct sa *,
+			     const char *, http_req_h *, void *);
+
+static struct list gates;          /* struct wsgate                   */
+static bool armed;                 /* wsflow_arm()                     */
 static struct hash *flows;
 static struct wsflow *accepting;   /* set while websock_accept() runs */
 static struct pl accept_proto;     /* and the subprotocol to echo     */
@@ -194,6 +217,63 @@ static void flow_timeout(void *arg)
 
 	++stats.timeouts;
 	flow_end(f, WEBSOCK_GOING_AWAY, ETIMEDOUT);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * The handshake, before libre's SIP transport sees it
+ * ------------------------------------------------------------------ */
+
+static void refuse(struct http_conn *hc, uint16_t scode, const char *reason,
+		   const char *hdrs)
+{
+	++stats.refused;
+	(void)http_reply(hc, scode, reason, "%sContent-Length: 0\r\n\r\n",
+			 hdrs);
+}
+
+
+static void gate_handler(struct http_conn *hc, const struct http_msg *msg,
+			 void *arg)
+{
+	static const char upgrade[] = "Upgrade: websocket\r\n"
+		"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n";
+	const struct wsgate *g = arg;
+	const struct http_hdr *key, *proto;
+
+	key = http_msg_hdr(msg, HTTP_HDR_SEC_WEBSOCKET_KEY);
+	proto = http_msg_hdr(msg, HTTP_HDR_SEC_WEBSOCKET_PROTOCOL);
+
+	if (pl_strcmp(&msg->met, "GET"))
+		refuse(hc, 405, "Method Not Allowed", "Allow: GET\r\n");
+	else if (!http_msg_hdr_has_value(msg, HTTP_HDR_UPGRADE,
+					 "websocket") ||
+		 !http_msg_hdr_has_value(msg, HTTP_HDR_CONNECTION, "Upgrade") ||
+		 !http_msg_hdr_has_value(msg, HTTP_HDR_SEC_WEBSOCKET_VERSION,
+					 "13"))
+		refuse(hc, 426, "Upgrade Required", upgrade);
+	else if (!key || key->val.l != 24)   /* 16 bytes in base64 */
+		refuse(hc, 400, "Bad Sec-WebSocket-Key", "");
+	else if (!proto || pl_strcasecmp(&proto->val, "sip"))
+		refuse(hc, 400, "Subprotocol sip Required", "");
+	else
+		g->reqh(hc, msg, g->arg);
+}
+
+
+static int gate_add(struct wsgate **gp, http_req_h *reqh, void *arg)
+{
+	struct wsgate *g = mem_zalloc(sizeof(*g), NULL);
+
+	if (!g)
+		return ENOMEM;
+
+	g->reqh = reqh;
+	g->arg  = arg;
+	list_append(&gates, &g->le, g);
+	*gp = g;
+
+	return 0;
 }
 
 
@@ -311,6 +391,48 @@ static void flow_close(int err, void *arg)
 /* ------------------------------------------------------------------ *
  * The replacements
  * ------------------------------------------------------------------ */
+
+int http_listen(struct http_sock **sockp, const struct sa *laddr,
+		http_req_h *reqh, void *arg)
+{
+	static http_listen_f *orig;
+	struct wsgate *g;
+	int err;
+
+	if (!orig && !(orig = (http_listen_f *)original("http_listen")))
+		return ENOSYS;
+
+	if (!armed || !reqh)
+		return orig(sockp, laddr, reqh, arg);
+
+	err = gate_add(&g, reqh, arg);
+	if (!err)
+		err = orig(sockp, laddr, gate_handler, g);
+
+	return err;
+}
+
+
+int https_listen(struct http_sock **sockp, const struct sa *laddr,
+		 const char *cert, http_req_h *reqh, void *arg)
+{
+	static https_listen_f *orig;
+	struct wsgate *g;
+	int err;
+
+	if (!orig && !(orig = (https_listen_f *)original("https_listen")))
+		return ENOSYS;
+
+	if (!armed || !reqh)
+		return orig(sockp, laddr, cert, reqh, arg);
+
+	err = gate_add(&g, reqh, arg);
+	if (!err)
+		err = orig(sockp, laddr, cert, gate_handler, g);
+
+	return err;
+}
+
 
 int websock_accept(struct websock_conn **connp, struct websock *sock,
 		   struct http_conn *htconn, const struct http_msg *msg,
@@ -490,10 +612,20 @@ int sip_transp_send(struct sip_connqent **qentp, struct sip *sip,
  * For the stack
  * ------------------------------------------------------------------ */
 
+void wsflow_arm(bool on)
+{
+	armed = on;
+}
+
+
 void wsflow_flush(void)
 {
 	struct le *le;
 	uint32_t i;
+
+	/* the listeners go with libre's SIP stack, right after this,
+	 * before the loop runs again */
+	list_flush(&gates);
 
 	if (!flows)
 		return;

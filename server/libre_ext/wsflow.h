@@ -10,6 +10,7 @@
 #ifndef SIPSTACK_WSFLOW_H
 #define SIPSTACK_WSFLOW_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum {
@@ -26,10 +27,16 @@ struct wsflow_stats {
 	uint64_t unrouted;     /* refused: to ws/wss, no flow to the peer */
 	uint64_t oversized;    /* closed for a frame over the limit      */
 	uint64_t timeouts;     /* closed for silence (accept or idle)    */
+	uint64_t refused;      /* handshakes refused (400, 405, 426)      */
 };
 
-/* Ends every flow (a close frame, then libre closes its connection);
- * the stack calls it before it closes libre's SIP stack */
+/* On around sip_transp_add_websock(): the HTTP(S) listeners opened then
+ * are the SIP transport's, whose handshakes wsflow.c checks first */
+void wsflow_arm(bool on);
+
+/* Ends every flow (a close frame, then libre closes its connection)
+ * and forgets the listeners; the stack calls it right before it closes
+ * libre's SIP stack */
 void wsflow_flush(void);
 
 void wsflow_stats(struct wsflow_stats *st);

@@ -13,8 +13,10 @@ with the openssl CLI), against wslib.py's WebSocket client (no browser):
     unresolvable .invalid host, as a browser's), the client's 200 goes
     back to the UDP sender; the same over wss: with the certificate
     verified;
-  - refused handshakes (no subprotocol, another subprotocol, no
-    Upgrade, garbage) and broken frames (longer than 64 KiB, a 64-bit
+  - refused handshakes (RFC 6455 §4.2: 400 without the sip
+    subprotocol or a key, 426 with Sec-WebSocket-Version: 13 for no
+    upgrade or another version, 405 for POST; garbage: no 101) and
+    broken frames (longer than 64 KiB, a 64-bit
     length near 2^64, unmasked) get their refusal and the server keeps
     serving;
   - a client that vanishes (RST, no close frame): a MESSAGE to it fails
@@ -264,21 +266,34 @@ def body(h, args):
         relay_check(h, c, srv, "wss")
 
     # -- refused handshakes ----------------------------------------------
+    def raw_get(lines, method="GET"):
+        return ("%s / HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n\r\n" % (
+            method, "\r\n".join(lines))).encode()
+    full = ["Upgrade: websocket", "Connection: Upgrade",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version: 13", "Sec-WebSocket-Protocol: sip"]
     cases = [
-        ("no subprotocol", dict(protocol=None)),
-        ("subprotocol xmpp", dict(protocol="xmpp")),
-        ("no Upgrade header", dict(raw=(
-            "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip"
-            "\r\n\r\n").encode())),
+        ("no subprotocol", dict(protocol=None), 400, None),
+        ("subprotocol xmpp", dict(protocol="xmpp"), 400, None),
+        ("no Upgrade header", dict(raw=raw_get(full[1:])), 426,
+         "sec-websocket-version"),
+        ("version 8", dict(raw=raw_get(full[:3] + [
+            "Sec-WebSocket-Version: 8", full[4]])), 426,
+         "sec-websocket-version"),
+        ("no Sec-WebSocket-Key", dict(raw=raw_get(full[:2] + full[3:])),
+         400, None),
+        ("POST", dict(raw=raw_get(full, "POST")), 405, "allow"),
+        ("a plain GET (a web browser at the URL)",
+         dict(raw=raw_get(["Accept: text/html"])), 426, "upgrade"),
     ]
-    for name, kw in cases:
+    for name, kw, want, hdr in cases:
         w = wslib.WsClient(ws)
         st = w.handshake(**kw)
         w.close()
-        h.ok(st is not None and 400 <= st < 600,
-             "handshake with %s: refused (%s)" % (name, st))
+        h.ok(st == want and (hdr is None or hdr in w.headers),
+             "handshake with %s: refused %d%s (%s)" % (
+                 name, want, " with " + hdr if hdr else "", st),
+             diag=repr(w.headers))
     w = wslib.WsClient(ws)
     st = w.handshake(raw=b"\x16\x03\x01garbage\x00\xff\r\n\r\n" * 20)
     w.close()
