@@ -358,6 +358,16 @@ def body(h, args):
          "metrics: REGISTERs counted with transport ws and wss",
          diag="\n".join(l for l in text.splitlines()
                         if "requests_received" in l))
+    fig = dict(l.split(" ", 1) for l in text.splitlines()
+               if l.startswith("sipstack_websocket_"))
+    want = {"sipstack_websocket_connections": "2",       # alice, carol
+            # alice, carol, the 3 broken frames, bob
+            "sipstack_websocket_accepted_total": "6",
+            "sipstack_websocket_refused_total": "7",
+            "sipstack_websocket_oversized_total": "2",
+            "sipstack_websocket_unrouted_total": "1"}
+    h.ok(all(fig.get(k) == v for k, v in want.items()),
+         "metrics: the WebSocket figures add up", diag=repr(fig))
 
     a.ws.close()
     if c is not None:
