@@ -36,7 +36,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registrar"))
+sys.path.insert(0, HERE)
 import reglib  # noqa: E402
+import wslib  # noqa: E402
 
 h_ = reglib.harness
 LOCAL = reglib.LOCAL
@@ -182,16 +184,7 @@ def body(h, args):
 
     script, db = reglib.bundled_copy(h)
     reglib.add_users(h, db, [("alice", "in-chromium")])
-    udp = h_.free_port(("udp",))
-    ws = h_.free_port(("tcp",))
-    srv = h_.Server(h, script, "server", listen=[
-        "udp:%s:%d" % (LOCAL, udp), "ws:%s:%d" % (LOCAL, ws)])
-    srv.port = udp
-    h.servers.append(srv)
-    up = srv.start(timeout=30)   # slow under valgrind, on a loaded machine
-    h.ok(up, "server with udp: and ws: started", server=srv)
-    if not up:
-        raise h_.Abort("the server did not start")
+    srv, ws, _ = wslib.start_server(h, h_, script)
 
     web = Web(site)
     aor = "sip:alice@%s" % LOCAL

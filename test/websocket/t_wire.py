@@ -33,7 +33,6 @@ usage: t_wire.py --sipstack BUILD/sipstack [--case main|idle]
 """
 import os
 import shutil
-import socket
 import struct
 import sys
 import time
@@ -160,16 +159,7 @@ def options_alive(h, srv, desc):
 def body_idle(h):
     script, db = reglib.bundled_copy(h)
     reglib.add_users(h, db, [("alice", "wonder")])
-    udp = h_.free_port(("udp",))
-    ws = h_.free_port(("tcp",))
-    srv = h_.Server(h, script, "server", listen=[
-        "udp:%s:%d" % (LOCAL, udp), "ws:%s:%d" % (LOCAL, ws)])
-    srv.port = udp
-    h.servers.append(srv)
-    up = srv.start(timeout=30)
-    h.ok(up, "server with udp: and ws: started", server=srv)
-    if not up:
-        raise h_.Abort("the server did not start")
+    srv, ws, _ = wslib.start_server(h, h_, script)
 
     a = Browser(h, ws, "alice", "wonder")
     a.ws.handshake()
@@ -206,20 +196,10 @@ def body(h, args):
     reglib.add_users(h, db, [("alice", "wonder"), ("bob", "builder"),
                              ("carol", "singer")])
 
-    udp = h_.free_port(("udp",))
-    ws = h_.free_port(("tcp",))
-    wss = h_.free_port(("tcp",))
     mport = h_.free_port(("tcp",))
-    srv = h_.Server(h, script, "server", listen=[
-        "udp:%s:%d" % (LOCAL, udp), "ws:%s:%d" % (LOCAL, ws),
-        "wss:%s:%d" % (LOCAL, wss)],
+    srv, ws, wss = wslib.start_server(
+        h, h_, script, wss=True,
         args=["--tls-cert", both, "--metrics", "%s:%d" % (LOCAL, mport)])
-    srv.port = udp
-    h.servers.append(srv)
-    up = srv.start(timeout=30)   # slow under valgrind, on a loaded machine
-    h.ok(up, "server with udp:, ws: and wss: started", server=srv)
-    if not up:
-        raise h_.Abort("the server did not start")
     h.ok(srv.find(r"ev=listen transport=WS addr=127\.0\.0\.1:%d" % ws) and
          srv.find(r"ev=listen transport=WSS addr=127\.0\.0\.1:%d" % wss),
          "ws: and wss: listeners logged")

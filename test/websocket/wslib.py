@@ -8,7 +8,9 @@ Imported by t_wire.py (not a test itself). Standard library only:
     bytes for the broken cases;
   - sip_request(): a SIP request as a browser sends it over WebSocket
     (RFC 7118: Via SIP/2.0/WS with a made-up .invalid host, a Contact
-    of that host with ;transport=ws).
+    of that host with ;transport=ws);
+  - start_server(): the tests' server, on udp: and ws: (and wss:) ports
+    of its own.
 """
 import base64
 import hashlib
@@ -233,3 +235,25 @@ def sip_response_to(req, code, reason):
                         os.urandom(3).hex())
     return ("SIP/2.0 %d %s\r\n%s\r\nContent-Length: 0\r\n\r\n" % (
         code, reason, "\r\n".join(keep))).encode()
+
+
+def start_server(h, harness, script, wss=False, args=()):
+    """A started server listening on udp:, ws: (and wss: with wss) on
+    free ports of 127.0.0.1: (srv, ws port, wss port or None); srv.port
+    is the UDP one. Fails the check and aborts if it did not start."""
+    local = harness.LOCAL
+    udp = harness.free_port(("udp",))
+    ws = harness.free_port(("tcp",))
+    listen = ["udp:%s:%d" % (local, udp), "ws:%s:%d" % (local, ws)]
+    tls = harness.free_port(("tcp",)) if wss else None
+    if wss:
+        listen.append("wss:%s:%d" % (local, tls))
+    srv = harness.Server(h, script, "server", listen=listen, args=args)
+    srv.port = udp
+    h.servers.append(srv)
+    up = srv.start(timeout=30)   # slow under valgrind, on a loaded machine
+    h.ok(up, "server on %s started" % ", ".join(
+        l.split(":", 1)[0] + ":" for l in listen), server=srv)
+    if not up:
+        raise harness.Abort("the server did not start")
+    return srv, ws, tls
