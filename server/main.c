@@ -301,6 +301,21 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		}
 	}
 
+	/* wss: is libre's HTTPS server, which reads one PEM file */
+	for (c = 0; c < (int)cli->lsnrc; c++) {
+		if (cli->lsnr[c].tp != SIP_TRANSP_WSS)
+			continue;
+		if (!cli->tls.cert ||
+		    (cli->tls.key && strcmp(cli->tls.key, cli->tls.cert))) {
+			(void)re_fprintf(stderr, "sipstack: --listen wss:%J: "
+				      "needs --tls-cert FILE holding the "
+				      "certificate chain and the key (no "
+				      "separate --tls-key)\n",
+				      &cli->lsnr[c].addr);
+			return 2;
+		}
+	}
+
 	if (optind != argc - 1) {
 		(void)fprintf(stderr, "sipstack: exactly one SCRIPT.lua "
 			      "expected\n");

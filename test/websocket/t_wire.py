@@ -192,6 +192,15 @@ def body(h, args):
     if args.case == "idle":
         return body_idle(h)
     cert, both = make_cert(h)
+    for extra, name in (([], "without --tls-cert"),
+                        (["--tls-cert", cert, "--tls-key",
+                          os.path.join(h.tmp, "key.pem")],
+                         "with a separate --tls-key")):
+        rc, out, err = h.run([h.sipstack, "--listen", "wss:127.0.0.1:1"] +
+                             extra + ["x.lua"], timeout=10)
+        h.ok(rc == 2 and "needs --tls-cert FILE" in err,
+             "wss: %s refused at start (exit 2, the reason said)" % name,
+             diag="exit %s: %s" % (rc, err))
     script, db = reglib.bundled_copy(h)
     reglib.add_users(h, db, [("alice", "wonder"), ("bob", "builder"),
                              ("carol", "singer")])
