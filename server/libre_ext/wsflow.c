@@ -21,7 +21,8 @@
  *      decoder's length check (4 + len wraps to 0..3) and unmasking
  *      writes past the buffer: a remote crash before any SIP is parsed.
  *
- *   (2, 3: fixed upstream since; 1: websock_accept_proto, later.)
+ *   Later libre releases fix all four (1 with websock_accept_proto());
+ *   Debian 12 ships 1.1.0.
  *
  * HOW IT IS HOOKED IN
  *
@@ -30,11 +31,12 @@
  *   - http_listen(), https_listen(): while the stack adds its WS and WSS
  *     listeners (wsflow_arm()), the HTTP request handler of libre's SIP
  *     transport gets ours in front: a handshake libre would refuse
- *     with "500 Server Error" (or, a subprotocol list, not at all as it
- *     should) is refused as RFC 6455 §4.2 asks: 426 Upgrade Required
+ *     with "500 Server Error" is refused as RFC 6455 §4.2 asks: 426
+ *     Upgrade Required
  *     (with Sec-WebSocket-Version: 13) for a request that is no
  *     WebSocket upgrade or of another version, 400 for a missing key,
- *     400 when "sip" is not the subprotocol offered (RFC 7118 §4), 405
+ *     400 when "sip" is not the (first) subprotocol offered (RFC 7118
+ *     §4; libre's transport reads only the first), 405
  *     for a method other than GET.
  *   - websock_accept(): libre's SIP transport calls it for a handshake
  *     it took (path any, Sec-WebSocket-Protocol exactly "sip"). Ours
@@ -64,8 +66,9 @@
  *   Timers: libre's SIP connection keeps the 32 s accept timer it starts
  *   after websock_accept() (fix 3). A flow has its own: 32 s until the
  *   first data frame, then libre's TCP idle time (900 s) restarted by
- *   every data frame (the WebSocket layer's pings every 15 s find a dead
- *   peer sooner). At the first frame libre's timer is cancelled; reaching
+ *   whatever the peer sends, the pongs to the WebSocket layer's pings
+ *   (every 15 s) included. At the first frame libre's timer is
+ *   cancelled; reaching
  *   it needs the head of libre 1.1.0's private struct sip_conn (struct
  *   sip_conn_head below), used only when the timer found there points
  *   back at the connection (tmr.arg == conn).
@@ -255,6 +258,7 @@ static void gate_handler(struct http_conn *hc, const struct http_msg *msg,
 	else if (!key || key->val.l != 24)   /* 16 bytes in base64 */
 		refuse(hc, 400, "Bad Sec-WebSocket-Key", "");
 	else if (!proto || pl_strcasecmp(&proto->val, "sip"))
+		/* the first offered: libre's transport reads that one */
 		refuse(hc, 400, "Subprotocol sip Required", "");
 	else
 		g->reqh(hc, msg, g->arg);
@@ -337,6 +341,11 @@ static void flow_tcp_recv(struct mbuf *mb, void *arg)
 		return;
 	}
 
+	/* anything, pongs to the WebSocket layer's pings included: a
+	 * browser registered for an hour sends no SIP in between */
+	if (f->framed)
+		tmr_start(&f->tmr, IDLE_MS, flow_timeout, f);
+
 	f->tcp_recvh(mb, f->tcp_arg);
 }
 
@@ -361,15 +370,19 @@ static void flow_recv(const struct websock_hdr *hdr, struct mbuf *mb,
 	if (!f->framed) {
 		struct tmr *t = conn_tmr(f->conn);
 
-		f->framed = true;
-		if (t)
-			tmr_cancel(t);   /* ours takes over */
-		else
+		/* left running, libre's timer would close its connection
+		 * behind our back (see LIFETIME): refuse to run so */
+		if (!t) {
 			(void)re_fprintf(stderr, "wsflow: libre's connection"
-					 " timer not found\n");
-	}
+					 " timer not found: closing\n");
+			flow_end(f, WEBSOCK_INTERNAL_ERROR, ENOTSUP);
+			return;
+		}
 
-	tmr_start(&f->tmr, IDLE_MS, flow_timeout, f);
+		tmr_cancel(t);   /* ours takes over */
+		f->framed = true;
+		tmr_start(&f->tmr, IDLE_MS, flow_timeout, f);
+	}
 
 	f->recvh(hdr, mb, f->arg);
 }
