@@ -39,12 +39,15 @@ sip.registrar.configure{
 local function relay(msg, bindings)
   local code, reason = 480, "Temporarily Unavailable"
   for _, b in ipairs(bindings) do
-    local ws = b.received and b.received:match(";transport=wss?$")
-    local c, r = sip.request("MESSAGE", b.uri, {
-      body = msg.body, content_type = msg.content_type or "text/plain",
-      from = msg.from, next_hop = ws and b.received or nil, timeout = 10 })
-    if c and c >= 200 and c < 300 then return c, r end
-    if c then code, reason = c, r end
+    -- (a Contact that is the Request-URI itself would come back here)
+    if b.uri ~= msg.uri then
+      local ws = b.received and b.received:match(";transport=wss?$")
+      local c, r = sip.request("MESSAGE", b.uri, {
+        body = msg.body, content_type = msg.content_type or "text/plain",
+        from = msg.from, next_hop = ws and b.received or nil, timeout = 10 })
+      if c and c >= 200 and c < 300 then return c, r end
+      if c then code, reason = c, r end
+    end
   end
   return code, reason
 end
