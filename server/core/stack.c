@@ -612,6 +612,7 @@ int stack_debug(struct re_printf *pf, const struct stack *st)
 			  st->stats.bad_requests,
 			  dialog_table_count(st->dialogs));
 	err |= re_hprintf(pf, "  %H\n", ratelimit_debug, st->rl);
+	err |= re_hprintf(pf, "  %H\n", wsflow_debug, NULL);
 
 	return err;
 }

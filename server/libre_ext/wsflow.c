@@ -652,6 +652,35 @@ void wsflow_flush(void)
 }
 
 
+int wsflow_debug(struct re_printf *pf, const void *unused)
+{
+	uint32_t i;
+	int err;
+	(void)unused;
+
+	err = re_hprintf(pf, "websocket flows=%llu accepted=%llu refused=%llu"
+			 " routed=%llu unrouted=%llu oversized=%llu "
+			 "timeouts=%llu", stats.accepted - stats.closed,
+			 stats.accepted, stats.refused, stats.routed,
+			 stats.unrouted, stats.oversized, stats.timeouts);
+
+	for (i = 0; flows && i < (1u << HASH_BITS); i++) {
+		struct le *le;
+
+		LIST_FOREACH(hash_list(flows, i), le) {
+			const struct wsflow *f = le->data;
+
+			err |= re_hprintf(pf, "\n    %J %s %llus left",
+					  &f->peer, f->framed ? "open" :
+					  "accepted", tmr_get_expire(&f->tmr)
+					  / 1000);
+		}
+	}
+
+	return err;
+}
+
+
 void wsflow_stats(struct wsflow_stats *st)
 {
 	if (!st)

@@ -41,4 +41,8 @@ void wsflow_flush(void);
 
 void wsflow_stats(struct wsflow_stats *st);
 
+/* %H printer: the counts, then each flow (peer, state, time left) */
+struct re_printf;
+int  wsflow_debug(struct re_printf *pf, const void *unused);
+
 #endif
