@@ -32,7 +32,6 @@ sent a frame is closed (1001) by then.
 usage: t_wire.py --sipstack BUILD/sipstack [--case main|idle]
 """
 import os
-import shutil
 import struct
 import sys
 import time
@@ -48,24 +47,6 @@ import wslib  # noqa: E402
 h_ = reglib.harness
 LOCAL = reglib.LOCAL
 H = "df7jal23ls0d.invalid"     # the made-up host of a browser (RFC 7118)
-
-
-def make_cert(h):
-    openssl = shutil.which("openssl")
-    if not openssl:
-        raise h_.Abort("openssl CLI not found (Debian package openssl)")
-    key = os.path.join(h.tmp, "key.pem")
-    cert = os.path.join(h.tmp, "cert.pem")
-    rc, out, err = h.run([openssl, "req", "-x509", "-newkey", "rsa:2048",
-                          "-nodes", "-keyout", key, "-out", cert, "-days",
-                          "2", "-subj", "/CN=127.0.0.1", "-addext",
-                          "subjectAltName=IP:127.0.0.1"], timeout=30)
-    if rc != 0:
-        raise h_.Abort("openssl req failed: %s" % err)
-    both = os.path.join(h.tmp, "both.pem")
-    with open(both, "w") as f:
-        f.write(open(cert).read() + open(key).read())
-    return cert, both
 
 
 class Browser:
@@ -191,7 +172,7 @@ def body_idle(h):
 def body(h, args):
     if args.case == "idle":
         return body_idle(h)
-    cert, both = make_cert(h)
+    cert, both = wslib.make_cert(h, h_)
     for extra, name in (([], "without --tls-cert"),
                         (["--tls-cert", cert, "--tls-key",
                           os.path.join(h.tmp, "key.pem")],

@@ -10,11 +10,13 @@ Imported by t_wire.py (not a test itself). Standard library only:
     (RFC 7118: Via SIP/2.0/WS with a made-up .invalid host, a Contact
     of that host with ;transport=ws);
   - start_server(): the tests' server, on udp: and ws: (and wss:) ports
-    of its own.
+    of its own; make_cert(): a throwaway self-signed certificate for
+    127.0.0.1 (openssl CLI).
 """
 import base64
 import hashlib
 import os
+import shutil
 import socket
 import ssl
 import struct
@@ -257,3 +259,23 @@ def start_server(h, harness, script, wss=False, args=()):
     if not up:
         raise harness.Abort("the server did not start")
     return srv, ws, tls
+
+
+def make_cert(h, harness):
+    """A self-signed certificate for 127.0.0.1 in h.tmp: (cert.pem, the
+    file with the certificate and its key, as wss: wants it)."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise harness.Abort("openssl CLI not found (Debian package openssl)")
+    key = os.path.join(h.tmp, "key.pem")
+    cert = os.path.join(h.tmp, "cert.pem")
+    rc, out, err = h.run([openssl, "req", "-x509", "-newkey", "rsa:2048",
+                          "-nodes", "-keyout", key, "-out", cert, "-days",
+                          "2", "-subj", "/CN=127.0.0.1", "-addext",
+                          "subjectAltName=IP:127.0.0.1"], timeout=30)
+    if rc != 0:
+        raise harness.Abort("openssl req failed: %s" % err)
+    both = os.path.join(h.tmp, "both.pem")
+    with open(both, "w") as f:
+        f.write(open(cert).read() + open(key).read())
+    return cert, both
