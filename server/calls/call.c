@@ -416,6 +416,11 @@ int call_send_bye(struct call *call, const char *reason)
 	if (!call->dlg)
 		return ENOTCONN;
 
+	/* a BYE of ours in flight (the ACK wait timed out, a hangup, then
+	 * another or the shutdown's): the call is ending already */
+	if (call->byereq)
+		return 0;
+
 	if (!call->reason)
 		(void)str_dup(&call->reason, reason);
 

@@ -26,8 +26,10 @@ static void ack_timeout(void *arg)
 {
 	struct call *call = arg;
 
-	/* §13.3.1.4: no ACK within 64*T1: confirmed, but end it */
-	slog(LOG_WARN, "call", "no_ack", NULL, "%H", call_logid, call);
+	/* §13.3.1.4: no ACK within 64*T1: confirmed, but end it. The
+	 * peer decides how many of these there are: flood-controlled */
+	slog_src(LOG_WARN, "call", "no_ack", &call->src, NULL, "%H",
+		 call_logid, call);
 	tmr_cancel(&call->tmr_rtx);
 	(void)str_dup(&call->reason, "Timeout");
 	(void)call_send_bye(call, "Timeout");
