@@ -37,6 +37,9 @@ notifier of the test:
   sub-rejected  403 -> sip.subscribe returns nil, "rejected", 403
   sub-refresh   200 grants 2 s: sipstack refreshes in the dialog (To tag,
                 CSeq up) before it runs out
+  sub-auth      407 to the SUBSCRIBE, a stale 401 to its refresh: both
+                answered with the script's credentials (digest checked)
+  sub-auth-wrong  a wrong password: the second 401 is the answer, no third
 """
 import os
 import re
