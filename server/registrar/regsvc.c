@@ -404,6 +404,45 @@ int regsvc_lookup(struct loc_set **setp, struct regsvc *rs,
 }
 
 
+/* Every binding of the AOR goes, as a REGISTER with "Contact: *" and
+ * Expires: 0 would do (RFC 3261 §10.2.2), under a Call-ID of its own
+ * (so no REGISTER's CSeq rule can refuse it); doneh once it is
+ * committed, as location_apply() says */
+int regsvc_remove(struct regsvc *rs, const char *uri, const char *callid,
+		  loc_done_h *doneh, void *arg)
+{
+	struct loc_change chg;
+	struct uri u;
+	struct pl pl;
+	char *aor = NULL;
+	int err;
+
+	if (!rs || !uri || !callid)
+		return EINVAL;
+
+	pl_set_str(&pl, uri);
+	if (uri_decode(&u, &pl) || location_aor(&aor, &u))
+		return EINVAL;
+
+	memset(&chg, 0, sizeof(chg));
+	pl_set_str(&chg.aor, aor);
+	pl_set_str(&chg.callid, callid);
+	chg.cseq = 1;
+	chg.wildcard = true;
+
+	err = location_apply(rs->loc, &chg, doneh, arg);
+	mem_deref(aor);
+
+	return err;
+}
+
+
+struct location *regsvc_location(const struct regsvc *rs)
+{
+	return rs ? rs->loc : NULL;
+}
+
+
 struct auth *regsvc_auth(const struct regsvc *rs)
 {
 	return rs ? rs->auth : NULL;
