@@ -35,6 +35,8 @@ enum {
 	CTL_OUT_MAX  = 16 * 1024 * 1024,
 	CTL_CMDS_MAX = 16,
 	CTL_DEPTH    = 8,          /* JSON nesting of a request          */
+	CTL_BACKLOG  = 64,         /* not accepted yet (the bound on the
+				    * clients is applied at accept)      */
 };
 
 struct ctl_cmd {
@@ -77,6 +79,7 @@ struct ctl_op {
 static void conn_close(struct ctl_conn *conn);
 static void conn_process(struct ctl_conn *conn);
 static void idle_timeout(void *arg);
+static void conn_handler(int flags, void *arg);
 
 
 /* ------------------------------------------------------------------ *
@@ -111,7 +114,7 @@ static void conn_flush(struct ctl_conn *conn)
 
 	/* watch for room only while something waits */
 	(void)fd_listen(conn->fd, FD_READ | (conn->out ? FD_WRITE : 0),
-			NULL, NULL);
+			conn_handler, conn);
 }
 
 
@@ -731,7 +734,7 @@ int ctl_listen(struct ctl **ctlp, const char *path, unsigned mode)
 
 	/* bind made it with the umask's mode, chmod sets ours; between
 	 * the two nobody is listening yet, so nobody is served */
-	if (chmod(path, mode & 0777) || listen(ctl->fd, CTL_CLIENTS_MAX)) {
+	if (chmod(path, mode & 0777) || listen(ctl->fd, CTL_BACKLOG)) {
 		err = errno;
 		goto out;
 	}

@@ -7,7 +7,8 @@
 --            or ours from `ctl calls hangup`)
 --   anything else: 200 at once
 -- The test rewrites GEN below to check that a reload took (MESSAGE
--- "gen" is answered with it).
+-- "gen" is answered with it); MESSAGE "stats" is answered with
+-- sip.stats() (key=value lines).
 local GEN = "one"
 
 local SDP = table.concat({
@@ -36,6 +37,15 @@ end)
 sip.on_incoming_message(function(msg)
   if msg.body == "gen" then
     msg:reply(200, "OK", nil, GEN, "text/plain")
+    return
+  end
+  if msg.body == "stats" then
+    -- sip.stats() as "key=value" lines, sorted: the same names as
+    -- `sipstack ctl stats`
+    local st, lines = sip.stats(), {}
+    for k, v in pairs(st) do lines[#lines + 1] = k .. "=" .. tostring(v) end
+    table.sort(lines)
+    msg:reply(200, "OK", nil, table.concat(lines, "\n"), "text/plain")
     return
   end
   return 200
