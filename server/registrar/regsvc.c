@@ -382,19 +382,30 @@ int regsvc_save(struct regsvc *rs, struct stack_req *req,
 }
 
 
-int regsvc_lookup(struct loc_set **setp, struct regsvc *rs,
-		  const char *uri)
+/* The AOR of the SIP URI uri (a mem string); EINVAL: not one */
+static int aor_of(char **aorp, const char *uri)
 {
 	struct uri u;
 	struct pl pl;
+
+	pl_set_str(&pl, uri);
+	if (uri_decode(&u, &pl) || location_aor(aorp, &u))
+		return EINVAL;
+
+	return 0;
+}
+
+
+int regsvc_lookup(struct loc_set **setp, struct regsvc *rs,
+		  const char *uri)
+{
 	char *aor = NULL;
 	int err;
 
 	if (!setp || !rs || !uri)
 		return EINVAL;
 
-	pl_set_str(&pl, uri);
-	if (uri_decode(&u, &pl) || location_aor(&aor, &u))
+	if (aor_of(&aor, uri))
 		return EINVAL;
 
 	err = location_lookup(setp, rs->loc, aor);
@@ -412,16 +423,13 @@ int regsvc_remove(struct regsvc *rs, const char *uri, const char *callid,
 		  loc_done_h *doneh, void *arg)
 {
 	struct loc_change chg;
-	struct uri u;
-	struct pl pl;
 	char *aor = NULL;
 	int err;
 
 	if (!rs || !uri || !callid)
 		return EINVAL;
 
-	pl_set_str(&pl, uri);
-	if (uri_decode(&u, &pl) || location_aor(&aor, &u))
+	if (aor_of(&aor, uri))
 		return EINVAL;
 
 	memset(&chg, 0, sizeof(chg));
