@@ -119,13 +119,14 @@ static void cmd_log_level(struct ctl_op *op, const struct odict *req,
 		return;
 	}
 
-	if (lvl != prev) {
+	/* told at info, under whichever of the two levels shows it:
+	 * the new one when it is lower, else the old one (before) */
+	if (lvl < prev)
 		log_set_level(lvl);
-		/* told at the level that stays visible of the two */
-		slog(lvl < prev ? lvl : prev, "ctl", "log_level", NULL,
-		     "from=%s to=%s", log_level_name(prev),
-		     log_level_name(lvl));
-	}
+	if (lvl != prev)
+		slog(LOG_INFO, "ctl", "log_level", NULL, "from=%s to=%s",
+		     log_level_name(prev), log_level_name(lvl));
+	log_set_level(lvl);
 
 	if (odict_alloc(&o, 2)) {
 		(void)ctl_op_reply(op, NULL);
