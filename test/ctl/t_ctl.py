@@ -30,7 +30,7 @@ test/ctl/ctl.lua on a free 127.0.0.1 port). One group per run (--case):
             them; `location remove` removes 2 (a REGISTER query then
             gets no Contact); a bad AOR (bad_request); a script without
             a registrar (no_registrar).
-  drain     a call in flight (sipp talks 5 s, then BYE); `drain
+  drain     a call in flight (sipp talks 8 s, then BYE); `drain
             --retry-after 7`: stats says draining, a new INVITE gets 503
             with Retry-After: 7, the call in flight completes (sipp ok),
             then the server exits 0 by itself and removes its socket.
@@ -244,6 +244,8 @@ def basics(h):
     cl.close()
     h.ok(srv.wait_for(r"\blvl=debug\b", 3.0, after=mark),
          "debug lines appear after log-level debug")
+    h.ok(srv.find({"mod": "ctl", "ev": "log_level", "from": "info",
+                   "to": "debug"}), "the change is logged (ev=log_level)")
     rc, ans, out, err = ctl(h, sock, "log-level", "loud")
     h.ok(rc == 1 and "bad_request" in err,
          "log-level loud: exit 1, bad_request", diag="%s %r %r" %
