@@ -209,8 +209,13 @@ static int op_answer(struct ctl_op *op, const struct odict *result,
 		return 0;          /* the client left: nothing to say */
 
 	err = odict_alloc(&o, 8);
-	if (err)
-		goto out;
+	if (err) {
+		/* no answer possible: the client must not wait for it */
+		conn->op = NULL;
+		op->conn = NULL;
+		conn_close(conn);
+		return err;
+	}
 
 	id = op->id ? odict_lookup(op->id, "id") : NULL;
 	if (id) {
@@ -259,7 +264,6 @@ static int op_answer(struct ctl_op *op, const struct odict *result,
 		conn_process(conn);
 	mem_deref(conn);
 
- out:
 	return err;
 }
 
@@ -781,6 +785,24 @@ const char *ctl_path(const struct ctl *ctl)
 uint32_t ctl_clients(const struct ctl *ctl)
 {
 	return ctl ? list_count(&ctl->conns) : 0;
+}
+
+
+int ctl_debug(struct re_printf *pf, const struct ctl *ctl)
+{
+	size_t i;
+	int err;
+
+	if (!ctl)
+		return re_hprintf(pf, "ctl: none");
+
+	err = re_hprintf(pf, "ctl: path=%s clients=%u commands=", ctl->path,
+			 list_count(&ctl->conns));
+	for (i = 0; i < ctl->cmdc; i++)
+		err |= re_hprintf(pf, "%s%s", i ? "," : "",
+				  ctl->cmdv[i].name);
+
+	return err;
 }
 
 

@@ -366,6 +366,7 @@ int  ctl_command_add(struct ctl *ctl, const char *name, ctl_cmd_h *h,
 		     void *arg);
 const char *ctl_path(const struct ctl *ctl);
 uint32_t ctl_clients(const struct ctl *ctl);
+int  ctl_debug(struct re_printf *pf, const struct ctl *ctl);
 /* Answers: result NULL is an empty object. EALREADY: answered before */
 int  ctl_op_reply(struct ctl_op *op, const struct odict *result);
 /* code: a short lowercase stable word (bad_request, not_found...) */

@@ -191,6 +191,13 @@ static void test_ctl(const char *dir)
 	      "four commands added");
 	CHECK(ctl_command_add(ctl, "echo", cmd_echo, NULL) == EALREADY,
 	      "the same name again: EALREADY");
+	{
+		char dbg[256];
+
+		(void)re_snprintf(dbg, sizeof(dbg), "%H", ctl_debug, ctl);
+		CHECK(strstr(dbg, "clients=0 commands=echo,later,silent,"
+			     "twice") != NULL, "ctl_debug (%H)");
+	}
 
 	/* refusals */
 	CHECK(ctl_listen(&ctl2, path, 0600) == EADDRINUSE && !ctl2,
