@@ -26,10 +26,13 @@ test/ctl/ctl.lua on a free 127.0.0.1 port). One group per run (--case):
             syntax error and a runtime error at load (exit 1,
             reload_failed naming ctl.lua:LINE; the old script keeps
             answering).
-  location  two REGISTERed contacts of alice: `location show` lists
-            them; `location remove` removes 2 (a REGISTER query then
-            gets no Contact); a bad AOR (bad_request); a script without
-            a registrar (no_registrar).
+  location  scripts/registrar.lua (SQLite, digest auth): two contacts
+            of alice registered: `location show` lists them (q order,
+            expires, Call-ID), stats has aors 1, bindings 2; `location
+            remove` removes 2, and the database has none when it
+            answers (a REGISTER query then gets no Contact); a bad AOR
+            (bad_request); a script without a registrar
+            (no_registrar).
   drain     a call in flight (sipp talks 8 s, then BYE); `drain
             --retry-after 7`: stats says draining, a new INVITE gets 503
             with Retry-After: 7, the call in flight completes (sipp ok),
@@ -491,11 +494,17 @@ def reload(h):
 # ---------------------------------------------------------------------
 
 def location(h):
-    srv, sock = start(h)
-    rg = reglib.RegClient(srv)
+    # the bundled registrar (SQLite, digest auth), its database in h.tmp
+    script, db = reglib.bundled_copy(h)
+    if not reglib.add_users(h, db, [("alice", "secret")]):
+        raise harness.Abort("no user")
+    srv, sock = start(h, script=script)
+    rg = reglib.RegClient(srv, password="secret")
     c1, c2 = rg.contact(1), rg.contact(2)
     r = rg.register(["<%s>" % c1, "<%s>;q=0.5" % c2], expires=600)
-    h.ok(r is not None and r.code == 200, "alice registers 2 contacts")
+    h.ok(r is not None and r.code == 200,
+         "alice registers 2 contacts (digest)")
+    h.ok(reglib.sql_count(h, db) == 2, "2 bindings in the database")
 
     rc, ans, out, err = ctl(h, sock, "location", "show", rg.aor)
     res = result(ans)
@@ -518,6 +527,8 @@ def location(h):
     rc, ans, out, err = ctl(h, sock, "location", "remove", rg.aor)
     h.ok(rc == 0 and result(ans).get("removed") == 2,
          "location remove: 2 removed", diag="%s %r %r" % (rc, out, err))
+    h.ok(reglib.sql_count(h, db) == 0,
+         "answered once committed: no binding left in the database")
     rc, ans, out, _ = ctl(h, sock, "location", "show", rg.aor, js=False)
     h.ok(rc == 0 and "no bindings" in out, "then location show: none",
          diag=out)
