@@ -296,6 +296,7 @@ struct call *call_new(struct callmgr *cm, bool outgoing)
 
 	call->cm = cm;
 	call->outgoing = outgoing;
+	call->created = tmr_jiffies();
 	tmr_init(&call->tmr_rtx);
 	tmr_init(&call->tmr_ack);
 	tmr_init(&call->tmr_setup);
@@ -708,6 +709,14 @@ bool call_is_on_hold(const struct call *call)
 const char *call_id(const struct call *call)
 {
 	return call ? call->id : NULL;
+}
+
+
+/* Milliseconds since the call object was made (the INVITE arrived or
+ * was sent) */
+uint64_t call_age(const struct call *call)
+{
+	return call ? tmr_jiffies() - call->created : 0;
 }
 
 const char *call_end_reason(const struct call *call)

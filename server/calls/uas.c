@@ -381,6 +381,19 @@ bool uas_invite_hook(struct stack *st, struct stack_req *req, void *arg)
 	if (!cm->incomingh)
 		return false;
 
+	/* draining (sipstack ctl drain): no new call; come back later */
+	if (cm->draining) {
+		char hdrs[40];
+
+		(void)re_snprintf(hdrs, sizeof(hdrs), "Retry-After: %u\r\n",
+				  cm->retry_after);
+		slog_src(LOG_INFO, "call", "refused_draining", &msg->src,
+			 &msg->callid, "code=503 src=%J", &msg->src);
+		(void)stack_req_reply(req, 503, "Service Unavailable", hdrs,
+				      NULL, NULL, 0);
+		return true;
+	}
+
 	rcode = body_check(msg, &breason, bhdrs, sizeof(bhdrs));
 	if (rcode) {
 		slog_src(LOG_INFO, "call", "bad_offer", &msg->src,
