@@ -182,6 +182,10 @@ int  rt_request(struct luart *rt, enum rt_hook h, struct stack_req *req);
  * top of L, and may act when a generation becomes current (before it
  * does; an error refuses the generation) and when the runtime goes ---- */
 
+/* stats.c: the figures of sip.stats() and `sipstack ctl stats` */
+int  stats_odict(struct odict **odp, struct luart *rt, lua_State *L);
+void stats_push(lua_State *L, const struct odict *o, bool array);
+
 void api_sip_inject(lua_State *L);
 void api_request_inject(lua_State *L);
 void api_call_inject(lua_State *L);
