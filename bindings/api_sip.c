@@ -673,7 +673,7 @@ static int l_send_message(lua_State *L)
  * ------------------------------------------------------------------ */
 
 /* sip.request(method, uri [, {headers=, body=, content_type=, from=,
- * timeout=}]) -> code, reason, body, content_type | nil, err */
+ * next_hop=, timeout=}]) -> code, reason, body, content_type | nil, err */
 static int l_request(lua_State *L)
 {
 	struct stack *st = rt_stack(L);
@@ -697,9 +697,9 @@ static int l_request(lua_State *L)
 	}
 
 	op = rt_op_start(L, "request");
-	err = stack_request(st, met, uri, o.from, o.hdrs, o.ctype,
-			    (const uint8_t *)o.body, o.len, api_final_h,
-			    rt_op_arg(op));
+	err = stack_request_via(st, met, uri, o.next_hop, o.from, o.hdrs,
+				o.ctype, (const uint8_t *)o.body, o.len,
+				api_final_h, rt_op_arg(op));
 	mem_deref(o.hdrs);
 	if (err)
 		return rt_op_abort(L, op, err);

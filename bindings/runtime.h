@@ -238,12 +238,14 @@ const char *api_method_check(lua_State *L, int idx, bool in_call);
  * URI (raises otherwise), left on L's stack */
 const char *api_uri_field(lua_State *L, int idx, const char *key);
 /* The options table at idx (may be nil): headers, body, content_type,
- * timeout, and with_from, from; raises on anything else. The strings
- * point into values it leaves on L's stack; hdrs is the caller's to
- * mem_deref (made last: nothing raises after it). */
+ * timeout, and with_from (out of dialog), from and next_hop; raises on
+ * anything else. The strings point into values it leaves on L's stack;
+ * hdrs is the caller's to mem_deref (made last: nothing raises after
+ * it). */
 struct api_reqopts {
 	char *hdrs;
 	const char *body, *ctype, *from;
+	const char *next_hop;         /* out of dialog only; NULL: the URI */
 	size_t len;
 	uint64_t timeout_ms;          /* 0: the transaction's own end */
 };

@@ -76,9 +76,11 @@ static void usage(FILE *f)
 	"\n"
 	"A Lua-scriptable SIP application server.\n"
 	"\n"
-	"  -l, --listen PROTO:IP:PORT  listen on udp:, tcp: or tls: (repeatable;\n"
+	"  -l, --listen PROTO:IP:PORT  listen on udp:, tcp:, tls:, ws: or wss:\n"
+	"                              (SIP over WebSocket, RFC 7118; repeatable;\n"
 	"                              default udp:127.0.0.1:5060)\n"
-	"      --tls-cert FILE         PEM certificate chain (for tls:)\n"
+	"      --tls-cert FILE         PEM certificate chain (for tls: and wss:;\n"
+	"                              wss: wants the key in this file too)\n"
 	"      --tls-key FILE          PEM private key (default: in --tls-cert)\n"
 	"      --tls-ca FILE           PEM CA bundle to verify peers\n"
 	"      --log-level LEVEL       debug, info, warn or error (default info)\n"
@@ -124,6 +126,10 @@ static int parse_listen(struct cli *cli, const char *arg)
 		tp = SIP_TRANSP_TCP;
 	else if (!pl_strcasecmp(&proto, "tls"))
 		tp = SIP_TRANSP_TLS;
+	else if (!pl_strcasecmp(&proto, "ws"))
+		tp = SIP_TRANSP_WS;
+	else if (!pl_strcasecmp(&proto, "wss"))
+		tp = SIP_TRANSP_WSS;
 	else
 		return EPROTONOSUPPORT;
 
@@ -189,8 +195,8 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		case 'l':
 			if (parse_listen(cli, optarg)) {
 				(void)fprintf(stderr, "sipstack: --listen %s: "
-					      "expected udp:IP:PORT, "
-					      "tcp:IP:PORT or tls:IP:PORT "
+					      "expected udp:, tcp:, tls:, "
+					      "ws: or wss:IP:PORT "
 					      "(at most 8)\n", optarg);
 				return 2;
 			}
@@ -328,6 +334,21 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		}
 	}
 
+	/* wss: is libre's HTTPS server, which reads one PEM file */
+	for (c = 0; c < (int)cli->lsnrc; c++) {
+		if (cli->lsnr[c].tp != SIP_TRANSP_WSS)
+			continue;
+		if (!cli->tls.cert ||
+		    (cli->tls.key && strcmp(cli->tls.key, cli->tls.cert))) {
+			(void)re_fprintf(stderr, "sipstack: --listen wss:%J: "
+				      "needs --tls-cert FILE holding the "
+				      "certificate chain and the key (no "
+				      "separate --tls-key)\n",
+				      &cli->lsnr[c].addr);
+			return 2;
+		}
+	}
+
 	if (optind != argc - 1) {
 		(void)fprintf(stderr, "sipstack: exactly one SCRIPT.lua "
 			      "expected\n");
@@ -426,7 +447,8 @@ static int listeners_setup(struct stack *st, const struct cli *cli)
 
 	for (i = 0; i < cli->lsnrc && !err; i++)
 		err = stack_listen(st, cli->lsnr[i].tp, &cli->lsnr[i].addr,
-				   cli->lsnr[i].tp == SIP_TRANSP_TLS ?
+				   cli->lsnr[i].tp == SIP_TRANSP_TLS ||
+				   cli->lsnr[i].tp == SIP_TRANSP_WSS ?
 				   &cli->tls : NULL);
 	if (cli->lsnrc)
 		return err;

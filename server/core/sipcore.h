@@ -466,6 +466,11 @@ struct stack_tls_files {
 };
 
 int  stack_alloc(struct stack **stp, const struct stack_config *cfg);
+/* A listener, opened by stack_start(): UDP, TCP, TLS, WS or WSS (SIP
+ * over WebSocket, RFC 7118: any HTTP path, subprotocol "sip"). TLS and
+ * WSS need tls->cert; WSS takes the certificate chain and the key from
+ * that one file (libre's HTTPS server reads one file), so tls->key
+ * must be unset or the same file (EINVAL). */
 int  stack_listen(struct stack *st, enum sip_transp tp,
 		  const struct sa *laddr, const struct stack_tls_files *tls);
 int  stack_start(struct stack *st);
@@ -571,6 +576,16 @@ int  stack_request(struct stack *st, const char *met, const char *uri,
 		   const char *from, const char *headers, const char *ctype,
 		   const uint8_t *body, size_t len, stack_resp_h *resph,
 		   void *arg);
+/* The same, sent to the SIP URI next_hop instead of where uri resolves
+ * (NULL: uri), which stays the Request-URI: a registered binding's
+ * `received` ("sip:IP:PORT;transport=ws"), the connection its REGISTER
+ * came over; a browser's Contact (RFC 7118: "...@x.invalid") resolves
+ * nowhere. */
+int  stack_request_via(struct stack *st, const char *met, const char *uri,
+		       const char *next_hop, const char *from,
+		       const char *headers, const char *ctype,
+		       const uint8_t *body, size_t len, stack_resp_h *resph,
+		       void *arg);
 /* Outgoing MESSAGE (RFC 3428): stack_request() with a Content-Type
  * always (ctype is required). */
 int  stack_send_message(struct stack *st, const char *to, const char *from,
