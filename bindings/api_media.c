@@ -115,16 +115,25 @@ static struct media_engine *engine(lua_State *L)
 }
 
 
-/* sip.media{rtp_ports = {min, max}} */
+/* sip.media{rtp_ports = {min, max}, prompts = dir, recordings = dir} */
 static int l_media_config(lua_State *L)
 {
+	static const char * const keys[] = {"rtp_ports", "prompts",
+					    "recordings", NULL};
 	lua_Integer min = MEDIA_PORT_MIN, max = MEDIA_PORT_MAX;
 	struct media_engine *me;
-
-	static const char * const keys[] = {"rtp_ports", NULL};
+	const char *prompts, *recs;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
-	check_keys(L, 1, keys, "media: 'rtp_ports' only");
+	check_keys(L, 1, keys, "media: rtp_ports, prompts, recordings");
+	lua_getfield(L, 1, "prompts");
+	lua_getfield(L, 1, "recordings");
+	prompts = lua_tostring(L, -2);
+	recs = lua_tostring(L, -1);
+	if ((!lua_isnil(L, -2) && lua_type(L, -2) != LUA_TSTRING) ||
+	    (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING))
+		return luaL_argerror(L, 1, "prompts, recordings: directory "
+				     "names expected");
 	lua_getfield(L, 1, "rtp_ports");
 	if (!lua_isnil(L, -1)) {
 		if (!lua_istable(L, -1))
@@ -146,6 +155,8 @@ static int l_media_config(lua_State *L)
 	if (!me)
 		return luaL_error(L, "media: the media engine did not start");
 	(void)media_engine_set_ports(me, (uint16_t)min, (uint16_t)max);
+	if (media_engine_set_dirs(me, prompts, recs))
+		return luaL_error(L, "media: out of memory");
 
 	return 0;
 }

@@ -106,6 +106,7 @@ struct media_engine {
 	uint32_t next_sid;
 	uint32_t count;
 	uint16_t port_min, port_max, port_next;
+	char *dir_prompts, *dir_rec;
 	struct mqueue *evt_mq;
 
 	/* queues */
@@ -1115,6 +1116,8 @@ static void engine_destructor(void *arg)
 	flush_list(&me->evts);
 	me->evt_mq = mem_deref(me->evt_mq);
 	me->sessions = mem_deref(me->sessions);
+	mem_deref(me->dir_prompts);
+	mem_deref(me->dir_rec);
 	pthread_cond_destroy(&me->job_cond);
 	pthread_cond_destroy(&me->mt_cond);
 	pthread_mutex_destroy(&me->lock);
@@ -1187,6 +1190,39 @@ int media_engine_set_ports(struct media_engine *me, uint16_t min,
 	me->port_max = max;
 
 	return 0;
+}
+
+
+int media_engine_set_dirs(struct media_engine *me, const char *prompts,
+			  const char *recordings)
+{
+	char *p = NULL, *r = NULL;
+
+	if (!me)
+		return EINVAL;
+	if ((prompts && *prompts && str_dup(&p, prompts)) ||
+	    (recordings && *recordings && str_dup(&r, recordings))) {
+		mem_deref(p);
+		return ENOMEM;
+	}
+	mem_deref(me->dir_prompts);
+	mem_deref(me->dir_rec);
+	me->dir_prompts = p;
+	me->dir_rec = r;
+
+	return 0;
+}
+
+
+int engine_path(const struct media_engine *me, bool rec, const char *path,
+		char **outp)
+{
+	const char *dir = rec ? me->dir_rec : me->dir_prompts;
+
+	if (path[0] == '/' || !dir)
+		return str_dup(outp, path);
+
+	return re_sdprintf(outp, "%s/%s", dir, path);
 }
 
 

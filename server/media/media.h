@@ -36,6 +36,10 @@ int  media_engine_alloc(struct media_engine **mep);
  * unless 1024 <= min < max and there is room for one pair */
 int  media_engine_set_ports(struct media_engine *me, uint16_t min,
 			    uint16_t max);
+/* Where relative prompt names and recording paths are (NULL or "":
+ * the working directory) */
+int  media_engine_set_dirs(struct media_engine *me, const char *prompts,
+			   const char *recordings);
 uint32_t media_engine_count(const struct media_engine *me);
 int  media_engine_debug(struct re_printf *pf, const struct media_engine *me);
 

@@ -115,6 +115,10 @@ struct job *job_new(enum job_type type, uint32_t sid, uint32_t seq);
 uint32_t engine_session_add(struct media_engine *me, struct le *le,
 			    void *ms);
 void engine_session_del(struct media_engine *me, struct le *le);
+/* path joined to the prompts (or recordings) directory unless it is
+ * absolute, in *outp (a mem string) */
+int  engine_path(const struct media_engine *me, bool rec, const char *path,
+		 char **outp);
 /* An even port p and p+1 bound on laddr: fds and port */
 int  engine_ports(struct media_engine *me, const struct sa *laddr,
 		  int fd[2], uint16_t *portp);

@@ -358,7 +358,7 @@ int media_play(struct media_session *ms, uint32_t seq,
 	if (!j->paths)
 		goto nomem;
 	for (i = 0; i < n; i++) {
-		if (str_dup(&j->paths[i], files[i]))
+		if (engine_path(ms->me, false, files[i], &j->paths[i]))
 			goto nomem;
 		j->n = i + 1;
 	}
@@ -425,7 +425,7 @@ int media_record(struct media_session *ms, uint32_t seq, const char *path,
 	c = cmd_new(CMD_RECORD, ms->sid, seq);
 	if (!c)
 		return ENOMEM;
-	if (str_dup(&c->path, path)) {
+	if (engine_path(ms->me, true, path, &c->path)) {
 		mem_deref(c);
 		return ENOMEM;
 	}

@@ -26,6 +26,9 @@ sipstack runs test/media/media.lua; a raw SIP UA with an RTP socket
   send-info      the same without telephone-event: three INFOs
   bad            missing, stereo, 16 kHz, not a WAV: each error names
                  the file and the problem
+  ivr            scripts/ivr.lua with the build's prompts: the menu
+                 reacts to 1 (its second prompt) and 3 (a message
+                 recorded, written although the caller hangs up)
 
 Every case ends with the server stopped cleanly and no lvl=error line.
 """
@@ -358,7 +361,77 @@ def case_bad(h):
     finish(h, srv, rtp, ua)
 
 
+def talkspurts(pkts):
+    """[(start index, packets)] of the non-silent runs of pkts, each
+    begun by a marker packet."""
+    out = []
+    cur = None
+    for i, p in enumerate(pkts):
+        if p[3] and not is_silence(p):
+            cur = [i, []]
+            out.append(cur)
+        if cur is not None:
+            if is_silence(p) and len(cur[1]) and is_silence(pkts[i - 1]):
+                cur = None
+                continue
+            cur[1].append(p)
+    return out
+
+
+def case_ivr(h):
+    """scripts/ivr.lua with the build's prompts: the menu plays, 1 plays
+    the second prompt (a 440 Hz tune), 3 records a message (written
+    even though the caller hangs up during it)."""
+    link = os.path.join(h.tmp, "build", "scripts")
+    os.makedirs(link)
+    os.symlink(h.args.prompts, os.path.join(link, "prompts"))
+    ivr = os.path.join(os.path.dirname(os.path.dirname(HERE)), "scripts",
+                       "ivr.lua")
+    srv = h.server(ivr)
+    rtp = ml.Rtp()
+    ua = ml.Ua(srv.port)
+    r = ua.invite("ivr", ml.sdp_offer(rtp.port))
+    if not h.ok(r is not None and r.code == 200, "ivr: answered"):
+        return finish(h, srv, rtp, ua)
+    dst = ua.media_dst()
+    time.sleep(1.0)
+    rtp.send_event(dst, "1")
+    time.sleep(1.2)
+    pk = [p for p in rtp.packets() if p[4] == 0]
+    spurts = talkspurts(pk)
+    h.ok(len(spurts) >= 2, "ivr: the welcome prompt, then another (%d)" %
+         len(spurts))
+    if len(spurts) >= 2:
+        f0, _ = ml.dominant(audio_of(spurts[0][1][:10]), [523, 440, 784])
+        f1, _ = ml.dominant(audio_of(spurts[1][1][:10]), [523, 440, 784])
+        h.ok(f0 == 523 and f1 == 440, "ivr: welcome begins at 523 Hz, "
+             "option 1 is 440 Hz (%d, %d)" % (f0, f1))
+    time.sleep(0.3)
+    rtp.send_event(dst, "3")
+    time.sleep(1.6)                       # record.wav, then the beep
+    rtp.send_audio(dst, ml.tone(1000, 0.6))
+    ua.bye()
+    line = srv.wait_for({"mod": "script", "msg": "message"}, 3)
+    f = field(line, "file")
+    h.ok(line and field(line, "err") == "hangup" and f,
+         "ivr: record ended by the hangup, logged", diag=line)
+    path = os.path.join("/tmp", f or "none")
+    for _ in range(40):
+        if os.path.exists(path):
+            break
+        time.sleep(0.05)
+    if h.ok(os.path.exists(path), "ivr: the message was written (%s)" %
+            path):
+        rate, ch, samples = ml.read_wav(path)
+        fq, share = ml.dominant(samples, [440, 1000, 523])
+        h.ok(fq == 1000 and share > 0.8, "ivr: the message holds the "
+             "caller's 1000 Hz (%d, %.2f)" % (fq, share))
+        os.unlink(path)
+    finish(h, srv, rtp, ua)
+
+
 CASES = {
+    "ivr": case_ivr,
     "play": case_play,
     "dtmf": case_dtmf,
     "sipp": case_sipp,
@@ -377,6 +450,8 @@ CASES = {
 def main():
     def extra(ap):
         ap.add_argument("--case", required=True, choices=sorted(CASES))
+        ap.add_argument("--prompts", help="the build's prompts of "
+                        "scripts/ivr.lua (scripts/prompts)")
 
     def body(h, args):
         prompts(h)
