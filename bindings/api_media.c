@@ -119,13 +119,14 @@ static struct media_engine *engine(lua_State *L)
 static int l_media_config(lua_State *L)
 {
 	static const char * const keys[] = {"rtp_ports", "prompts",
-					    "recordings", NULL};
+					    "recordings", "realtime", NULL};
 	lua_Integer min = MEDIA_PORT_MIN, max = MEDIA_PORT_MAX;
 	struct media_engine *me;
 	const char *prompts, *recs;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
-	check_keys(L, 1, keys, "media: rtp_ports, prompts, recordings");
+	check_keys(L, 1, keys, "media: rtp_ports, prompts, recordings, "
+		   "realtime");
 	lua_getfield(L, 1, "prompts");
 	lua_getfield(L, 1, "recordings");
 	prompts = lua_tostring(L, -2);
@@ -157,6 +158,13 @@ static int l_media_config(lua_State *L)
 	(void)media_engine_set_ports(me, (uint16_t)min, (uint16_t)max);
 	if (media_engine_set_dirs(me, prompts, recs))
 		return luaL_error(L, "media: out of memory");
+	lua_getfield(L, 1, "realtime");
+	if (lua_toboolean(L, -1)) {
+		int err = media_engine_set_realtime(me, true);
+
+		slog(err ? LOG_WARN : LOG_INFO, "media", "realtime", NULL,
+		     "ok=%s err=%m", err ? "false" : "true", err);
+	}
 
 	return 0;
 }
@@ -765,13 +773,29 @@ static void dtmf_cleanup(struct rt_op *op, void *ctx)
 
 static int info_next(struct lmedia *lm);
 
+/* One INFO digit in flight: the send_dtmf it belongs to */
+struct info_req {
+	struct lmedia *lm;            /* reference */
+	uint32_t seq;
+};
 
-/* The answer to one INFO digit: the next, or the end */
+
+static void info_req_destructor(void *arg)
+{
+	struct info_req *ir = arg;
+
+	mem_deref(ir->lm);
+}
+
+
+/* The answer to one INFO digit: the next, or the end; nothing when its
+ * send_dtmf is over (the task went, the call ended) */
 static void info_resp(int err, const struct sip_msg *msg, void *arg)
 {
-	struct lmedia *lm = arg;
+	struct info_req *ir = arg;
+	struct lmedia *lm = ir->lm;
 
-	if (lm->dtmf && !lm->ended) {
+	if (lm->dtmf && !lm->ended && lm->dtmf_seq == ir->seq) {
 		if (err)
 			finish(&lm->dtmf, push_fail, (void *)rt_errstr(err));
 		else if (msg && msg->scode >= 300)
@@ -782,23 +806,29 @@ static void info_resp(int err, const struct sip_msg *msg, void *arg)
 			finish(&lm->dtmf, push_fail, (void *)rt_errstr(err));
 	}
 
-	mem_deref(lm);
+	mem_deref(ir);
 }
 
 
 static int info_next(struct lmedia *lm)
 {
+	struct info_req *ir;
 	char body[64];
 	int n, err;
+
+	ir = mem_zalloc(sizeof(*ir), info_req_destructor);
+	if (!ir)
+		return ENOMEM;
+	ir->lm = mem_ref(lm);
+	ir->seq = lm->dtmf_seq;
 
 	n = re_snprintf(body, sizeof(body), "Signal=%c\r\nDuration=100\r\n",
 			lm->info[0]);
 	memmove(lm->info, lm->info + 1, strlen(lm->info));
 	err = call_request(lm->call, "INFO", NULL, "application/dtmf-relay",
-			   (const uint8_t *)body, (size_t)n, info_resp,
-			   mem_ref(lm));
+			   (const uint8_t *)body, (size_t)n, info_resp, ir);
 	if (err)
-		mem_deref(lm);
+		mem_deref(ir);
 
 	return err;
 }

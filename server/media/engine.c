@@ -30,6 +30,7 @@
  * thread) nor telev's sender (its own clock; our pacer owns timing).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -451,6 +452,7 @@ static void rtp_recv_handler(int flags, void *arg)
 
 	/* a few per wakeup: level-triggered, the rest comes next round */
 	for (i = 0; i < 8; i++) {
+		sl = sizeof(ss);
 		n = recvfrom(s->fd[0], buf, sizeof(buf), 0,
 			     (struct sockaddr *)&ss, &sl);
 		if (n < 0)
@@ -476,7 +478,6 @@ static void rtp_recv_handler(int flags, void *arg)
 		else if (s->rec_on)
 			rec_append(s, hdr.pt, mbuf_buf(&mb),
 				   mbuf_get_left(&mb), now);
-		sl = sizeof(ss);
 	}
 }
 
@@ -1152,6 +1153,7 @@ int media_engine_alloc(struct media_engine **mep)
 	if (err)
 		goto out;
 	me->mstarted = true;
+	(void)pthread_setname_np(me->mthread, "sipstack-media");
 
 	pthread_mutex_lock(&me->lock);
 	while (!me->mt_ready)
@@ -1165,6 +1167,7 @@ int media_engine_alloc(struct media_engine **mep)
 	if (err)
 		goto out;
 	me->iostarted = true;
+	(void)pthread_setname_np(me->iothread, "sipstack-files");
 
  out:
 	if (err)
@@ -1223,6 +1226,20 @@ int engine_path(const struct media_engine *me, bool rec, const char *path,
 		return str_dup(outp, path);
 
 	return re_sdprintf(outp, "%s/%s", dir, path);
+}
+
+
+int media_engine_set_realtime(struct media_engine *me, bool rt)
+{
+	struct sched_param sp;
+
+	if (!me || !me->mstarted)
+		return EINVAL;
+	memset(&sp, 0, sizeof(sp));
+	sp.sched_priority = rt ? 10 : 0;
+
+	return pthread_setschedparam(me->mthread, rt ? SCHED_FIFO :
+				     SCHED_OTHER, &sp);
 }
 
 

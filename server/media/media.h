@@ -40,6 +40,9 @@ int  media_engine_set_ports(struct media_engine *me, uint16_t min,
  * the working directory) */
 int  media_engine_set_dirs(struct media_engine *me, const char *prompts,
 			   const char *recordings);
+/* The media thread at a real-time priority (SCHED_FIFO 10) or back to
+ * normal: EPERM without the privilege (CAP_SYS_NICE) */
+int  media_engine_set_realtime(struct media_engine *me, bool rt);
 uint32_t media_engine_count(const struct media_engine *me);
 int  media_engine_debug(struct re_printf *pf, const struct media_engine *me);
 
