@@ -12,7 +12,10 @@ calls (rate --rate) whose SDP offers all name one RTP port of this
 script, holds them, then hangs up. Once all N are up, for --window
 seconds, every packet's arrival is taken from the kernel (SO_TIMESTAMPNS,
 so the receiver's own scheduling does not count) and, per stream (SSRC):
-lost packets (sequence gaps) and the inter-arrival deviation |dt - 20 ms|;
+lost packets (sequence gaps), packets received against those due (50
+per stream-second: a sender behind time by more than 5 packets skips,
+the timestamp jumps, nothing is lost but nothing came) and the
+inter-arrival deviation |dt - 20 ms|;
 the receiver's own socket overflows (SO_RXQ_OVFL) are counted apart.
 sipstack's CPU over the window (all threads, and its media thread alone,
 from /proc) gives the CPU per stream-second; VmRSS with N calls up minus
@@ -160,16 +163,19 @@ def main():
         w.setframerate(rate)
         w.writeframes(struct.pack("<%dh" % len(samples), *samples))
     print("# files in", tmp)
-    print("| streams | seen | lost/expected | receiver overflows | "
+    print("| streams | seen | received/due | lost/expected | receiver "
+          "overflows | "
           "dev p50 | p99 | p99.9 | max (ms) | sipstack CPU | media thread "
           "| us CPU per stream-s | RSS per call (KB) | load avg | sipp |")
-    print("|" + "---:|" * 14)
+    print("|" + "---:|" * 15)
     try:
         for n in [int(x) for x in args.counts.split(",")]:
             r = run(args, n, tmp)
-            print("| %d | %d | %d/%d | %d | %.2f | %.2f | %.2f | %.1f | "
-                  "%.0f%% | %.0f%% | %.1f | %.1f | %.1f | %s |" % (
-                      n, r["streams"], r["lost"], r["expected"], r["ovfl"],
+            print("| %d | %d | %d/%d | %d/%d | %d | %.2f | %.2f | %.2f | "
+                  "%.1f | %.0f%% | %.0f%% | %.1f | %.1f | %.1f | %s |" % (
+                      n, r["streams"], r["packets"],
+                      n * args.window * 50, r["lost"], r["expected"],
+                      r["ovfl"],
                       r["p50"], r["p99"], r["p999"], r["max"],
                       100 * r["cpu"], 100 * r["media_cpu"],
                       r["us_per_stream_s"], r["rss_per_call_kb"],

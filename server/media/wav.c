@@ -320,12 +320,15 @@ static void put32(uint8_t *p, uint32_t v)
 }
 
 
+/* Written under a temporary name and renamed once complete, so that
+ * whoever watches the directory never reads half a recording */
 int wav_write(const char *path, const int16_t *s, size_t n, char *problem,
 	      size_t sz)
 {
 	uint8_t h[44];
 	uint8_t *d;
-	FILE *f;
+	char *tmp = NULL;
+	FILE *f = NULL;
 	size_t i;
 	int err = 0;
 
@@ -343,12 +346,14 @@ int wav_write(const char *path, const int16_t *s, size_t n, char *problem,
 	put32(h + 40, (uint32_t)(2 * n));
 
 	d = malloc(2 * n + 1);
-	if (!d)
+	if (!d || re_sdprintf(&tmp, "%s.part", path)) {
+		free(d);
 		return ENOMEM;
+	}
 	for (i = 0; i < n; i++)
 		put16(d + 2 * i, (uint16_t)s[i]);
 
-	f = fopen(path, "wb");
+	f = fopen(tmp, "wb");
 	if (!f) {
 		err = errno;
 		(void)re_snprintf(problem, sz, "%s: %s", path, strerror(err));
@@ -359,10 +364,15 @@ int wav_write(const char *path, const int16_t *s, size_t n, char *problem,
 		err = EIO;
 	if (fclose(f) && !err)
 		err = errno;
-	if (err)
+	if (!err && rename(tmp, path))
+		err = errno;
+	if (err) {
 		(void)re_snprintf(problem, sz, "%s: %s", path, strerror(err));
+		(void)remove(tmp);
+	}
 
  out:
+	mem_deref(tmp);
 	free(d);
 	return err;
 }

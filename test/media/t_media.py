@@ -20,6 +20,7 @@ sipstack runs test/media/media.lua; a raw SIP UA with an RTP socket
                  a BYE while the script waits: nil, "hangup" at once
   hold           re-INVITE sendonly during a prompt: sending stops;
                  sendrecv again: it resumes
+  move           re-INVITE with a new RTP port: the stream follows it
   record         the peer sends a 2 s 800 Hz tone; the WAV written is
                  2 s (+-0.2) and its tone is 800 Hz
   send           send_dtmf("12#"): RFC 4733 events, 3 end packets each
@@ -281,6 +282,31 @@ def case_hold(h):
     finish(h, srv, rtp, ua)
 
 
+def case_move(h):
+    """A re-INVITE with a new RTP port: the stream goes there (and
+    stops going to the old one)."""
+    srv, rtp, ua = start(h, "hold")
+    time.sleep(0.5)
+    rtp2 = ml.Rtp()
+    r = ua.reinvite(ml.sdp_offer(rtp2.port))
+    t_move = time.monotonic()
+    h.ok(r is not None and r.code == 200, "move: re-INVITE with a new "
+         "port answered 200")
+    time.sleep(0.6)
+    old_after = [p for p in rtp.packets() if p[0] > t_move + 0.1]
+    new = rtp2.packets()
+    h.ok(len(new) > 15, "move: RTP at the new port (%d)" % len(new))
+    h.ok(len(old_after) == 0, "move: none at the old port after the "
+         "move (%d)" % len(old_after))
+    if new:
+        seqs = [p[1] for p in rtp.packets()] + [p[1] for p in new]
+        h.ok(all((b - a) & 0xffff == 1 for a, b in zip(seqs, seqs[1:])),
+             "move: one stream: sequence numbers go on across the move")
+    ua.bye()
+    rtp2.close()
+    finish(h, srv, rtp, ua)
+
+
 def case_record(h):
     srv, rtp, ua = start(h, "record")
     dst = ua.media_dst()
@@ -440,6 +466,7 @@ CASES = {
     "hangup-collect": lambda h: case_hangup(h, "collect"),
     "hangup-record": lambda h: case_hangup(h, "record"),
     "hold": case_hold,
+    "move": case_move,
     "record": case_record,
     "send": case_send,
     "send-info": lambda h: case_send(h, info=True),
