@@ -49,6 +49,58 @@ int16_t g711_ulaw_dec(uint8_t u);
 int16_t g711_alaw_dec(uint8_t a);
 
 
+/* ---- the engine (engine.c; the media thread's part is stream.c's,
+ * the file thread's files.c's) ---- */
+
+struct cmd;
+
+enum {
+	NSLOTS = MEDIA_PTIME,          /* stream slots: one per ms of a
+					* packet period                  */
+};
+
+struct media_engine {
+	/* the SIP loop's */
+	struct hash *sessions;
+	uint32_t next_sid;
+	uint32_t count;
+	uint16_t port_min, port_max, port_next;
+	char *dir_prompts, *dir_rec;
+	struct mqueue *evt_mq;
+
+	/* queues */
+	pthread_mutex_t lock;
+	struct list cmds, evts, jobs;
+	pthread_cond_t job_cond;
+	bool io_quit;
+
+	/* the media thread's */
+	pthread_t mthread, iothread;
+	bool mstarted, iostarted;
+	struct mqueue *cmd_mq;
+	int tfd;
+	struct hash *streams;
+	struct list slots[NSLOTS];
+	uint64_t last_ms;
+	uint32_t nstreams;
+	struct prompt *beep;
+	int mt_err;
+	bool mt_ready;
+	pthread_cond_t mt_cond;
+};
+
+/* CLOCK_MONOTONIC in ms (engine.c) */
+uint64_t media_now_ms(void);
+
+/* stream.c: the media thread's streams */
+void stream_cmd(struct media_engine *me, struct cmd *c);
+void stream_tick_handler(int flags, void *arg);   /* the timerfd */
+void streams_close(struct media_engine *me);
+
+/* files.c: the file thread (arg: the engine) */
+void *files_thread(void *arg);
+
+
 /* ---- the engine's queues (engine.c) ---- */
 
 enum cmd_type {
