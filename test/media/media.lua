@@ -79,6 +79,14 @@ function cases.record(call, case)
   call:hangup()
 end
 
+-- after a beep; ended by 1 s of silence (5 s at most)
+cases["record-silence"] = function(call, case)
+  local d, err = call:record("rec-silence.wav", { max = 5, silence = 1,
+                                                  beep = true })
+  log("recorded", case, { duration = s(d), err = s(err) })
+  call:hangup()
+end
+
 -- send digits (RFC 4733, or INFO when no telephone-event)
 function cases.send(call, case)
   sip.sleep(0.2)

@@ -23,6 +23,8 @@ sipstack runs test/media/media.lua; a raw SIP UA with an RTP socket
   move           re-INVITE with a new RTP port: the stream follows it
   record         the peer sends a 2 s 800 Hz tone; the WAV written is
                  2 s (+-0.2) and its tone is 800 Hz
+  record-silence record{silence = 1, beep = true}: the beep (200 ms,
+                 1 kHz) first, the caller's tone, 1 s of silence ends
   send           send_dtmf("12#"): RFC 4733 events, 3 end packets each
   send-info      the same without telephone-event: three INFOs
   bad            missing, stereo, 16 kHz, not a WAV: each error names
@@ -332,6 +334,52 @@ def case_record(h):
     finish(h, srv, rtp, ua)
 
 
+def case_record_silence(h):
+    """record{silence = 1, beep = true}: a 200 ms 1 kHz beep first, then
+    the caller's 0.6 s tone; 1 s of silence after it ends the
+    recording."""
+    srv, rtp, ua = start(h, "record-silence")
+    dst = ua.media_dst()
+    t0 = time.monotonic()
+    beep = None
+    while time.monotonic() < t0 + 2 and beep is None:
+        pk = [p for p in rtp.packets() if p[4] == 0]
+        sp = talkspurts(pk)
+        beep = sp[0] if sp else None
+        time.sleep(0.05)
+    time.sleep(0.3)
+    pk = [p for p in rtp.packets() if p[4] == 0]
+    sp = talkspurts(pk)
+    h.ok(sp and 9 <= len(sp[0][1]) <= 11 and
+         ml.dominant(audio_of(sp[0][1]), [440, 1000])[0] == 1000,
+         "record-silence: a 200 ms 1 kHz beep first (%s packets)" %
+         (len(sp[0][1]) if sp else None))
+    rtp.send_audio(dst, ml.tone(700, 0.6))
+    t_end = time.monotonic()
+    rtp.send_audio(dst, [0] * 8000 * 2)        # silence, 2 s
+    line = script_line(srv, "recorded", "record-silence", 5)
+    dur = field(line, "duration")
+    h.ok(line and dur not in (None, "nil"),
+         "record-silence: a duration (%s)" % dur, diag=line)
+    try:
+        took = float(dur)
+    except (TypeError, ValueError):
+        took = -1
+    # the tone (0.6 s) plus 1 s of silence, give or take the start
+    h.ok(1.4 <= took <= 2.1, "record-silence: ended by the silence "
+         "(%.2f s, tone 0.6 + silence 1.0)" % took)
+    h.note("recorded ended %.2f s after the tone" %
+           (time.monotonic() - t_end))
+    path = os.path.join(h.tmp, "rec-silence.wav")
+    if h.ok(os.path.exists(path), "record-silence: the file is there"):
+        rate, ch, samples = ml.read_wav(path)
+        f, share = ml.dominant(samples[:int(0.7 * 8000)], [440, 700, 1000])
+        h.ok(f == 700, "record-silence: it begins with the caller's "
+             "700 Hz, not the beep (%d, %.2f)" % (f, share))
+    ua.wait_bye(5)
+    finish(h, srv, rtp, ua)
+
+
 def case_send(h, info=False):
     case = "send-info" if info else "send"
     srv, rtp, ua = start(h, "send", offer_pts=(0,) if info else
@@ -468,6 +516,7 @@ CASES = {
     "hold": case_hold,
     "move": case_move,
     "record": case_record,
+    "record-silence": case_record_silence,
     "send": case_send,
     "send-info": lambda h: case_send(h, info=True),
     "bad": case_bad,
