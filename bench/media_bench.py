@@ -13,7 +13,7 @@ script, holds them, then hangs up. Once all N are up, for --window
 seconds, every packet's arrival is taken from the kernel (SO_TIMESTAMPNS,
 so the receiver's own scheduling does not count) and, per stream (SSRC):
 lost packets (sequence gaps), packets received against those due (50
-per stream-second: a sender behind time by more than 5 packets skips,
+per stream-second: a sender behind time by more than 25 packets skips,
 the timestamp jumps, nothing is lost but nothing came) and the
 inter-arrival deviation |dt - 20 ms|;
 the receiver's own socket overflows (SO_RXQ_OVFL) are counted apart.

@@ -1124,6 +1124,10 @@ static int l_call(lua_State *L)
 	const char *from = NULL, *to = NULL, *user = NULL, *password = NULL;
 	char *hdrs = NULL;
 	struct call *call = NULL;
+	struct lmedia *lm = NULL;
+	struct mbuf *offer = NULL;
+	struct lcall *lc;
+	bool media = false;
 	int err;
 
 	if (strncmp(uri, "sip:", 4))
@@ -1138,6 +1142,11 @@ static int l_call(lua_State *L)
 		if (from && strncmp(from, "sip:", 4))
 			return luaL_argerror(L, 4, "from: sip: URI expected");
 		to = api_uri_field(L, 4, "to");
+		lua_getfield(L, 4, "media");
+		media = lua_toboolean(L, -1);
+		if (media && body)
+			return luaL_argerror(L, 2, "media = true makes the "
+					     "offer: no body");
 		lua_getfield(L, 4, "user");
 		user = lua_tostring(L, -1);
 		lua_getfield(L, 4, "password");
@@ -1170,15 +1179,32 @@ static int l_call(lua_State *L)
 		return 2;
 	}
 
+	/* {media = true}: the server's media, our offer */
+	if (media) {
+		err = api_media_offer(L, &lm, &offer);
+		if (err) {
+			mem_deref(hdrs);
+			return rt_fail(L, err);
+		}
+		body = (const char *)offer->buf;
+		len = offer->end;
+		ctype = "application/sdp";
+	}
+
 	err = call_connect_to(&call, st, uri, to, from, hdrs, ctype,
 			      (const uint8_t *)body, len, NULL, NULL);
 	mem_deref(hdrs);
+	mem_deref(offer);
 	if (!err && user)
 		err = call_set_credentials(call, user, password);
-	if (err)
+	if (err) {
+		mem_deref(lm);
 		return rt_fail(L, err);
+	}
 
-	push_call(L, sc, call);
+	lc = push_call(L, sc, call);
+	if (lm)
+		api_media_attach(lm, lc);
 	mem_deref(call);
 
 	return 1;

@@ -543,6 +543,59 @@ int api_media_answer(lua_State *L, struct lcall *lc, int idx)
 }
 
 
+/* sip.call(uri, nil, nil, {media = true}): our SDP offer for the INVITE
+ * in *mbp, from a media session on the address we send from; *lmp is
+ * its lmedia, tied to the call by api_media_attach() once it exists.
+ * The stream starts with the answer (the 2xx's SDP, CALL_EV_SDP). */
+int api_media_offer(lua_State *L, struct lmedia **lmp, struct mbuf **mbp)
+{
+	struct media_engine *me = engine(L);
+	struct stack *st = rt_stack(L);
+	struct lmedia *lm;
+	struct uri u;
+	struct pl pl;
+	struct sa laddr;
+	char local[256];
+	int err;
+
+	if (!me || !st)
+		return ENOTCONN;
+	err = stack_local_uri(st, SIP_TRANSP_NONE, local, sizeof(local));
+	if (err)
+		return err;
+	pl_set_str(&pl, local);
+	if (uri_decode(&u, &pl) || sa_set(&laddr, &u.host, 0))
+		return EDESTADDRREQ;
+
+	lm = mem_zalloc(sizeof(*lm), lmedia_destructor);
+	if (!lm)
+		return ENOMEM;
+	tmr_init(&lm->tmr_collect);
+	err = media_session_alloc(&lm->ms, me, &laddr, media_event_handler,
+				  lm);
+	if (!err)
+		err = media_session_answer(lm->ms, NULL, 0, mbp);
+	if (err) {
+		mem_deref(lm);
+		return err;
+	}
+	*lmp = lm;
+
+	return 0;
+}
+
+
+void api_media_attach(struct lmedia *lm, struct lcall *lc)
+{
+	struct lmedia **lmp = api_call_media(lc);
+
+	mem_deref(*lmp);
+	*lmp = lm;
+	lm->lc = lc;
+	lm->call = mem_ref(api_call_of(lc));
+}
+
+
 /* ------------------------------------------------------------------ *
  * The methods
  * ------------------------------------------------------------------ */

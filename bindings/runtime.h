@@ -231,6 +231,10 @@ void api_call_add_methods(lua_State *L, const luaL_Reg *methods);
 /* api_media.c: media for calls (call:play, collect, send_dtmf,
  * record; sip.media) */
 void api_media_inject(lua_State *L);
+/* sip.call(..., {media = true}): the offer, and its lmedia to attach
+ * to the call once made (the lmedia is the caller's until then) */
+int  api_media_offer(lua_State *L, struct lmedia **lmp, struct mbuf **mbp);
+void api_media_attach(struct lmedia *lm, struct lcall *lc);
 /* call:answer{media = true}, the options table at idx */
 int  api_media_answer(lua_State *L, struct lcall *lc, int idx);
 /* the peer's SDP changed; an INFO with a digit (true: taken); the

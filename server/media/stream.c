@@ -29,7 +29,10 @@
 
 
 enum {
-	CATCHUP_MAX = 5,               /* packets sent late at once; a
+	CATCHUP_MAX = 25,              /* packets sent late at once (500
+					* ms: a stalled thread's packets go
+					* out in a burst, the peer's jitter
+					* buffer orders them); a
 					* longer stall skips (time kept)  */
 	DTMF_TONE = 5,                 /* packets of a digit (100 ms)     */
 	DTMF_ENDS = 3,                 /* end packets (RFC 4733 §2.5.1.4) */

@@ -120,3 +120,24 @@ function on_incoming_call(call)
   local f = cases[case]
   if f then f(call, case) end
 end
+
+-- an outgoing call with the server's media: a MESSAGE whose body is a
+-- URI makes the script call it with {media = true}, play a prompt,
+-- send digits, hang up
+sip.on_incoming_message(function(req)
+  local uri = req.body
+  req:reply(200)
+  local call, err = sip.call(uri, nil, nil, { media = true })
+  if not call then log("out_failed", "out", { err = s(err) }) return end
+  local ok, e = call:wait_answer(5)
+  local m = call:media()
+  log("out_answered", "out", { ok = s(ok), err = s(e),
+                               codec = m and m.codec,
+                               te = m and s(m.telephone_event) })
+  if not ok then return end
+  local d, perr = call:play("tone440.wav")
+  log("out_played", "out", { digit = s(d), err = s(perr) })
+  local sent, serr = call:send_dtmf("9")
+  log("out_sent", "out", { ok = s(sent), err = s(serr) })
+  call:hangup()
+end)

@@ -290,6 +290,23 @@ class Ua:
         self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(),
                          req.src)
 
+    def answer_invite(self, req, body):
+        """200 to an INVITE of the server's, with our To tag, Contact
+        and an SDP body; the dialog's target becomes its Contact."""
+        to = req.header("To")
+        if not tag_of(to):
+            to += ";tag=t%d" % self.port
+        lines = ["SIP/2.0 200 OK"]
+        lines += ["Via: %s" % v for v in req.headers_all("Via")]
+        lines += ["From: %s" % req.header("From"), "To: %s" % to,
+                  "Call-ID: %s" % req.header("Call-ID"),
+                  "CSeq: %s" % req.header("CSeq"),
+                  "Contact: <sip:peer@%s:%d>" % (LOCAL, self.port),
+                  "Content-Type: application/sdp",
+                  "Content-Length: %d" % len(body)]
+        self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode() + body,
+                         req.src)
+
     def recv(self, want, timeout=5.0):
         for m in self.kept:
             if want(m):

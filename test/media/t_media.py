@@ -27,6 +27,8 @@ sipstack runs test/media/media.lua; a raw SIP UA with an RTP socket
                  1 kHz) first, the caller's tone, 1 s of silence ends
   send           send_dtmf("12#"): RFC 4733 events, 3 end packets each
   send-info      the same without telephone-event: three INFOs
+  out            sip.call(..., {media = true}): the server's offer,
+                 its prompt and digit to the callee
   bad            missing, stereo, 16 kHz, not a WAV: each error names
                  the file and the problem
   ivr            scripts/ivr.lua with the build's prompts: the menu
@@ -380,6 +382,49 @@ def case_record_silence(h):
     finish(h, srv, rtp, ua)
 
 
+def case_out(h):
+    """sip.call(uri, nil, nil, {media = true}): the server offers
+    (PCMU, PCMA, telephone-event, ptime 20), the stream starts with the
+    answer: the prompt comes, a digit goes as RFC 4733, then a BYE."""
+    srv = h.server(SCRIPT)
+    rtp = ml.Rtp()
+    ua = ml.Ua(srv.port)
+    ua.callid = "md-out-%d@%s" % (ua.port, ml.LOCAL)
+    ua.to = "<sip:sipstack@%s:%d>" % (ml.LOCAL, srv.port)
+    b = ua.request("MESSAGE", "sip:ivr@%s:%d" % (ml.LOCAL, srv.port),
+                   body=("sip:peer@%s:%d" % (ml.LOCAL, ua.port)).encode(),
+                   ctype="text/plain")
+    r = ua.final(b, 5)
+    h.ok(r is not None and r.code == 200, "out: MESSAGE answered 200")
+    inv = ua.recv(lambda m: not m.is_response and m.method == "INVITE", 5)
+    if not h.ok(inv is not None, "out: the server's INVITE came"):
+        return finish(h, srv, rtp, ua)
+    sm = ml.sdp_media(inv.body)
+    body = inv.body.decode("utf-8", "replace")
+    h.ok(sm and sm[2][:2] == [0, 8] and 101 in sm[2] and
+         "telephone-event/8000" in body and "a=ptime:20" in body and
+         sm[1] % 2 == 0, "out: the offer: PCMU, PCMA, telephone-event, "
+         "ptime 20, an even port", diag=body)
+    ua.answer_invite(inv, ml.sdp_offer(rtp.port, (0, 101)))
+    ua.recv(lambda m: not m.is_response and m.method == "ACK", 3)
+    played = script_line(srv, "out_played", "out", 5)
+    h.ok(played and field(played, "err") == "nil", "out: the prompt "
+         "played", diag=played)
+    sent = script_line(srv, "out_sent", "out", 5)
+    h.ok(sent and field(sent, "ok") == "true", "out: send_dtmf true",
+         diag=sent)
+    bye = ua.wait_bye(5)
+    h.ok(bye is not None, "out: the script's BYE")
+    pk = rtp.packets()
+    au = [p for p in pk if p[4] == 0]
+    ev = [p for p in pk if p[4] == 101]
+    sp = talkspurts(au)
+    h.ok(sp and ml.dominant(audio_of(sp[0][1]), [440, 1000])[0] == 440,
+         "out: the 440 Hz prompt came as PCMU (%d packets)" % len(au))
+    h.ok(ev and ev[0][5][0] == 9, "out: digit 9 as RFC 4733 events")
+    finish(h, srv, rtp, ua)
+
+
 def case_send(h, info=False):
     case = "send-info" if info else "send"
     srv, rtp, ua = start(h, "send", offer_pts=(0,) if info else
@@ -518,6 +563,7 @@ CASES = {
     "record": case_record,
     "record-silence": case_record_silence,
     "send": case_send,
+    "out": case_out,
     "send-info": lambda h: case_send(h, info=True),
     "bad": case_bad,
 }
