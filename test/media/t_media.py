@@ -21,6 +21,8 @@ sipstack runs test/media/media.lua; a raw SIP UA with an RTP socket
   hold           re-INVITE sendonly during a prompt: sending stops;
                  sendrecv again: it resumes
   move           re-INVITE with a new RTP port: the stream follows it
+  reload         SIGHUP during a prompt: the stream goes on, a new call
+                 gets media from the new generation
   record         the peer sends a 2 s 800 Hz tone; the WAV written is
                  2 s (+-0.2) and its tone is 800 Hz
   record-silence record{silence = 1, beep = true}: the beep (200 ms,
@@ -38,6 +40,7 @@ sipstack runs test/media/media.lua; a raw SIP UA with an RTP socket
 Every case ends with the server stopped cleanly and no lvl=error line.
 """
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -311,6 +314,33 @@ def case_move(h):
     finish(h, srv, rtp, ua)
 
 
+def case_reload(h):
+    """SIGHUP while a call plays: its stream goes on in the old
+    generation, and a new call is answered with media by the new one
+    (the media engine is the runtime's, not a generation's)."""
+    srv, rtp, ua = start(h, "hold")          # plays long.wav (4 s)
+    time.sleep(0.5)
+    srv.signal(signal.SIGHUP)
+    h.ok(srv.wait_for(r"\bev=reloaded\b.*gen=2", 3), "reload: generation 2 "
+         "loaded")
+    n0 = len(rtp.packets())
+    time.sleep(0.5)
+    n1 = len(rtp.packets())
+    h.ok(n1 - n0 >= 20, "reload: the first call's stream goes on (%d "
+         "packets in 0.5 s)" % (n1 - n0))
+    rtp2 = ml.Rtp()
+    ua2 = ml.Ua(srv.port)
+    r = ua2.invite("play", ml.sdp_offer(rtp2.port))
+    h.ok(r is not None and r.code == 200, "reload: a new call answered")
+    time.sleep(0.5)
+    h.ok(len(rtp2.packets()) > 10, "reload: the new call's RTP flows")
+    ua.bye()
+    ua2.bye()
+    rtp2.close()
+    ua2.close()
+    finish(h, srv, rtp, ua)
+
+
 def case_record(h):
     srv, rtp, ua = start(h, "record")
     dst = ua.media_dst()
@@ -560,6 +590,7 @@ CASES = {
     "hangup-record": lambda h: case_hangup(h, "record"),
     "hold": case_hold,
     "move": case_move,
+    "reload": case_reload,
     "record": case_record,
     "record-silence": case_record_silence,
     "send": case_send,
