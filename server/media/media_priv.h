@@ -119,7 +119,7 @@ struct cmd {
 	enum cmd_type type;
 	uint32_t sid, seq;
 	int fd[2];
-	struct sa dst;
+	struct sa dst, dst_rtcp;
 	bool send, alaw;
 	int pt, pt_te, pt_rx_te;       /* -1: none                      */
 	struct prompt **prompts;       /* owned, n references           */

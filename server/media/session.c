@@ -253,6 +253,7 @@ static void stream_update(struct media_session *ms)
 	if (!c)
 		return;
 	c->dst = ms->raddr;
+	sdp_media_raddr_rtcp(ms->m, &c->dst_rtcp);
 	c->send = ms->sending;
 	c->pt = ms->pt;
 	c->alaw = ms->alaw;

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -38,6 +39,8 @@ enum {
 	DTMF_ENDS = 3,                 /* end packets (RFC 4733 §2.5.1.4) */
 	DTMF_GAP = 3,                  /* packets between digits          */
 	DTMF_RX_IDLE = 500,            /* ms: an event without end ends   */
+	RTCP_INTERVAL = 5000,          /* ms, RFC 3550 §6.2 minimum; each
+					* one drawn in [0.5, 1.5] times it */
 	SILENCE_LEVEL = 400,           /* mean |sample| of a voiced frame */
 };
 
@@ -47,12 +50,14 @@ struct stream {
 	struct media_engine *me;
 	uint32_t sid;
 	int fd[2];
-	struct sa dst;
-	bool latched, send, alaw;
+	struct sa dst, dst_rtcp;
+	bool latched, rtcp_latched, send, alaw;
 	int pt, pt_te;
 	uint32_t ssrc, ts;
 	uint16_t seq;
 	uint64_t next;                 /* ms: deadline of the next packet */
+	uint64_t rtcp_next;            /* ms: the next sender report      */
+	uint32_t npkts, noctets;       /* sent, for RTCP                  */
 	bool marker;
 	bool counted;                  /* in mt.nstreams                 */
 	uint32_t stop_below;           /* commands of older seqs: stale   */
@@ -132,12 +137,17 @@ static void rec_start(struct stream *s, uint64_t now)
 }
 
 
+static void rtcp_send(struct stream *s, uint64_t now, bool bye);
+
+
 static void stream_destructor(void *arg)
 {
 	struct stream *s = arg;
 
 	if (s->rec_on || s->rec_wait)
 		rec_finish(s);      /* a hangup keeps what was recorded */
+	if (s->counted && s->npkts)
+		rtcp_send(s, media_now_ms(), true);
 	stream_play_clear(s);
 	list_unlink(&s->le_slot);
 	hash_unlink(&s->le);
@@ -270,14 +280,93 @@ static void rtp_recv_handler(int flags, void *arg)
 }
 
 
+/* ------------------------------------------------------------------ *
+ * RTCP (RFC 3550 §6): a sender report and our CNAME every 5 s or so,
+ * a BYE at the end. No report blocks: we keep no reception statistics
+ * of the peer's stream (what we receive are digits and recordings).
+ * ------------------------------------------------------------------ */
+
+static size_t put32be(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+
+	return 4;
+}
+
+
+static void rtcp_send(struct stream *s, uint64_t now, bool bye)
+{
+	uint8_t pkt[128];
+	struct timespec wall;
+	uint32_t ts;
+	size_t n = 0, sdes, clen;
+	char cname[32];
+
+	if (!s->send || !sa_isset(&s->dst_rtcp, SA_ALL))
+		return;
+
+	(void)clock_gettime(CLOCK_REALTIME, &wall);
+	ts = s->ts - (uint32_t)((s->next > now ? s->next - now : 0) * 8);
+
+	/* SR: V=2, RC=0, PT=200, length 6 */
+	n += put32be(pkt + n, 0x80c80006);
+	n += put32be(pkt + n, s->ssrc);
+	n += put32be(pkt + n, (uint32_t)wall.tv_sec + 2208988800u);
+	n += put32be(pkt + n, (uint32_t)(((uint64_t)wall.tv_nsec << 32) /
+					1000000000u));
+	n += put32be(pkt + n, ts);
+	n += put32be(pkt + n, s->npkts);
+	n += put32be(pkt + n, s->noctets);
+
+	/* SDES: one chunk, CNAME (RFC 7022: random, per stream) */
+	clen = (size_t)re_snprintf(cname, sizeof(cname), "%08x@sipstack",
+				   s->ssrc ^ s->sid);
+	sdes = n;
+	n += 4;
+	n += put32be(pkt + n, s->ssrc);
+	pkt[n++] = 1;
+	pkt[n++] = (uint8_t)clen;
+	memcpy(pkt + n, cname, clen);
+	n += clen;
+	pkt[n++] = 0;                  /* END, then padding to 32 bits */
+	while (n % 4)
+		pkt[n++] = 0;
+	(void)put32be(pkt + sdes, 0x81ca0000 | (uint32_t)((n - sdes) / 4 - 1));
+
+	if (bye) {
+		n += put32be(pkt + n, 0x81cb0001);
+		n += put32be(pkt + n, s->ssrc);
+	}
+
+	(void)sendto(s->fd[1], pkt, n, 0, &s->dst_rtcp.u.sa,
+		     s->dst_rtcp.len);
+	s->rtcp_next = now + RTCP_INTERVAL / 2 + rand_u32() % RTCP_INTERVAL;
+}
+
+
+/* The peer's RTCP is read and dropped; where it comes from is where
+ * ours goes (symmetric RTCP, as for RTP) */
 static void rtcp_recv_handler(int flags, void *arg)
 {
 	struct stream *s = arg;
 	uint8_t buf[1500];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct sa src;
 	(void)flags;
 
-	while (recv(s->fd[1], buf, sizeof(buf), 0) >= 0)
-		;
+	while (recvfrom(s->fd[1], buf, sizeof(buf), 0,
+			(struct sockaddr *)&ss, &sl) >= 0) {
+		if (!s->rtcp_latched &&
+		    !sa_set_sa(&src, (struct sockaddr *)&ss)) {
+			s->dst_rtcp = src;
+			s->rtcp_latched = true;
+		}
+		sl = sizeof(ss);
+	}
 }
 
 
@@ -395,6 +484,8 @@ static void stream_tick(struct stream *s, uint64_t now, bool skip)
 		(void)sendto(s->fd[0], pkt, 12 + plen, 0, &s->dst.u.sa,
 			     s->dst.len);
 		++s->seq;
+		++s->npkts;
+		s->noctets += (uint32_t)plen;
 	}
 	else if (!skip && s->send) {
 		++s->seq;           /* no address yet: as if lost */
@@ -402,6 +493,8 @@ static void stream_tick(struct stream *s, uint64_t now, bool skip)
 	s->ts += MEDIA_SAMPLES;
 	s->next += MEDIA_PTIME;
 
+	if (now >= s->rtcp_next)
+		rtcp_send(s, now, false);
 	if (s->rx_active && now - s->rx_last > DTMF_RX_IDLE)
 		dtmf_rx_finish(s);
 	if (s->rec_on && (now - s->rec_start >= s->rec_max ||
@@ -493,6 +586,7 @@ static void stream_open(struct media_engine *me, struct cmd *c)
 	s->fd[1] = c->fd[1];
 	c->fd[0] = c->fd[1] = -1;
 	s->dst = c->dst;
+	s->dst_rtcp = c->dst_rtcp;
 	s->send = c->send;
 	s->alaw = c->alaw;
 	s->pt = c->pt;
@@ -502,6 +596,7 @@ static void stream_open(struct media_engine *me, struct cmd *c)
 	s->ts = rand_u32();
 	s->marker = true;
 	s->next = now + 1;
+	s->rtcp_next = now + 1000 + rand_u32() % 1000;  /* a first one soon */
 
 	if (fd_listen(s->fd[0], FD_READ, rtp_recv_handler, s) ||
 	    fd_listen(s->fd[1], FD_READ, rtcp_recv_handler, s)) {
@@ -538,7 +633,8 @@ void stream_cmd(struct media_engine *me, struct cmd *c)
 		if (sa_isset(&c->dst, SA_ALL) &&
 		    !sa_cmp(&c->dst, &s->dst, SA_ALL)) {
 			s->dst = c->dst;
-			s->latched = false;
+			s->dst_rtcp = c->dst_rtcp;
+			s->latched = s->rtcp_latched = false;
 		}
 		if (c->send && !s->send)
 			s->marker = true;

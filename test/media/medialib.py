@@ -122,6 +122,9 @@ class Rtp:
                 break
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((LOCAL, port))
+        self.rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtcp.bind((LOCAL, port + 1))
+        self.rtcp.setblocking(False)
         self.port = port
         self.pkts = []
         self.lock = threading.Lock()
@@ -153,10 +156,20 @@ class Rtp:
         with self.lock:
             return list(self.pkts)
 
+    def rtcp_packets(self):
+        """The RTCP datagrams received so far (compound packets)."""
+        out = []
+        while True:
+            try:
+                out.append(self.rtcp.recv(2048))
+            except (BlockingIOError, OSError):
+                return out
+
     def close(self):
         self.stop = True
         self.t.join(1)
         self.sock.close()
+        self.rtcp.close()
 
     def send(self, dst, pt, payload, marker=False, ts=None):
         ts = self.ts if ts is None else ts
@@ -191,6 +204,17 @@ class Rtp:
             delay = t0 + (i // 160 + 1) * 0.02 - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+
+
+def rtcp_parts(data):
+    """[(packet type, count field, body)] of a compound RTCP packet."""
+    out = []
+    while len(data) >= 4:
+        b0, pt, ln = struct.unpack("!BBH", data[:4])
+        size = 4 * (ln + 1)
+        out.append((pt, b0 & 0x1f, data[4:size]))
+        data = data[size:]
+    return out
 
 
 # ---------------------------------------------------------------------

@@ -42,6 +42,7 @@ Every case ends with the server stopped cleanly and no lvl=error line.
 import os
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -157,6 +158,22 @@ def case_play(h):
          "(%.1f)" % span)
     h.ok(big < 80, "play: no gap over 80 ms but one (%.1f)" % big)
 
+    # RTCP: a sender report (our SSRC, counts) with our CNAME, and a
+    # BYE at the end (RFC 3550 §6)
+    rt = [ml.rtcp_parts(d) for d in rtp.rtcp_packets()]
+    srs = [c for c in rt if c and c[0][0] == 200]
+    h.ok(srs and all(len(c) >= 2 and c[1][0] == 202 and b"@" in c[1][2]
+                     for c in srs),
+         "play: RTCP sender reports, each with an SDES CNAME (%d)" %
+         len(srs), diag=repr(rt))
+    if srs:
+        ssrc, _, _, rts, npk, noct = struct.unpack("!IIIIII",
+                                                    srs[0][0][2][:24])
+        h.ok(0 < npk <= len(rtp.packets()) and noct == 160 * npk,
+             "play: the report's counts (%d packets, %d octets)" %
+             (npk, noct))
+    h.ok(rt and any(p[0] == 203 for p in rt[-1]),
+         "play: an RTCP BYE when the call ends", diag=repr(rt[-1:]))
     f1, share1 = ml.dominant(audio_of(prompt[:50]), [440, 1000])
     f2, share2 = ml.dominant(audio_of(prompt[50:80]), [440, 1000])
     h.ok(f1 == 1000 and share1 > 0.95, "play: first prompt is 1000 Hz "
