@@ -1080,6 +1080,10 @@ static int l_newindex(lua_State *L)
 	lua_pushvalue(L, 3);
 	lua_setfield(L, -2, k);
 
+	/* digits by INFO reach on_dtmf also without media */
+	if (!strcmp(k, "on_dtmf") && !lua_isnil(L, 3))
+		api_media_enable(check_call(L, 1));
+
 	return 0;
 }
 

@@ -389,6 +389,13 @@ static struct lmedia *lmedia_get(struct lcall *lc)
 }
 
 
+void api_media_enable(struct lcall *lc)
+{
+	if (!call_is_ended(api_call_of(lc)))
+		(void)lmedia_get(lc);
+}
+
+
 void api_media_sdp(struct lmedia *lm, const uint8_t *body, size_t len)
 {
 	int err;

@@ -235,6 +235,8 @@ void api_media_inject(lua_State *L);
  * to the call once made (the lmedia is the caller's until then) */
 int  api_media_offer(lua_State *L, struct lmedia **lmp, struct mbuf **mbp);
 void api_media_attach(struct lmedia *lm, struct lcall *lc);
+/* the call takes INFO digits (on_dtmf, collect) even without media */
+void api_media_enable(struct lcall *lc);
 /* call:answer{media = true}, the options table at idx */
 int  api_media_answer(lua_State *L, struct lcall *lc, int idx);
 /* the peer's SDP changed; an INFO with a digit (true: taken); the

@@ -34,6 +34,7 @@
 #include <sys/timerfd.h>
 #include <netinet/in.h>
 #include <re.h>
+#include "sipcore.h"
 #include "media.h"
 #include "media_priv.h"
 
@@ -319,6 +320,11 @@ static void engine_destructor(void *arg)
 		else
 			(void)mqueue_push(me->cmd_mq, 0, NULL);
 		(void)pthread_join(me->mthread, NULL);
+
+		/* how the media thread kept time (ticks are 1 ms apart) */
+		slog(me->stalls ? LOG_INFO : LOG_DEBUG, "media", "timing",
+		     NULL, "tick_gap_max_ms=%llu stalls=%u",
+		     (unsigned long long)me->gap_max, me->stalls);
 	}
 	if (me->iostarted) {
 		pthread_mutex_lock(&me->lock);
@@ -352,7 +358,18 @@ int media_engine_alloc(struct media_engine **mep)
 	me = mem_zalloc(sizeof(*me), engine_destructor);
 	if (!me)
 		return ENOMEM;
-	pthread_mutex_init(&me->lock, NULL);
+	/* priority inheritance: the media thread may run at a real-time
+	 * priority (sip.media{realtime = true}) and must not wait behind a
+	 * preempted SIP loop or file thread holding the queues' lock */
+	{
+		pthread_mutexattr_t ma;
+
+		pthread_mutexattr_init(&ma);
+		(void)pthread_mutexattr_setprotocol(&ma,
+						    PTHREAD_PRIO_INHERIT);
+		pthread_mutex_init(&me->lock, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
 	pthread_cond_init(&me->job_cond, NULL);
 	pthread_cond_init(&me->mt_cond, NULL);
 	me->tfd = -1;

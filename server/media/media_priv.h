@@ -82,6 +82,8 @@ struct media_engine {
 	struct hash *streams;
 	struct list slots[NSLOTS];
 	uint64_t last_ms;
+	uint64_t gap_max;              /* ms, the longest between ticks  */
+	uint32_t stalls;               /* ticks more than 20 ms apart    */
 	uint32_t nstreams;
 	struct prompt *beep;
 	int mt_err;

@@ -531,6 +531,13 @@ void stream_tick_handler(int flags, void *arg)
 	if (read(me->tfd, &exp, sizeof(exp)) < 0)
 		return;
 
+	/* the thread's own timing: ticks come each ms; a longer gap is a
+	 * stall of this thread (told at the end, engine.c) */
+	if (now - me->last_ms > me->gap_max)
+		me->gap_max = now - me->last_ms;
+	if (now - me->last_ms > MEDIA_PTIME)
+		++me->stalls;
+
 	if (now - me->last_ms >= NSLOTS) {
 		for (t = 0; t < NSLOTS; t++)
 			slot_run(me, (unsigned)t, now);

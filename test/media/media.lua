@@ -111,6 +111,16 @@ function on_incoming_call(call)
   call.on_dtmf = function(digit, duration)
     log("on_dtmf", case, { digit = digit, duration = s(duration) })
   end
+  if case == "info-plain" then
+    -- no media: INFO digits reach on_dtmf and collect all the same
+    assert(call:answer(table.concat({ "v=0", "o=- 1 1 IN IP4 127.0.0.1",
+      "s=-", "c=IN IP4 127.0.0.1", "t=0 0", "m=audio 9 RTP/AVP 0",
+      "a=inactive", "" }, "\r\n")))
+    local digits, err = call:collect{ max = 2, timeout = 8 }
+    log("collected", case, { digits = s(digits), err = s(err) })
+    call:hangup()
+    return
+  end
   local ok, err = call:answer{ media = true }
   local m = call:media()
   log("answered", case, { ok = s(ok), err = s(err),

@@ -16,6 +16,7 @@ sipstack runs test/media/media.lua; a raw SIP UA with an RTP socket
   sipp           sipp plays dtmf_2833_1.pcap and dtmf_2833_pound.pcap
                  (Debian's sip-tester); the script collects "1#"
   info           INFO application/dtmf-relay and application/dtmf
+  info-plain     the same for a call without media of ours (on_dtmf)
   hangup-play, hangup-collect, hangup-record
                  a BYE while the script waits: nil, "hangup" at once
   hold           re-INVITE sendonly during a prompt: sending stops;
@@ -236,6 +237,31 @@ def case_info(h):
     ons = srv.find({"mod": "script", "msg": "on_dtmf", "case": "info"})
     h.ok([field(l, "duration") for l in ons] == ["0.16", "0", "0.25"],
          "info: on_dtmf durations from Duration= (s)", diag="\n".join(ons))
+    ua.wait_bye(5)
+    finish(h, srv, rtp, ua)
+
+
+def case_info_plain(h):
+    """A call answered with the script's own SDP (no media of ours):
+    with on_dtmf set, INFO digits still reach on_dtmf and collect."""
+    srv = h.server(SCRIPT)
+    rtp = ml.Rtp()
+    ua = ml.Ua(srv.port)
+    r = ua.invite("info-plain", ml.sdp_offer(rtp.port))
+    h.ok(r is not None and r.code == 200, "info-plain: answered 200")
+    time.sleep(0.2)
+    r1 = ua.info(b"Signal=2\r\nDuration=100\r\n",
+                 "application/dtmf-relay")
+    r2 = ua.info(b"8", "application/dtmf")
+    h.ok(r1 is not None and r1.code == 200 and r2 is not None and
+         r2.code == 200, "info-plain: INFOs answered 200")
+    col = script_line(srv, "collected", "info-plain", 5)
+    h.ok(col and field(col, "digits") == "28", "info-plain: collected 28",
+         diag=col)
+    ons = srv.find({"mod": "script", "msg": "on_dtmf", "case": "info-plain"})
+    h.ok([field(l, "digit") for l in ons] == ["2", "8"],
+         "info-plain: on_dtmf heard both", diag="\n".join(ons))
+    h.ok(not rtp.packets(), "info-plain: no RTP from us")
     ua.wait_bye(5)
     finish(h, srv, rtp, ua)
 
@@ -602,6 +628,7 @@ CASES = {
     "dtmf": case_dtmf,
     "sipp": case_sipp,
     "info": case_info,
+    "info-plain": case_info_plain,
     "hangup-play": lambda h: case_hangup(h, "play"),
     "hangup-collect": lambda h: case_hangup(h, "collect"),
     "hangup-record": lambda h: case_hangup(h, "record"),
