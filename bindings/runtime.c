@@ -64,6 +64,7 @@ static const struct feature {
 	{"events",    api_events_inject,    api_events_activate,
 	 api_events_close},
 	{"metrics",   api_metrics_inject,   NULL, NULL},
+	{"media",     api_media_inject,     NULL, NULL},   /* after call */
 };
 
 struct luart {

@@ -213,6 +213,18 @@ void call_set_remote_body(struct call *call, const struct sip_msg *msg)
 	(void)call_set_body(&call->rbody, &call->rbody_len, &call->rctype,
 			    ctype, (const uint8_t *)body.p, body.l);
 	mem_deref(ctype);
+
+	/* the owner's media session follows the peer's description */
+	if (call->rctype && !str_casecmp(call->rctype, "application/sdp")) {
+		struct call_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.type = CALL_EV_SDP;
+		ev.ctype = call->rctype;
+		ev.body = (const uint8_t *)call->rbody;
+		ev.len = call->rbody_len;
+		call_fire(call, &ev);
+	}
 }
 
 

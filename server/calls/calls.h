@@ -47,6 +47,10 @@ enum call_event_type {
 	CALL_EV_REFER,       /* a REFER in the dialog (req): the owner
 			      * answers it (e.g. sub_refer_accept) or sets
 			      * *taken to answer later; else 405     */
+	CALL_EV_SDP,         /* the peer's session description, new or
+			      * changed (ctype, body, len): the INVITE's,
+			      * a re-INVITE's, an UPDATE's, a 2xx's or an
+			      * ACK's (for the owner's media session)     */
 };
 
 /* The high-level dialog events of on_dialog_event (the spec's second
