@@ -34,6 +34,7 @@ struct lcall {
 	struct sub *refer;       /* a transfer call: the REFER's
 				  * subscription its progress goes to  */
 	struct call *referred;   /* ... and the call that was referred  */
+	struct lmedia *media;    /* call:answer{media=}, digits (api_media.c) */
 };
 
 struct ludata {
@@ -46,6 +47,8 @@ static void lcall_destructor(void *arg)
 	struct lcall *lc = arg;
 
 	call_set_handler(lc->call, NULL, NULL);
+	api_media_end(lc->media);
+	mem_deref(lc->media);
 	mem_deref(lc->refer);
 	mem_deref(lc->referred);
 	mem_deref(lc->call);
@@ -363,7 +366,13 @@ static void event_handler(struct call *call, const struct call_event *ev,
 		break;
 
 	case CALL_EV_INFO:
-		run_callback(lc, "on_info", ev);
+		/* a digit (INFO dtmf-relay/dtmf) for a call with media */
+		if (!api_media_info(lc->media, ev->req))
+			run_callback(lc, "on_info", ev);
+		break;
+
+	case CALL_EV_SDP:
+		api_media_sdp(lc->media, ev->body, ev->len);
 		break;
 
 	case CALL_EV_DIALOG:
@@ -386,6 +395,7 @@ static void event_handler(struct call *call, const struct call_event *ev,
 		break;
 
 	case CALL_EV_TERMINATED:
+		api_media_end(lc->media);   /* waits return nil, "hangup" */
 		run_callback(lc, "on_terminated", ev);
 		wake_waiter(lc);
 		/* the call is over: the script may now collect it, and
@@ -579,12 +589,16 @@ static int answer(lua_State *L, int hidx)
 {
 	struct lcall *lc = check_call(L, 1);
 	size_t len = 0;
-	const char *body = luaL_optlstring(L, 2, NULL, &len);
-	const char *ctype = luaL_optstring(L, 3, len ? "application/sdp" :
-					   NULL);
+	const char *body, *ctype;
 	char *hdrs = NULL;
 	int err;
 
+	/* call:answer{media = true}: the media session's SDP */
+	if (!hidx && lua_istable(L, 2))
+		return api_media_answer(L, lc, 2);
+
+	body = luaL_optlstring(L, 2, NULL, &len);
+	ctype = luaL_optstring(L, 3, len ? "application/sdp" : NULL);
 	if (call_is_outgoing(lc->call))
 		return luaL_error(L, "answer: not an incoming call");
 	if (ctype && strpbrk(ctype, "\r\n"))
@@ -1044,7 +1058,8 @@ static int l_newindex(lua_State *L)
 	static const char *cbs[] = {
 		"on_ringing", "on_answered", "on_rejected", "on_terminated",
 		"on_state_change", "on_hold", "on_unhold", "on_info",
-		"on_fork", "on_referred", "on_refer_progress", NULL
+		"on_fork", "on_referred", "on_refer_progress", "on_dtmf",
+		NULL
 	};
 	const char *k = luaL_checkstring(L, 2);
 	const char **p;
@@ -1057,13 +1072,17 @@ static int l_newindex(lua_State *L)
 				  "on_ringing, on_answered, on_rejected, "
 				  "on_terminated, on_state_change, on_hold, "
 				  "on_unhold, on_info, on_fork, on_referred, "
-				  "on_refer_progress)", k);
+				  "on_refer_progress, on_dtmf)", k);
 	if (!lua_isnil(L, 3))
 		luaL_checktype(L, 3, LUA_TFUNCTION);
 
 	lua_getfenv(L, 1);
 	lua_pushvalue(L, 3);
 	lua_setfield(L, -2, k);
+
+	/* digits by INFO reach on_dtmf also without media */
+	if (!strcmp(k, "on_dtmf") && !lua_isnil(L, 3))
+		api_media_enable(check_call(L, 1));
 
 	return 0;
 }
@@ -1109,6 +1128,10 @@ static int l_call(lua_State *L)
 	const char *from = NULL, *to = NULL, *user = NULL, *password = NULL;
 	char *hdrs = NULL;
 	struct call *call = NULL;
+	struct lmedia *lm = NULL;
+	struct mbuf *offer = NULL;
+	struct lcall *lc;
+	bool media = false;
 	int err;
 
 	if (strncmp(uri, "sip:", 4))
@@ -1123,6 +1146,11 @@ static int l_call(lua_State *L)
 		if (from && strncmp(from, "sip:", 4))
 			return luaL_argerror(L, 4, "from: sip: URI expected");
 		to = api_uri_field(L, 4, "to");
+		lua_getfield(L, 4, "media");
+		media = lua_toboolean(L, -1);
+		if (media && body)
+			return luaL_argerror(L, 2, "media = true makes the "
+					     "offer: no body");
 		lua_getfield(L, 4, "user");
 		user = lua_tostring(L, -1);
 		lua_getfield(L, 4, "password");
@@ -1155,15 +1183,32 @@ static int l_call(lua_State *L)
 		return 2;
 	}
 
+	/* {media = true}: the server's media, our offer */
+	if (media) {
+		err = api_media_offer(L, &lm, &offer);
+		if (err) {
+			mem_deref(hdrs);
+			return rt_fail(L, err);
+		}
+		body = (const char *)offer->buf;
+		len = offer->end;
+		ctype = "application/sdp";
+	}
+
 	err = call_connect_to(&call, st, uri, to, from, hdrs, ctype,
 			      (const uint8_t *)body, len, NULL, NULL);
 	mem_deref(hdrs);
+	mem_deref(offer);
 	if (!err && user)
 		err = call_set_credentials(call, user, password);
-	if (err)
+	if (err) {
+		mem_deref(lm);
 		return rt_fail(L, err);
+	}
 
-	push_call(L, sc, call);
+	lc = push_call(L, sc, call);
+	if (lm)
+		api_media_attach(lm, lc);
 	mem_deref(call);
 
 	return 1;
@@ -1223,6 +1268,50 @@ void api_call_close(struct luart *rt)
 
 
 /* the call object's metatable, and sip.call in the sip table */
+/* ------------------------------------------------------------------ *
+ * For api_media.c
+ * ------------------------------------------------------------------ */
+
+struct lcall *api_call_lcall(lua_State *L, int idx)
+{
+	return check_call(L, idx);
+}
+
+
+struct call *api_call_of(const struct lcall *lc)
+{
+	return lc->call;
+}
+
+
+struct lmedia **api_call_media(struct lcall *lc)
+{
+	return &lc->media;
+}
+
+
+void api_call_dtmf(struct lcall *lc, char digit, uint32_t dur_ms)
+{
+	struct task *t = callback_task(lc, "on_dtmf");
+	lua_State *co;
+
+	if (!t)
+		return;
+	co = rt_task_co(t);
+	lua_pushlstring(co, &digit, 1);
+	lua_pushnumber(co, (lua_Number)dur_ms / 1000.0);
+	rt_task_run(t, 2);
+}
+
+
+void api_call_add_methods(lua_State *L, const luaL_Reg *methods)
+{
+	luaL_getmetatable(L, CALL_MT);
+	luaL_setfuncs(L, methods, 0);
+	lua_pop(L, 1);
+}
+
+
 void api_call_inject(lua_State *L)
 {
 	static const luaL_Reg call_methods[] = {

@@ -64,6 +64,7 @@ static const struct feature {
 	{"events",    api_events_inject,    api_events_activate,
 	 api_events_close},
 	{"metrics",   api_metrics_inject,   NULL, NULL},
+	{"media",     api_media_inject,     NULL, NULL},   /* after call */
 };
 
 struct luart {
@@ -1572,7 +1573,7 @@ int luart_alloc(struct luart **lrp, struct stack *st, const char *path,
 }
 
 
-int luart_reload(struct luart *rt)
+int luart_reload(struct luart *rt, char *errout, size_t errsz)
 {
 	struct script *sc = NULL;
 	char errbuf[1024] = "";
@@ -1581,12 +1582,17 @@ int luart_reload(struct luart *rt)
 	if (!rt)
 		return EINVAL;
 
+	if (errout && errsz)
+		*errout = '\0';
+
 	err = script_load(&sc, rt, rt->path, stack_config(rt->st), errbuf,
 			  sizeof(errbuf));
 	if (err) {
 		slog(LOG_ERROR, "lua", "reload_failed", NULL,
 		     "script=%H gen=%u err=%H keeping=old", log_q, rt->path,
 		     rt->gen, log_q, errbuf);
+		if (errout && errsz)
+			str_ncpy(errout, errbuf, errsz);
 		return err;
 	}
 
@@ -1596,6 +1602,10 @@ int luart_reload(struct luart *rt)
 		     "script=%H gen=%u err=%H keeping=old", log_q, rt->path,
 		     rt->gen, log_q, "what the script configured could not "
 		     "be opened");
+		if (errout && errsz)
+			(void)re_snprintf(errout, errsz, "%s: what the script "
+					  "configured could not be opened: "
+					  "%m", rt->path, err);
 		mem_deref(sc);
 		return err;
 	}
@@ -1647,6 +1657,12 @@ uint32_t luart_generation(const struct luart *rt)
 uint32_t luart_tasks(const struct luart *rt)
 {
 	return rt && rt->cur ? list_count(&rt->cur->tasks) : 0;
+}
+
+
+struct regsvc *luart_registrar(const struct luart *rt)
+{
+	return rt ? rt_slot(rt, RT_SLOT_REGISTRAR) : NULL;
 }
 
 

@@ -70,6 +70,8 @@ enum rt_slot {
 				 * handler taking REGISTER              */
 	RT_SLOT_EVENTS,         /* api_events.c: runtime: the packages
 				 * listened to                          */
+	RT_SLOT_MEDIA,          /* api_media.c: runtime: the media
+				 * engine (its threads)                 */
 	RT_SLOT_MAX
 };
 
@@ -182,6 +184,10 @@ int  rt_request(struct luart *rt, enum rt_hook h, struct stack_req *req);
  * top of L, and may act when a generation becomes current (before it
  * does; an error refuses the generation) and when the runtime goes ---- */
 
+/* stats.c: the figures of sip.stats() and `sipstack ctl stats` */
+int  stats_odict(struct odict **odp, struct luart *rt, lua_State *L);
+void stats_push(lua_State *L, const struct odict *o, bool array);
+
 void api_sip_inject(lua_State *L);
 void api_request_inject(lua_State *L);
 void api_call_inject(lua_State *L);
@@ -215,6 +221,34 @@ bool api_refer_run(struct script *sc, struct stack_req *req,
 		   struct call *call, int call_ref);
 void api_metrics_inject(lua_State *L);
 
+/* api_call.c: what api_media.c uses of the call object */
+struct lcall;
+struct lmedia;
+struct lcall *api_call_lcall(lua_State *L, int idx);    /* raises */
+struct call *api_call_of(const struct lcall *lc);
+struct lmedia **api_call_media(struct lcall *lc);
+/* the call's on_dtmf(digit, seconds), in a task of its own */
+void api_call_dtmf(struct lcall *lc, char digit, uint32_t dur_ms);
+/* methods added to the call object's (the table at the top of L) */
+void api_call_add_methods(lua_State *L, const luaL_Reg *methods);
+
+/* api_media.c: media for calls (call:play, collect, send_dtmf,
+ * record; sip.media) */
+void api_media_inject(lua_State *L);
+/* sip.call(..., {media = true}): the offer, and its lmedia to attach
+ * to the call once made (the lmedia is the caller's until then) */
+int  api_media_offer(lua_State *L, struct lmedia **lmp, struct mbuf **mbp);
+void api_media_attach(struct lmedia *lm, struct lcall *lc);
+/* the call takes INFO digits (on_dtmf, collect) even without media */
+void api_media_enable(struct lcall *lc);
+/* call:answer{media = true}, the options table at idx */
+int  api_media_answer(lua_State *L, struct lcall *lc, int idx);
+/* the peer's SDP changed; an INFO with a digit (true: taken); the
+ * call ended (every wait returns nil, "hangup") */
+void api_media_sdp(struct lmedia *lm, const uint8_t *body, size_t len);
+bool api_media_info(struct lmedia *lm, struct stack_req *req);
+void api_media_end(struct lmedia *lm);
+
 /* api_request.c: the request object and header tables, for the others */
 void api_request_push(lua_State *L, struct stack_req *req);
 struct stack_req *api_request_check(lua_State *L, int idx);
@@ -234,12 +268,14 @@ const char *api_method_check(lua_State *L, int idx, bool in_call);
  * URI (raises otherwise), left on L's stack */
 const char *api_uri_field(lua_State *L, int idx, const char *key);
 /* The options table at idx (may be nil): headers, body, content_type,
- * timeout, and with_from, from; raises on anything else. The strings
- * point into values it leaves on L's stack; hdrs is the caller's to
- * mem_deref (made last: nothing raises after it). */
+ * timeout, and with_from (out of dialog), from and next_hop; raises on
+ * anything else. The strings point into values it leaves on L's stack;
+ * hdrs is the caller's to mem_deref (made last: nothing raises after
+ * it). */
 struct api_reqopts {
 	char *hdrs;
 	const char *body, *ctype, *from;
+	const char *next_hop;         /* out of dialog only; NULL: the URI */
 	size_t len;
 	uint64_t timeout_ms;          /* 0: the transaction's own end */
 };

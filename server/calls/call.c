@@ -213,6 +213,18 @@ void call_set_remote_body(struct call *call, const struct sip_msg *msg)
 	(void)call_set_body(&call->rbody, &call->rbody_len, &call->rctype,
 			    ctype, (const uint8_t *)body.p, body.l);
 	mem_deref(ctype);
+
+	/* the owner's media session follows the peer's description */
+	if (call->rctype && !str_casecmp(call->rctype, "application/sdp")) {
+		struct call_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.type = CALL_EV_SDP;
+		ev.ctype = call->rctype;
+		ev.body = (const uint8_t *)call->rbody;
+		ev.len = call->rbody_len;
+		call_fire(call, &ev);
+	}
 }
 
 
@@ -296,6 +308,7 @@ struct call *call_new(struct callmgr *cm, bool outgoing)
 
 	call->cm = cm;
 	call->outgoing = outgoing;
+	call->created = tmr_jiffies();
 	tmr_init(&call->tmr_rtx);
 	tmr_init(&call->tmr_ack);
 	tmr_init(&call->tmr_setup);
@@ -415,6 +428,11 @@ int call_send_bye(struct call *call, const char *reason)
 
 	if (!call->dlg)
 		return ENOTCONN;
+
+	/* a BYE of ours in flight (the ACK wait timed out, a hangup, then
+	 * another or the shutdown's): the call is ending already */
+	if (call->byereq)
+		return 0;
 
 	if (!call->reason)
 		(void)str_dup(&call->reason, reason);
@@ -703,6 +721,14 @@ bool call_is_on_hold(const struct call *call)
 const char *call_id(const struct call *call)
 {
 	return call ? call->id : NULL;
+}
+
+
+/* Milliseconds since the call object was made (the INVITE arrived or
+ * was sent) */
+uint64_t call_age(const struct call *call)
+{
+	return call ? tmr_jiffies() - call->created : 0;
 }
 
 const char *call_end_reason(const struct call *call)

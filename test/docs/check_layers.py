@@ -19,7 +19,8 @@ import sys
 ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                        os.path.join(os.path.dirname(__file__), "..", ".."))
 DOC = os.path.join(ROOT, "docs", "architecture.md")
-INC_DIRS = ["server", "server/core", "server/calls", "server/registrar",
+INC_DIRS = ["server", "server/core", "server/calls", "server/media",
+            "server/registrar",
             "server/libre_ext", "bindings"]
 SCAN = ["server", "bindings", "test/fuzz"]
 

@@ -27,6 +27,7 @@ PREFIX = {
     "sub_methods": "sub:",
     "refer_methods": "refer:",
     "call_refer_methods": "call:",
+    "media_methods": "call:",
     "metrics_funcs": "sip.metrics.",
     "counter_methods": "counter:",
     "gauge_methods": "gauge:",
