@@ -20,6 +20,8 @@ test/redis/reg-redis.lua, on ports of their own).
   order       a REGISTER through A and a replay of it (same Call-ID and
               CSeq) through B: 200, then 500 "Out of Order CSeq" (the
               CSeq rule holds across nodes)
+  ctl         `sipstack ctl location show` at B lists a binding made
+              through A; `location remove` at B removes it for A too
   tcp         a phone registers over TCP through A: B's lookup gives the
               binding with received ...;transport=tcp and node
               sip:A;transport=tcp, the hop a request from B must take
@@ -34,6 +36,7 @@ test/redis/reg-redis.lua, on ports of their own).
   B-works     B goes on: 300 REGISTERs through B at 300/s all get 200,
               and B's lookups of them answer
 """
+import json
 import os
 import socket
 import sys
@@ -57,11 +60,24 @@ def start_nodes(h, rs):
     nodes = []
     for name in ("node-a", "node-b"):
         srv = h.server(redislib.script(h, rs, name=name + ".lua"),
-                       name=name, transports=("udp", "tcp"))
+                       name=name, transports=("udp", "tcp"),
+                       args=["--ctl", os.path.join(h.tmp, name + ".sock")])
+        srv.ctl = os.path.join(h.tmp, name + ".sock")
         h.ok(srv.wait_for({"mod": "location", "ev": "redis_up"}, 5),
              "%s connected to Redis (ev=redis_up)" % name, server=srv)
         nodes.append(srv)
     return nodes
+
+
+def ctl(h, srv, *cmd):
+    """`sipstack ctl --socket <srv's> --json cmd...`: the answer dict"""
+    rc, out, err = h.run([h.sipstack, "ctl", "--socket", srv.ctl,
+                          "--json"] + list(cmd), timeout=15)
+    try:
+        return json.loads(out.strip().splitlines()[0])
+    except (ValueError, IndexError):
+        h.note("ctl %s: exit %s %s %s" % (" ".join(cmd), rc, out, err))
+        return {}
 
 
 def where(srv, aor):
@@ -231,6 +247,24 @@ def shared(h, rs, a, b):
     h.ok(where(b, o.aor) == {o.contact()}, "otto's binding is unchanged")
     for c in (ph, o, ob):
         c.close()
+
+    # -- ctl ----------------------------------------------------------
+    cc = reglib.RegClient(a, user="cleo")
+    r = cc.register(["<%s>" % cc.contact()], 600)
+    h.ok(r is not None and r.code == 200, "cleo registers through A",
+         diag=D(r))
+    ans = ctl(h, b, "location", "show", cc.aor)
+    res = ans.get("result") or {}
+    h.ok(ans.get("ok") and res.get("count") == 1 and
+         res["bindings"][0].get("contact") == cc.contact(),
+         "`sipstack ctl location show` at B lists the binding made "
+         "through A", diag=repr(ans))
+    ans = ctl(h, b, "location", "remove", cc.aor)
+    h.ok(ans.get("ok") and (ans.get("result") or {}).get("removed") == 1,
+         "`location remove` at B removes it (removed 1)", diag=repr(ans))
+    h.ok(where(a, cc.aor) == set() and rs.live(cc.aor) == set(),
+         "A's lookup and Redis: nothing left")
+    cc.close()
 
     # -- tcp ----------------------------------------------------------
     t = socket.create_connection((LOCAL, a.port), 3)
