@@ -1,0 +1,44 @@
+-- test/fault/runaway.lua: hooks that never end, for t_runaway.py.
+-- A MESSAGE's body names the misbehaviour; "ok" is answered 200 at once.
+sip.configure{ hook_budget_ms = 200, lua_memory_max = 32 * 1024 * 1024 }
+
+local function inc(x) return x + 1 end
+
+local runaway = {
+  spin = function()                         -- the tightest loop there is
+    while true do end
+  end,
+  sum = function()                          -- a numeric for, 1e12 turns
+    local x = 0
+    for i = 1, 1e12 do x = x + i end
+    return x
+  end,
+  calls = function()                        -- a loop calling a function
+    local x = 0
+    while true do x = inc(x) end
+  end,
+  concat = function()                       -- string building
+    local s = ""
+    while true do
+      s = s .. "x"
+      if #s > 4096 then s = "" end
+    end
+  end,
+  pcall = function()                        -- catching the stop
+    while true do pcall(function() while true do end end) end
+  end,
+  alloc = function()                        -- allocates without end
+    local t = {}
+    while true do t[#t + 1] = { #t, "entry " .. #t } end
+  end,
+  grow = function()                         -- doubling a string
+    local s = "x"
+    while true do s = s .. s end
+  end,
+}
+
+sip.on_incoming_message(function(msg)
+  local f = runaway[msg.body]
+  if f then f() end
+  return 200
+end)
