@@ -157,7 +157,7 @@ static void *watchdog(void *arg)
 		struct timespec ts;
 
 		ms = atomic_load_explicit(&wd.ms, memory_order_relaxed);
-		tick = ms / 4;
+		tick = ms ? ms / 4 : TICK_MAX_MS;
 		tick = tick < TICK_MIN_MS ? TICK_MIN_MS :
 			tick > TICK_MAX_MS ? TICK_MAX_MS : tick;
 		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
