@@ -436,9 +436,10 @@ static int l_config(lua_State *L)
 	struct stack *st = rt_stack(L);
 	const struct stack_config *cfg = st ? stack_config(st) :
 		rt_config(L);
+	const struct rt_limits *lim = rt_limits(L);
 	uint32_t i;
 
-	lua_createtable(L, 0, 11);
+	lua_createtable(L, 0, 14);
 	lua_pushstring(L, cfg->user_agent);
 	lua_setfield(L, -2, "user_agent");
 	lua_pushstring(L, cfg->local_ip);
@@ -463,6 +464,13 @@ static int l_config(lua_State *L)
 		lua_rawseti(L, -2, (int)i + 1);
 	}
 	lua_setfield(L, -2, "drop_user_agents");
+
+	lua_pushnumber(L, lim->budget_ms);
+	lua_setfield(L, -2, "hook_budget_ms");
+	lua_pushnumber(L, (lua_Number)lim->memory_max);
+	lua_setfield(L, -2, "lua_memory_max");
+	lua_pushboolean(L, lim->jit);
+	lua_setfield(L, -2, "jit");
 
 	return 1;
 }

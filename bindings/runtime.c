@@ -596,11 +596,17 @@ static int script_load(struct script **scp, struct luart *rt,
 		goto out;
 	}
 
-	/* the limits (budget.c): the defaults while the script loads, its
-	 * sip.configure{} once it has; the JIT compiler off unless asked
-	 * for, since LuaJIT never stops a compiled loop for a hook */
-	sc->lim.budget_ms = RT_BUDGET_MS_DEFAULT;
-	sc->lim.memory_max = RT_MEMORY_MAX_DEFAULT;
+	/* the limits (budget.c): the defaults (or the generation before)
+	 * while the script loads, its sip.configure{} once it has; the JIT
+	 * compiler off unless asked for, since LuaJIT never stops a
+	 * compiled loop for a hook */
+	if (rt && rt->cur) {      /* a reload keeps what it does not set */
+		sc->lim = rt->cur->lim;
+	}
+	else {
+		sc->lim.budget_ms = RT_BUDGET_MS_DEFAULT;
+		sc->lim.memory_max = RT_MEMORY_MAX_DEFAULT;
+	}
 	budget_mem_attach(&sc->mem, L);
 	sc->mem.max = (size_t)sc->lim.memory_max;
 
