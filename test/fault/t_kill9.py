@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registrar"))
 import reglib  # noqa: E402
 from reglib import harness  # noqa: E402
+import faultlib  # noqa: E402
 
 USERS = 3000
 RATE = 400
@@ -84,6 +85,7 @@ def body(h, a):
     h.ok(srv.proc.returncode == -signal.SIGKILL,
          "SIGKILL of the server under load (%d bindings in the store then)"
          % n)
+    # the files as the kill left them, before anything opens them
     snap = reglib.snapshot_db(h, db, "after-kill")
 
     # sipp: let its last REGISTERs time out, then stop it (SIGUSR1: quit)
@@ -96,16 +98,12 @@ def body(h, a):
          "sipp: %d REGISTERs sent, %d got a 200 (the kill was mid-load)"
          % (sent, len(got)))
 
-    rows = reglib.sql(h, snap, "select aor, contact from bindings") or []
-    stored = {}
-    for r in rows:
-        stored.setdefault(r[0], set()).add(r[1])
-    lost = ["%s -> %s" % (aor, c) for aor, c in sorted(got.items())
-            if c not in stored.get(aor, ())]
-    h.ok(rows and not lost,
+    lost, nrows = faultlib.not_on_disk(h, snap, sorted(got.items()))
+    h.ok(nrows and not lost,
          "every binding that got a 200 is in the database the kill left "
-         "(%d acknowledged, %d rows)" % (len(got), len(rows)),
-         diag="lost %d: %s" % (len(lost), "\n".join(lost[:10])))
+         "(%d acknowledged, %d rows)" % (len(got), nrows),
+         diag="lost %d: %s" % (len(lost), "\n".join(
+             "%s -> %s" % x for x in lost[:10])))
     h.check_log(srv)
 
     # restart on the same database
@@ -116,13 +114,7 @@ def body(h, a):
     h.ok(r is not None and r.code == 200,
          "the restarted server answers a REGISTER 200", diag="got %r" % r)
     sample = sorted(got.items())[::max(1, len(got) // 20)]
-    missing = []
-    cl = harness.UdpClient(srv2.port)
-    for aor, contact in sample:
-        found = reglib.where(srv2, aor, cl)
-        if not found or contact not in [u for u, _, _ in found]:
-            missing.append("%s: %r" % (aor, found))
-    cl.close()
+    missing = faultlib.not_found(srv2, sample)
     h.ok(not missing, "lookup after the restart: %d acknowledged users "
          "sampled, each has its contact" % len(sample),
          diag="\n".join(missing[:10]))

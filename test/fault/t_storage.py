@@ -33,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registrar"))
 import reglib  # noqa: E402
 from reglib import harness  # noqa: E402
+import faultlib  # noqa: E402
 
 USERS = 20
 
@@ -66,13 +67,6 @@ def fill(path):
         except OSError:
             pass
     return n
-
-
-def on_disk(h, db, acked):
-    snap = reglib.snapshot_db(h, db, "snap-%d" % h.next_id())
-    rows = reglib.sql(h, snap, "select aor, contact from bindings") or []
-    stored = {(r[0], r[1]) for r in rows}
-    return [a for a in acked if a not in stored], len(rows)
 
 
 def body(h, a):
@@ -126,7 +120,7 @@ def run(h, disk):
          "room): %r" % codes)
     h.ok(srv.find({"ev": "commit_failed"}),
          "the store logged ev=commit_failed")
-    lost, nrows = on_disk(h, db, acked)
+    lost, nrows = faultlib.not_on_disk(h, db, acked)
     h.ok(not lost, "every binding that got a 200 is on disk (%d acked, "
          "%d rows)" % (len(acked), nrows), diag="\n".join(
              "%s -> %s" % x for x in lost[:10]))
@@ -156,16 +150,10 @@ def run(h, disk):
             bad.append("%s: %s" % (aor, code))
     h.ok(not bad, "space back: the %d users of the fault register, 200 "
          "each" % USERS, diag="\n".join(bad))
-    lost, nrows = on_disk(h, db, acked)
+    lost, nrows = faultlib.not_on_disk(h, db, acked)
     h.ok(not lost, "every binding that got a 200 is on disk (%d rows)"
          % nrows, diag="\n".join("%s -> %s" % x for x in lost[:10]))
-    missing = []
-    cl = harness.UdpClient(srv.port)
-    for aor, contact in during:
-        found = reglib.where(srv, aor, cl)
-        if not found or contact not in [u for u, _, _ in found]:
-            missing.append("%s: %r" % (aor, found))
-    cl.close()
+    missing = faultlib.not_found(srv, during)
     h.ok(not missing, "lookup after the recovery finds them",
          diag="\n".join(missing[:5]))
     h.stop_server(srv, errors=[{"ev": "commit_failed"}])
