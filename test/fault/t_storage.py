@@ -38,13 +38,19 @@ import faultlib  # noqa: E402
 USERS = 20
 
 
+# one client per user, open for the whole test: a new socket could get
+# the port of a closed one, and with it the Via branch of its first
+# request, which the server rightly takes for a retransmission of that
+# request (RFC 3261 17.2.3) and answers from the transaction it keeps
+CLIENTS = {}
+
+
 def register(srv, user):
-    rc = reglib.RegClient(srv, user=user)
-    try:
-        contact = rc.contact(1)
-        r = rc.register([contact], expires=3600, timeout=5.0)
-    finally:
-        rc.close()
+    rc = CLIENTS.get(user)
+    if rc is None:
+        rc = CLIENTS[user] = reglib.RegClient(srv, user=user)
+    contact = rc.contact(1)
+    r = rc.register([contact], expires=3600, timeout=5.0)
     return (r.code if r is not None else None), rc.aor, contact
 
 
@@ -81,6 +87,8 @@ def body(h, a):
     try:
         run(h, disk)
     finally:
+        for rc in CLIENTS.values():
+            rc.close()
         for srv in h.servers:
             srv.stop()
         subprocess.run(["umount", "-l", disk], capture_output=True)
