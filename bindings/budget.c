@@ -282,7 +282,7 @@ void budget_close(void)
 void budget_enter(lua_State *L, uint32_t ms, struct budget_mem *bm)
 {
 	if (bm)
-		bm->enforce = true;
+		++bm->enforce;
 
 	if (wd.depth++ || !wd.started)
 		return;
@@ -304,13 +304,10 @@ bool budget_leave(lua_State *L, struct budget_mem *bm,
 {
 	bool fired;
 
-	if (!wd.depth || --wd.depth)
-		return false;
+	if (bm && bm->enforce)
+		--bm->enforce;
 
-	if (bm)
-		bm->enforce = false;
-
-	if (!wd.started)
+	if (!wd.depth || --wd.depth || !wd.started)
 		return false;
 
 	atomic_store_explicit(&wd.run, 0, memory_order_release);

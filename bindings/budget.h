@@ -35,7 +35,7 @@ struct budget_mem {
 	void *ud;
 	size_t used;        /* bytes, as LuaJIT's GC counts them */
 	size_t max;         /* cap, 0: none                     */
-	bool enforce;       /* a run is entered                 */
+	unsigned enforce;   /* runs of the state entered        */
 	bool refused;       /* an allocation was refused        */
 	struct budget_where where;   /* of the first refusal    */
 };
