@@ -187,6 +187,7 @@ static void *watchdog(void *arg)
 			union sigval v;
 
 			signalled = r;
+			memset(&v, 0, sizeof(v));   /* sival_ptr's other half */
 			v.sival_int = (int)r;
 			(void)pthread_sigqueue(wd.loop, wd.signo, v);
 		}
