@@ -4,28 +4,38 @@ item 8): 500, never a 200 for an unstored binding, recovery.
 
 The database of a copy of the bundled scripts/registrar.lua (SQLite,
 AUTH = false) lives on a 2 MiB tmpfs mounted for the test in its temp
-dir (root may mount here; file modes would not stop root, and a
-read-only remount is refused while the server holds the database open
-for writing). Where mounting is not permitted, the test reports itself
-skipped (TAP # SKIP) with the reason.
+dir, which the test fills (root may mount here; file modes would not
+stop root, a read-only remount is refused while the server holds the
+database open for writing, and a read-only bind mount on top would not
+affect the descriptors it has open). Where mounting is not permitted
+(a container without CAP_SYS_ADMIN), the fault is the server's file
+size limit instead: RLIMIT_FSIZE lowered to 1 byte on the running
+server (prlimit), so that every write to a regular file fails (EFBIG;
+the server is started with SIGXFSZ ignored and its log on a pipe, which
+the limit does not concern), then raised again.
 
 - 20 users register: 200 each.
-- The tmpfs is filled (a filler file written until ENOSPC). 20 new
+- The tmpfs is filled (a filler file written until ENOSPC), or the
+  limit lowered. 20 new
   users register: each REGISTER gets 500 (SQLITE_FULL at commit), or,
   if SQLite still found room, 200 and the binding is on disk; at least
   one 500 is seen (the fault was real); a binding answered 500 is not
   in the lookups either. Every user that ever got a 200
   is in the database (read from a copy, sqlite3 CLI), and a lookup of
   the first 20 still answers.
-- The filler is removed: the 20 new users register again (a few tries
+- The filler is removed (the limit raised): the 20 new users register
+  again (a few tries
   each, no timing asserted), 200 each, and are on disk and found.
 - The server stops cleanly; its only lvl=error lines are the store's
   ev=commit_failed.
 """
 import errno
 import os
+import resource
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
@@ -75,29 +85,105 @@ def fill(path):
     return n
 
 
+class FullDisk:
+    """The fault: a tmpfs filled up, then emptied."""
+    name = "a full tmpfs"
+
+    def __init__(self, h, disk):
+        self.h = h
+        self.disk = disk
+        self.filler = os.path.join(disk, "filler")
+
+    def server(self, script):
+        return self.h.server(script)
+
+    def on(self, srv):
+        self.h.note("filler: %d bytes, the tmpfs is full" %
+                    fill(self.filler))
+
+    def off(self, srv):
+        os.unlink(self.filler)
+
+
+def _ignore_xfsz():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+class PipedServer(harness.Server):
+    """A server whose log comes through a pipe (copied to its log file
+    by a thread), SIGXFSZ ignored: RLIMIT_FSIZE must not stop it
+    logging, nor kill it."""
+
+    def start(self, wait=True, timeout=harness.START_TIMEOUT):
+        self.h.note("%s: %s" % (self.name, " ".join(self.cmd)))
+        self.proc = self.h.spawn(self.cmd, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, cwd=self.cwd,
+                                 preexec_fn=_ignore_xfsz)
+        log = open(self.log_path, "wb")
+
+        def pump():
+            for line in self.proc.stderr:
+                log.write(line)
+                log.flush()
+            log.close()
+        threading.Thread(target=pump, daemon=True).start()
+        return self.wait_for(r"\bmod=main ev=started\b", timeout) \
+            is not None
+
+
+class FileSizeLimit:
+    """The fault: the running server's RLIMIT_FSIZE at 1 byte."""
+    name = "RLIMIT_FSIZE at 1 byte"
+
+    def __init__(self, h):
+        self.h = h
+
+    def server(self, script):
+        srv = PipedServer(self.h, script, "server-%d" % self.h.next_id())
+        self.h.servers.append(srv)
+        up = srv.start()
+        self.h.ok(up, "%s: started, its log on a pipe" % srv.name,
+                  server=srv)
+        if not up:
+            raise harness.Abort("the server did not start")
+        return srv
+
+    def on(self, srv):
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE,
+                         (1, resource.RLIM_INFINITY))
+
+    def off(self, srv):
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
 def body(h, a):
     disk = os.path.join(h.tmp, "disk")
     os.makedirs(disk)
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755",
                         "tmpfs", disk], capture_output=True, text=True)
-    if r.returncode != 0:
-        h.ok(True, "full disk under the store # SKIP cannot mount a "
-             "tmpfs here (%s)" % (r.stderr.strip() or r.returncode))
-        return
+    mounted = r.returncode == 0
+    if mounted:
+        fault = FullDisk(h, disk)
+    else:
+        h.note("cannot mount a tmpfs here (%s): the fault is the file "
+               "size limit" % (r.stderr.strip() or r.returncode))
+        fault = FileSizeLimit(h)
     try:
-        run(h, disk)
+        run(h, fault, disk)
     finally:
         for rc in CLIENTS.values():
             rc.close()
         for srv in h.servers:
             srv.stop()
-        subprocess.run(["umount", "-l", disk], capture_output=True)
+        if mounted:
+            subprocess.run(["umount", "-l", disk], capture_output=True)
 
 
-def run(h, disk):
+def run(h, fault, disk):
     script, db = reglib.bundled_copy(h, db=os.path.join(disk, "reg.db"),
                                      auth=False)
-    srv = h.server(script)
+    srv = fault.server(script)
     acked = []          # (aor, contact) that got a 200
 
     bad = []
@@ -110,9 +196,7 @@ def run(h, disk):
     h.ok(not bad, "%d users register before the fault: 200 each" % USERS,
          diag="\n".join(bad))
 
-    filler = os.path.join(disk, "filler")
-    n = fill(filler)
-    h.note("filler: %d bytes, the tmpfs is full" % n)
+    fault.on(srv)
 
     codes = {}
     during = []
@@ -124,8 +208,8 @@ def run(h, disk):
             acked.append((aor, contact))
     h.ok(codes.get(500, 0) >= 1 and
          set(codes) <= {200, 500},
-         "disk full: REGISTERs answered 500 (or 200 when SQLite still had "
-         "room): %r" % codes)
+         "%s: REGISTERs answered 500 (or 200 when SQLite still had "
+         "room): %r" % (fault.name, codes))
     h.ok(srv.find({"ev": "commit_failed"}),
          "the store logged ev=commit_failed")
     lost, nrows = faultlib.not_on_disk(h, db, acked)
@@ -143,7 +227,7 @@ def run(h, disk):
     h.ok(found and acked[0][1] in [u for u, _, _ in found],
          "a lookup during the fault still answers", diag="got %r" % found)
 
-    os.unlink(filler)
+    fault.off(srv)
     bad = []
     for aor, contact in during:
         user = aor.split(":", 1)[1].split("@", 1)[0]
@@ -156,7 +240,7 @@ def run(h, disk):
             acked.append((aor, contact))
         else:
             bad.append("%s: %s" % (aor, code))
-    h.ok(not bad, "space back: the %d users of the fault register, 200 "
+    h.ok(not bad, "fault gone: the %d users of the fault register, 200 "
          "each" % USERS, diag="\n".join(bad))
     lost, nrows = faultlib.not_on_disk(h, db, acked)
     h.ok(not lost, "every binding that got a 200 is on disk (%d rows)"
