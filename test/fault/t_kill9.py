@@ -2,13 +2,17 @@
 """kill -9 under REGISTER load loses no acknowledged binding (issue 13
 item 8).
 
-A copy of the bundled scripts/registrar.lua (SQLite store in the temp
-dir; AUTH = false, so that the load is REGISTERs and their commits, not
-digests) serves sipp registering USERS distinct users (an injection file,
-one REGISTER each, 400/s). A moment into the load (after a few hundred
-200s, with REGISTERs still arriving) the server gets SIGKILL. sipp's
-message log says which REGISTERs got a 200 (matched by Call-ID to the
-REGISTER sent, for its AOR and Contact). Then:
+A copy of the bundled scripts/registrar.lua as it ships (digest auth,
+users and bindings in one SQLite file in the temp dir) serves sipp
+registering USERS distinct users (test/registrar/uac-register-inf.xml:
+REGISTER, 401, REGISTER with credentials, 200; an injection file of
+users and passwords, 300 registrations/s). The users are created with
+`sipstack user add` (the first, which makes the tables) and a bulk
+insert of the others (their HA1s computed here, as the CLI would). A
+moment into the load (after a few hundred bindings are in the store,
+with REGISTERs still arriving) the server gets SIGKILL. sipp's message
+log says which REGISTERs got a 200 (matched by Call-ID to the REGISTER
+sent, for its AOR and Contact). Then:
 
 - the database files as the kill left them (copied first) hold every
   acknowledged binding (sqlite3 CLI);
@@ -18,6 +22,7 @@ REGISTER sent, for its AOR and Contact). Then:
 - at least some REGISTERs were sent and not acknowledged (the kill was
   really mid-load), and the killed server logged no lvl=error line.
 """
+import hashlib
 import os
 import signal
 import sys
@@ -30,8 +35,9 @@ import reglib  # noqa: E402
 from reglib import harness  # noqa: E402
 import faultlib  # noqa: E402
 
-USERS = 3000
-RATE = 400
+USERS = 2000
+RATE = 300
+REALM = "sipstack"       # scripts/registrar.lua's
 KILL_AFTER = 300         # 200s seen in the store before SIGKILL
 LOCAL = harness.LOCAL
 
@@ -58,18 +64,48 @@ def acked(sp):
     return out, len(sent)
 
 
-def body(h, a):
-    script, db = reglib.bundled_copy(h, auth=False)
-    inf = os.path.join(h.tmp, "users.csv")
+def add_users(h, db, inf):
+    """USERS users: the first by the CLI (it makes the tables), the
+    others in one sqlite3 transaction; the injection file for sipp."""
+    users = [("fault%04d" % i, "pw-%04d-secret" % i) for i in range(USERS)]
+    if not reglib.add_users(h, db, users[:1]):
+        raise harness.Abort("sipstack user add failed")
+    now = int(time.time())
+    sql = ["BEGIN;"]
+    for u, pw in users[1:]:
+        md5 = hashlib.md5(("%s:%s:%s" % (u, REALM, pw)).encode()).hexdigest()
+        sha = hashlib.sha256(("%s:%s:%s" % (u, REALM, pw)).encode()
+                             ).hexdigest()
+        sql.append("INSERT INTO users VALUES('%s','%s','%s','%s',%d);" %
+                   (u, REALM, md5, sha, now))
+    sql.append("COMMIT;")
+    path = os.path.join(h.tmp, "users.sql")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(sql))
+    rows = reglib.sql(h, db, ".read %s" % path, timeout=30)
+    n = reglib.sql(h, db, "select count(*) from users")
+    h.ok(rows is not None and n and int(n[0][0]) == USERS,
+         "%d users in the database" % USERS, diag="got %r" % (n,))
     with open(inf, "w", encoding="utf-8") as f:
         f.write("SEQUENTIAL\n")
-        for i in range(USERS):
-            f.write("fault%04d\n" % i)
+        for u, pw in users:
+            f.write("%s;[authentication username=%s password=%s]\n" %
+                    (u, u, pw))
+
+
+def body(h, a):
+    script, db = reglib.bundled_copy(h, auth=True)
+    inf = os.path.join(h.tmp, "users.csv")
+    add_users(h, db, inf)
 
     srv = h.server(script)
-    sp = h.sipp(os.path.join(HERE, "uac-register-users.xml"), srv,
+    sp = h.sipp(reglib.scenario("uac-register-inf.xml"), srv,
                 calls=USERS, rate=RATE, timeout=60,
-                args=["-inf", inf, "-key", "domain", LOCAL])
+                args=["-inf", inf, "-key", "domain", LOCAL,
+                      "-key", "expires", "3600",
+                      # REGISTERs left unanswered by the killed server
+                      # fail after 2 retransmissions, not 16 s
+                      "-max_non_invite_retrans", "2"])
 
     # SIGKILL once the store holds KILL_AFTER bindings (sqlite3 reads
     # the live WAL database; polling it is harmless)
@@ -88,7 +124,8 @@ def body(h, a):
     # the files as the kill left them, before anything opens them
     snap = reglib.snapshot_db(h, db, "after-kill")
 
-    # sipp: let its last REGISTERs time out, then stop it (SIGUSR1: quit)
+    # sipp: stop it (SIGUSR1: no new call; the calls in flight fail
+    # after their retransmissions)
     time.sleep(1.0)
     if sp.proc.poll() is None:
         sp.proc.send_signal(signal.SIGUSR1)
@@ -108,8 +145,8 @@ def body(h, a):
 
     # restart on the same database
     srv2 = h.server(script, name="server-restarted")
-    rc = reglib.RegClient(srv2, user="fault-new")
-    r = rc.register([rc.contact()], expires=3600)
+    rc = reglib.RegClient(srv2, user="fault0000", password="pw-0000-secret")
+    r = rc.register([rc.contact(2)], expires=3600)
     rc.close()
     h.ok(r is not None and r.code == 200,
          "the restarted server answers a REGISTER 200", diag="got %r" % r)
