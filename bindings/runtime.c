@@ -76,6 +76,7 @@ struct luart {
 	uint32_t gen;
 	luart_cfg_h *cfgh;
 	void *cfg_arg;
+	bool budget;                /* holds the watchdog (budget.c)     */
 	void *slots[RT_SLOT_MAX];   /* the features' objects */
 	struct stack_handler *h_message;  /* on_incoming_message      */
 	struct stack_handler *h_request;  /* on_request (any method)  */
@@ -1496,7 +1497,8 @@ static void luart_destructor(void *arg)
 
 	rt->cur = mem_deref(rt->cur);
 	mem_deref(rt->path);
-	budget_close();
+	if (rt->budget)
+		budget_close();
 }
 
 
@@ -1628,7 +1630,7 @@ int luart_alloc(struct luart **lrp, struct stack *st, const char *path,
 	rt->st = st;
 	rt->cfgh = cfgh;
 	rt->cfg_arg = arg;
-	(void)budget_init();   /* without it, no time budget (logged) */
+	rt->budget = !budget_init();   /* else no time budget (logged) */
 	metrics_hist_init_seconds(&rt->mx.resume);
 	err = str_dup(&rt->path, path);
 	if (err)
@@ -1708,17 +1710,19 @@ int luart_check(const char *path, struct stack_config *cfg,
 		char *errbuf, size_t errsz)
 {
 	struct script *sc = NULL;
+	bool budget;
 	int err;
 
 	if (!path || !cfg)
 		return EINVAL;
 
-	(void)budget_init();
+	budget = !budget_init();
 	err = script_load(&sc, NULL, path, cfg, errbuf, errsz);
 	if (!err)
 		*cfg = sc->cfg;
 	mem_deref(sc);
-	budget_close();
+	if (budget)
+		budget_close();
 
 	return err;
 }
