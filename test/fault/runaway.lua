@@ -1,5 +1,6 @@
 -- test/fault/runaway.lua: hooks that never end, for t_runaway.py.
--- A MESSAGE's body names the misbehaviour; "ok" is answered 200 at once.
+-- A MESSAGE's body names the misbehaviour; "ok" is answered 200 at once;
+-- an INVITE to sip:spin@... runs a call hook that never ends.
 -- The LINE: markers tell the test where each one is stopped.
 sip.configure{ hook_budget_ms = 300, lua_memory_max = 8 * 1024 * 1024 }
 
@@ -49,4 +50,12 @@ sip.on_incoming_message(function(msg)
   local f = runaway[msg.body]
   if f then f() end
   return 200
+end)
+
+-- an INVITE to sip:spin@... : its call hook never ends
+sip.on_incoming_call(function(call)
+  if (call.to or ""):match("^<?sips?:spin@") then
+    while true do end                       -- LINE:callhook
+  end
+  call:reject(486)
 end)

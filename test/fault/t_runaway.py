@@ -11,6 +11,8 @@ A copy of test/fault/runaway.lua (hook_budget_ms = 300, lua_memory_max
   with N the line of the loop (the LINE: markers);
 - allocation without end (a table growing, a string doubling): 500 and
   err="hook exceeded its memory cap", the line of the allocation;
+- an INVITE whose call hook spins is answered 500 (hook=
+  on_incoming_call, the line of its loop);
 - after each, a MESSAGE "ok" is answered 200 (the runtime is usable);
   an OPTIONS sent by another client while a hook spins is answered once
   it is stopped; a hook that sleeps 4 x 0.1 s (longer than its budget in
@@ -98,6 +100,24 @@ def body(h, a):
     for case in ALLOCS:
         check_stop(h, srv, cl, script, case, "hook exceeded its memory cap")
 
+    # a call hook: the call is refused 500
+    port = srv.port
+    r = cl.request("INVITE", uri="sip:spin@127.0.0.1:%d" % port,
+                   timeout=STOP_WITHIN,
+                   set={"To": "<sip:spin@127.0.0.1:%d>" % port},
+                   extra=[("Contact", "<sip:raw@127.0.0.1:%d>" % cl.port)])
+    h.ok(r is not None and r.code == 500,
+         "call: an INVITE whose call hook spins is answered 500",
+         diag="got %r" % r)
+    line = srv.wait_for({"ev": "hook_error", "hook": "on_incoming_call"},
+                        3.0)
+    rec = harness.parse_logfmt(line) if line else {}
+    want = harness.marker_line(script, "LINE:callhook")
+    h.ok("hook exceeded its budget" in rec.get("err", "") and
+         rec.get("line") == str(want),
+         "call: ev=hook_error hook=on_incoming_call line=%d err=~'hook "
+         "exceeded its budget'" % want, diag="line: %s" % line)
+
     # another client, while a hook spins: served once the hook is stopped
     other = harness.UdpClient(srv.port)
     res = {}
@@ -124,7 +144,7 @@ def body(h, a):
 
     txt = scrape(mport)
     want_t = 'sipstack_lua_limit_stops_total{limit="time"} %d' % \
-        (len(LOOPS) + 1)
+        (len(LOOPS) + 2)
     want_m = 'sipstack_lua_limit_stops_total{limit="memory"} %d' % \
         len(ALLOCS)
     h.ok(want_t in txt and want_m in txt,
