@@ -24,7 +24,6 @@ Free ports on 127.0.0.1 only; every process it starts is stopped.
 import argparse
 import glob
 import os
-import re
 import shutil
 import subprocess
 import sys

@@ -27,7 +27,6 @@ No timing is asserted beyond generous bounds (a stop within 10 s).
 import os
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
