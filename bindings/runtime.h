@@ -153,6 +153,17 @@ bool rt_script_has_hook(const struct script *sc, enum rt_hook h);
 void *rt_script_slot(const struct script *sc, enum rt_slot s);
 void rt_script_set_slot(struct script *sc, enum rt_slot s, void *obj);
 struct stack_config *rt_config(lua_State *L);   /* the generation's */
+/* Limits of the generation's runs (sip.configure{hook_budget_ms=,
+ * lua_memory_max=, jit=}, docs/lua-api.md "Limits"); set at load, in
+ * force once the script has loaded */
+struct rt_limits {
+	uint32_t budget_ms;     /* per run of a task; 0: none        */
+	uint64_t memory_max;    /* bytes of the generation's heap    */
+	bool jit;               /* LuaJIT's compiler on              */
+};
+#define RT_BUDGET_MS_DEFAULT   1000
+#define RT_MEMORY_MAX_DEFAULT  (256u * 1024 * 1024)
+struct rt_limits *rt_limits(lua_State *L);
 /* Raises unless the script is loading (its top level) */
 void rt_need_loading(lua_State *L, const char *fn);
 /* sip.on_*(fn): sets hook h to the function at index 1 */
