@@ -64,6 +64,7 @@ static const struct feature {
 	{"events",    api_events_inject,    api_events_activate,
 	 api_events_close},
 	{"metrics",   api_metrics_inject,   NULL, NULL},
+	{"proxy",     api_proxy_inject,     api_proxy_activate, NULL},
 };
 
 struct luart {
@@ -686,6 +687,7 @@ static const struct {
 						* (yet) in a state for it */
 	{EBUSY,           "busy"},             /* one at a time: retry  */
 	{EAUTH,           "unauthorized"},
+	{ELOOP,           "too many attempts"},  /* req:proxy retries */
 };
 
 

@@ -70,6 +70,8 @@ enum rt_slot {
 				 * handler taking REGISTER              */
 	RT_SLOT_EVENTS,         /* api_events.c: runtime: the packages
 				 * listened to                          */
+	RT_SLOT_PROXY,          /* api_proxy.c: generation: its
+				 * sip.proxy.configure{}                */
 	RT_SLOT_MAX
 };
 
@@ -214,6 +216,9 @@ void api_call_follow_refer(lua_State *L, int idx, struct sub *sub,
 bool api_refer_run(struct script *sc, struct stack_req *req,
 		   struct call *call, int call_ref);
 void api_metrics_inject(lua_State *L);
+/* api_proxy.c: sip.proxy, req:proxy, req:relay (after request's) */
+void api_proxy_inject(lua_State *L);
+int  api_proxy_activate(struct luart *rt, struct script *sc);
 
 /* api_request.c: the request object and header tables, for the others */
 void api_request_push(lua_State *L, struct stack_req *req);

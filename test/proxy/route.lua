@@ -1,0 +1,52 @@
+-- test/proxy/route.lua: routing for the proxy's wire tests (t_proxy.py)
+--
+-- A registrar in memory without auth, and a proxy whose routing the
+-- Request-URI's user picks: "boom" raises, "loop" is sent back to us,
+-- "serial*" tries the bindings one after the other ("*timeout*" with a
+-- 2 s branch timeout), anything else rings every binding at once.
+-- Each attempt's outcome is logged (msg=proxied case=<user>).
+
+sip.registrar.configure{
+  store       = "memory",
+  auth        = false,
+  min_expires = 60,
+  max_expires = 3600,
+}
+
+sip.proxy.configure{ record_route = true, timer_c = 10 }
+
+local function user_of(uri)
+  return uri:match("^sips?:([^@;:]+)@")
+end
+
+sip.on_request(function(req)
+  local user = user_of(req.uri)
+  if not user then return end
+
+  if user == "boom" then
+    error("routing failed on purpose")
+  end
+
+  local targets
+  if user == "loop" then
+    targets = { req.uri }                -- back to ourselves
+  else
+    targets = sip.location.lookup("sip:" .. user .. "@127.0.0.1")
+    if #targets == 0 then return 404 end
+  end
+
+  local res = req:proxy{
+    targets = targets,
+    mode = user:match("^serial") and "serial" or "parallel",
+    branch_timeout = user:match("timeout") and 2 or nil,
+  }
+  local codes = {}
+  for i, b in ipairs(res.branches) do
+    codes[i] = b.code .. (b.made_up and "*" or "") ..
+               (b.cancelled and "c" or "")
+  end
+  sip.log.info("proxied", { case = user, code = res.code,
+                            answered = res.answered,
+                            cancelled = res.cancelled,
+                            branches = table.concat(codes, ",") })
+end)

@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""test/proxy/t_proxy.py  The stateful proxy on the wire (issue 11)
+
+sipp as callers and as registered phones (several UAS, registered as
+bindings of one AOR with hand-made REGISTERs), the proxy running
+test/proxy/route.lua (or a copy of the bundled scripts/proxy.lua for
+the auth case). One case per run (--case), each on free ports of
+127.0.0.1, bounded:
+
+  fork            two bindings ring; one answers, the other gets CANCEL;
+                  Record-Route in the INVITE, ACK and BYE through us
+  serial-503      serial: the first answers 503, the second 200
+  serial-timeout  serial: the first rings past its 2 s branch timeout
+                  (CANCEL), the second answers
+  cancel          the caller cancels while two branches ring: 487
+                  upstream, a CANCEL to each branch
+  errors          raw requests: unknown user 404, a loop 482,
+                  Max-Forwards 0 483, a Lua error 500 (and alive)
+  auth            scripts/proxy.lua: a call from our own user without
+                  credentials 407, with them routed (404: not
+                  registered); REGISTER with digest
+"""
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEST = os.path.dirname(HERE)
+ROOT = os.path.dirname(TEST)
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(TEST, "sipp"))
+sys.path.insert(0, os.path.join(TEST, "registrar"))
+import harness  # noqa: E402
+import reglib   # noqa: E402
+
+LOCAL = harness.LOCAL
+
+
+def scen(name):
+    return os.path.join(HERE, name)
+
+
+def uas(h, scenario):
+    """A sipp phone listening on a free port, ready."""
+    sp = h.sipp(scen(scenario), None, calls=1, timeout=20,
+                name="uas-%d-%s" % (h.next_id(), scenario[4:-4]))
+    h.ok(sp.wait_listening(), "%s listens on %d" % (sp.name, sp.port),
+         sipp=sp)
+    return sp
+
+
+def register(h, srv, user, phones, qs=None):
+    """One REGISTER binding sip:<user>@127.0.0.1 to each phone (sipp)."""
+    rc = reglib.RegClient(srv, user=user)
+    contacts = []
+    for i, sp in enumerate(phones):
+        c = "<sip:%s@%s:%d>" % (user, LOCAL, sp.port)
+        if qs:
+            c += ";q=%s" % qs[i]
+        contacts.append(c)
+    r = rc.register(contacts, expires=600)
+    rc.close()
+    h.ok(r is not None and r.code == 200,
+         "REGISTER %s with %d contacts -> 200" % (user, len(phones)),
+         diag=reglib.desc_resp(r) if hasattr(reglib, "desc_resp") else
+         repr(r), server=srv)
+
+
+def caller(h, srv, user, scenario="uac-call.xml"):
+    return h.sipp(scen(scenario), srv, calls=1, timeout=20,
+                  args=["-s", user])
+
+
+def proxied(srv, case, timeout=5.0):
+    line = srv.wait_for({"mod": "script", "ev": "log", "msg": "proxied",
+                         "case": case}, timeout)
+    return harness.parse_logfmt(line) if line else {}
+
+
+def received(sp, method):
+    return [m for m in sp.messages("received") if m.method == method]
+
+
+def case_fork(h, srv):
+    a = uas(h, "uas-answer.xml")
+    b = uas(h, "uas-ring-cancel.xml")
+    register(h, srv, "bob", [a, b])
+    c = caller(h, srv, "bob")
+    h.sipp_ok(c, "caller: INVITE, 200, ACK and BYE through the proxy")
+    h.sipp_ok(a, "the phone that answers got ACK and BYE")
+    h.sipp_ok(b, "the other phone got CANCEL (200, 487, ACK)")
+    inv = received(a, "INVITE")
+    rr = inv[0].header("Record-Route") if inv else None
+    h.ok(rr and re.search(r"<sip:127\.0\.0\.1:%d;lr>" % srv.port, rr),
+         "the forwarded INVITE carries our Record-Route",
+         diag="Record-Route: %r" % rr, sipp=a)
+    vias = [v for n, v in inv[0].headers if n.lower() == "via"] \
+        if inv else []
+    h.ok(len(vias) == 2 and "received=127.0.0.1" in vias[1] and
+         "branch=z9hG4bK" in vias[0],
+         "two Vias: ours, then the caller's with received",
+         diag="%r" % vias, sipp=a)
+    mf = inv[0].header("Max-Forwards") if inv else None
+    h.ok(mf == "69", "Max-Forwards 70 -> 69", diag="got %r" % mf, sipp=a)
+    bye = received(a, "BYE")
+    h.ok(bye and not bye[0].header("Route"),
+         "the BYE reached the phone with our Route taken off",
+         diag="%r" % (bye and bye[0].headers), sipp=a)
+    r = proxied(srv, "bob")
+    h.ok(r.get("code") == "200" and r.get("answered") == "true",
+         "req:proxy returned the forwarded 200", diag="%r" % r, server=srv)
+
+
+def case_serial_503(h, srv):
+    a = uas(h, "uas-503.xml")
+    b = uas(h, "uas-answer.xml")
+    register(h, srv, "serial503", [a, b], qs=["0.9", "0.5"])
+    c = caller(h, srv, "serial503")
+    h.sipp_ok(c, "caller: 200 after the first branch's 503")
+    h.sipp_ok(a, "first phone: INVITE, 503, ACK")
+    h.sipp_ok(b, "second phone: answered, ACK, BYE")
+    r = proxied(srv, "serial503")
+    h.ok(r.get("code") == "200" and r.get("branches") == "503,200",
+         "branches in order: 503 then 200", diag="%r" % r, server=srv)
+    got = [m.code for m in c.messages("received") if m.is_response and
+           m.code >= 300]
+    h.ok(not got, "the caller saw no 503", diag="%r" % got, sipp=c)
+
+
+def case_serial_timeout(h, srv):
+    a = uas(h, "uas-ring-cancel.xml")
+    b = uas(h, "uas-answer.xml")
+    register(h, srv, "serialtimeout", [a, b], qs=["0.9", "0.5"])
+    c = caller(h, srv, "serialtimeout")
+    h.sipp_ok(c, "caller: 200 from the second phone")
+    h.sipp_ok(a, "first phone: rang, CANCEL after the branch timeout")
+    h.sipp_ok(b, "second phone: answered")
+    r = proxied(srv, "serialtimeout", 10)
+    h.ok(r.get("code") == "200" and r.get("branches") == "408*c,200",
+         "branches: 408 (made up, cancelled), then 200", diag="%r" % r,
+         server=srv)
+
+
+def case_cancel(h, srv):
+    a = uas(h, "uas-ring-cancel.xml")
+    b = uas(h, "uas-ring-cancel.xml")
+    register(h, srv, "carol", [a, b])
+    c = caller(h, srv, "carol", "uac-call-cancel.xml")
+    h.sipp_ok(c, "caller: CANCEL -> 200, 487, ACK")
+    h.sipp_ok(a, "first phone got CANCEL")
+    h.sipp_ok(b, "second phone got CANCEL")
+    r = proxied(srv, "carol")
+    h.ok(r.get("code") == "487" and r.get("cancelled") == "true" and
+         r.get("answered") == "true",
+         "req:proxy returned 487, cancelled", diag="%r" % r, server=srv)
+
+
+def case_errors(h, srv):
+    cl = harness.UdpClient(srv.port)
+    to = "sip:%%s@%s:%d" % (LOCAL, srv.port)
+
+    r = cl.request("INVITE", uri=to % "nobody")
+    h.ok(r and r.code == 404, "unknown user -> 404",
+         diag=r and r.start, server=srv)
+
+    r = cl.request("INVITE", uri=to % "loop", timeout=5)
+    h.ok(r and r.code == 482, "a request looping back to us -> 482",
+         diag=r and r.start, server=srv)
+
+    r = cl.request("INVITE", uri=to % "loop", set={"Max-Forwards": "0"})
+    h.ok(r and r.code == 483, "Max-Forwards 0 -> 483",
+         diag=r and r.start, server=srv)
+
+    r = cl.request("INVITE", uri=to % "boom")
+    h.ok(r and r.code == 500, "a Lua error in routing -> 500",
+         diag=r and r.start, server=srv)
+    h.ok(srv.find({"ev": "hook_error"}), "the error is logged (hook_error)",
+         server=srv)
+
+    r = cl.request("OPTIONS", uri="sip:%s:%d" % (LOCAL, srv.port))
+    h.ok(r and r.code == 200, "the server is alive: OPTIONS -> 200",
+         diag=r and r.start, server=srv)
+    cl.close()
+
+
+def bundled(h):
+    db = os.path.join(h.tmp, "proxy.db")
+    with open(os.path.join(ROOT, "scripts", "proxy.lua"),
+              encoding="utf-8") as f:
+        text = f.read()
+    text, n = re.subn(r'(?m)^(local\s+DATABASE\s*=\s*)"[^"]*"',
+                      lambda m: m.group(1) + '"%s"' % db, text)
+    if n != 1:
+        raise harness.Abort("scripts/proxy.lua: no DATABASE line")
+    path = os.path.join(h.tmp, "proxy.lua")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path, db
+
+
+def case_auth(h, _srv):
+    path, db = bundled(h)
+    reglib.add_users(h, db, [("alice", "secret"), ("bob", "secret2")])
+    srv = h.server(path)
+    cl = harness.UdpClient(srv.port)
+    ruri = "sip:bob@%s" % LOCAL
+    frm = "<sip:alice@%s>;tag=a1" % LOCAL
+
+    r = cl.request("INVITE", uri=ruri, set={"From": frm})
+    ch = r and r.header("Proxy-Authenticate")
+    h.ok(r and r.code == 407 and ch, "a call from our user without "
+         "credentials -> 407 with Proxy-Authenticate",
+         diag=r and r.start, server=srv)
+
+    if ch:
+        c = reglib.parse_challenge(ch)
+        a = reglib.digest_authorization("alice", "secret", c.get("nonce"),
+                                        ruri, method="INVITE")
+        r = cl.request("INVITE", uri=ruri, set={"From": frm},
+                       extra=[("Proxy-Authorization", a)])
+        h.ok(r and r.code == 404, "with credentials it is routed: bob "
+             "is not registered -> 404", diag=r and r.start, server=srv)
+
+    r = cl.request("INVITE", uri="sip:bob@example.net",
+                   set={"From": frm})
+    h.ok(r and r.code == 403, "another domain, relaying off -> 403",
+         diag=r and r.start, server=srv)
+
+    rc = reglib.RegClient(srv, user="bob", password="secret2")
+    r = rc.register(["<sip:bob@%s:%d>" % (LOCAL, rc.port)], expires=600)
+    rc.close()
+    h.ok(r and r.code == 200, "REGISTER with digest -> 200",
+         diag=r and r.start, server=srv)
+    cl.close()
+    h.stop_server(srv)
+
+
+CASES = {
+    "fork": case_fork,
+    "serial-503": case_serial_503,
+    "serial-timeout": case_serial_timeout,
+    "cancel": case_cancel,
+    "errors": case_errors,
+    "auth": case_auth,
+}
+
+
+def body(h, args):
+    fn = CASES[args.case]
+    if args.case == "auth":
+        fn(h, None)
+        return
+    srv = h.server(os.path.join(HERE, "route.lua"))
+    fn(h, srv)
+    h.stop_server(srv, errors=[{"ev": "hook_error"}]
+                  if args.case == "errors" else False)
+
+
+if __name__ == "__main__":
+    harness.test_main("the stateful proxy on the wire", body,
+                      extra_args=lambda ap: ap.add_argument(
+                          "--case", required=True, choices=sorted(CASES)))
