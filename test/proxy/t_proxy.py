@@ -14,11 +14,17 @@ the auth case). One case per run (--case), each on free ports of
                   (CANCEL), the second answers
   cancel          the caller cancels while two branches ring: 487
                   upstream, a CANCEL to each branch
+  tcp             the caller over TCP, the phone over UDP: two
+                  Record-Route entries (RFC 5658), ACK and BYE back
+                  through both
   errors          raw requests: unknown user 404, a loop 482,
                   Max-Forwards 0 483, a Lua error 500 (and alive)
   auth            scripts/proxy.lua: a call from our own user without
                   credentials 407, with them routed (404: not
                   registered); REGISTER with digest
+  readme          the README's walk-through with scripts/proxy.lua:
+                  bob registers with sipp (digest) and answers, alice
+                  calls him (407, credentials, 200, ACK, BYE)
 """
 import os
 import re
@@ -109,6 +115,25 @@ def case_fork(h, srv):
     r = proxied(srv, "bob")
     h.ok(r.get("code") == "200" and r.get("answered") == "true",
          "req:proxy returned the forwarded 200", diag="%r" % r, server=srv)
+
+
+def case_tcp(h, srv):
+    a = uas(h, "uas-answer.xml")
+    register(h, srv, "dave", [a])
+    c = h.sipp(scen("uac-call.xml"), srv, calls=1, timeout=20,
+               transport="tcp", args=["-s", "dave"])
+    h.sipp_ok(c, "caller over TCP: INVITE, 200, ACK and BYE")
+    h.sipp_ok(a, "the phone over UDP got INVITE, ACK and BYE")
+    inv = received(a, "INVITE")
+    rrs = [v for n, v in inv[0].headers if n.lower() == "record-route"] \
+        if inv else []
+    want = ["<sip:127.0.0.1:%d;lr>" % srv.port,
+            "<sip:127.0.0.1:%d;transport=tcp;lr>" % srv.port]
+    h.ok(rrs == want, "two Record-Route entries: the UDP side first, "
+         "then the TCP side", diag="got %r" % rrs, sipp=a)
+    ok200 = [m for m in c.messages("received") if m.code == 200]
+    h.ok(ok200 and ok200[0].header("Record-Route"),
+         "the caller's 200 carries the Record-Route", sipp=c)
 
 
 def case_serial_503(h, srv):
@@ -235,7 +260,33 @@ def case_auth(h, _srv):
     h.stop_server(srv)
 
 
+def case_readme(h, _srv):
+    path, db = bundled(h)
+    reglib.add_users(h, db, [("alice", "secret"), ("bob", "secret2")])
+    srv = h.server(path)
+    port = harness.free_port(("udp",))
+    reg = h.sipp(scen("uac-register.xml"), srv, calls=1, timeout=10,
+                 port=port, args=["-s", "bob", "-au", "bob",
+                                  "-ap", "secret2"])
+    h.sipp_ok(reg, "bob registers with sipp (401, digest, 200)")
+    bob = h.sipp(scen("uas-answer.xml"), None, calls=1, timeout=20,
+                 port=port, name="uas-bob")
+    h.ok(bob.wait_listening(), "bob's phone listens on %d" % port,
+         sipp=bob)
+    alice = h.sipp(scen("uac-call-auth.xml"), srv, calls=1, timeout=20,
+                   args=["-s", "bob", "-au", "alice", "-ap", "secret",
+                         # the digest's uri: the Request-URI (sipp's
+                         # default is the proxy's address)
+                         "-auth_uri", "bob@%s" % LOCAL])
+    h.sipp_ok(alice, "alice calls bob: 407, INVITE with credentials, "
+              "200, ACK, BYE")
+    h.sipp_ok(bob, "bob's phone answered, got ACK and BYE")
+    h.stop_server(srv)
+
+
 CASES = {
+    "tcp": case_tcp,
+    "readme": case_readme,
     "fork": case_fork,
     "serial-503": case_serial_503,
     "serial-timeout": case_serial_timeout,
@@ -247,10 +298,12 @@ CASES = {
 
 def body(h, args):
     fn = CASES[args.case]
-    if args.case == "auth":
+    if args.case in ("auth", "readme"):
         fn(h, None)
         return
-    srv = h.server(os.path.join(HERE, "route.lua"))
+    srv = h.server(os.path.join(HERE, "route.lua"),
+                   transports=("udp", "tcp") if args.case == "tcp"
+                   else ("udp",))
     fn(h, srv)
     h.stop_server(srv, errors=[{"ev": "hook_error"}]
                   if args.case == "errors" else False)
