@@ -216,6 +216,7 @@ static void proxy_destructor(void *arg)
 	mem_deref(px->h_nodlg);
 	mem_deref(px->h_cancel);
 	list_flush(&px->ptl);
+	mem_deref(px->pbdef);
 }
 
 
@@ -234,6 +235,11 @@ int proxy_start(struct stack *st, const struct proxy_config *cfg)
 			return ENOMEM;
 
 		px->st = st;
+		err = pbfsm_def(&px->pbdef);
+		if (err) {
+			mem_deref(px);
+			return err;
+		}
 		err = stack_service_add(st, &proxy_key, px, proxy_stop);
 		mem_deref(px);           /* the stack holds it now */
 		if (err)

@@ -21,6 +21,7 @@ struct proxy {
 	struct stack *st;
 	struct proxy_config cfg;
 	struct list ptl;              /* live struct ptrans (a reference) */
+	struct fsm_def *pbdef;        /* the branches' FSM               */
 	struct stack_handler *h_nodlg;/* in-dialog requests not ours     */
 	struct stack_handler *h_cancel;/* CANCELs matching nothing       */
 	bool enabled;
@@ -41,10 +42,23 @@ struct fwd_route {
 	size_t routec;
 };
 
+/* The branch FSM (pbfsm.c): ids equal to the def's, checked when it is
+ * built */
 enum pbranch_state {
 	PB_CALLING = 0,           /* sent, nothing back yet             */
 	PB_PROCEEDING,            /* a provisional came                 */
 	PB_DONE,                  /* its outcome is known               */
+	PB_CANCELLING,            /* CANCEL sent, its final to come     */
+	PB_STATES
+};
+
+enum pbranch_event {
+	PBEV_PROVISIONAL = 0,     /* a 1xx                              */
+	PBEV_FINAL,               /* a final response, or a transport
+				   * error or Timer B/F (made up)        */
+	PBEV_CANCEL,              /* we CANCEL it                       */
+	PBEV_GIVE_UP,             /* an outcome we make up (timeouts)   */
+	PBEV_COUNT
 };
 
 struct pbranch {
@@ -58,7 +72,7 @@ struct pbranch {
 	uint32_t group;           /* started together (PROXY_Q, serial) */
 	struct tmr tmr_c;         /* Timer C                            */
 	struct tmr tmr_b;         /* the branch timeout                 */
-	enum pbranch_state state;
+	struct fsm *fsm;          /* enum pbranch_state                 */
 	const struct sip_msg *resp;   /* its final response (reference) */
 	uint16_t scode;
 	bool made_up;
@@ -126,5 +140,9 @@ uint32_t fwd_max_forwards(const struct sip_msg *msg);
 
 /* ptrans.c */
 void ptrans_abandon(struct ptrans *pt);
+
+/* pbfsm.c: the branches' FSM definition (a reference) */
+int  pbfsm_def(struct fsm_def **defp);
+const char *pbfsm_state_name(enum pbranch_state s);
 
 #endif

@@ -53,6 +53,24 @@ static bool is_invite(const struct sip_msg *msg)
  * Branches
  * ------------------------------------------------------------------ */
 
+static enum pbranch_state pb_state(const struct pbranch *br)
+{
+	return (enum pbranch_state)fsm_state_id(br->fsm);
+}
+
+
+/* The code fires only what the table allows: a refusal is a bug */
+static void pb_fire(struct pbranch *br, enum pbranch_event ev)
+{
+	const enum pbranch_state from = pb_state(br);
+
+	if (fsm_transition_id(br->fsm, (int)ev))
+		slog(LOG_ERROR, "proxy", "fsm_refused", &br->pt->msg->callid,
+		     "uri=%H state=%s event=%s", log_q, br->uri,
+		     pbfsm_state_name(from),
+		     fsm_def_event_name(fsm_def(br->fsm), (int)ev));
+}
+
 static void pbranch_destructor(void *arg)
 {
 	struct pbranch *br = arg;
@@ -62,6 +80,7 @@ static void pbranch_destructor(void *arg)
 	list_unlink(&br->le);
 	/* a pending request: libre cancels it and calls nobody */
 	mem_deref(br->sreq);
+	mem_deref(br->fsm);
 	mem_deref((void *)br->resp);
 	mem_deref(br->uri);
 	mem_deref(br->path);
@@ -87,15 +106,15 @@ static void pt_set_best(struct ptrans *pt, const struct sip_msg *resp,
 }
 
 
-/* The branch's outcome: scode (resp, or made up) */
+/* The branch's outcome: scode (resp, or made up); ev Final or GiveUp */
 static void pb_done(struct pbranch *br, const struct sip_msg *resp,
-		    uint16_t scode, bool made_up)
+		    uint16_t scode, bool made_up, enum pbranch_event ev)
 {
 	struct ptrans *pt = br->pt;
 
 	tmr_cancel(&br->tmr_c);
 	tmr_cancel(&br->tmr_b);
-	br->state = PB_DONE;
+	pb_fire(br, ev);
 	br->scode = scode;
 	br->made_up = made_up;
 	mem_deref((void *)br->resp);
@@ -125,6 +144,7 @@ static void pb_cancel(struct pbranch *br)
 		return;
 
 	br->cancelled = true;
+	pb_fire(br, PBEV_CANCEL);
 	if (is_invite(br->pt->msg))
 		sip_request_cancel(br->sreq);
 }
@@ -134,15 +154,15 @@ static void pb_cancel(struct pbranch *br)
  * (libre sends the CANCEL if a provisional ever comes) */
 static void pb_give_up(struct pbranch *br)
 {
-	if (br->state == PB_DONE)
+	if (pb_state(br) == PB_DONE)
 		return;
 
-	if (br->state == PB_PROCEEDING)
+	if (pb_state(br) == PB_PROCEEDING)
 		pb_cancel(br);
-	else
+	else if (pb_state(br) == PB_CALLING)
 		br->sreq = mem_deref(br->sreq);
 
-	pb_done(br, NULL, 408, true);
+	pb_done(br, NULL, 408, true, PBEV_GIVE_UP);
 }
 
 
@@ -153,11 +173,11 @@ static void timer_c_h(void *arg)
 
 	slog(LOG_INFO, "proxy", "timer_c", &pt->msg->callid, "uri=%H "
 	     "proceeding=%s", log_q, br->uri,
-	     br->state == PB_PROCEEDING ? "yes" : "no");
+	     pb_state(br) == PB_PROCEEDING ? "yes" : "no");
 
 	/* RFC 3261 §16.6 item 11: CANCEL a branch that answered, or
 	 * count it as 408 */
-	if (br->state == PB_PROCEEDING) {
+	if (pb_state(br) == PB_PROCEEDING) {
 		pb_cancel(br);
 	}
 	else {
@@ -217,10 +237,10 @@ static void pb_resp_h(int err, const struct sip_msg *msg, void *arg)
 	if (msg && msg->scode < 200) {
 		struct mbuf *mb;
 
-		if (br->state == PB_DONE)
+		if (pb_state(br) == PB_DONE)
 			goto out;
 
-		br->state = PB_PROCEEDING;
+		pb_fire(br, PBEV_PROVISIONAL);
 		if (tmr_isrunning(&br->tmr_c))
 			tmr_start(&br->tmr_c, pt->px->cfg.timer_c, timer_c_h,
 				  br);
@@ -237,8 +257,8 @@ static void pb_resp_h(int err, const struct sip_msg *msg, void *arg)
 	/* libre let go of the request (br->sreq is NULL now) */
 	if (msg && msg->scode < 300) {
 		pt_forward_2xx(pt, msg);
-		if (br->state != PB_DONE)
-			pb_done(br, msg, msg->scode, false);
+		if (pb_state(br) != PB_DONE)
+			pb_done(br, msg, msg->scode, false, PBEV_FINAL);
 		if (pt->running)
 			pt_complete(pt);
 		else
@@ -246,7 +266,7 @@ static void pb_resp_h(int err, const struct sip_msg *msg, void *arg)
 		goto out;
 	}
 
-	if (br->state == PB_DONE) {
+	if (pb_state(br) == PB_DONE) {
 		/* the final of a branch we gave up on */
 		pt_branch_ended(pt);
 		goto out;
@@ -261,7 +281,7 @@ static void pb_resp_h(int err, const struct sip_msg *msg, void *arg)
 		     "uri=%H err=%m code=%u", log_q, br->uri, err, scode);
 	}
 
-	pb_done(br, msg, scode, msg == NULL);
+	pb_done(br, msg, scode, msg == NULL, PBEV_FINAL);
 
 	if (scode >= 600 && pt->running) {
 		pt_complete(pt);    /* cancels the others */
@@ -342,7 +362,7 @@ static int pb_start(struct pbranch *br)
 	if (err) {
 		slog(LOG_INFO, "proxy", "branch_failed", &msg->callid,
 		     "uri=%H err=%m code=503", log_q, br->uri, err);
-		pb_done(br, NULL, 503, true);
+		pb_done(br, NULL, 503, true, PBEV_FINAL);
 	}
 	mem_deref(mb);
 	mem_deref(ruri);
@@ -380,7 +400,7 @@ static bool attempt_pending(const struct ptrans *pt)
 		const struct pbranch *br = le->data;
 
 		if (br->attempt == pt->attempts && br->started &&
-		    br->state != PB_DONE)
+		    pb_state(br) != PB_DONE)
 			return true;
 	}
 
@@ -455,7 +475,7 @@ static void cancel_pending(struct ptrans *pt)
 	LIST_FOREACH(&pt->branches, le) {
 		struct pbranch *br = le->data;
 
-		if (br->state != PB_DONE)
+		if (br->started && pb_state(br) != PB_DONE)
 			pb_cancel(br);
 		tmr_cancel(&br->tmr_b);
 	}
@@ -698,7 +718,9 @@ static int branch_add(struct ptrans *pt, const struct proxy_target *t,
 	br->pt = pt;
 	br->attempt = pt->attempts;
 	br->group = group;
-	err = str_dup(&br->uri, uri);
+	err = fsm_alloc(&br->fsm, pt->px->pbdef, br);
+	if (!err)
+		err = str_dup(&br->uri, uri);
 	if (!err && t && t->path && *t->path)
 		err = str_dup(&br->path, t->path);
 	if (!err && t && t->received && *t->received)
@@ -945,7 +967,7 @@ int ptrans_branch(const struct ptrans *pt, size_t i,
 
 		bi->uri = br->uri;
 		bi->attempt = br->attempt;
-		bi->scode = br->state == PB_DONE ? br->scode : 0;
+		bi->scode = pb_state(br) == PB_DONE ? br->scode : 0;
 		bi->reason = "";
 		if (br->resp)
 			bi->reason = NULL;
@@ -975,9 +997,9 @@ int ptrans_debug(struct re_printf *pf, const struct ptrans *pt)
 	LIST_FOREACH(&pt->branches, le) {
 		const struct pbranch *br = le->data;
 
-		err |= re_hprintf(pf, "  branch %s attempt=%u state=%d "
+		err |= re_hprintf(pf, "  branch %s attempt=%u state=%s "
 				  "code=%u%s\n", br->uri, br->attempt,
-				  br->state, br->scode,
+				  pbfsm_state_name(pb_state(br)), br->scode,
 				  br->sreq ? " pending" : "");
 	}
 
