@@ -128,6 +128,7 @@ int fwd_route_prepare(struct fwd_route *rt, struct sip *sip,
 			goto out;
 		--rt->routec;
 		rt->routev[rt->routec] = mem_deref(rt->routev[rt->routec]);
+		rt->strict = true;
 	}
 	else {
 		err = pl_strdup(&rt->ruri, &msg->ruri);
@@ -145,6 +146,7 @@ int fwd_route_prepare(struct fwd_route *rt, struct sip *sip,
 	for (i = drop; i < rt->routec; i++)
 		rt->routev[i - drop] = rt->routev[i];
 	rt->routec -= drop;
+	rt->ours = drop;
 
  out:
 	if (err)

@@ -5,12 +5,12 @@
  * proxy transactions (ptrans.c) and the settings, and what a proxy
  * forwards without asking its owner (a script):
  *  - in-dialog requests of dialogs that are not ours (the core's
- *    STACK_NO_DIALOG handlers): after RFC 3261 §16.4, one that still
- *    has a Route, or a Request-URI not ours, goes on in a transaction
- *    of one branch (the answer is the downstream one); an ACK (of a
- *    2xx: libre absorbs the others) goes on without state, with a Via
- *    of libre's; what is addressed to us and matches nothing stays
- *    481, the core's;
+ *    STACK_NO_DIALOG handlers) that we record-routed (a Route of ours
+ *    on top, or a strict router's Request-URI naming us): after RFC
+ *    3261 §16.4, they go on in a transaction of one branch (the answer
+ *    is the downstream one); an ACK (of a 2xx: libre absorbs the
+ *    others) goes on without state, with a Via of libre's; the rest
+ *    stays 481, the core's (no open relay for made-up To tags);
  *  - responses that match no client transaction (the core's stray
  *    handler): 2xx retransmissions and forked 2xx after ours ended,
  *    forwarded by their Via without state (§16.11);
@@ -117,10 +117,16 @@ static bool nodlg_handler(struct stack *st, struct stack_req *req,
 	if (fwd_route_prepare(&rt, sip, msg))
 		return false;
 
-	/* addressed to us and no Route left: ours, and unknown (481) */
+	/* Only what we record-routed: a Route of ours on top (or our
+	 * Record-Route URI in the Request-URI, from a strict router).
+	 * Anything else with a To tag is no dialog we know of (481, or
+	 * an ACK dropped): relaying it would make us an open relay for
+	 * anyone who makes up a To tag. Addressed to us with no Route
+	 * left: ours, and unknown (481) too. */
 	pl_set_str(&pl, rt.ruri);
-	if (!rt.routec && (uri_decode(&uri, &pl) ||
-			   fwd_uri_is_us(sip, &uri))) {
+	if ((!rt.ours && !rt.strict) ||
+	    (!rt.routec && (uri_decode(&uri, &pl) ||
+			    fwd_uri_is_us(sip, &uri)))) {
 		fwd_route_reset(&rt);
 		return false;
 	}

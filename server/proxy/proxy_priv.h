@@ -40,6 +40,8 @@ struct fwd_route {
 	char *ruri;                       /* mem string                 */
 	char *routev[FWD_ROUTES_MAX];     /* mem strings, "<sip:...>"   */
 	size_t routec;
+	size_t ours;                      /* our entries taken off      */
+	bool strict;                      /* a strict router's undone   */
 };
 
 /* The branch FSM (pbfsm.c): ids equal to the def's, checked when it is

@@ -13,7 +13,7 @@ sip.registrar.configure{
   max_expires = 3600,
 }
 
-sip.proxy.configure{ record_route = true, timer_c = 10 }
+sip.proxy.configure{ record_route = true, timer_c = 3 }   -- Timer C short for proxy-timer-c
 
 local function user_of(uri)
   return uri:match("^sips?:([^@;:]+)@")

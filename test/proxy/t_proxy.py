@@ -14,11 +14,16 @@ the auth case). One case per run (--case), each on free ports of
                   (CANCEL), the second answers
   cancel          the caller cancels while two branches ring: 487
                   upstream, a CANCEL to each branch
+  timer-c         a phone rings and never answers: Timer C (3 s in
+                  route.lua) cancels its branch, the caller gets 487
   tcp             the caller over TCP, the phone over UDP: two
                   Record-Route entries (RFC 5658), ACK and BYE back
                   through both
   errors          raw requests: unknown user 404, a loop 482,
-                  Max-Forwards 0 483, a Lua error 500 (and alive)
+                  Max-Forwards 0 483, a Lua error 500 (and alive);
+                  in-dialog requests of dialogs not ours: 481 without
+                  our Route, relayed along a loose Route and after a
+                  strict router
   auth            scripts/proxy.lua: a call from our own user without
                   credentials 407, with them routed (404: not
                   registered); REGISTER with digest
@@ -28,6 +33,7 @@ the auth case). One case per run (--case), each on free ports of
 """
 import os
 import re
+import socket
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -115,6 +121,23 @@ def case_fork(h, srv):
     r = proxied(srv, "bob")
     h.ok(r.get("code") == "200" and r.get("answered") == "true",
          "req:proxy returned the forwarded 200", diag="%r" % r, server=srv)
+
+
+def case_timer_c(h, srv):
+    a = uas(h, "uas-ring-cancel.xml")
+    register(h, srv, "erin", [a])
+    mark = srv.mark()
+    c = caller(h, srv, "erin", "uac-call-487.xml")
+    h.sipp_ok(c, "caller: 180, then 487 once Timer C fired", timeout=25)
+    h.sipp_ok(a, "the phone got a CANCEL (200, 487, ACK)")
+    line = srv.find({"mod": "proxy", "ev": "timer_c"}, mark)
+    h.ok(line and "proceeding=yes" in line[0],
+         "Timer C fired on a branch that rang (ev=timer_c proceeding=yes)",
+         diag="%r" % line, server=srv)
+    r = proxied(srv, "erin")
+    h.ok(r.get("code") == "487" and r.get("branches") == "487c",
+         "req:proxy returned the branch's real 487 (cancelled)",
+         diag="%r" % r, server=srv)
 
 
 def case_tcp(h, srv):
@@ -205,7 +228,75 @@ def case_errors(h, srv):
     r = cl.request("OPTIONS", uri="sip:%s:%d" % (LOCAL, srv.port))
     h.ok(r and r.code == 200, "the server is alive: OPTIONS -> 200",
          diag=r and r.start, server=srv)
+
+    # in-dialog requests of dialogs not ours: relayed only along our
+    # Record-Route (a loose Route to us, or a strict router's R-URI)
+    ua = RawUas()
+    tag = {"To": "<sip:x@%s>;tag=made-up" % LOCAL}
+    r = cl.request("BYE", uri=ua.uri, set=tag)
+    h.ok(r and r.code == 481 and ua.recv(0.3) is None,
+         "a BYE with a To tag and no Route to us -> 481, not relayed",
+         diag=r and r.start, server=srv)
+
+    us = "sip:%s:%d" % (LOCAL, srv.port)
+    b = cl.send("BYE", uri=ua.uri, set=tag,
+                extra=[("Route", "<%s;lr>" % us)])
+    got = ua.answer(200)
+    r = cl.recv(b)
+    h.ok(got and got.start == "BYE %s SIP/2.0" % ua.uri and
+         not got.header("Route") and got.header("Max-Forwards") == "69",
+         "a BYE along our Route (loose) reaches the next hop, our "
+         "Route off, Max-Forwards 69", diag=got and repr(got.headers),
+         server=srv)
+    h.ok(r and r.code == 200, "... and its 200 comes back",
+         diag=r and r.start, server=srv)
+
+    b = cl.send("BYE", uri=us, set=tag,
+                extra=[("Route", "<%s>" % ua.uri)])
+    got = ua.answer(200)
+    r = cl.recv(b)
+    h.ok(got and got.start == "BYE %s SIP/2.0" % ua.uri and
+         not got.header("Route"),
+         "a strict router's BYE (our URI as Request-URI, the target "
+         "last in Route) goes to the target (RFC 3261 §16.4)",
+         diag=got and "%s %r" % (got.start, got.headers), server=srv)
+    h.ok(r and r.code == 200, "... and its 200 comes back",
+         diag=r and r.start, server=srv)
+    ua.close()
     cl.close()
+
+
+class RawUas:
+    """A UDP socket standing for a phone: takes one request, answers."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOCAL, 0))
+        self.port = self.sock.getsockname()[1]
+        self.uri = "sip:uas@%s:%d" % (LOCAL, self.port)
+
+    def recv(self, timeout=2.0):
+        self.sock.settimeout(timeout)
+        try:
+            data, self.peer = self.sock.recvfrom(65535)
+        except socket.timeout:
+            return None
+        return harness.SipMsg(data)
+
+    def answer(self, code, timeout=2.0):
+        """The next request, answered code (its Vias copied)."""
+        m = self.recv(timeout)
+        if m is None or m.is_response:
+            return None
+        hdrs = ["%s: %s" % (n, v) for n, v in m.headers
+                if n.lower() in ("via", "from", "to", "call-id", "cseq")]
+        out = "SIP/2.0 %d OK\r\n%s\r\nContent-Length: 0\r\n\r\n" % (
+            code, "\r\n".join(hdrs))
+        self.sock.sendto(out.encode(), self.peer)
+        return m
+
+    def close(self):
+        self.sock.close()
 
 
 def bundled(h):
@@ -285,6 +376,7 @@ def case_readme(h, _srv):
 
 
 CASES = {
+    "timer-c": case_timer_c,
     "tcp": case_tcp,
     "readme": case_readme,
     "fork": case_fork,
