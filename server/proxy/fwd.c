@@ -405,6 +405,13 @@ int fwd_record_route(struct mbuf *mb, const struct sip_msg *msg,
 
 int fwd_response(struct mbuf **mbp, const struct sip_msg *resp)
 {
+	return fwd_response_extra(mbp, resp, NULL);
+}
+
+
+int fwd_response_extra(struct mbuf **mbp, const struct sip_msg *resp,
+		       const char *extra)
+{
 	struct mbuf *mb;
 	bool first_via = true;
 	struct pl body;
@@ -430,6 +437,9 @@ int fwd_response(struct mbuf **mbp, const struct sip_msg *resp)
 
 		err = mbuf_printf(mb, "%r: %r\r\n", &hdr->name, &hdr->val);
 	}
+
+	if (extra)
+		err |= mbuf_write_str(mb, extra);
 
 	stack_msg_body(resp, &body);
 	err |= mbuf_printf(mb, "Content-Length: %zu\r\n\r\n", body.l);

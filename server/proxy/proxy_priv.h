@@ -134,6 +134,9 @@ int  fwd_record_route(struct mbuf *mb, const struct sip_msg *msg,
 /* A received response without its top Via (ours), as it goes
  * upstream */
 int  fwd_response(struct mbuf **mbp, const struct sip_msg *resp);
+/* ... with extra header lines (CRLF each) before the body */
+int  fwd_response_extra(struct mbuf **mbp, const struct sip_msg *resp,
+			const char *extra);
 /* RFC 3261 §16.11: a response with our Via on top, forwarded to the
  * next Via's address (received, rport) without state */
 int  fwd_stateless_response(struct sip *sip, const struct sip_msg *resp);

@@ -424,11 +424,64 @@ static void pt_check_end(struct ptrans *pt)
 }
 
 
+static bool challenge_print(const struct sip_hdr *hdr,
+			    const struct sip_msg *msg, void *arg)
+{
+	struct mbuf *mb = arg;
+	(void)msg;
+
+	return 0 != mbuf_printf(mb, "%r: %r\r\n", &hdr->name, &hdr->val);
+}
+
+
+/* RFC 3261 §16.7 item 7: a 401 or 407 going upstream carries the
+ * challenges of every branch of the attempt that answered 401 or 407
+ * (each realm may be another downstream element's). *extrap: a mem
+ * string of the other branches' WWW-/Proxy-Authenticate lines, or
+ * NULL. */
+static int challenges_collect(char **extrap, const struct ptrans *pt)
+{
+	struct mbuf *mb;
+	struct le *le;
+	int err = 0;
+
+	*extrap = NULL;
+	mb = mbuf_alloc(256);
+	if (!mb)
+		return ENOMEM;
+
+	LIST_FOREACH(&pt->branches, le) {
+		const struct pbranch *br = le->data;
+
+		if (br->attempt != pt->attempts || !br->resp ||
+		    br->resp == pt->best ||
+		    (br->scode != 401 && br->scode != 407))
+			continue;
+
+		(void)sip_msg_hdr_apply(br->resp, true,
+					SIP_HDR_WWW_AUTHENTICATE,
+					challenge_print, mb);
+		(void)sip_msg_hdr_apply(br->resp, true,
+					SIP_HDR_PROXY_AUTHENTICATE,
+					challenge_print, mb);
+	}
+
+	if (mb->end) {
+		mb->pos = 0;
+		err = mbuf_strdup(mb, extrap, mb->end);
+	}
+	mem_deref(mb);
+
+	return err;
+}
+
+
 /* Upstream: the best response of the last attempt (RFC 3261 §16.7
  * item 6: a 503 as 500), or 500 when there was none */
 static void pt_send_best(struct ptrans *pt)
 {
 	struct mbuf *mb;
+	char *extra = NULL;
 	uint16_t scode = pt->scode;
 
 	if (pt->answered || stack_req_answered(pt->req)) {
@@ -439,11 +492,17 @@ static void pt_send_best(struct ptrans *pt)
 	pt->answered = true;
 	stack_req_set_default(pt->req, NULL, NULL);
 
-	if (pt->best && scode != 503 && !fwd_response(&mb, pt->best)) {
+	if (pt->best && (scode == 401 || scode == 407))
+		(void)challenges_collect(&extra, pt);
+
+	if (pt->best && scode != 503 &&
+	    !fwd_response_extra(&mb, pt->best, extra)) {
+		mem_deref(extra);
 		(void)stack_req_relay_reply(pt->req, scode, mb);
 		mem_deref(mb);
 		return;
 	}
+	mem_deref(extra);
 
 	if (!scode || scode == 503)
 		scode = 500;

@@ -3,7 +3,8 @@
 -- A registrar in memory without auth, and a proxy whose routing the
 -- Request-URI's user picks: "boom" raises, "loop" is sent back to us,
 -- "serial*" tries the bindings one after the other ("*timeout*" with a
--- 2 s branch timeout), anything else rings every binding at once.
+-- 2 s branch timeout), "retry" tries the bindings of "retryvm" when its
+-- own fail, anything else rings every binding at once.
 -- Each attempt's outcome is logged (msg=proxied case=<user>).
 
 sip.registrar.configure{
@@ -40,6 +41,12 @@ sip.on_request(function(req)
     mode = user:match("^serial") and "serial" or "parallel",
     branch_timeout = user:match("timeout") and 2 or nil,
   }
+  if user == "retry" and res.code >= 300 and not res.answered then
+    -- voicemail on failure: a second attempt, the best answer of which
+    -- goes upstream
+    sip.log.info("retrying", { case = user, code = res.code })
+    res = req:proxy{ targets = sip.location.lookup("sip:retryvm@127.0.0.1") }
+  end
   local codes = {}
   for i, b in ipairs(res.branches) do
     codes[i] = b.code .. (b.made_up and "*" or "") ..

@@ -14,6 +14,9 @@ the auth case). One case per run (--case), each on free ports of
                   (CANCEL), the second answers
   cancel          the caller cancels while two branches ring: 487
                   upstream, a CANCEL to each branch
+  retry           the script tries again after a failed attempt (503):
+                  the second attempt's 200 goes upstream; two branches
+                  answering 407 give one 407 with both challenges
   timer-c         a phone rings and never answers: Timer C (3 s in
                   route.lua) cancels its branch, the caller gets 487
   tcp             the caller over TCP, the phone over UDP: two
@@ -121,6 +124,48 @@ def case_fork(h, srv):
     r = proxied(srv, "bob")
     h.ok(r.get("code") == "200" and r.get("answered") == "true",
          "req:proxy returned the forwarded 200", diag="%r" % r, server=srv)
+
+
+def case_retry(h, srv):
+    a = uas(h, "uas-503.xml")
+    b = uas(h, "uas-answer.xml")
+    register(h, srv, "retry", [a])
+    register(h, srv, "retryvm", [b])
+    c = caller(h, srv, "retry")
+    h.sipp_ok(c, "caller: 200 from the second attempt")
+    h.sipp_ok(a, "first phone: 503")
+    h.sipp_ok(b, "second phone: answered, ACK, BYE")
+    r = proxied(srv, "retry")
+    h.ok(r.get("code") == "200" and r.get("answered") == "true",
+         "the second req:proxy returned the forwarded 200",
+         diag="%r" % r, server=srv)
+    h.ok(srv.find({"msg": "retrying", "case": "retry", "code": "503"}),
+         "the first attempt returned 503 to the script", server=srv)
+
+    # RFC 3261 §16.7 item 7: the challenges of every 401/407 branch
+    u1, u2 = RawUas(), RawUas()
+    rc = reglib.RegClient(srv, user="frank")
+    r = rc.register(["<%s>" % u1.uri, "<%s>" % u2.uri], expires=600)
+    rc.close()
+    h.ok(r and r.code == 200, "REGISTER frank with two raw phones",
+         server=srv)
+    cl = harness.UdpClient(srv.port)
+    br = cl.send("INVITE", uri="sip:frank@%s:%d" % (LOCAL, srv.port))
+    for u, realm in ((u1, "one"), (u2, "two")):
+        u.answer(407, extra=[("Proxy-Authenticate",
+                              'Digest realm="%s", nonce="n%s"' %
+                              (realm, realm))])
+    r = cl.recv(br, timeout=5)
+    got = [v for n, v in (r.headers if r else [])
+           if n.lower() == "proxy-authenticate"]
+    h.ok(r and r.code == 407 and len(got) == 2 and
+         any('realm="one"' in v for v in got) and
+         any('realm="two"' in v for v in got),
+         "two branches answering 407: one 407 upstream with both "
+         "challenges", diag="%s %r" % (r and r.start, got), server=srv)
+    cl.close()
+    u1.close()
+    u2.close()
 
 
 def case_timer_c(h, srv):
@@ -283,13 +328,19 @@ class RawUas:
             return None
         return harness.SipMsg(data)
 
-    def answer(self, code, timeout=2.0):
-        """The next request, answered code (its Vias copied)."""
+    def answer(self, code, timeout=2.0, extra=()):
+        """The next request, answered code (its Vias copied; a To tag
+        added when it has none), with extra (name, value) headers."""
         m = self.recv(timeout)
         if m is None or m.is_response:
             return None
-        hdrs = ["%s: %s" % (n, v) for n, v in m.headers
-                if n.lower() in ("via", "from", "to", "call-id", "cseq")]
+        hdrs = []
+        for n, v in m.headers:
+            if n.lower() == "to" and "tag=" not in v:
+                v += ";tag=uas%d" % self.port
+            if n.lower() in ("via", "from", "to", "call-id", "cseq"):
+                hdrs.append("%s: %s" % (n, v))
+        hdrs += ["%s: %s" % nv for nv in extra]
         out = "SIP/2.0 %d OK\r\n%s\r\nContent-Length: 0\r\n\r\n" % (
             code, "\r\n".join(hdrs))
         self.sock.sendto(out.encode(), self.peer)
@@ -376,6 +427,7 @@ def case_readme(h, _srv):
 
 
 CASES = {
+    "retry": case_retry,
     "timer-c": case_timer_c,
     "tcp": case_tcp,
     "readme": case_readme,
