@@ -37,6 +37,8 @@ struct proxyconf {
 struct pwait {
 	struct ptrans *pt;          /* reference */
 	struct rt_op *op;           /* NULL once it ended */
+	struct script *sc;          /* reference, for on_branch         */
+	int on_branch;              /* registry ref, or LUA_NOREF       */
 	bool resuming;
 };
 
@@ -270,7 +272,49 @@ static void pwait_destructor(void *arg)
 {
 	struct pwait *pw = arg;
 
+	rt_unref(pw->sc, pw->on_branch);
+	mem_deref(pw->sc);
 	mem_deref(pw->pt);
+}
+
+
+/* on_branch(branch): in a task of its own (it may yield), as sip.spawn
+ * runs a function; its errors are logged as such a task's */
+static void branch_h(struct ptrans *pt, const struct proxy_branch_info *bi,
+		     void *arg)
+{
+	struct pwait *pw = arg;
+	struct task *t;
+	lua_State *co;
+	(void)pt;
+
+	if (pw->on_branch == LUA_NOREF)
+		return;
+
+	t = rt_task_new(pw->sc, RT_HOOK_SPAWN);
+	if (!t)
+		return;
+
+	co = rt_task_co(t);
+	lua_rawgeti(co, LUA_REGISTRYINDEX, pw->on_branch);
+	lua_createtable(co, 0, 6);
+	lua_pushstring(co, bi->uri);
+	lua_setfield(co, -2, "uri");
+	lua_pushinteger(co, bi->scode);
+	lua_setfield(co, -2, "code");
+	if (bi->resp)
+		lua_pushlstring(co, bi->resp->reason.p, bi->resp->reason.l);
+	else
+		lua_pushstring(co, bi->reason ? bi->reason : "");
+	lua_setfield(co, -2, "reason");
+	lua_pushboolean(co, bi->made_up);
+	lua_setfield(co, -2, "made_up");
+	lua_pushboolean(co, bi->cancelled);
+	lua_setfield(co, -2, "cancelled");
+	lua_pushinteger(co, bi->attempt);
+	lua_setfield(co, -2, "attempt");
+
+	rt_task_run(t, 1);
 }
 
 
@@ -407,6 +451,7 @@ static int do_proxy(lua_State *L, bool relay)
 	struct proxyconf *pc;
 	struct rt_op *op;
 	char *hdrs = NULL;
+	int on_branch = 0;
 	size_t n = 0;
 	bool done;
 	int err;
@@ -430,7 +475,7 @@ static int do_proxy(lua_State *L, bool relay)
 
 			if (strcmp(k, "mode") && strcmp(k, "branch_timeout") &&
 			    strcmp(k, "timeout") && strcmp(k, "record_route") &&
-			    strcmp(k, "headers") &&
+			    strcmp(k, "headers") && strcmp(k, "on_branch") &&
 			    (relay || strcmp(k, "targets")))
 				return luaL_argerror(L, 2, lua_pushfstring(L,
 						     "unknown option '%s'", k));
@@ -467,6 +512,12 @@ static int do_proxy(lua_State *L, bool relay)
 		o.branch_timeout = opt_ms(L, 2, "branch_timeout");
 		o.timeout = opt_ms(L, 2, "timeout");
 
+		lua_getfield(L, 2, "on_branch");
+		if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+			return luaL_argerror(L, 2, "on_branch: a function "
+					     "expected");
+		on_branch = lua_gettop(L);
+
 		lua_getfield(L, 2, "record_route");
 		if (!lua_isnil(L, -1)) {
 			if (lua_type(L, -1) != LUA_TBOOLEAN)
@@ -493,6 +544,14 @@ static int do_proxy(lua_State *L, bool relay)
 		return luaL_error(L, "out of memory");
 	}
 	pw->pt = mem_ref(pt);
+	pw->on_branch = LUA_NOREF;
+	if (on_branch && lua_isfunction(L, on_branch)) {
+		pw->sc = mem_ref(rt_script(L));
+		lua_pushvalue(L, on_branch);
+		pw->on_branch = rt_ref(L);
+		o.branchh = branch_h;
+		o.branch_arg = pw;
+	}
 
 	err = ptrans_forward(pt, n ? tv : NULL, n, &o, done_h, pw, &done);
 	mem_deref(hdrs);

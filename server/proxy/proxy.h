@@ -60,6 +60,12 @@ struct proxy_target {
 	uint32_t q;
 };
 
+struct proxy_branch_info;
+
+/* A branch of the running attempt ended (its outcome in bi) */
+typedef void (proxy_branch_h)(struct ptrans *pt,
+			      const struct proxy_branch_info *bi, void *arg);
+
 struct proxy_opts {
 	enum proxy_mode mode;
 	uint32_t branch_timeout;  /* ms, each branch (0: Timer C only)  */
@@ -67,6 +73,9 @@ struct proxy_opts {
 	int record_route;         /* 1, 0, or -1: the service's default */
 	const char *headers;      /* extra header lines (CRLF each), or
 				   * NULL                                */
+	proxy_branch_h *branchh;  /* or NULL; not after the attempt's
+				   * end or ptrans_detach                */
+	void *branch_arg;
 };
 
 /* One branch's outcome. scode is the final status (made up: 408 when

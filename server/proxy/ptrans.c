@@ -106,6 +106,10 @@ static void pt_set_best(struct ptrans *pt, const struct sip_msg *resp,
 }
 
 
+static void branch_info(const struct pbranch *br,
+			struct proxy_branch_info *bi);
+
+
 /* The branch's outcome: scode (resp, or made up); ev Final or GiveUp */
 static void pb_done(struct pbranch *br, const struct sip_msg *resp,
 		    uint16_t scode, bool made_up, enum pbranch_event ev)
@@ -124,15 +128,24 @@ static void pb_done(struct pbranch *br, const struct sip_msg *resp,
 	     "uri=%H code=%u made_up=%s attempt=%u", log_q, br->uri, scode,
 	     made_up ? "yes" : "no", br->attempt);
 
-	if (!pt->running || br->attempt != pt->attempts || scode < 300)
+	if (!pt->running || br->attempt != pt->attempts)
 		return;
 
-	if (!pt->scode || scode >= 600 ||
-	    (pt->scode < 600 && rank(scode, made_up) <
-	     rank(pt->scode, pt->made_up)))
+	if (scode >= 300 &&
+	    (!pt->scode || scode >= 600 ||
+	     (pt->scode < 600 && rank(scode, made_up) <
+	      rank(pt->scode, pt->made_up))))
 		pt_set_best(pt, resp, scode,
 			    resp ? NULL : stack_reason_phrase(scode),
 			    made_up);
+
+	/* the owner hears of it (a script's on_branch) */
+	if (pt->o.branchh) {
+		struct proxy_branch_info bi;
+
+		branch_info(br, &bi);
+		pt->o.branchh(pt, &bi, pt->o.branch_arg);
+	}
 }
 
 
@@ -548,9 +561,10 @@ static void pt_complete(struct ptrans *pt)
 	if (!pt->running)
 		return;
 
-	pt->running = false;
 	tmr_cancel(&pt->tmr);
-	cancel_pending(pt);
+	cancel_pending(pt);      /* their Cancel still told, then no more */
+	pt->running = false;
+	pt->o.branchh = NULL;
 
 	if (stack_req_answered(pt->req))
 		pt->answered = true;
@@ -926,6 +940,7 @@ void ptrans_detach(struct ptrans *pt)
 
 	pt->detached = true;
 	pt->doneh = NULL;
+	pt->o.branchh = NULL;
 
 	mem_ref(pt);
 	if (!pt->running)
@@ -942,6 +957,7 @@ void ptrans_abandon(struct ptrans *pt)
 
 	pt->running = false;
 	pt->doneh = NULL;
+	pt->o.branchh = NULL;
 	tmr_cancel(&pt->tmr);
 	list_flush(&pt->branches);
 	if (!pt->answered && !stack_req_answered(pt->req))
@@ -1021,23 +1037,26 @@ int ptrans_branch(const struct ptrans *pt, size_t i,
 	if (!le)
 		return ENOENT;
 
-	{
-		const struct pbranch *br = le->data;
-
-		bi->uri = br->uri;
-		bi->attempt = br->attempt;
-		bi->scode = pb_state(br) == PB_DONE ? br->scode : 0;
-		bi->reason = "";
-		if (br->resp)
-			bi->reason = NULL;
-		else if (bi->scode)
-			bi->reason = stack_reason_phrase(bi->scode);
-		bi->made_up = br->made_up;
-		bi->cancelled = br->cancelled;
-		bi->resp = br->resp;
-	}
+	branch_info(le->data, bi);
 
 	return 0;
+}
+
+
+static void branch_info(const struct pbranch *br,
+			struct proxy_branch_info *bi)
+{
+	bi->uri = br->uri;
+	bi->attempt = br->attempt;
+	bi->scode = pb_state(br) == PB_DONE ? br->scode : 0;
+	bi->reason = "";
+	if (br->resp)
+		bi->reason = NULL;
+	else if (bi->scode)
+		bi->reason = stack_reason_phrase(bi->scode);
+	bi->made_up = br->made_up;
+	bi->cancelled = br->cancelled;
+	bi->resp = br->resp;
 }
 
 

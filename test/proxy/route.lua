@@ -5,7 +5,8 @@
 -- "serial*" tries the bindings one after the other ("*timeout*" with a
 -- 2 s branch timeout), "retry" tries the bindings of "retryvm" when its
 -- own fail, anything else rings every binding at once.
--- Each attempt's outcome is logged (msg=proxied case=<user>).
+-- Each attempt's outcome is logged (msg=proxied case=<user>), and each
+-- branch's as it ends (msg=branch, from on_branch).
 
 sip.registrar.configure{
   store       = "memory",
@@ -40,6 +41,10 @@ sip.on_request(function(req)
     targets = targets,
     mode = user:match("^serial") and "serial" or "parallel",
     branch_timeout = user:match("timeout") and 2 or nil,
+    on_branch = function(b)
+      sip.log.info("branch", { case = user, code = b.code,
+                               made_up = b.made_up, attempt = b.attempt })
+    end,
   }
   if user == "retry" and res.code >= 300 and not res.answered then
     -- voicemail on failure: a second attempt, the best answer of which

@@ -215,6 +215,10 @@ def case_serial_503(h, srv):
     r = proxied(srv, "serial503")
     h.ok(r.get("code") == "200" and r.get("branches") == "503,200",
          "branches in order: 503 then 200", diag="%r" % r, server=srv)
+    ob = [harness.parse_logfmt(l).get("code") for l in
+          srv.find({"msg": "branch", "case": "serial503"})]
+    h.ok(ob == ["503", "200"], "on_branch ran for each branch as it "
+         "ended: 503, then 200", diag="%r" % ob, server=srv)
     got = [m.code for m in c.messages("received") if m.is_response and
            m.code >= 300]
     h.ok(not got, "the caller saw no 503", diag="%r" % got, sipp=c)
