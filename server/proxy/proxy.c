@@ -196,6 +196,34 @@ static void stray_handler(const struct sip_msg *msg, void *arg)
 }
 
 
+/* The service's figures (docs/metrics.md, Proxy), at scrape time */
+static int metrics_collect(struct mbuf *mb, void *arg)
+{
+	const struct proxy *px = arg;
+	int err;
+
+	err  = metrics_one(mb, "sipstack_proxy_transactions", METRICS_GAUGE,
+			   "Proxy transactions alive (a branch pending or "
+			   "the answer still to send)", list_count(&px->ptl));
+	err |= metrics_one(mb, "sipstack_proxy_attempts_total",
+			   METRICS_COUNTER, "Forwarding attempts started "
+			   "(req:proxy, req:relay, in-dialog relays)",
+			   px->stats.forwarded);
+	err |= metrics_one(mb, "sipstack_proxy_relayed_total",
+			   METRICS_COUNTER, "In-dialog requests relayed along "
+			   "our Record-Route", px->stats.relayed);
+	err |= metrics_one(mb, "sipstack_proxy_acks_total", METRICS_COUNTER,
+			   "ACKs of 2xx relayed without state",
+			   px->stats.acks);
+	err |= metrics_one(mb, "sipstack_proxy_stray_responses_total",
+			   METRICS_COUNTER, "Responses matching no "
+			   "transaction forwarded by their Via",
+			   px->stats.strays);
+
+	return err;
+}
+
+
 /* ------------------------------------------------------------------ *
  * The service
  * ------------------------------------------------------------------ */
@@ -219,6 +247,7 @@ static void proxy_destructor(void *arg)
 {
 	struct proxy *px = arg;
 
+	mem_deref(px->mc);
 	mem_deref(px->h_nodlg);
 	mem_deref(px->h_cancel);
 	list_flush(&px->ptl);
@@ -245,6 +274,14 @@ int proxy_start(struct stack *st, const struct proxy_config *cfg)
 		if (err) {
 			mem_deref(px);
 			return err;
+		}
+		if (stack_metrics(st)) {
+			err = metrics_collector_add(&px->mc, stack_metrics(st),
+						    metrics_collect, px);
+			if (err) {
+				mem_deref(px);
+				return err;
+			}
 		}
 		err = stack_service_add(st, &proxy_key, px, proxy_stop);
 		mem_deref(px);           /* the stack holds it now */

@@ -22,6 +22,7 @@ struct proxy {
 	struct proxy_config cfg;
 	struct list ptl;              /* live struct ptrans (a reference) */
 	struct fsm_def *pbdef;        /* the branches' FSM               */
+	struct metrics_collector *mc; /* its figures, at scrape time     */
 	struct stack_handler *h_nodlg;/* in-dialog requests not ours     */
 	struct stack_handler *h_cancel;/* CANCELs matching nothing       */
 	bool enabled;

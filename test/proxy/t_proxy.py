@@ -38,6 +38,8 @@ import os
 import re
 import socket
 import sys
+import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEST = os.path.dirname(HERE)
@@ -124,6 +126,40 @@ def case_fork(h, srv):
     r = proxied(srv, "bob")
     h.ok(r.get("code") == "200" and r.get("answered") == "true",
          "req:proxy returned the forwarded 200", diag="%r" % r, server=srv)
+
+    # the proxy's metrics: one attempt, the ACK and the BYE relayed,
+    # nothing left alive once the cancelled branch ended
+    want = {"sipstack_proxy_acks_total": 1,
+            "sipstack_proxy_relayed_total": 1,
+            "sipstack_proxy_transactions": 0}
+    got = {}
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        got = scrape(h.metrics_port)
+        if all(got.get(k) == v for k, v in want.items()):
+            break
+        time.sleep(0.1)
+    h.ok(all(got.get(k) == v for k, v in want.items()) and
+         got.get("sipstack_proxy_attempts_total", 0) >= 2,
+         "metrics: %s, attempts >= 2 (the INVITE, the BYE)" % want,
+         diag="%r" % {k: v for k, v in got.items()
+                      if k.startswith("sipstack_proxy")}, server=srv)
+
+
+def scrape(port):
+    """{name: value} of the unlabelled samples at /metrics."""
+    try:
+        with urllib.request.urlopen("http://%s:%d/metrics" % (LOCAL, port),
+                                    timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^([a-z_]+) ([0-9.e+-]+)$", line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
 
 
 def case_retry(h, srv):
@@ -449,7 +485,11 @@ def body(h, args):
     if args.case in ("auth", "readme"):
         fn(h, None)
         return
-    srv = h.server(os.path.join(HERE, "route.lua"),
+    extra = []
+    if args.case == "fork":
+        h.metrics_port = harness.free_port(("tcp",))
+        extra = ["--metrics", "%s:%d" % (LOCAL, h.metrics_port)]
+    srv = h.server(os.path.join(HERE, "route.lua"), args=extra,
                    transports=("udp", "tcp") if args.case == "tcp"
                    else ("udp",))
     fn(h, srv)
