@@ -2,6 +2,7 @@
 --
 -- A registrar in memory without auth, and a proxy whose routing the
 -- Request-URI's user picks: "boom" raises, "loop" is sent back to us,
+-- "relay" goes on to its Request-URI (req:relay),
 -- "serial*" tries the bindings one after the other ("*timeout*" with a
 -- 2 s branch timeout), "retry" tries the bindings of "retryvm" when its
 -- own fail, anything else rings every binding at once.
@@ -27,6 +28,13 @@ sip.on_request(function(req)
 
   if user == "boom" then
     error("routing failed on purpose")
+  end
+
+  if user == "relay" then
+    -- we are the caller's outbound proxy: on to the Request-URI
+    local res = req:relay{ headers = { ["X-Relayed"] = "yes" } }
+    sip.log.info("relayed", { case = user, code = res.code })
+    return
   end
 
   local targets

@@ -24,6 +24,7 @@ the auth case). One case per run (--case), each on free ports of
                   through both
   errors          raw requests: unknown user 404, a loop 482,
                   Max-Forwards 0 483, a Lua error 500 (and alive);
+                  req:relay to the Request-URI;
                   in-dialog requests of dialogs not ours: 481 without
                   our Route, relayed along a loose Route and after a
                   strict router
@@ -313,6 +314,21 @@ def case_errors(h, srv):
     r = cl.request("OPTIONS", uri="sip:%s:%d" % (LOCAL, srv.port))
     h.ok(r and r.code == 200, "the server is alive: OPTIONS -> 200",
          diag=r and r.start, server=srv)
+
+    # req:relay: on to the Request-URI (we are an outbound proxy)
+    ua = RawUas()
+    ruri = "sip:relay@%s:%d" % (LOCAL, ua.port)
+    b = cl.send("MESSAGE", uri=ruri, body="hi", ctype="text/plain")
+    got = ua.answer(486)
+    r = cl.recv(b)
+    h.ok(got and got.start == "MESSAGE %s SIP/2.0" % ruri and
+         got.header("X-Relayed") == "yes" and got.body == b"hi",
+         "req:relay sends the request on to its Request-URI, with the "
+         "script's headers and the body", diag=got and repr(got.headers),
+         server=srv)
+    h.ok(r and r.code == 486, "... and the answer (486) comes back",
+         diag=r and r.start, server=srv)
+    ua.close()
 
     # in-dialog requests of dialogs not ours: relayed only along our
     # Record-Route (a loose Route to us, or a strict router's R-URI)
