@@ -24,7 +24,7 @@ the auth case). One case per run (--case), each on free ports of
                   through both
   errors          raw requests: unknown user 404, a loop 482,
                   Max-Forwards 0 483, a Lua error 500 (and alive);
-                  req:relay to the Request-URI;
+                  req:relay to the Request-URI; a binding's Path;
                   in-dialog requests of dialogs not ours: 481 without
                   our Route, relayed along a loose Route and after a
                   strict router
@@ -329,6 +329,32 @@ def case_errors(h, srv):
     h.ok(r and r.code == 486, "... and the answer (486) comes back",
          diag=r and r.start, server=srv)
     ua.close()
+
+    # a binding registered through an edge proxy (Path, RFC 3327): the
+    # request goes to the edge, with the Path as Route
+    edge = RawUas()
+    rc = reglib.RegClient(srv, user="gina")
+    contact = "sip:gina@%s:%d" % (LOCAL, 20999)
+    r = rc.register(["<%s>" % contact], expires=600,
+                    extra=[("Path", "<sip:%s:%d;lr>" % (LOCAL, edge.port)),
+                           ("Supported", "path")])
+    rc.close()
+    h.ok(r and r.code == 200 and r.header("Path"),
+         "REGISTER gina through an edge proxy (Path) -> 200 with Path",
+         diag=r and r.start, server=srv)
+    b = cl.send("MESSAGE", uri="sip:gina@%s:%d" % (LOCAL, srv.port),
+                body="hi", ctype="text/plain")
+    got = edge.answer(200)
+    r = cl.recv(b)
+    h.ok(got and got.start == "MESSAGE %s SIP/2.0" % contact and
+         got.header("Route") == "<sip:%s:%d;lr>" % (LOCAL, edge.port),
+         "a request to gina goes to the edge, her Path as Route, her "
+         "Contact as Request-URI", diag=got and "%s %r" % (got.start,
+                                                            got.headers),
+         server=srv)
+    h.ok(r and r.code == 200, "... and the edge's 200 comes back",
+         diag=r and r.start, server=srv)
+    edge.close()
 
     # in-dialog requests of dialogs not ours: relayed only along our
     # Record-Route (a loose Route to us, or a strict router's R-URI)
