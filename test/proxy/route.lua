@@ -4,7 +4,7 @@
 -- Request-URI's user picks: "boom" raises, "loop" is sent back to us,
 -- "relay" goes on to its Request-URI (req:relay),
 -- "serial*" tries the bindings one after the other ("*timeout*" with a
--- 2 s branch timeout), "retry" tries the bindings of "retryvm" when its
+-- 2 s branch timeout), "qmode*" by q (equal q at once), "retry" tries the bindings of "retryvm" when its
 -- own fail, anything else rings every binding at once.
 -- Each attempt's outcome is logged (msg=proxied case=<user>), and each
 -- branch's as it ends (msg=branch, from on_branch).
@@ -47,7 +47,8 @@ sip.on_request(function(req)
 
   local res = req:proxy{
     targets = targets,
-    mode = user:match("^serial") and "serial" or "parallel",
+    mode = user:match("^serial") and "serial" or
+           user:match("^qmode") and "q" or "parallel",
     branch_timeout = user:match("timeout") and 2 or nil,
     on_branch = function(b)
       sip.log.info("branch", { case = user, code = b.code,

@@ -25,6 +25,7 @@ the auth case). One case per run (--case), each on free ports of
   errors          raw requests: unknown user 404, a loop 482,
                   Max-Forwards 0 483, a Lua error 500 (and alive);
                   req:relay to the Request-URI; a binding's Path;
+                  mode q;
                   in-dialog requests of dialogs not ours: 481 without
                   our Route, relayed along a loose Route and after a
                   strict router
@@ -330,6 +331,29 @@ def case_errors(h, srv):
          diag=r and r.start, server=srv)
     ua.close()
 
+    # mode "q": the two q=0.9 phones at once, then the q=0.5 one
+    hi1, hi2, lo = RawUas(), RawUas(), RawUas()
+    rc = reglib.RegClient(srv, user="qmode")
+    r = rc.register(["<%s>;q=0.5" % lo.uri, "<%s>;q=0.9" % hi1.uri,
+                     "<%s>;q=0.9" % hi2.uri], expires=600)
+    rc.close()
+    b = cl.send("MESSAGE", uri="sip:qmode@%s:%d" % (LOCAL, srv.port),
+                body="q", ctype="text/plain")
+    g1 = hi1.recv(2.0)
+    g2 = hi2.recv(2.0)
+    early = lo.recv(0.3)
+    for u, g in ((hi1, g1), (hi2, g2)):
+        if g is not None:
+            u.reply(g, 480)
+    g3 = lo.answer(200)
+    r = cl.recv(b)
+    h.ok(g1 and g2 and early is None and g3 and r and r.code == 200,
+         "mode q: both q=0.9 phones at once, the q=0.5 one only after "
+         "their 480s; its 200 upstream", diag="%r %r %r %r %r" % (
+             g1, g2, early, g3, r and r.start), server=srv)
+    for u in (hi1, hi2, lo):
+        u.close()
+
     # a binding registered through an edge proxy (Path, RFC 3327): the
     # request goes to the edge, with the Path as Route
     edge = RawUas()
@@ -416,6 +440,10 @@ class RawUas:
         m = self.recv(timeout)
         if m is None or m.is_response:
             return None
+        return self.reply(m, code, extra)
+
+    def reply(self, m, code, extra=()):
+        """Answer request m (received last) with code."""
         hdrs = []
         for n, v in m.headers:
             if n.lower() == "to" and "tag=" not in v:
