@@ -22,7 +22,7 @@ the auth case). One case per run (--case), each on free ports of
   tcp             the caller over TCP, the phone over UDP: two
                   Record-Route entries (RFC 5658), ACK and BYE back
                   through both
-  errors          raw requests: unknown user 404, a loop 482,
+  raw             raw requests: unknown user 404, a loop 482,
                   Max-Forwards 0 483, a Lua error 500 (and alive);
                   req:relay to the Request-URI; a binding's Path;
                   mode q;
@@ -290,7 +290,7 @@ def case_cancel(h, srv):
          "req:proxy returned 487, cancelled", diag="%r" % r, server=srv)
 
 
-def case_errors(h, srv):
+def case_raw(h, srv):
     cl = harness.UdpClient(srv.port)
     to = "sip:%%s@%s:%d" % (LOCAL, srv.port)
 
@@ -545,7 +545,7 @@ CASES = {
     "serial-503": case_serial_503,
     "serial-timeout": case_serial_timeout,
     "cancel": case_cancel,
-    "errors": case_errors,
+    "raw": case_raw,
     "auth": case_auth,
 }
 
@@ -564,7 +564,7 @@ def body(h, args):
                    else ("udp",))
     fn(h, srv)
     h.stop_server(srv, errors=[{"ev": "hook_error"}]
-                  if args.case == "errors" else False)
+                  if args.case == "raw" else False)
 
 
 if __name__ == "__main__":
