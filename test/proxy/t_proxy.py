@@ -22,6 +22,9 @@ the auth case). One case per run (--case), each on free ports of
   tcp             the caller over TCP, the phone over UDP: two
                   Record-Route entries (RFC 5658), ACK and BYE back
                   through both
+  tls             a caller over TLS, a phone over UDP: the INVITE out
+                  over UDP with two Record-Route entries, the phone's
+                  BYE back to the caller over its TLS connection
   raw             raw requests: unknown user 404, a loop 482,
                   Max-Forwards 0 483, a Lua error 500 (and alive);
                   req:relay to the Request-URI; a binding's Path;
@@ -39,6 +42,7 @@ the auth case). One case per run (--case), each on free ports of
 import os
 import re
 import socket
+import ssl
 import sys
 import time
 import urllib.request
@@ -240,6 +244,122 @@ def case_tcp(h, srv):
     ok200 = [m for m in c.messages("received") if m.code == 200]
     h.ok(ok200 and ok200[0].header("Record-Route"),
          "the caller's 200 carries the Record-Route", sipp=c)
+
+
+def tls_read(sock, timeout=3.0):
+    """The next SIP message on a TLS (stream) socket, or None."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", head)
+        n = int(m.group(1)) if m else 0
+        while len(rest) < n:
+            rest += sock.recv(4096)
+    except (OSError, ssl.SSLError):
+        return None
+    return harness.SipMsg(head + b"\r\n\r\n" + rest[:n])
+
+
+def case_tls(h, _srv):
+    cert = os.path.join(h.tmp, "cert.pem")
+    key = os.path.join(h.tmp, "key.pem")
+    rc_, out, err = h.run(["openssl", "req", "-x509", "-newkey",
+                           "rsa:2048", "-nodes", "-keyout", key, "-out",
+                           cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                           "-addext", "subjectAltName=IP:127.0.0.1"],
+                          timeout=60)
+    h.ok(rc_ == 0, "a self-signed certificate", diag=err)
+    udp = harness.free_port(("udp",))
+    tls = harness.free_port(("tcp",))
+    srv = h.server(os.path.join(HERE, "route.lua"),
+                   listen=["udp:%s:%d" % (LOCAL, udp),
+                           "tls:%s:%d" % (LOCAL, tls)],
+                   args=["--tls-cert", cert, "--tls-key", key])
+    srv.port = udp
+    ua = RawUas()
+    register(h, srv, "tess", [ua])
+
+    ctx = ssl.create_default_context(cafile=cert)
+    t = ctx.wrap_socket(socket.create_connection((LOCAL, tls), timeout=3),
+                        server_hostname=LOCAL)
+    me = "%s:%d" % t.getsockname()
+    contact = "sip:caller@%s;transport=tls" % me
+    inv = ("INVITE sip:tess@%s:%d SIP/2.0\r\n"
+           "Via: SIP/2.0/TLS %s;branch=z9hG4bK-tls-1;rport\r\n"
+           "Max-Forwards: 70\r\n"
+           "From: <sip:caller@%s>;tag=tls1\r\n"
+           "To: <sip:tess@%s>\r\n"
+           "Call-ID: tls-%s@%s\r\nCSeq: 1 INVITE\r\n"
+           "Contact: <%s>\r\nContent-Length: 0\r\n\r\n" %
+           (LOCAL, tls, me, LOCAL, LOCAL, me.replace(":", "-"), LOCAL,
+            contact))
+    t.sendall(inv.encode())
+
+    got = ua.recv(3.0)
+    rrs = [v for n, v in got.headers if n.lower() == "record-route"] \
+        if got else []
+    want = ["<sip:%s:%d;lr>" % (LOCAL, udp),
+            "<sip:%s:%d;transport=tls;lr>" % (LOCAL, tls)]
+    h.ok(got and got.method == "INVITE" and rrs == want,
+         "the INVITE from TLS leaves over UDP with two Record-Route "
+         "entries, the UDP side first", diag="%r" % rrs, server=srv)
+    if got is None:
+        return
+    ua.reply(got, 200, extra=[("Contact", "<%s>" % ua.uri)] +
+             [("Record-Route", v) for v in rrs])
+    codes = []
+    for _ in range(3):
+        m = tls_read(t)
+        if m is None:
+            break
+        codes.append(m.code)
+        if m.code == 200:
+            break
+    h.ok(codes and codes[-1] == 200,
+         "the caller gets the 200 over TLS", diag="%r" % codes, server=srv)
+
+    # the phone hangs up: its BYE along the route set (reversed)
+    bye = ("BYE %s SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-bye-1;rport\r\n"
+           "Max-Forwards: 70\r\n"
+           "Route: %s\r\nRoute: %s\r\n"
+           "From: <sip:tess@%s>;tag=uas%d\r\n"
+           "To: <sip:caller@%s>;tag=tls1\r\n"
+           "Call-ID: tls-%s@%s\r\nCSeq: 1 BYE\r\n"
+           "Content-Length: 0\r\n\r\n" %
+           (contact, LOCAL, ua.port, rrs[0] if rrs else "",
+            rrs[1] if len(rrs) > 1 else "", LOCAL, ua.port, LOCAL,
+            me.replace(":", "-"), LOCAL))
+    ua.sock.sendto(bye.encode(), (LOCAL, udp))
+    m = tls_read(t)
+    h.ok(m and m.method == "BYE" and m.start.split(" ")[1] == contact and
+         not m.header("Route"),
+         "the phone's BYE reaches the caller over its TLS connection, "
+         "both of our Routes off", diag=m and "%s %r" % (m.start,
+                                                        m.headers),
+         server=srv)
+    if m is not None:
+        vias = [v for n, v in m.headers if n.lower() == "via"]
+        resp = "SIP/2.0 200 OK\r\n%s\r\n%s\r\n%s\r\n%s\r\n%s\r\n" \
+               "Content-Length: 0\r\n\r\n" % (
+                   "\r\n".join("Via: " + v for v in vias),
+                   "From: " + m.header("From"), "To: " + m.header("To"),
+                   "Call-ID: " + m.header("Call-ID"),
+                   "CSeq: " + m.header("CSeq"))
+        t.sendall(resp.encode())
+        r = ua.recv(3.0)
+        h.ok(r and r.is_response and r.code == 200,
+             "the caller's 200 to the BYE reaches the phone over UDP",
+             diag=r and r.start, server=srv)
+    t.close()
+    ua.close()
+    h.stop_server(srv)
 
 
 def case_serial_503(h, srv):
@@ -537,6 +657,7 @@ def case_readme(h, _srv):
 
 
 CASES = {
+    "tls": case_tls,
     "retry": case_retry,
     "timer-c": case_timer_c,
     "tcp": case_tcp,
@@ -552,7 +673,7 @@ CASES = {
 
 def body(h, args):
     fn = CASES[args.case]
-    if args.case in ("auth", "readme"):
+    if args.case in ("auth", "readme", "tls"):
         fn(h, None)
         return
     extra = []
