@@ -27,6 +27,13 @@
  * (another attempt, its own answer), or when there is none or it
  * lets go, the best response goes upstream (a 503 as 500, §16.7).
  *
+ * Loops (RFC 3261 §16.3 item 4): libre writes each branch's Via with a
+ * random branch, so no loop hash rides in it; the upstream server
+ * transaction, kept from the first attempt on, makes libre answer a
+ * request coming back with the same Call-ID, From tag, CSeq and
+ * Request-URI 482 (its merged-request rule, §8.2.2.2), which the
+ * looping branch then returns. Spirals (another Request-URI) pass.
+ *
  * Lifetime: the owner holds a reference; the proxy service holds one
  * while the transaction is live: until no branch is pending and the
  * request is answered (or nobody may still answer it). Exposes
