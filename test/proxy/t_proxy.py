@@ -25,6 +25,8 @@ the auth case). One case per run (--case), each on free ports of
   tls             a caller over TLS, a phone over UDP: the INVITE out
                   over UDP with two Record-Route entries, the phone's
                   BYE back to the caller over its TLS connection
+  stop            the server stops while a proxied call rings: the
+                  caller gets 503, the phone a CANCEL, a clean exit
   raw             raw requests: unknown user 404, a loop 482,
                   Max-Forwards 0 483, a Lua error 500 (and alive);
                   req:relay to the Request-URI; a binding's Path;
@@ -41,6 +43,7 @@ the auth case). One case per run (--case), each on free ports of
 """
 import os
 import re
+import signal
 import socket
 import ssl
 import sys
@@ -362,6 +365,30 @@ def case_tls(h, _srv):
     h.stop_server(srv)
 
 
+def case_stop(h, srv):
+    ua = RawUas()
+    register(h, srv, "stan", [ua])
+    cl = harness.UdpClient(srv.port)
+    b = cl.send("INVITE", uri="sip:stan@%s:%d" % (LOCAL, srv.port))
+    inv = ua.recv(3.0)
+    h.ok(inv and inv.method == "INVITE", "the phone rings", server=srv)
+    if inv is not None:
+        ua.reply(inv, 180)
+    r = cl.recv(b, final=False)
+    srv.signal(signal.SIGTERM)
+    r = cl.recv(b, timeout=5)
+    h.ok(r and r.code == 503, "the server stops: the caller gets 503",
+         diag=r and r.start, server=srv)
+    c = ua.recv(3.0)
+    h.ok(c and c.method == "CANCEL", "the phone gets a CANCEL",
+         diag=c and c.start, server=srv)
+    rc = srv.stop()
+    h.ok(rc == 0, "clean exit (%s)" % rc, server=srv)
+    h.check_log(srv)
+    cl.close()
+    ua.close()
+
+
 def case_serial_503(h, srv):
     a = uas(h, "uas-503.xml")
     b = uas(h, "uas-answer.xml")
@@ -657,6 +684,7 @@ def case_readme(h, _srv):
 
 
 CASES = {
+    "stop": case_stop,
     "tls": case_tls,
     "retry": case_retry,
     "timer-c": case_timer_c,
@@ -684,6 +712,8 @@ def body(h, args):
                    transports=("udp", "tcp") if args.case == "tcp"
                    else ("udp",))
     fn(h, srv)
+    if args.case == "stop":
+        return          # it stopped the server itself
     h.stop_server(srv, errors=[{"ev": "hook_error"}]
                   if args.case == "raw" else False)
 
