@@ -14,6 +14,10 @@ PKGS = gcc pkg-config meson ninja-build python3 \
        libsqlite3-dev sqlite3 lua-busted sip-tester valgrind openssl dnsmasq-base baresip-core \
        sipvicious
 
+# What `make test` needs beyond PKGS, kept out of `make run`: Chromium
+# for the browser test of the WebSocket transport (test/websocket/)
+TEST_PKGS = chromium
+
 # What `make fuzz` needs beyond PKGS: clang and libFuzzer's runtime
 FUZZ_PKGS  = clang-14 libclang-rt-14-dev
 FUZZ_BUILD = build-fuzz
@@ -52,6 +56,7 @@ run: build
 	./$(BUILD)/sipstack --listen $(LISTEN) $(SCRIPT)
 
 test: build
+	$(call install_missing,$(TEST_PKGS))
 	@meson test -C $(BUILD) --print-errorlogs --num-processes 2; \
 	python3 test/summary.py $(BUILD)/meson-logs/testlog.json
 

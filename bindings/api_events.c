@@ -526,7 +526,8 @@ static void subscribe_cleanup(struct rt_op *op, void *ctx)
 
 
 /* sip.subscribe(uri, event [, {expires=, accept=, from=, headers=,
- * on_notify=}]) -> sub | nil, "rejected", code, reason | nil, err */
+ * user=, password=, on_notify=}]) -> sub | nil, "rejected", code,
+ * reason | nil, err */
 static int l_subscribe(lua_State *L)
 {
 	struct script *sc = rt_script(L);
@@ -565,6 +566,13 @@ static int l_subscribe(lua_State *L)
 		o.from = lua_tostring(L, -1);
 		if (o.from && strncmp(o.from, "sip:", 4))
 			return luaL_argerror(L, 3, "from: sip: URI expected");
+		lua_getfield(L, 3, "user");
+		o.user = lua_tostring(L, -1);
+		lua_getfield(L, 3, "password");
+		o.password = lua_tostring(L, -1);
+		if (!o.user != !o.password)
+			return luaL_argerror(L, 3, "user and password go "
+					     "together");
 		lua_getfield(L, 3, "on_notify");
 		if (!lua_isnil(L, -1)) {
 			luaL_checktype(L, -1, LUA_TFUNCTION);

@@ -383,7 +383,8 @@ void api_reqopts_check(lua_State *L, int idx, struct api_reqopts *o,
 
 		if (strcmp(k, "headers") && strcmp(k, "body") &&
 		    strcmp(k, "content_type") && strcmp(k, "timeout") &&
-		    (!with_from || strcmp(k, "from")))
+		    (!with_from || (strcmp(k, "from") &&
+				    strcmp(k, "next_hop"))))
 			luaL_argerror(L, idx, lua_pushfstring(L, "unknown "
 				      "option '%s'", k));
 		lua_pop(L, 1);
@@ -409,8 +410,10 @@ void api_reqopts_check(lua_State *L, int idx, struct api_reqopts *o,
 	if (o->len && !o->ctype)
 		luaL_argerror(L, idx, "a body needs a content_type");
 
-	if (with_from)
+	if (with_from) {
 		o->from = api_uri_field(L, idx, "from");
+		o->next_hop = api_uri_field(L, idx, "next_hop");
+	}
 
 	lua_getfield(L, idx, "timeout");
 	if (!lua_isnil(L, -1)) {

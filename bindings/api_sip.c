@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
-#include <malloc.h>
 #include <re.h>
 #include "sipstack.h"
 #include "runtime.h"
@@ -448,43 +447,16 @@ static int l_local_uri(lua_State *L)
 }
 
 
+/* sip.stats() -> the figures of `sipstack ctl stats` (stats.c) */
 static int l_stats(lua_State *L)
 {
-	struct stack *st = rt_stack(L);
-	struct stack_stats s;
+	struct odict *o = NULL;
 
-	memset(&s, 0, sizeof(s));
-	stack_stats(st, &s);
+	if (stats_odict(&o, rt_runtime(L), L))
+		return luaL_error(L, "sip.stats: out of memory");
 
-	lua_createtable(L, 0, 14);
-#define SETN(f) lua_pushnumber(L, (lua_Number)s.f); lua_setfield(L, -2, #f)
-	SETN(requests);
-	SETN(responses);
-	SETN(bad_requests);
-	SETN(replies);
-	SETN(hook_errors);
-	SETN(limited_sources);
-	SETN(limited_dropped);
-	SETN(limited_answered);
-	SETN(ua_dropped);
-#undef SETN
-	lua_pushnumber(L, st ? dialog_table_count(stack_dialogs(st)) : 0);
-	lua_setfield(L, -2, "dialogs");
-	lua_pushnumber(L, st ? callmgr_count(st) : 0);
-	lua_setfield(L, -2, "calls");
-	lua_pushinteger(L, events_count(st));
-	lua_setfield(L, -2, "subscriptions");
-	{
-		/* heap in use (glibc): returns to its baseline when every
-		 * call is freed, unlike RSS */
-		struct mallinfo2 mi = mallinfo2();
-
-		lua_pushnumber(L, (lua_Number)mi.uordblks);
-		lua_setfield(L, -2, "heap_bytes");
-	}
-	lua_pushnumber(L, (lua_Number)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
-		       lua_gc(L, LUA_GCCOUNTB, 0));
-	lua_setfield(L, -2, "lua_bytes");
+	stats_push(L, o, false);
+	mem_deref(o);
 
 	return 1;
 }
@@ -701,7 +673,7 @@ static int l_send_message(lua_State *L)
  * ------------------------------------------------------------------ */
 
 /* sip.request(method, uri [, {headers=, body=, content_type=, from=,
- * timeout=}]) -> code, reason, body, content_type | nil, err */
+ * next_hop=, timeout=}]) -> code, reason, body, content_type | nil, err */
 static int l_request(lua_State *L)
 {
 	struct stack *st = rt_stack(L);
@@ -725,9 +697,9 @@ static int l_request(lua_State *L)
 	}
 
 	op = rt_op_start(L, "request");
-	err = stack_request(st, met, uri, o.from, o.hdrs, o.ctype,
-			    (const uint8_t *)o.body, o.len, api_final_h,
-			    rt_op_arg(op));
+	err = stack_request_via(st, met, uri, o.next_hop, o.from, o.hdrs,
+				o.ctype, (const uint8_t *)o.body, o.len,
+				api_final_h, rt_op_arg(op));
 	mem_deref(o.hdrs);
 	if (err)
 		return rt_op_abort(L, op, err);

@@ -18,7 +18,9 @@ typedef void (luart_cfg_h)(struct stack_config *cfg, void *arg);
 
 int  luart_alloc(struct luart **lrp, struct stack *st, const char *path,
 		 luart_cfg_h *cfgh, void *arg);
-int  luart_reload(struct luart *lr);
+/* errbuf (may be NULL) gets why a reload failed: the script's error
+ * with its file and line, or what it configured that did not open */
+int  luart_reload(struct luart *lr, char *errbuf, size_t errsz);
 void luart_start(struct luart *lr);
 int  luart_check(const char *path, struct stack_config *cfg,
 		 char *errbuf, size_t errsz);
@@ -26,5 +28,10 @@ struct stack *luart_stack(const struct luart *lr);
 const char *luart_path(const struct luart *lr);
 uint32_t luart_generation(const struct luart *lr);
 uint32_t luart_tasks(const struct luart *lr);
+/* The figures of sip.stats() as an odict (bindings/stats.c) */
+struct odict;
+int  luart_stats(struct odict **odp, struct luart *lr);
+/* The registrar service the current script configured, or NULL */
+struct regsvc *luart_registrar(const struct luart *lr);
 
 #endif

@@ -1574,7 +1574,7 @@ int luart_alloc(struct luart **lrp, struct stack *st, const char *path,
 }
 
 
-int luart_reload(struct luart *rt)
+int luart_reload(struct luart *rt, char *errout, size_t errsz)
 {
 	struct script *sc = NULL;
 	char errbuf[1024] = "";
@@ -1583,12 +1583,17 @@ int luart_reload(struct luart *rt)
 	if (!rt)
 		return EINVAL;
 
+	if (errout && errsz)
+		*errout = '\0';
+
 	err = script_load(&sc, rt, rt->path, stack_config(rt->st), errbuf,
 			  sizeof(errbuf));
 	if (err) {
 		slog(LOG_ERROR, "lua", "reload_failed", NULL,
 		     "script=%H gen=%u err=%H keeping=old", log_q, rt->path,
 		     rt->gen, log_q, errbuf);
+		if (errout && errsz)
+			str_ncpy(errout, errbuf, errsz);
 		return err;
 	}
 
@@ -1598,6 +1603,10 @@ int luart_reload(struct luart *rt)
 		     "script=%H gen=%u err=%H keeping=old", log_q, rt->path,
 		     rt->gen, log_q, "what the script configured could not "
 		     "be opened");
+		if (errout && errsz)
+			(void)re_snprintf(errout, errsz, "%s: what the script "
+					  "configured could not be opened: "
+					  "%m", rt->path, err);
 		mem_deref(sc);
 		return err;
 	}
@@ -1649,6 +1658,12 @@ uint32_t luart_generation(const struct luart *rt)
 uint32_t luart_tasks(const struct luart *rt)
 {
 	return rt && rt->cur ? list_count(&rt->cur->tasks) : 0;
+}
+
+
+struct regsvc *luart_registrar(const struct luart *rt)
+{
+	return rt ? rt_slot(rt, RT_SLOT_REGISTRAR) : NULL;
 }
 
 

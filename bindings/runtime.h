@@ -184,6 +184,10 @@ int  rt_request(struct luart *rt, enum rt_hook h, struct stack_req *req);
  * top of L, and may act when a generation becomes current (before it
  * does; an error refuses the generation) and when the runtime goes ---- */
 
+/* stats.c: the figures of sip.stats() and `sipstack ctl stats` */
+int  stats_odict(struct odict **odp, struct luart *rt, lua_State *L);
+void stats_push(lua_State *L, const struct odict *o, bool array);
+
 void api_sip_inject(lua_State *L);
 void api_request_inject(lua_State *L);
 void api_call_inject(lua_State *L);
@@ -239,12 +243,14 @@ const char *api_method_check(lua_State *L, int idx, bool in_call);
  * URI (raises otherwise), left on L's stack */
 const char *api_uri_field(lua_State *L, int idx, const char *key);
 /* The options table at idx (may be nil): headers, body, content_type,
- * timeout, and with_from, from; raises on anything else. The strings
- * point into values it leaves on L's stack; hdrs is the caller's to
- * mem_deref (made last: nothing raises after it). */
+ * timeout, and with_from (out of dialog), from and next_hop; raises on
+ * anything else. The strings point into values it leaves on L's stack;
+ * hdrs is the caller's to mem_deref (made last: nothing raises after
+ * it). */
 struct api_reqopts {
 	char *hdrs;
 	const char *body, *ctype, *from;
+	const char *next_hop;         /* out of dialog only; NULL: the URI */
 	size_t len;
 	uint64_t timeout_ms;          /* 0: the transaction's own end */
 };

@@ -3,7 +3,9 @@
  *
  * Parses the command line, loads the script (or only checks it with
  * --check), opens the listeners (and with --metrics the Prometheus
- * endpoint, server/core/metrics_http.c) and runs libre's loop. Signals arrive
+ * endpoint, server/core/metrics_http.c; with --ctl, or under systemd's
+ * RuntimeDirectory=, the control socket, server/core/ctl.c with the
+ * commands of server/ctl_cmds.c) and runs libre's loop. Signals arrive
  * through a signalfd on the loop: SIGINT/SIGTERM stop cleanly, SIGHUP
  * reloads the script (a script that fails to load leaves the old one
  * running). Configuration precedence: built-in defaults, then the
@@ -25,10 +27,13 @@
 #include "udpbatch.h"
 #include "libre_ext.h"
 #include "luart.h"
+#include "regsvc.h"
+#include "ctl_cmds.h"
 
 
 enum {
 	MAX_FDS = 65536,
+	CTL_MODE = 0660,       /* the server's user and group            */
 };
 
 /* what the command line fixed, re-applied over the script's config */
@@ -44,13 +49,17 @@ struct cli {
 	bool check;
 	const char *metrics;       /* --metrics IP:PORT as given, or NULL */
 	struct sa metrics_addr;
+	const char *ctl;           /* --ctl PATH, or NULL                */
+	bool no_ctl;               /* --no-ctl                           */
 };
 
 static struct {
 	struct stack *st;
 	struct luart *rt;
 	struct metrics_http *mhttp;
-	struct metrics_collector *mc_calls;
+	struct metrics_collector *mc_sessions; /* calls, subscriptions */
+	struct ctl *ctl;
+	struct ctl_cmds *ctlcmds;
 	int sigfd;
 	bool stopping;
 } app = {.sigfd = -1};
@@ -63,12 +72,15 @@ static void usage(FILE *f)
 	"       sipstack user add USER PASSWORD|- [--realm R] [--db PATH]\n"
 	"       sipstack user del USER [--db PATH]\n"
 	"       sipstack user list [--db PATH]\n"
+	"       sipstack ctl [--socket PATH] COMMAND (sipstack ctl --help)\n"
 	"\n"
 	"A Lua-scriptable SIP application server.\n"
 	"\n"
-	"  -l, --listen PROTO:IP:PORT  listen on udp:, tcp: or tls: (repeatable;\n"
+	"  -l, --listen PROTO:IP:PORT  listen on udp:, tcp:, tls:, ws: or wss:\n"
+	"                              (SIP over WebSocket, RFC 7118; repeatable;\n"
 	"                              default udp:127.0.0.1:5060)\n"
-	"      --tls-cert FILE         PEM certificate chain (for tls:)\n"
+	"      --tls-cert FILE         PEM certificate chain (for tls: and wss:;\n"
+	"                              wss: wants the key in this file too)\n"
 	"      --tls-key FILE          PEM private key (default: in --tls-cert)\n"
 	"      --tls-ca FILE           PEM CA bundle to verify peers\n"
 	"      --log-level LEVEL       debug, info, warn or error (default info)\n"
@@ -84,6 +96,11 @@ static void usage(FILE *f)
 	"      --metrics IP:PORT       serve Prometheus metrics on\n"
 	"                              http://IP:PORT/metrics (default: off;\n"
 	"                              no auth: use 127.0.0.1)\n"
+	"      --ctl PATH              control socket for `sipstack ctl`\n"
+	"                              (default: $RUNTIME_DIRECTORY/ctl under\n"
+	"                              systemd, e.g. /run/sipstack/ctl; else\n"
+	"                              none)\n"
+	"      --no-ctl                no control socket\n"
 	"  -c, --check                 load and validate the script, then exit\n"
 	"  -h, --help                  this text\n"
 	"  -V, --version               print the version\n"
@@ -109,6 +126,10 @@ static int parse_listen(struct cli *cli, const char *arg)
 		tp = SIP_TRANSP_TCP;
 	else if (!pl_strcasecmp(&proto, "tls"))
 		tp = SIP_TRANSP_TLS;
+	else if (!pl_strcasecmp(&proto, "ws"))
+		tp = SIP_TRANSP_WS;
+	else if (!pl_strcasecmp(&proto, "wss"))
+		tp = SIP_TRANSP_WSS;
 	else
 		return EPROTONOSUPPORT;
 
@@ -142,7 +163,7 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_TLS_CA, O_LOG_LEVEL,
 	       O_LOG_FORMAT, O_UA, O_LIP, O_MF, O_T1, O_T2, O_T4, O_DNS,
-	       O_NOBATCH, O_METRICS };
+	       O_NOBATCH, O_METRICS, O_CTL, O_NO_CTL };
 	static const struct option opts[] = {
 		{"listen",       required_argument, NULL, 'l'},
 		{"tls-cert",     required_argument, NULL, O_TLS_CERT},
@@ -159,6 +180,8 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		{"dns-server",   required_argument, NULL, O_DNS},
 		{"no-udp-batch", no_argument,       NULL, O_NOBATCH},
 		{"metrics",      required_argument, NULL, O_METRICS},
+		{"ctl",          required_argument, NULL, O_CTL},
+		{"no-ctl",       no_argument,       NULL, O_NO_CTL},
 		{"check",        no_argument,       NULL, 'c'},
 		{"help",         no_argument,       NULL, 'h'},
 		{"version",      no_argument,       NULL, 'V'},
@@ -172,8 +195,8 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		case 'l':
 			if (parse_listen(cli, optarg)) {
 				(void)fprintf(stderr, "sipstack: --listen %s: "
-					      "expected udp:IP:PORT, "
-					      "tcp:IP:PORT or tls:IP:PORT "
+					      "expected udp:, tcp:, tls:, "
+					      "ws: or wss:IP:PORT "
 					      "(at most 8)\n", optarg);
 				return 2;
 			}
@@ -260,6 +283,22 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 			cli->metrics = optarg;
 			break;
 
+		case O_CTL:
+			if (!*optarg) {
+				(void)fprintf(stderr, "sipstack: --ctl: expected "
+					      "the path of a socket (or "
+					      "--no-ctl)\n");
+				return 2;
+			}
+			cli->ctl = optarg;
+			cli->no_ctl = false;
+			break;
+
+		case O_NO_CTL:
+			cli->no_ctl = true;
+			cli->ctl = NULL;
+			break;
+
 		case O_DNS: {
 			struct sa sa;
 			size_t n = strlen(cli->cfg.dns_servers);
@@ -291,6 +330,21 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 			return 1;
 		default:
 			usage(stderr);
+			return 2;
+		}
+	}
+
+	/* wss: is libre's HTTPS server, which reads one PEM file */
+	for (c = 0; c < (int)cli->lsnrc; c++) {
+		if (cli->lsnr[c].tp != SIP_TRANSP_WSS)
+			continue;
+		if (!cli->tls.cert ||
+		    (cli->tls.key && strcmp(cli->tls.key, cli->tls.cert))) {
+			(void)re_fprintf(stderr, "sipstack: --listen wss:%J: "
+				      "needs --tls-cert FILE holding the "
+				      "certificate chain and the key (no "
+				      "separate --tls-key)\n",
+				      &cli->lsnr[c].addr);
 			return 2;
 		}
 	}
@@ -344,7 +398,7 @@ static void signal_handler(int flags, void *arg)
 		switch (si.ssi_signo) {
 		case SIGHUP:
 			slog(LOG_INFO, "main", "sighup", NULL, NULL);
-			(void)luart_reload(app.rt);
+			(void)luart_reload(app.rt, NULL, 0);
 			break;
 		case SIGINT:
 		case SIGTERM:
@@ -393,7 +447,8 @@ static int listeners_setup(struct stack *st, const struct cli *cli)
 
 	for (i = 0; i < cli->lsnrc && !err; i++)
 		err = stack_listen(st, cli->lsnr[i].tp, &cli->lsnr[i].addr,
-				   cli->lsnr[i].tp == SIP_TRANSP_TLS ?
+				   cli->lsnr[i].tp == SIP_TRANSP_TLS ||
+				   cli->lsnr[i].tp == SIP_TRANSP_WSS ?
 				   &cli->tls : NULL);
 	if (cli->lsnrc)
 		return err;
@@ -420,16 +475,23 @@ static int listeners_setup(struct stack *st, const struct cli *cli)
 }
 
 
-/* The calls in flight: the call manager (calls/) is above the core,
- * so its figure is wired in here */
-static int calls_collect(struct mbuf *mb, void *arg)
+/* The calls and subscriptions in flight: the call manager (calls/) and
+ * the events service (events/) are above the core, so their figures are
+ * wired in here */
+static int sessions_collect(struct mbuf *mb, void *arg)
 {
 	const struct stack *st = arg;
+	int err;
 
-	return metrics_one(mb, "sipstack_calls", METRICS_GAUGE,
-			   "Calls (INVITE sessions) of the call manager "
-			   "alive: setting up, established or ending.",
-			   callmgr_count(st));
+	err = metrics_one(mb, "sipstack_calls", METRICS_GAUGE,
+			  "Calls (INVITE sessions) of the call manager "
+			  "alive: setting up, established or ending.",
+			  callmgr_count(st));
+	err |= metrics_one(mb, "sipstack_subscriptions", METRICS_GAUGE,
+			   "Subscriptions (RFC 6665, REFER's implicit ones "
+			   "included) alive, both roles.",
+			   events_count(st));
+	return err;
 }
 
 
@@ -440,8 +502,8 @@ static int metrics_setup(const struct cli *cli)
 	struct sa laddr;
 	int err;
 
-	err = metrics_collector_add(&app.mc_calls, stack_metrics(app.st),
-				    calls_collect, app.st);
+	err = metrics_collector_add(&app.mc_sessions, stack_metrics(app.st),
+				    sessions_collect, app.st);
 	if (err || !cli->metrics)
 		return err;
 
@@ -461,6 +523,97 @@ static int metrics_setup(const struct cli *cli)
 		slog(LOG_WARN, "metrics", "not_loopback", NULL, "addr=%J "
 		     "why=%H", &laddr, log_q, "no authentication: whoever "
 		     "reaches this address reads the metrics");
+
+	return 0;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * The control socket: what only the program knows, for ctl_cmds.c
+ * ------------------------------------------------------------------ */
+
+static int ctl_reload(char *errbuf, size_t errsz, uint32_t *genp, void *arg)
+{
+	int err;
+	(void)arg;
+
+	err = luart_reload(app.rt, errbuf, errsz);
+	*genp = luart_generation(app.rt);
+
+	return err;
+}
+
+
+static int ctl_stats(struct odict **odp, void *arg)
+{
+	(void)arg;
+
+	return luart_stats(odp, app.rt);
+}
+
+
+static struct regsvc *ctl_registrar(void *arg)
+{
+	(void)arg;
+
+	return luart_registrar(app.rt);
+}
+
+
+/* drain: the last call ended; exit 0 as after SIGTERM */
+static void ctl_drained(void *arg)
+{
+	(void)arg;
+
+	if (app.stopping)
+		return;
+
+	app.stopping = true;
+	slog(LOG_INFO, "main", "stopping", NULL, "reason=drained");
+	re_cancel();
+}
+
+
+/* Where the socket goes: --ctl, else systemd's RuntimeDirectory= (the
+ * first of its list), else nowhere (a server started by hand has none
+ * unless asked: two of them would fight over one default path) */
+static int ctl_setup(const struct cli *cli, char *path, size_t sz)
+{
+	static const struct ctl_cmds_handlers hs = {
+		.reloadh = ctl_reload,
+		.statsh = ctl_stats,
+		.registrarh = ctl_registrar,
+		.drainedh = ctl_drained,
+	};
+	const char *rd = getenv("RUNTIME_DIRECTORY");
+	int err;
+
+	if (cli->no_ctl)
+		return 0;
+
+	if (cli->ctl)
+		str_ncpy(path, cli->ctl, sz);
+	else if (rd && *rd)
+		(void)re_snprintf(path, sz, "%b/ctl", rd, strcspn(rd, ":"));
+	else
+		return 0;
+
+	err = ctl_listen(&app.ctl, path, CTL_MODE);
+	if (err) {
+		(void)fprintf(stderr, "sipstack: --ctl %s: cannot make the "
+			      "control socket there: %s\n", path,
+			      err == EADDRINUSE ? "another server answers "
+			      "on it" : err == EEXIST ? "the file exists and "
+			      "is not a socket" : strerror(err));
+		return err;
+	}
+
+	err = ctl_cmds_alloc(&app.ctlcmds, app.ctl, app.st, &hs, NULL);
+	if (err)
+		return err;
+
+	slog(LOG_INFO, "ctl", "listen", NULL, "path=%H mode=0%u%u%u", log_q,
+	     path, (CTL_MODE >> 6) & 7, (CTL_MODE >> 3) & 7, CTL_MODE & 7);
 
 	return 0;
 }
@@ -492,6 +645,7 @@ int main(int argc, char *argv[])
 	struct stack_config cfg;
 	const char *script = NULL;
 	struct rlimit rl;
+	char ctlpath[256];
 	int err, ret = 1;
 
 	/* server/libre_ext/ replaces libre 1.1 functions: refuse another */
@@ -501,6 +655,10 @@ int main(int argc, char *argv[])
 	/* `sipstack user ...`: the users table, no server */
 	if (argc >= 2 && !strcmp(argv[1], "user"))
 		return auth_user_cli(argc - 1, argv + 1);
+
+	/* `sipstack ctl ...`: a request to a running server */
+	if (argc >= 2 && !strcmp(argv[1], "ctl"))
+		return ctl_cli(argc - 1, argv + 1);
 
 	memset(&cli, 0, sizeof(cli));
 	err = parse_args(&cli, argc, argv, &script);
@@ -573,6 +731,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
+	err = ctl_setup(&cli, ctlpath, sizeof(ctlpath));
+	if (err)
+		goto out;
+
 	luart_start(app.rt);
 
 	slog(LOG_INFO, "main", "started", NULL, "version=%s script=%H "
@@ -586,9 +748,11 @@ int main(int argc, char *argv[])
  out:
 	/* calls end first (BYE/CANCEL), while the scripts can still hear
 	 * of it; then the scripts; then the stack */
+	app.ctl = mem_deref(app.ctl);
+	app.ctlcmds = mem_deref(app.ctlcmds);
 	stack_stop(app.st);
 	app.mhttp = mem_deref(app.mhttp);
-	app.mc_calls = mem_deref(app.mc_calls);
+	app.mc_sessions = mem_deref(app.mc_sessions);
 	app.rt = mem_deref(app.rt);
 	app.st = mem_deref(app.st);
 	callfsm_close();

@@ -296,6 +296,7 @@ struct call *call_new(struct callmgr *cm, bool outgoing)
 
 	call->cm = cm;
 	call->outgoing = outgoing;
+	call->created = tmr_jiffies();
 	tmr_init(&call->tmr_rtx);
 	tmr_init(&call->tmr_ack);
 	tmr_init(&call->tmr_setup);
@@ -415,6 +416,11 @@ int call_send_bye(struct call *call, const char *reason)
 
 	if (!call->dlg)
 		return ENOTCONN;
+
+	/* a BYE of ours in flight (the ACK wait timed out, a hangup, then
+	 * another or the shutdown's): the call is ending already */
+	if (call->byereq)
+		return 0;
 
 	if (!call->reason)
 		(void)str_dup(&call->reason, reason);
@@ -703,6 +709,14 @@ bool call_is_on_hold(const struct call *call)
 const char *call_id(const struct call *call)
 {
 	return call ? call->id : NULL;
+}
+
+
+/* Milliseconds since the call object was made (the INVITE arrived or
+ * was sent) */
+uint64_t call_age(const struct call *call)
+{
+	return call ? tmr_jiffies() - call->created : 0;
 }
 
 const char *call_end_reason(const struct call *call)

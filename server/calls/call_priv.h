@@ -27,6 +27,8 @@ struct callmgr {
 	struct fsm_def *call_def[2];  /* [outgoing]: built at alloc, so */
 	struct fsm_def *dlg_def[2];   /* [uac]: a bad table stops start */
 	struct stack_handler *invite; /* out-of-dialog INVITE           */
+	bool draining;                /* new INVITEs get 503 (drain)    */
+	uint32_t retry_after;         /* ... with this Retry-After (s)  */
 };
 
 struct call {
@@ -46,6 +48,7 @@ struct call {
 				       * that of the latest response    */
 	enum sip_transp tp;           /* ... and its transport          */
 	char *reason;                 /* why it ended                   */
+	uint64_t created;             /* tmr_jiffies() when made        */
 
 	/* UAS */
 	struct stack_req *invite;     /* the INVITE, until its final answer

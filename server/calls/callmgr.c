@@ -121,6 +121,59 @@ uint32_t callmgr_count(const struct stack *st)
 }
 
 
+uint64_t callmgr_total(const struct stack *st)
+{
+	const struct callmgr *cm = callmgr_of(st);
+
+	return cm ? cm->total : 0;
+}
+
+
+struct call *callmgr_apply(const struct stack *st, call_apply_h *h,
+			   void *arg)
+{
+	const struct callmgr *cm = callmgr_of(st);
+	struct le *le;
+
+	if (!cm || !h)
+		return NULL;
+
+	/* the next one is taken first: h may end the call (a call that
+	 * ends leaves the list later, from its own events, but a reject
+	 * of an unanswered one may be synchronous) */
+	le = list_head(&cm->calls);
+	while (le) {
+		struct call *call = le->data;
+
+		le = le->next;
+		if (h(call, arg))
+			return call;
+	}
+
+	return NULL;
+}
+
+
+void callmgr_set_draining(struct stack *st, bool drain, uint32_t retry_after)
+{
+	struct callmgr *cm = callmgr_of(st);
+
+	if (!cm)
+		return;
+
+	cm->draining = drain;
+	cm->retry_after = retry_after;
+}
+
+
+bool callmgr_draining(const struct stack *st)
+{
+	const struct callmgr *cm = callmgr_of(st);
+
+	return cm && cm->draining;
+}
+
+
 /* Stopping: BYE what is confirmed, CANCEL what we placed, reject what
  * rings here; then forget them all (the stack is going away). */
 void callmgr_shutdown(struct callmgr *cm)

@@ -93,6 +93,19 @@ typedef void (dialog_event_h)(struct call *call, enum dialog_event ev,
 void callmgr_set_dialog_handler(struct stack *st, dialog_event_h *h,
 				void *arg);
 uint32_t callmgr_count(const struct stack *st);
+/* Calls made since the start (incoming, outgoing and forks) */
+uint64_t callmgr_total(const struct stack *st);
+/* h on every live call, oldest first, until it returns true: that
+ * call is returned (NULL: none did). h may hang calls up. */
+typedef bool (call_apply_h)(struct call *call, void *arg);
+struct call *callmgr_apply(const struct stack *st, call_apply_h *h,
+			   void *arg);
+/* Draining: new incoming INVITEs (out of dialog) are answered 503 with
+ * Retry-After: retry_after (seconds) before any hook; the calls in
+ * flight go on, and so do outgoing calls (a B2BUA's second legs).
+ * false ends it. */
+void callmgr_set_draining(struct stack *st, bool drain, uint32_t retry_after);
+bool callmgr_draining(const struct stack *st);
 void callmgr_shutdown(struct callmgr *cm);
 
 /* UAC: INVITE to (a SIP URI) from from (NULL: our address), with
@@ -175,6 +188,8 @@ bool call_is_ended(const struct call *call);
 bool call_is_answered(const struct call *call);
 bool call_is_on_hold(const struct call *call);
 const char *call_id(const struct call *call);
+/* Milliseconds since the INVITE arrived or was sent */
+uint64_t call_age(const struct call *call);
 const char *call_end_reason(const struct call *call);
 /* The INVITE, while it is being answered (NULL once ACKed) */
 const struct sip_msg *call_invite(const struct call *call);

@@ -26,8 +26,10 @@ static void ack_timeout(void *arg)
 {
 	struct call *call = arg;
 
-	/* §13.3.1.4: no ACK within 64*T1: confirmed, but end it */
-	slog(LOG_WARN, "call", "no_ack", NULL, "%H", call_logid, call);
+	/* §13.3.1.4: no ACK within 64*T1: confirmed, but end it. The
+	 * peer decides how many of these there are: flood-controlled */
+	slog_src(LOG_WARN, "call", "no_ack", &call->src, NULL, "%H",
+		 call_logid, call);
 	tmr_cancel(&call->tmr_rtx);
 	(void)str_dup(&call->reason, "Timeout");
 	(void)call_send_bye(call, "Timeout");
@@ -378,6 +380,19 @@ bool uas_invite_hook(struct stack *st, struct stack_req *req, void *arg)
 
 	if (!cm->incomingh)
 		return false;
+
+	/* draining (sipstack ctl drain): no new call; come back later */
+	if (cm->draining) {
+		char hdrs[40];
+
+		(void)re_snprintf(hdrs, sizeof(hdrs), "Retry-After: %u\r\n",
+				  cm->retry_after);
+		slog_src(LOG_INFO, "call", "refused_draining", &msg->src,
+			 &msg->callid, "code=503 src=%J", &msg->src);
+		(void)stack_req_reply(req, 503, "Service Unavailable", hdrs,
+				      NULL, NULL, 0);
+		return true;
+	}
 
 	rcode = body_check(msg, &breason, bhdrs, sizeof(bhdrs));
 	if (rcode) {

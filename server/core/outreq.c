@@ -111,6 +111,17 @@ int stack_request(struct stack *st, const char *met, const char *uri,
 		  const uint8_t *body, size_t len, stack_resp_h *resph,
 		  void *arg)
 {
+	return stack_request_via(st, met, uri, NULL, from, headers, ctype,
+				 body, len, resph, arg);
+}
+
+
+int stack_request_via(struct stack *st, const char *met, const char *uri,
+		      const char *next_hop, const char *from,
+		      const char *headers, const char *ctype,
+		      const uint8_t *body, size_t len, stack_resp_h *resph,
+		      void *arg)
+{
 	char fromuri[256];
 	struct outreq *o = NULL;
 	struct mbuf *mb = NULL;
@@ -133,6 +144,13 @@ int stack_request(struct stack *st, const char *met, const char *uri,
 	err = uri_decode(&route, &pl);
 	if (err)
 		return EINVAL;
+
+	/* libre sends to the route URI it is given: ours, the next hop */
+	if (next_hop) {
+		pl_set_str(&pl, next_hop);
+		if (uri_decode(&route, &pl))
+			return EINVAL;
+	}
 
 	if (!from) {
 		err = stack_local_uri(st, SIP_TRANSP_NONE, fromuri,

@@ -322,6 +322,63 @@ int  metrics_http_listen(struct metrics_http **hp, struct metrics *m,
 /* the bound address (the port picked for port 0) */
 int  metrics_http_laddr(const struct metrics_http *mh, struct sa *laddr);
 
+
+/* ---------------------------------------------------------------------
+ * Control socket (server/core/ctl.c): line-delimited JSON on a Unix
+ * stream socket, served on the loop (docs/ctl.md)
+ * ------------------------------------------------------------------ */
+
+/*
+ * One request per line, a JSON object {"cmd": NAME, ...}; one answer
+ * per line, {"ok": true, "result": {...}} or {"ok": false, "error":
+ * {"code": CODE, "message": TEXT}}, with the request's "id" echoed when
+ * it had one. The core knows no command: the program adds them by name
+ * (ctl_command_add) with a handler. A handler answers the op once with
+ * ctl_op_reply() or ctl_op_error(), before it returns or later (it then
+ * keeps a mem_ref on the op); an op freed unanswered is answered
+ * "internal". A client that left before its answer costs nothing: the
+ * answer is dropped. Bounded: CTL_LINE_MAX bytes a line, CTL_CLIENTS_MAX
+ * clients at once (the next one is told "busy"), a client idle for
+ * CTL_IDLE_MS is closed.
+ */
+enum {
+	CTL_LINE_MAX    = 8192,
+	CTL_CLIENTS_MAX = 16,
+	CTL_IDLE_MS     = 60000,
+};
+
+struct ctl;
+struct ctl_op;
+
+/* req: the request object (its "cmd" and arguments); valid during the
+ * call only */
+typedef void (ctl_cmd_h)(struct ctl_op *op, const struct odict *req,
+			 void *arg);
+
+/* Creates the socket at path (mode applied with chmod, e.g. 0660),
+ * replacing a stale one (a socket nobody answers on); EADDRINUSE when a
+ * live server answers there, EEXIST when path is not a socket,
+ * ENAMETOOLONG when it does not fit a sockaddr_un. The socket file is
+ * removed when the ctl is freed. */
+int  ctl_listen(struct ctl **ctlp, const char *path, unsigned mode);
+/* Adds command name (at most 16 commands; EALREADY if taken) */
+int  ctl_command_add(struct ctl *ctl, const char *name, ctl_cmd_h *h,
+		     void *arg);
+const char *ctl_path(const struct ctl *ctl);
+uint32_t ctl_clients(const struct ctl *ctl);
+int  ctl_debug(struct re_printf *pf, const struct ctl *ctl);
+/* Answers: result NULL is an empty object. EALREADY: answered before */
+int  ctl_op_reply(struct ctl_op *op, const struct odict *result);
+/* code: a short lowercase stable word (bad_request, not_found...) */
+int  ctl_op_error(struct ctl_op *op, const char *code, const char *fmt,
+		  ...);
+const char *ctl_op_cmd(const struct ctl_op *op);
+
+/* Helpers to build answers (odict_entry_add with the right types) */
+int  ctl_odict_str(struct odict *o, const char *key, const char *val);
+int  ctl_odict_int(struct odict *o, const char *key, int64_t val);
+int  ctl_odict_bool(struct odict *o, const char *key, bool val);
+
 /* ---------------------------------------------------------------------
  * Config: the spec's StackConfig
  * ------------------------------------------------------------------ */
@@ -409,6 +466,11 @@ struct stack_tls_files {
 };
 
 int  stack_alloc(struct stack **stp, const struct stack_config *cfg);
+/* A listener, opened by stack_start(): UDP, TCP, TLS, WS or WSS (SIP
+ * over WebSocket, RFC 7118: any HTTP path, subprotocol "sip"). TLS and
+ * WSS need tls->cert; WSS takes the certificate chain and the key from
+ * that one file (libre's HTTPS server reads one file), so tls->key
+ * must be unset or the same file (EINVAL). */
 int  stack_listen(struct stack *st, enum sip_transp tp,
 		  const struct sa *laddr, const struct stack_tls_files *tls);
 int  stack_start(struct stack *st);
@@ -521,6 +583,16 @@ int  stack_request(struct stack *st, const char *met, const char *uri,
 		   const char *from, const char *headers, const char *ctype,
 		   const uint8_t *body, size_t len, stack_resp_h *resph,
 		   void *arg);
+/* The same, sent to the SIP URI next_hop instead of where uri resolves
+ * (NULL: uri), which stays the Request-URI: a registered binding's
+ * `received` ("sip:IP:PORT;transport=ws"), the connection its REGISTER
+ * came over; a browser's Contact (RFC 7118: "...@x.invalid") resolves
+ * nowhere. */
+int  stack_request_via(struct stack *st, const char *met, const char *uri,
+		       const char *next_hop, const char *from,
+		       const char *headers, const char *ctype,
+		       const uint8_t *body, size_t len, stack_resp_h *resph,
+		       void *arg);
 /* Outgoing MESSAGE (RFC 3428): stack_request() with a Content-Type
  * always (ctype is required). */
 int  stack_send_message(struct stack *st, const char *to, const char *from,

@@ -23,6 +23,7 @@
 #include "sipcore.h"
 #include "core.h"
 #include "udpbatch.h"
+#include "wsflow.h"
 
 
 struct xcall {
@@ -205,11 +206,15 @@ int stack_listen(struct stack *st, enum sip_transp tp,
 	if (!st || !laddr)
 		return EINVAL;
 
-	if (tp != SIP_TRANSP_UDP && tp != SIP_TRANSP_TCP &&
-	    tp != SIP_TRANSP_TLS)
+	if ((unsigned)tp >= SIP_TRANSPC)
 		return EPROTONOSUPPORT;
 
-	if (tp == SIP_TRANSP_TLS && (!tls || !tls->cert))
+	if ((tp == SIP_TRANSP_TLS || tp == SIP_TRANSP_WSS) &&
+	    (!tls || !tls->cert))
+		return EINVAL;
+
+	/* libre's HTTPS server reads the chain and the key from one file */
+	if (tp == SIP_TRANSP_WSS && tls->key && strcmp(tls->key, tls->cert))
 		return EINVAL;
 
 	if (st->lsnrc >= MAX_LISTENERS)
@@ -357,6 +362,15 @@ int stack_start(struct stack *st)
 				err = sip_transp_add(st->sip, l->tp,
 						     &l->laddr, st->tls);
 		}
+		else if (l->tp == SIP_TRANSP_WS || l->tp == SIP_TRANSP_WSS) {
+			/* libre's HTTP(S) listener; wsflow.c fixes what
+			 * libre 1.1.0 gets wrong in it */
+			wsflow_arm(true);
+			err = sip_transp_add_websock(st->sip, l->tp,
+						     &l->laddr, true,
+						     l->cert);
+			wsflow_arm(false);
+		}
 		else {
 			/* the limiter sees each datagram before libre */
 			udpbatch_set_filter(stack_rl_datagram, st);
@@ -418,6 +432,7 @@ void stack_stop(struct stack *st)
 		}
 	}
 	list_flush(&st->outl);
+	wsflow_flush();            /* close frames while libre's is up */
 	st->lsnr_req  = mem_deref(st->lsnr_req);
 	st->lsnr_resp = mem_deref(st->lsnr_resp);
 	st->done = mem_deref(st->done);
@@ -597,6 +612,7 @@ int stack_debug(struct re_printf *pf, const struct stack *st)
 			  st->stats.bad_requests,
 			  dialog_table_count(st->dialogs));
 	err |= re_hprintf(pf, "  %H\n", ratelimit_debug, st->rl);
+	err |= re_hprintf(pf, "  %H\n", wsflow_debug, NULL);
 
 	return err;
 }

@@ -21,6 +21,7 @@
 #include <re.h>
 #include "sipcore.h"
 #include "core.h"
+#include "wsflow.h"
 
 
 static int rx_write(struct mbuf *mb, const struct stack_counts *c)
@@ -83,6 +84,39 @@ static int tx_write(struct mbuf *mb, const struct stack_counts *c)
 }
 
 
+/* SIP over WebSocket (libre_ext/wsflow.c counts, process-wide) */
+static int ws_write(struct mbuf *mb)
+{
+	struct wsflow_stats ws;
+	int err;
+
+	wsflow_stats(&ws);
+
+	err  = metrics_one(mb, "sipstack_websocket_connections",
+			   METRICS_GAUGE, "WebSocket connections (ws:, wss:) "
+			   "open.", ws.open);
+	err |= metrics_one(mb, "sipstack_websocket_accepted_total",
+			   METRICS_COUNTER, "WebSocket handshakes accepted.",
+			   ws.accepted);
+	err |= metrics_one(mb, "sipstack_websocket_refused_total",
+			   METRICS_COUNTER, "WebSocket handshakes refused "
+			   "(400, 405, 426).", ws.refused);
+	err |= metrics_one(mb, "sipstack_websocket_oversized_total",
+			   METRICS_COUNTER, "WebSocket connections closed for "
+			   "a frame over 64 KiB (1009).", ws.oversized);
+	err |= metrics_one(mb, "sipstack_websocket_timeouts_total",
+			   METRICS_COUNTER, "WebSocket connections closed for "
+			   "silence (32 s without a first frame, 900 s "
+			   "idle).", ws.timeouts);
+	err |= metrics_one(mb, "sipstack_websocket_unrouted_total",
+			   METRICS_COUNTER, "Requests of ours to a ws/wss "
+			   "destination with no connection from that peer "
+			   "(refused).", ws.unrouted);
+
+	return err;
+}
+
+
 int stack_metrics_collect(struct mbuf *mb, void *arg)
 {
 	const struct stack *st = arg;
@@ -115,6 +149,7 @@ int stack_metrics_collect(struct mbuf *mb, void *arg)
 	err |= metrics_one(mb, "sipstack_dialogs", METRICS_GAUGE, "Dialogs in "
 			   "the dialog table (early and confirmed).",
 			   dialog_table_count(st->dialogs));
+	err |= ws_write(mb);
 
 	return err;
 }

@@ -108,6 +108,8 @@ struct sub_opts {
 	const char *from;        /* From URI; NULL: our local URI        */
 	const char *accept;      /* Accept header value, or NULL         */
 	const char *hdrs;        /* extra header lines (CRLF each)       */
+	const char *user;        /* digest credentials for a 401/407,    */
+	const char *password;    /* or NULL: a challenge is a refusal    */
 };
 
 int  sub_subscribe(struct sub **subp, struct stack *st, const char *uri,

@@ -84,6 +84,9 @@ struct sub {
 	bool got_notify;
 	bool retried;               /* 423: asked again once               */
 	bool refer;                 /* a REFER's (in a dialog not ours)    */
+	char *user, *password;      /* digest credentials, or NULL         */
+	char *authhdr;              /* Authorization for the next SUBSCRIBE */
+	uint8_t auth_tries;         /* challenges answered in a row        */
 };
 
 /* evsvc.c */

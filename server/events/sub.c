@@ -133,6 +133,9 @@ static void sub_destructor(void *arg)
 	mem_deref(sub->sreq);
 	substate_clear(&sub->cur);
 	mem_deref(sub->hdrs);
+	mem_deref(sub->user);
+	mem_deref(sub->password);
+	mem_deref(sub->authhdr);
 	mem_deref(sub->event);
 	mem_deref(sub->id);
 	mem_deref(sub->callid);

@@ -3,7 +3,10 @@
  *
  * sub_subscribe() sends the first SUBSCRIBE in a dialog of its own
  * (RFC 6665 §4.1); its final answer reaches the owner (SUB_EV_ANSWER),
- * a 423 is retried once with the Min-Expires asked for. Every NOTIFY
+ * a 423 is retried once with the Min-Expires asked for, a 401/407 (to
+ * it or to a refresh) answered with the owner's credentials, if any
+ * (at most three in a row; a second without stale=true is a refusal).
+ * Every NOTIFY
  * is answered and told (SUB_EV_NOTIFY): in the dialog (its usage), or,
  * matching no dialog yet, through the service: a NOTIFY before the 2xx
  * fixes the dialog's remote side, one from another notifier (a fork,
@@ -12,7 +15,8 @@
  * each fork in its dialog; it ends when every fork has said terminated,
  * when a refresh fails, when no NOTIFY follows the 2xx within 64*T1,
  * or after sub_unsubscribe() (Expires: 0 to every fork). Exposes
- * sub_subscribe, sub_unsubscribe. Uses the core's dialogs.
+ * sub_subscribe, sub_unsubscribe. Uses the core's dialogs and digest
+ * client (auth_client_answer).
  */
 #include <string.h>
 #include <re.h>
@@ -80,6 +84,37 @@ static void fork_gone(struct sub *sub, struct subdlg *sd, const char *why)
 }
 
 
+/* A 401/407 to our SUBSCRIBE (first or refresh): credentials for it in
+ * sub->authhdr, for send_subscribe to add once. 0: send again; else the
+ * challenge stands (no credentials, ours refused, or too many). */
+static int auth_answer(struct sub *sub, struct subdlg *sd,
+		       const struct sip_msg *msg)
+{
+	bool stale = false;
+	int err;
+
+	if (!sub->user || !sub->password)
+		return EAUTH;
+
+	sub->authhdr = mem_deref(sub->authhdr);
+	err = auth_client_answer(&sub->authhdr, msg, "SUBSCRIBE",
+				 dialog_remote_target(sd->dlg), sub->user,
+				 sub->password, &stale);
+	if (!err && sub->auth_tries++ && !stale)
+		err = EAUTH;          /* our credentials were refused */
+	if (!err && sub->auth_tries > 3)
+		err = ELOOP;
+	if (err) {
+		sub->authhdr = mem_deref(sub->authhdr);
+		slog(LOG_WARN, "events", "auth_failed", NULL, "callid=%H "
+		     "event=%H code=%u err=%m", log_q, sub->callid, log_q,
+		     sub->event, msg->scode, err);
+	}
+
+	return err;
+}
+
+
 static void refresh_resp_h(int err, const struct sip_msg *msg, void *arg)
 {
 	struct subdlg *sd = arg;
@@ -89,6 +124,11 @@ static void refresh_resp_h(int err, const struct sip_msg *msg, void *arg)
 		return;
 
 	sd->req = NULL;
+
+	if (!err && (msg->scode == 401 || msg->scode == 407) &&
+	    !sub->ending && !auth_answer(sub, sd, msg) &&
+	    !send_subscribe(sub, sd, sub->want_expires))
+		return;
 
 	if (err || msg->scode >= 300) {
 		if (sub->ending)
@@ -100,6 +140,7 @@ static void refresh_resp_h(int err, const struct sip_msg *msg, void *arg)
 		return;
 	}
 
+	sub->auth_tries = 0;
 	if (!sub->ending)
 		schedule_refresh(sub, sub_msg_expires(msg, sub->expires));
 }
@@ -181,6 +222,11 @@ static void subscribe_resp_h(int err, const struct sip_msg *msg, void *arg)
 
 	sub->sreq = NULL;
 
+	if (!err && (msg->scode == 401 || msg->scode == 407) && sd &&
+	    !auth_answer(sub, sd, msg) &&
+	    !send_subscribe(sub, sd, sub->want_expires))
+		return;
+
 	if (!err && msg->scode == 423 && !sub->retried && sd) {
 		const struct sip_hdr *h = sip_msg_hdr(msg, SIP_HDR_MIN_EXPIRES);
 		uint32_t min = h ? pl_u32(&h->val) : 0;
@@ -204,6 +250,7 @@ static void subscribe_resp_h(int err, const struct sip_msg *msg, void *arg)
 	}
 
 	sub->answered = true;
+	sub->auth_tries = 0;
 	if (sd && !sd->terminated && !sub->refer) {
 		int e = dialog_set_remote(sd->dlg, msg);
 
@@ -242,7 +289,9 @@ static int send_subscribe(struct sub *sub, struct subdlg *sd,
 	char *hdrs = NULL;
 	int err;
 
-	err = re_sdprintf(&hdrs, "%sExpires: %u\r\n", sub->hdrs, expires);
+	err = re_sdprintf(&hdrs, "%s%sExpires: %u\r\n", sub->hdrs,
+			  sub->authhdr ? sub->authhdr : "", expires);
+	sub->authhdr = mem_deref(sub->authhdr);   /* one use */
 	if (err)
 		return err;
 
@@ -334,6 +383,10 @@ int sub_subscribe(struct sub **subp, struct stack *st, const char *uri,
 	err |= str_dup(&sub->from, opts && opts->from ? opts->from :
 		       contact);
 	err |= str_dup(&sub->to, uri);
+	if (opts && opts->user && opts->password) {
+		err |= str_dup(&sub->user, opts->user);
+		err |= str_dup(&sub->password, opts->password);
+	}
 	err |= re_sdprintf(&sub->hdrs, "Event: %s\r\n%s%s%s%s",
 			   event,
 			   opts && opts->accept ? "Accept: " : "",

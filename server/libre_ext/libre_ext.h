@@ -5,7 +5,9 @@
  * the executable (the list, with the reason for each: overrides.list)
  * and relies on internals of libre 1.1: how re_main() hands its timer
  * list to tmr_poll() (fasttmr.c), re_regex()'s quirks (fastregex.c),
- * which functions libre calls through its PLT. meson.build builds only
+ * the head of its private struct sip_conn and the order of the calls
+ * of its WebSocket accept (wsflow.c), which functions libre calls
+ * through its PLT. meson.build builds only
  * against libre 1.1.x and defines LIBRE_EXT_MAJOR and LIBRE_EXT_MINOR
  * (1 and 1); the program checks at start that the libre.so it runs on
  * is of that series too (another release can be installed under the

@@ -382,25 +382,72 @@ int regsvc_save(struct regsvc *rs, struct stack_req *req,
 }
 
 
-int regsvc_lookup(struct loc_set **setp, struct regsvc *rs,
-		  const char *uri)
+/* The AOR of the SIP URI uri (a mem string); EINVAL: not one */
+static int aor_of(char **aorp, const char *uri)
 {
 	struct uri u;
 	struct pl pl;
+
+	pl_set_str(&pl, uri);
+	if (uri_decode(&u, &pl) || location_aor(aorp, &u))
+		return EINVAL;
+
+	return 0;
+}
+
+
+int regsvc_lookup(struct loc_set **setp, struct regsvc *rs,
+		  const char *uri)
+{
 	char *aor = NULL;
 	int err;
 
 	if (!setp || !rs || !uri)
 		return EINVAL;
 
-	pl_set_str(&pl, uri);
-	if (uri_decode(&u, &pl) || location_aor(&aor, &u))
+	if (aor_of(&aor, uri))
 		return EINVAL;
 
 	err = location_lookup(setp, rs->loc, aor);
 	mem_deref(aor);
 
 	return err;
+}
+
+
+/* Every binding of the AOR goes, as a REGISTER with "Contact: *" and
+ * Expires: 0 would do (RFC 3261 §10.2.2), under a Call-ID of its own
+ * (so no REGISTER's CSeq rule can refuse it); doneh once it is
+ * committed, as location_apply() says */
+int regsvc_remove(struct regsvc *rs, const char *uri, const char *callid,
+		  loc_done_h *doneh, void *arg)
+{
+	struct loc_change chg;
+	char *aor = NULL;
+	int err;
+
+	if (!rs || !uri || !callid)
+		return EINVAL;
+
+	if (aor_of(&aor, uri))
+		return EINVAL;
+
+	memset(&chg, 0, sizeof(chg));
+	pl_set_str(&chg.aor, aor);
+	pl_set_str(&chg.callid, callid);
+	chg.cseq = 1;
+	chg.wildcard = true;
+
+	err = location_apply(rs->loc, &chg, doneh, arg);
+	mem_deref(aor);
+
+	return err;
+}
+
+
+struct location *regsvc_location(const struct regsvc *rs)
+{
+	return rs ? rs->loc : NULL;
 }
 
 

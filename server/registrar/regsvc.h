@@ -56,6 +56,12 @@ int  regsvc_save(struct regsvc *rs, struct stack_req *req,
 int  regsvc_lookup(struct loc_set **setp, struct regsvc *rs,
 		   const char *uri);
 
+/* Removes every binding of the AOR of the SIP URI uri (EINVAL: not
+ * one), as "Contact: *" would, in a change of Call-ID callid; doneh
+ * and the errors as location_apply() */
+int  regsvc_remove(struct regsvc *rs, const char *uri, const char *callid,
+		   loc_done_h *doneh, void *arg);
+struct location *regsvc_location(const struct regsvc *rs);
 struct auth *regsvc_auth(const struct regsvc *rs);        /* NULL: off */
 struct authguard *regsvc_guard(const struct regsvc *rs);  /* NULL: none */
 int  regsvc_debug(struct re_printf *pf, const struct regsvc *rs);

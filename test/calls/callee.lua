@@ -12,7 +12,9 @@
 --               that must fail (logged as msg=late_answer)
 --   early-bye   as cancel; the peer hangs up with a BYE on the early
 --               dialog instead
---   hangup      answer, sip.sleep(1), call:hangup() (BYE from us)
+--   hangup      answer, sip.sleep(1), call:hangup() (BYE from us), and
+--               call:hangup() again at once (one BYE only; logged as
+--               again=...)
 --   noack       answer (the peer never ACKs)
 --   hold        answer; on_hold / on_unhold log msg=hold / msg=unhold
 --   raise       the hook raises (LINE:raise) -> 500
@@ -136,7 +138,10 @@ sip.on_incoming_call(function(call)
     assert(call:answer(ANSWER))
     sip.sleep(1)
     local ok, err = call:hangup()
-    log("hangup", case, call, { ok = tostring(ok), err = tostring(err) })
+    local again, err2 = call:hangup()
+    log("hangup", case, call, { ok = tostring(ok), err = tostring(err),
+                                again = tostring(again),
+                                err2 = tostring(err2) })
   elseif case == "raise" then
     error("boom: the callee hook raised on purpose") -- LINE:raise
   elseif case == "cancel-200" then

@@ -265,6 +265,9 @@ def case_hangup(h, a):
     rec = cl.wait_script(srv, "hangup", case, 3.0)
     h.ok(rec.get("ok") == "true", "%s: call:hangup() returned true" % case,
          diag="got %r" % rec)
+    h.ok(rec.get("again") == "true", "%s: call:hangup() again while the "
+         "BYE is in flight: true, and no second BYE" % case,
+         diag="got %r" % rec)
     cl.check_call_log(h, srv, callid,
                       [ANSWER_FROM_IDLE, ACK, ("Connected", "Ending", "Bye"),
                        ("Ending", "Ended", "ByeResponse")], "hangup", case)

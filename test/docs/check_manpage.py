@@ -7,8 +7,10 @@ The man page is written by hand; this keeps it from drifting:
     and every short option of its optstring is named in the man page;
   - every option of `sipstack user` (cli_user.c's strcmp(arg, "--...")
     and its subcommands add/del/list) is named too;
+  - every option of `sipstack ctl` (cli_ctl.c's "--..." literals) is
+    named, and the SYNOPSIS has `sipstack ctl`;
   - every option the man page documents (the tag line of a .TP in
-    OPTIONS and USERS) is one the program accepts;
+    OPTIONS, USERS and CONTROL) is one the program accepts;
   - the page renders without a warning (groff -man -ww), when groff is
     installed (else that check is skipped).
 
@@ -42,7 +44,9 @@ def program_options():
     ulongs = sorted(set(re.findall(r'"--([a-z0-9-]+)=?"', cli)))
     subs = re.findall(r'strcmp\(cmd, "(\w+)"\)', cli)
     subs = sorted(set(subs))
-    return longs, shorts, ulongs, subs
+    ctl = read("server/cli_ctl.c")
+    clongs = sorted(set(re.findall(r'"--([a-z0-9-]+)=?"', ctl)) - {"help"})
+    return longs, shorts, ulongs, subs, clongs
 
 
 def plain(roff):
@@ -68,7 +72,7 @@ def tp_tags(text):
 def main():
     roff = open(MAN, encoding="utf-8").read()
     text = plain(roff)
-    longs, shorts, ulongs, subs = program_options()
+    longs, shorts, ulongs, subs, clongs = program_options()
     checks = []
 
     checks.append((len(longs) >= 10 and shorts and ulongs and subs,
@@ -88,15 +92,24 @@ def main():
         checks.append((re.search(r"(?<![\w-])--%s(?![\w-])" % re.escape(o),
                                  text),
                        "sipstack.1 names sipstack user --%s" % o, None))
+    checks.append((len(clongs) >= 3, "cli_ctl.c's options found (%d)" %
+                   len(clongs), None))
+    for o in clongs:
+        checks.append((re.search(r"(?<![\w-])--%s(?![\w-])" % re.escape(o),
+                                 plain(section(roff, "CONTROL"))),
+                       "sipstack.1's CONTROL names sipstack ctl --%s" % o,
+                       None))
     synopsis = plain(section(roff, "SYNOPSIS"))
+    checks.append((re.search(r"sipstack ctl\b", synopsis),
+                   "sipstack.1's SYNOPSIS has sipstack ctl", None))
     for s in subs:
         checks.append((re.search(r"sipstack user %s\b" % s, synopsis),
                        "sipstack.1's SYNOPSIS has sipstack user %s" % s,
                        None))
 
     # the other way: what the page documents exists
-    known = set(longs) | set(ulongs) | {"help"}
-    for sec in ("OPTIONS", "USERS"):
+    known = set(longs) | set(ulongs) | set(clongs) | {"help"}
+    for sec in ("OPTIONS", "USERS", "CONTROL"):
         for tag in tp_tags(section(roff, sec)):
             t = plain(tag)
             for o in re.findall(r"(?<![\w-])--([a-z0-9-]+)", t):

@@ -16,6 +16,7 @@
 --   X-Case: NAME             logged as case=
 --   X-Expires: S             asked for (default 60)
 --   X-Unsubscribe-After: S   once subscribed, sub:unsubscribe() after S
+--   X-Password: P            credentials user "alice", password P
 -- logs subscribe_failed / subscribed / notify / sub_end lines. A MESSAGE
 -- with the body "stats" gets "subscriptions=N dialogs=N" back.
 
@@ -42,10 +43,12 @@ sip.on_subscribe("presence", function(sub)
                              state = sub.state, role = sub.role })
 end, { min_expires = 2, max_expires = 600 })
 
-local function subscribe(case, to, expires, unsub_after)
+local function subscribe(case, to, expires, unsub_after, password)
   local sub, err, code, reason = sip.subscribe(to, "presence", {
     expires = expires,
     accept = "application/test+xml",
+    user = password and "alice",
+    password = password,
     on_notify = function(state, body, ct, why, fork)
       sip.log.info("notify", { case = case, state = state, body = body,
                                ct = ct, reason = why, fork = fork })
@@ -82,6 +85,7 @@ sip.on_incoming_message(function(msg)
   if not to then return 400, "X-Subscribe-To Missing" end
   sip.spawn(subscribe, msg:header("X-Case") or "?", to,
             tonumber(msg:header("X-Expires") or "60"),
-            tonumber(msg:header("X-Unsubscribe-After") or ""))
+            tonumber(msg:header("X-Unsubscribe-After") or ""),
+            msg:header("X-Password"))
   return 202, "Accepted"
 end)

@@ -37,6 +37,9 @@ notifier of the test:
   sub-rejected  403 -> sip.subscribe returns nil, "rejected", 403
   sub-refresh   200 grants 2 s: sipstack refreshes in the dialog (To tag,
                 CSeq up) before it runs out
+  sub-auth      407 to the SUBSCRIBE, a stale 401 to its refresh: both
+                answered with the script's credentials (digest checked)
+  sub-auth-wrong  a wrong password: the second 401 is the answer, no third
 """
 import os
 import re
@@ -47,7 +50,9 @@ import time
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sipp"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registration"))
 import harness  # noqa: E402
+import regtest  # noqa: E402
 from harness import SipMsg, UdpClient  # noqa: E402
 
 SCRIPT = os.path.join(HERE, "events.lua")
@@ -144,23 +149,6 @@ class Peer:
     def recv_resp(self, branch, timeout=5.0):
         return self.recv(lambda m: m.is_response and m.code >= 200 and
                          branch in (m.header("Via") or ""), timeout)
-
-
-def _headers_all(self, name):
-    """Every value of header name, in order (SipMsg has the first)."""
-    out = []
-    text = self.raw.decode("utf-8", "replace") if hasattr(self, "raw") \
-        else ""
-    head = text.split("\r\n\r\n", 1)[0]
-    for line in head.split("\r\n")[1:]:
-        n, _, v = line.partition(":")
-        if n.strip().lower() == name.lower():
-            out.append(v.strip())
-    return out
-
-
-if not hasattr(SipMsg, "headers_all"):
-    SipMsg.headers_all = _headers_all
 
 
 def tag_of(hdr):
@@ -397,12 +385,15 @@ def case_notify_sipp(h, srv):
 # Subscriber cases: sipstack subscribes to the test
 # ---------------------------------------------------------------------
 
-def trigger(h, srv, case, notifier, expires=60, unsub_after=None):
+def trigger(h, srv, case, notifier, expires=60, unsub_after=None,
+            password=None):
     cl = UdpClient(srv.port)
     extra = [("X-Subscribe-To", notifier.uri("pres")), ("X-Case", case),
              ("X-Expires", str(expires))]
     if unsub_after is not None:
         extra.append(("X-Unsubscribe-After", str(unsub_after)))
+    if password is not None:
+        extra.append(("X-Password", password))
     r = cl.request("MESSAGE", extra=extra, body=b"go", ctype="text/plain")
     cl.close()
     h.ok(r and r.code == 202, "%s: MESSAGE -> 202" % case,
@@ -560,6 +551,104 @@ def case_sub_refresh(h, srv):
     p.close()
 
 
+def challenge(p, req, code, nonce, stale=False):
+    """Answer req with a digest challenge (401 or 407, MD5, qop=auth)"""
+    name = "WWW-Authenticate" if code == 401 else "Proxy-Authenticate"
+    p.reply(req, code, "Unauthorized" if code == 401 else
+            "Proxy Authentication Required",
+            to_tag=None, hdrs=[(name, 'Digest realm="events-test", '
+                                'nonce="%s", qop="auth", algorithm=MD5%s'
+                                % (nonce, ", stale=true" if stale
+                                   else ""))])
+
+
+def check_credentials(h, case, req, code, nonce, what):
+    name = "Authorization" if code == 401 else "Proxy-Authorization"
+    authz = req.header(name) if req else None
+    ok, why = (False, "no %s" % name) if not authz else \
+        regtest.digest_check(authz, "SUBSCRIBE", "alice", "secret",
+                             "events-test", nonce, req.start.split()[1])
+    h.ok(ok, "%s: %s carries %s with the right digest" % (case, what,
+                                                          name), diag=why)
+
+
+def case_sub_auth(h, srv):
+    """the notifier challenges the SUBSCRIBE (407) and its refresh (401,
+    stale): both answered with the script's credentials"""
+    case = "sub-auth"
+    p = Peer(srv.port)
+    trigger(h, srv, case, p, expires=4, unsub_after=3.5, password="secret")
+    s = p.recv_req("SUBSCRIBE")
+    h.ok(s is not None and not s.header("Proxy-Authorization"),
+         "%s: SUBSCRIBE came, without credentials" % case)
+    if not s:
+        return
+    challenge(p, s, 407, "nonce-one")
+    s2 = p.recv_req("SUBSCRIBE")
+    check_credentials(h, case, s2, 407, "nonce-one", "the second SUBSCRIBE")
+    h.ok(s2 is not None and s2.header("Call-ID") == s.header("Call-ID") and
+         tag_of(s2.header("From")) == tag_of(s.header("From")) and
+         int(s2.header("CSeq").split()[0]) ==
+         int(s.header("CSeq").split()[0]) + 1,
+         "%s: same Call-ID and From tag, CSeq + 1" % case)
+    if not s2:
+        return
+    p.reply(s2, 200, "OK", to_tag="n1", hdrs=[("Expires", "4")])
+    r = send_notify(p, s2, "n1", "active;expires=4", b"<n>a</n>")
+    h.ok(r and r.code == 200, "%s: NOTIFY -> 200" % case)
+    h.ok(srv.wait_for({"msg": "subscribed", "case": case}, 3),
+         "%s: sip.subscribe returned the subscription" % case, server=srv)
+    # the refresh, challenged again (a new nonce, stale=true)
+    f = p.recv_req("SUBSCRIBE", 5.0)
+    h.ok(f is not None and tag_of(f.header("To")) == "n1" and
+         f.header("Expires") == "4", "%s: refresh in the dialog" % case)
+    if not f:
+        return
+    challenge(p, f, 401, "nonce-two", stale=True)
+    f2 = p.recv_req("SUBSCRIBE", 5.0)
+    check_credentials(h, case, f2, 401, "nonce-two", "the refresh again")
+    if f2:
+        p.reply(f2, 200, "OK", hdrs=[("Expires", "4")])
+    u = p.recv_req("SUBSCRIBE", 5.0)
+    h.ok(u is not None and u.header("Expires") == "0",
+         "%s: unsubscribe" % case)
+    if u:
+        p.reply(u, 200, "OK", hdrs=[("Expires", "0")])
+        send_notify(p, s2, "n1", "terminated;reason=timeout", cseq=2)
+    h.ok(srv.wait_for({"msg": "sub_end", "case": case,
+                       "reason": "unsubscribed"}, 3),
+         "%s: on_end(unsubscribed): the refresh had kept it" % case,
+         server=srv)
+    h.ok(not srv.find({"ev": "auth_failed"}), "%s: no auth_failed" % case)
+    p.close()
+
+
+def case_sub_auth_wrong(h, srv):
+    """a wrong password: the second challenge (not stale) is the
+    answer; no third SUBSCRIBE"""
+    case = "sub-auth-wrong"
+    p = Peer(srv.port)
+    trigger(h, srv, case, p, expires=60, password="wrong")
+    s = p.recv_req("SUBSCRIBE")
+    if not h.ok(s is not None, "%s: SUBSCRIBE came" % case):
+        return
+    challenge(p, s, 401, "nonce-w1")
+    s2 = p.recv_req("SUBSCRIBE")
+    h.ok(s2 is not None and s2.header("Authorization"),
+         "%s: SUBSCRIBE again with credentials" % case)
+    if not s2:
+        return
+    challenge(p, s2, 401, "nonce-w2")
+    h.ok(srv.wait_for({"msg": "subscribe_failed", "case": case,
+                       "err": "rejected", "code": "401"}, 3),
+         "%s: sip.subscribe -> nil, rejected, 401" % case, server=srv)
+    h.ok(p.recv_req("SUBSCRIBE", 1.5) is None,
+         "%s: no third SUBSCRIBE" % case)
+    h.ok(srv.find({"ev": "auth_failed", "code": "401"}),
+         "%s: the log says auth_failed" % case)
+    p.close()
+
+
 CASES = {
     "notify-sipp": case_notify_sipp,
     "bad-event": case_bad_event,
@@ -575,6 +664,8 @@ CASES = {
     "sub-fork": case_sub_fork,
     "sub-rejected": case_sub_rejected,
     "sub-refresh": case_sub_refresh,
+    "sub-auth": case_sub_auth,
+    "sub-auth-wrong": case_sub_auth_wrong,
 }
 
 

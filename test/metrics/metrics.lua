@@ -3,6 +3,7 @@
 --
 -- A registrar with digest auth (REGISTER in C), a MESSAGE hook that
 -- counts in a script counter and a gauge and fails on the body "boom",
+-- a notifier of the package "presence" that accepts every SUBSCRIBE,
 -- and, at every load, the misuses of sip.metrics that must raise,
 -- logged as one line `ev=log msg=metrics_checks` (each field "raised"
 -- or what went wrong).
@@ -54,4 +55,9 @@ sip.on_incoming_message(function(msg)
     error("boom on purpose")
   end
   return 200
+end)
+
+sip.on_subscribe("presence", function(sub)
+  sub:accept(600)
+  sub:notify("active")
 end)

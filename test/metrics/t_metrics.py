@@ -536,6 +536,38 @@ def traffic(h):
            "bindings still 2 (the service kept)")
     expect(h, s2, "sipstack_location_commits_total", 3)
 
+    # a subscription: counted while it lives, gone after Expires: 0
+    # (after the exact figures above, which it would change)
+    cl = harness.UdpClient(srv.port)
+    cl.auto_answer = 200   # the NOTIFYs
+    uri = "sip:pres@%s:%d" % (LOCAL, srv.port)
+    ids = {"Call-ID": "metrics-sub-%d@%s" % (os.getpid(), LOCAL),
+           "From": "<sip:raw@%s:%d>;tag=msub" % (LOCAL, cl.port),
+           "Contact": "<sip:raw@%s:%d>" % (LOCAL, cl.port),
+           "Event": "presence"}
+    r = cl.request("SUBSCRIBE", uri=uri, set=dict(ids, Expires="600"))
+    h.ok(r is not None and r.code == 200 and r.header("To") and
+         ";tag=" in r.header("To"), "SUBSCRIBE presence -> 200 with a To "
+         "tag", diag=repr(r))
+    s3 = scrape(h, mport, "with a subscription")
+    expect(h, s3, "sipstack_subscriptions", 1, "subscriptions: 1")
+    expect(h, s3, "sipstack_dialogs", 1, "dialogs: 1 (the subscription's)")
+    if r is not None and r.header("To"):
+        r = cl.request("SUBSCRIBE", uri=uri, set=dict(
+            ids, Expires="0", To=r.header("To"), CSeq="99 SUBSCRIBE"))
+        h.ok(r is not None and r.code == 200, "SUBSCRIBE Expires: 0 -> "
+             "200", diag=repr(r))
+    left = None
+    for _ in range(50):
+        left = scrape(h, mport, "after the unsubscribe").get(
+            "sipstack_subscriptions")
+        if left == 0:
+            break
+        cl.pump(0.1)
+    h.ok(left == 0, "subscriptions: 0 after the unsubscribe",
+         diag="sipstack_subscriptions %r" % left)
+    cl.close()
+
     checks = srv.find({"msg": "metrics_checks"})
     bad = []
     for line in checks:

@@ -353,6 +353,10 @@ class SipMsg:
                 return v
         return None
 
+    def headers_all(self, name):
+        """Every value of header name, in order."""
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
     def __repr__(self):
         return "<%s>" % self.start
 
@@ -482,9 +486,26 @@ class UdpClient:
         self.port = self.sock.getsockname()[1]
         self.n = 0
         self.last_call_id = None
+        # a status code: every request the server sends us (a NOTIFY of
+        # a subscription, a BYE) is answered with it while we read
+        self.auto_answer = None
 
     def close(self):
         self.sock.close()
+
+    def answer(self, req, code, reason="OK"):
+        """Answer req, a request received from the server."""
+        lines = ["SIP/2.0 %d %s" % (code, reason)]
+        lines += ["Via: %s" % v for v in req.headers_all("Via")]
+        lines += ["%s: %s" % (n, req.header(n))
+                  for n in ("From", "To", "Call-ID", "CSeq")]
+        lines.append("Content-Length: 0")
+        self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(),
+                         self.dst)
+
+    def pump(self, seconds):
+        """Read for seconds, answering requests if auto_answer is set."""
+        self.recv(branch="-none-", timeout=seconds)
 
     def build(self, method, uri=None, set=None, extra=(), body=b"",
               ctype=None, cseq_method=None):
@@ -548,6 +569,8 @@ class UdpClient:
                 return None
             msg = SipMsg(data)
             if not msg.is_response:
+                if self.auto_answer and msg.method != "ACK":
+                    self.answer(msg, self.auto_answer)
                 continue
             if branch and branch not in (msg.header("Via") or ""):
                 continue
