@@ -169,12 +169,14 @@ uint32_t fwd_max_forwards(const struct sip_msg *msg)
 }
 
 
-/* "udp", "tcp", "tls" (any case) */
+/* "udp", "tcp", "tls", "ws", "wss" (any case) */
 static enum sip_transp tp_decode(const struct pl *pl)
 {
 	if (!pl_strcasecmp(pl, "udp")) return SIP_TRANSP_UDP;
 	if (!pl_strcasecmp(pl, "tcp")) return SIP_TRANSP_TCP;
 	if (!pl_strcasecmp(pl, "tls")) return SIP_TRANSP_TLS;
+	if (!pl_strcasecmp(pl, "ws"))  return SIP_TRANSP_WS;
+	if (!pl_strcasecmp(pl, "wss")) return SIP_TRANSP_WSS;
 	return SIP_TRANSP_NONE;
 }
 
