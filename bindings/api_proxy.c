@@ -401,6 +401,9 @@ static size_t targets_check(lua_State *L, int idx,
 
 		memset(t, 0, sizeof(*t));
 		t->q = 1000;
+		/* each target leaves up to 5 values (its strings stay
+		 * anchored): room beyond LUA_MINSTACK */
+		luaL_checkstack(L, 6, "proxy: targets");
 		lua_rawgeti(L, idx, (int)i + 1);
 
 		if (lua_type(L, -1) == LUA_TSTRING) {
