@@ -209,6 +209,29 @@ static struct ptrans *ptrans_get(lua_State *L, struct stack_req *req,
  * req:proxy{...}, req:relay{...}
  * ------------------------------------------------------------------ */
 
+/* One branch's outcome: {uri=, code=, reason=, made_up=, cancelled=,
+ * attempt=} */
+static void push_branch(lua_State *co, const struct proxy_branch_info *bi)
+{
+	lua_createtable(co, 0, 6);
+	lua_pushstring(co, bi->uri);
+	lua_setfield(co, -2, "uri");
+	lua_pushinteger(co, bi->scode);
+	lua_setfield(co, -2, "code");
+	if (bi->resp)
+		lua_pushlstring(co, bi->resp->reason.p, bi->resp->reason.l);
+	else
+		lua_pushstring(co, bi->reason ? bi->reason : "");
+	lua_setfield(co, -2, "reason");
+	lua_pushboolean(co, bi->made_up);
+	lua_setfield(co, -2, "made_up");
+	lua_pushboolean(co, bi->cancelled);
+	lua_setfield(co, -2, "cancelled");
+	lua_pushinteger(co, bi->attempt);
+	lua_setfield(co, -2, "attempt");
+}
+
+
 /* The result table of an attempt */
 static int push_result(lua_State *co, void *arg)
 {
@@ -245,21 +268,7 @@ static int push_result(lua_State *co, void *arg)
 		if (ptrans_branch(pt, i, &bi) || bi.attempt != attempt)
 			continue;
 
-		lua_createtable(co, 0, 5);
-		lua_pushstring(co, bi.uri);
-		lua_setfield(co, -2, "uri");
-		lua_pushinteger(co, bi.scode);
-		lua_setfield(co, -2, "code");
-		if (bi.resp)
-			lua_pushlstring(co, bi.resp->reason.p,
-					bi.resp->reason.l);
-		else
-			lua_pushstring(co, bi.reason ? bi.reason : "");
-		lua_setfield(co, -2, "reason");
-		lua_pushboolean(co, bi.made_up);
-		lua_setfield(co, -2, "made_up");
-		lua_pushboolean(co, bi.cancelled);
-		lua_setfield(co, -2, "cancelled");
+		push_branch(co, &bi);
 		lua_rawseti(co, -2, ++k);
 	}
 	lua_setfield(co, -2, "branches");
@@ -297,22 +306,7 @@ static void branch_h(struct ptrans *pt, const struct proxy_branch_info *bi,
 
 	co = rt_task_co(t);
 	lua_rawgeti(co, LUA_REGISTRYINDEX, pw->on_branch);
-	lua_createtable(co, 0, 6);
-	lua_pushstring(co, bi->uri);
-	lua_setfield(co, -2, "uri");
-	lua_pushinteger(co, bi->scode);
-	lua_setfield(co, -2, "code");
-	if (bi->resp)
-		lua_pushlstring(co, bi->resp->reason.p, bi->resp->reason.l);
-	else
-		lua_pushstring(co, bi->reason ? bi->reason : "");
-	lua_setfield(co, -2, "reason");
-	lua_pushboolean(co, bi->made_up);
-	lua_setfield(co, -2, "made_up");
-	lua_pushboolean(co, bi->cancelled);
-	lua_setfield(co, -2, "cancelled");
-	lua_pushinteger(co, bi->attempt);
-	lua_setfield(co, -2, "attempt");
+	push_branch(co, bi);
 
 	rt_task_run(t, 1);
 }
