@@ -751,6 +751,40 @@ int ptrans_alloc(struct ptrans **ptp, struct proxy *px,
 }
 
 
+static bool unsup_print(const struct sip_hdr *hdr, const struct sip_msg *msg,
+			void *arg)
+{
+	struct mbuf *mb = arg;
+	(void)msg;
+
+	return 0 != mbuf_printf(mb, "%s%r", mb->end > 13 ? ", " : "",
+				&hdr->val);
+}
+
+
+/* "Unsupported: <every Proxy-Require tag>\r\n" (a mem string) */
+static int proxy_require_unsupported(char **hdrp, const struct sip_msg *msg)
+{
+	struct mbuf *mb = mbuf_alloc(128);
+	int err;
+
+	if (!mb)
+		return ENOMEM;
+
+	err = mbuf_write_str(mb, "Unsupported: ");
+	(void)sip_msg_hdr_apply(msg, true, SIP_HDR_PROXY_REQUIRE,
+				unsup_print, mb);
+	err |= mbuf_write_str(mb, "\r\n");
+	if (!err) {
+		mb->pos = 0;
+		err = mbuf_strdup(mb, hdrp, mb->end);
+	}
+	mem_deref(mb);
+
+	return err;
+}
+
+
 static int target_check(const struct proxy_target *t)
 {
 	struct uri u;
@@ -855,6 +889,25 @@ int ptrans_forward(struct ptrans *pt, const struct proxy_target *targets,
 				      NULL, 0);
 		pt->answered = true;
 		pt_set_best(pt, NULL, 483, "Too Many Hops", true);
+		*donep = true;
+		pt_check_end(pt);
+		return 0;
+	}
+
+	/* RFC 3261 §16.3 item 5: we implement no proxy extension, so
+	 * every Proxy-Require tag is one we do not support */
+	if (sip_msg_hdr(pt->msg, SIP_HDR_PROXY_REQUIRE)) {
+		char *unsup = NULL;
+
+		(void)proxy_require_unsupported(&unsup, pt->msg);
+		slog(LOG_INFO, "proxy", "bad_extension", &pt->msg->callid,
+		     "src=%J unsupported=%H", &pt->msg->src, log_q,
+		     unsup ? unsup : "");
+		(void)stack_req_reply(req, 420, "Bad Extension", unsup, NULL,
+				      NULL, 0);
+		mem_deref(unsup);
+		pt->answered = true;
+		pt_set_best(pt, NULL, 420, "Bad Extension", true);
 		*donep = true;
 		pt_check_end(pt);
 		return 0;

@@ -28,7 +28,8 @@ the auth case). One case per run (--case), each on free ports of
   stop            the server stops while a proxied call rings: the
                   caller gets 503, the phone a CANCEL, a clean exit
   raw             raw requests: unknown user 404, a loop 482,
-                  Max-Forwards 0 483, a Lua error 500 (and alive);
+                  Max-Forwards 0 483, Proxy-Require 420, a Lua error
+                  500 (and alive);
                   req:relay to the Request-URI; a binding's Path;
                   mode q;
                   in-dialog requests of dialogs not ours: 481 without
@@ -452,6 +453,12 @@ def case_raw(h, srv):
     r = cl.request("INVITE", uri=to % "loop", set={"Max-Forwards": "0"})
     h.ok(r and r.code == 483, "Max-Forwards 0 -> 483",
          diag=r and r.start, server=srv)
+
+    r = cl.request("INVITE", uri=to % "loop",
+                   set={"Proxy-Require": "foo, bar"})
+    h.ok(r and r.code == 420 and r.header("Unsupported") == "foo, bar",
+         "Proxy-Require of an extension we lack -> 420 with Unsupported",
+         diag=r and "%s %r" % (r.start, r.headers), server=srv)
 
     r = cl.request("INVITE", uri=to % "boom")
     h.ok(r and r.code == 500, "a Lua error in routing -> 500",
