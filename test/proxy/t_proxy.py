@@ -31,7 +31,7 @@ the auth case). One case per run (--case), each on free ports of
                   Max-Forwards 0 483, Proxy-Require 420, a Lua error
                   500 (and alive);
                   req:relay to the Request-URI; a binding's Path;
-                  mode q;
+                  mode q; forked 2xx;
                   in-dialog requests of dialogs not ours: 481 without
                   our Route, relayed along a loose Route and after a
                   strict router
@@ -507,6 +507,31 @@ def case_raw(h, srv):
              g1, g2, early, g3, r and r.start), server=srv)
     for u in (hi1, hi2, lo):
         u.close()
+
+    # two phones answer at once: both 2xx go upstream (RFC 3261 §16.7:
+    # every 2xx, the second one without state)
+    p1, p2 = RawUas(), RawUas()
+    rc = reglib.RegClient(srv, user="twins")
+    rc.register(["<%s>" % p1.uri, "<%s>" % p2.uri], expires=600)
+    rc.close()
+    b = cl.send("INVITE", uri="sip:twins@%s:%d" % (LOCAL, srv.port))
+    i1, i2 = p1.recv(3.0), p2.recv(3.0)
+    for u, m in ((p1, i1), (p2, i2)):
+        if m is not None:
+            u.reply(m, 200, extra=[("Contact", "<%s>" % u.uri)])
+    oks = []
+    while True:
+        r = cl.recv(b, timeout=2.0)
+        if r is None:
+            break
+        oks.append(re.search(r"tag=([^;>\s]+)", r.header("To") or "")
+                   .group(1) if r.code == 200 else r.code)
+    h.ok(len(oks) == 2 and set(oks) == {"uas%d" % p1.port,
+                                         "uas%d" % p2.port},
+         "two phones answer: both 200s reach the caller (forked 2xx)",
+         diag="%r" % oks, server=srv)
+    p1.close()
+    p2.close()
 
     # a binding registered through an edge proxy (Path, RFC 3327): the
     # request goes to the edge, with the Path as Route
