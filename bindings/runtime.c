@@ -838,7 +838,10 @@ static void hook_returned(struct task *t, int nres)
 	}
 
 	if (nres == 0 || lua_isnil(co, 1) || lua_type(co, 1) == LUA_TBOOLEAN) {
-		if (t->kind == RT_HOOK_MESSAGE)
+		/* a MESSAGE's hook answers 200 by default, unless the
+		 * request has an answer waiting (a proxy's best one) */
+		if (t->kind == RT_HOOK_MESSAGE &&
+		    !stack_req_has_default(req))
 			(void)stack_req_reply(req, 200, "OK", NULL, NULL,
 					      NULL, 0);
 		else

@@ -286,6 +286,12 @@ void stack_req_set_default(struct stack_req *req, stack_req_default_h *h,
 }
 
 
+bool stack_req_has_default(const struct stack_req *req)
+{
+	return req && req->defh;
+}
+
+
 /* A proxy's relayed response: libre's server transaction sends it as
  * it is (sip_strans_reply), and answers retransmissions of the request
  * with it; the ownership rules above hold (libre's after a final). No

@@ -709,6 +709,7 @@ int  stack_req_relay_reply(struct stack_req *req, uint16_t scode,
 typedef int (stack_req_default_h)(struct stack_req *req, void *arg);
 void stack_req_set_default(struct stack_req *req, stack_req_default_h *h,
 			   void *arg);
+bool stack_req_has_default(const struct stack_req *req);
 
 
 /* ---------------------------------------------------------------------

@@ -22,7 +22,7 @@ local function user_of(uri)
   return uri:match("^sips?:([^@;:]+)@")
 end
 
-sip.on_request(function(req)
+local function route(req)
   local user = user_of(req.uri)
   if not user then return end
 
@@ -70,4 +70,9 @@ sip.on_request(function(req)
                             answered = res.answered,
                             cancelled = res.cancelled,
                             branches = table.concat(codes, ",") })
-end)
+end
+
+-- every request no other part takes; MESSAGE through its own hook (whose
+-- plain return must still forward the proxy's answer, not 200)
+sip.on_request(route)
+sip.on_incoming_message(route)
