@@ -118,8 +118,8 @@ int  ptrans_alloc(struct ptrans **ptp, struct proxy *px,
  * One attempt: targets (n of them; NULL/0: the Request-URI or the
  * Route, after RFC 3261 §16.4) with opts (NULL: defaults). 0: started,
  * doneh(pt, arg) comes once it ends; *donep true: it ended already
- * (doneh does not come): Max-Forwards was 0 (483 sent), or no branch
- * could start. Errors: EALREADY (answered), EBUSY (an attempt runs),
+ * (doneh does not come): Max-Forwards was 0 (483 sent), a
+ * Proxy-Require (420 sent), or no branch could start. Errors: EALREADY (answered), EBUSY (an attempt runs),
  * ELOOP (max_attempts reached), EINVAL (a target is not a SIP URI).
  * The first attempt of an INVITE sends 100 Trying.
  */
