@@ -67,6 +67,7 @@ static const struct feature {
 	 api_events_close},
 	{"metrics",   api_metrics_inject,   NULL, NULL},
 	{"media",     api_media_inject,     NULL, NULL},   /* after call */
+	{"proxy",     api_proxy_inject,     api_proxy_activate, NULL},
 };
 
 struct luart {
@@ -725,6 +726,7 @@ static const struct {
 						* (yet) in a state for it */
 	{EBUSY,           "busy"},             /* one at a time: retry  */
 	{EAUTH,           "unauthorized"},
+	{ELOOP,           "too many attempts"},  /* req:proxy retries */
 };
 
 
@@ -875,7 +877,10 @@ static void hook_returned(struct task *t, int nres)
 	}
 
 	if (nres == 0 || lua_isnil(co, 1) || lua_type(co, 1) == LUA_TBOOLEAN) {
-		if (t->kind == RT_HOOK_MESSAGE)
+		/* a MESSAGE's hook answers 200 by default, unless the
+		 * request has an answer waiting (a proxy's best one) */
+		if (t->kind == RT_HOOK_MESSAGE &&
+		    !stack_req_has_default(req))
 			(void)stack_req_reply(req, 200, "OK", NULL, NULL,
 					      NULL, 0);
 		else

@@ -72,6 +72,8 @@ enum rt_slot {
 				 * listened to                          */
 	RT_SLOT_MEDIA,          /* api_media.c: runtime: the media
 				 * engine (its threads)                 */
+	RT_SLOT_PROXY,          /* api_proxy.c: generation: its
+				 * sip.proxy.configure{}                */
 	RT_SLOT_MAX
 };
 
@@ -231,6 +233,9 @@ void api_call_follow_refer(lua_State *L, int idx, struct sub *sub,
 bool api_refer_run(struct script *sc, struct stack_req *req,
 		   struct call *call, int call_ref);
 void api_metrics_inject(lua_State *L);
+/* api_proxy.c: sip.proxy, req:proxy, req:relay (after request's) */
+void api_proxy_inject(lua_State *L);
+int  api_proxy_activate(struct luart *rt, struct script *sc);
 
 /* api_call.c: what api_media.c uses of the call object */
 struct lcall;
