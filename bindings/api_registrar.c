@@ -399,8 +399,17 @@ static int l_auth_require(lua_State *L)
 	struct stack_req *req = api_request_check(L, 1);
 	struct auth *auth = api_registrar_auth(L, "auth.require");
 	struct auth_result ar;
+	bool proxy = false;
 
-	if (auth_require(auth, req, false, &ar)) {
+	/* {proxy = true}: Proxy-Authorization, 407 (a proxy's callers) */
+	if (!lua_isnoneornil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		lua_getfield(L, 2, "proxy");
+		proxy = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+	}
+
+	if (auth_require(auth, req, proxy, &ar)) {
 		lua_pushnil(L);
 		lua_pushstring(L, auth_status_name(ar.status));
 		return 2;

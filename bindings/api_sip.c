@@ -124,6 +124,34 @@ static uint32_t cfg_uint(lua_State *L, const char *key, uint32_t min,
 }
 
 
+static bool cfg_bool(lua_State *L, const char *key)
+{
+	if (lua_type(L, -1) != LUA_TBOOLEAN)
+		luaL_error(L, "configure: '%s' must be a boolean", key);
+
+	return lua_toboolean(L, -1);
+}
+
+
+/* bytes: 0 (no cap) or from 1 MiB (the state itself takes ~40 KiB,
+ * the bundled modules some more) to 1 TiB */
+static uint64_t cfg_memory(lua_State *L, const char *key)
+{
+	lua_Number n;
+
+	if (lua_type(L, -1) != LUA_TNUMBER)
+		luaL_error(L, "configure: '%s' must be a number", key);
+
+	n = lua_tonumber(L, -1);
+	if (n != floor(n) || (n != 0 && (n < 1048576.0 ||
+					 n > 1099511627776.0)))
+		luaL_error(L, "configure: '%s' must be 0 (no cap) or a number "
+			   "of bytes from 1 MiB (1048576) to 1 TiB", key);
+
+	return (uint64_t)n;
+}
+
+
 static void cfg_str(lua_State *L, const char *key, char *dst, size_t sz)
 {
 	size_t len, i;
@@ -302,14 +330,16 @@ static void cfg_ua_drop(lua_State *L, struct stack_config *cfg)
 
 /* sip.configure{user_agent=, local_ip=, udp_port=, tcp_port=,
  * tls_port=, max_forwards=, t1=, t2=, t4=, dns_servers=, rate_limit=,
- * drop_user_agents=} */
+ * drop_user_agents=, hook_budget_ms=, lua_memory_max=, jit=} */
 static int l_configure(lua_State *L)
 {
 	struct stack_config cfg;
+	struct rt_limits lim;
 
 	rt_need_loading(L, "configure");
 	luaL_checktype(L, 1, LUA_TTABLE);
 	cfg = *rt_config(L);
+	lim = *rt_limits(L);
 
 	lua_pushnil(L);
 	while (lua_next(L, 1)) {
@@ -344,6 +374,12 @@ static int l_configure(lua_State *L)
 			cfg_ratelimit(L, &cfg.rate_limit);
 		else if (!strcmp(k, "drop_user_agents"))
 			cfg_ua_drop(L, &cfg);
+		else if (!strcmp(k, "hook_budget_ms"))
+			lim.budget_ms = cfg_uint(L, k, 0, 3600000);
+		else if (!strcmp(k, "lua_memory_max"))
+			lim.memory_max = cfg_memory(L, k);
+		else if (!strcmp(k, "jit"))
+			lim.jit = cfg_bool(L, k);
 		else
 			return luaL_error(L, "configure: unknown key '%s'",
 					  k);
@@ -355,6 +391,7 @@ static int l_configure(lua_State *L)
 				  "t1 (%d)", (int)cfg.t2, (int)cfg.t1);
 
 	*rt_config(L) = cfg;
+	*rt_limits(L) = lim;
 
 	return 0;
 }
@@ -398,9 +435,10 @@ static int l_config(lua_State *L)
 	struct stack *st = rt_stack(L);
 	const struct stack_config *cfg = st ? stack_config(st) :
 		rt_config(L);
+	const struct rt_limits *lim = rt_limits(L);
 	uint32_t i;
 
-	lua_createtable(L, 0, 11);
+	lua_createtable(L, 0, 14);
 	lua_pushstring(L, cfg->user_agent);
 	lua_setfield(L, -2, "user_agent");
 	lua_pushstring(L, cfg->local_ip);
@@ -425,6 +463,13 @@ static int l_config(lua_State *L)
 		lua_rawseti(L, -2, (int)i + 1);
 	}
 	lua_setfield(L, -2, "drop_user_agents");
+
+	lua_pushnumber(L, lim->budget_ms);
+	lua_setfield(L, -2, "hook_budget_ms");
+	lua_pushnumber(L, (lua_Number)lim->memory_max);
+	lua_setfield(L, -2, "lua_memory_max");
+	lua_pushboolean(L, lim->jit);
+	lua_setfield(L, -2, "jit");
 
 	return 1;
 }

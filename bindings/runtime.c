@@ -25,9 +25,11 @@
 #include <stdlib.h>
 #include <time.h>
 #include <re.h>
+#include <luajit.h>
 #include "sipstack.h"
 #include "luart.h"
 #include "runtime.h"
+#include "budget.h"
 
 #include "sipstack_headers_bc.h"
 #include "sipstack_sdp_bc.h"
@@ -65,6 +67,7 @@ static const struct feature {
 	 api_events_close},
 	{"metrics",   api_metrics_inject,   NULL, NULL},
 	{"media",     api_media_inject,     NULL, NULL},   /* after call */
+	{"proxy",     api_proxy_inject,     api_proxy_activate, NULL},
 };
 
 struct luart {
@@ -75,12 +78,14 @@ struct luart {
 	uint32_t gen;
 	luart_cfg_h *cfgh;
 	void *cfg_arg;
+	bool budget;                /* holds the watchdog (budget.c)     */
 	void *slots[RT_SLOT_MAX];   /* the features' objects */
 	struct stack_handler *h_message;  /* on_incoming_message      */
 	struct stack_handler *h_request;  /* on_request (any method)  */
 	struct {                          /* for the metrics          */
 		uint64_t runs[RT_HOOK_MAX];   /* tasks started, by kind   */
 		uint64_t errors[RT_HOOK_MAX]; /* tasks that failed        */
+		uint64_t stops[2];            /* by a limit: time, memory */
 		uint32_t tasks;               /* alive, every generation  */
 		struct metrics_hist resume;   /* s, one run of a task     */
 		struct metrics_collector *mc;
@@ -98,6 +103,8 @@ struct script {
 	char *req_methods;          /* on_request filter, " A B " or NULL */
 	struct list tasks;          /* live struct task                 */
 	struct stack_config cfg;    /* effective config after sip.configure */
+	struct rt_limits lim;       /* budget, memory cap, jit (budget.c) */
+	struct budget_mem mem;      /* L's allocator, with the cap      */
 	void *slots[RT_SLOT_MAX];   /* the features' objects            */
 	bool loading;               /* top-level chunk running          */
 	bool closing;               /* generation is being torn down    */
@@ -571,7 +578,8 @@ static int script_load(struct script **scp, struct luart *rt,
 {
 	struct script *sc;
 	lua_State *L;
-	int err = 0, i;
+	int err = 0, i, status;
+	bool fired;
 
 	sc = mem_zalloc(sizeof(*sc), script_destructor);
 	if (!sc)
@@ -591,7 +599,22 @@ static int script_load(struct script **scp, struct luart *rt,
 		goto out;
 	}
 
-	luaL_openlibs(L);
+	/* the limits (budget.c): the defaults (or the generation before)
+	 * while the script loads, its sip.configure{} once it has; the JIT
+	 * compiler off unless asked for, since LuaJIT never stops a
+	 * compiled loop for a hook */
+	if (rt && rt->cur) {      /* a reload keeps what it does not set */
+		sc->lim = rt->cur->lim;
+	}
+	else {
+		sc->lim.budget_ms = RT_BUDGET_MS_DEFAULT;
+		sc->lim.memory_max = RT_MEMORY_MAX_DEFAULT;
+	}
+	budget_mem_attach(&sc->mem, L);
+	sc->mem.max = (size_t)sc->lim.memory_max;
+
+	luaL_openlibs(L);   /* turns the JIT on (luaopen_jit): after it */
+	(void)luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
 
 	lua_pushlightuserdata(L, (void *)&KEY_SCRIPT);
 	lua_pushlightuserdata(L, sc);
@@ -619,15 +642,31 @@ static int script_load(struct script **scp, struct luart *rt,
 	lua_setfenv(L, -2);
 
 	sc->loading = true;
-	if (lua_pcall(L, 0, 0, -2)) {
-		sc->loading = false;
-		(void)re_snprintf(errbuf, errsz, "%s",
-				  full_msg(L, path, lua_tostring(L, -1)));
+	budget_enter(L, sc->lim.budget_ms, &sc->mem);
+	status = lua_pcall(L, 0, 0, -2);
+	fired = budget_leave(L, &sc->mem, NULL);
+	sc->loading = false;
+	if (status) {
+		if (sc->mem.refused)
+			(void)re_snprintf(errbuf, errsz, "%s: the script "
+					  "exceeded its memory cap while it "
+					  "loaded (%llu bytes)", path,
+					  (unsigned long long)sc->mem.max);
+		else
+			(void)re_snprintf(errbuf, errsz, "%s%s",
+					  full_msg(L, path,
+						   lua_tostring(L, -1)),
+					  fired ? " while the script loaded" :
+					  "");
 		err = EINVAL;
 		goto out;
 	}
-	sc->loading = false;
 	lua_pop(L, 1);
+
+	sc->mem.max = (size_t)sc->lim.memory_max;
+	if (sc->lim.jit)
+		(void)luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE |
+				     LUAJIT_MODE_ON);
 
 	/* Hooks may also be global functions of the script */
 	regkey_get(L, &KEY_ENV);
@@ -687,6 +726,7 @@ static const struct {
 						* (yet) in a state for it */
 	{EBUSY,           "busy"},             /* one at a time: retry  */
 	{EAUTH,           "unauthorized"},
+	{ELOOP,           "too many attempts"},  /* req:proxy retries */
 };
 
 
@@ -837,7 +877,10 @@ static void hook_returned(struct task *t, int nres)
 	}
 
 	if (nres == 0 || lua_isnil(co, 1) || lua_type(co, 1) == LUA_TBOOLEAN) {
-		if (t->kind == RT_HOOK_MESSAGE)
+		/* a MESSAGE's hook answers 200 by default, unless the
+		 * request has an answer waiting (a proxy's best one) */
+		if (t->kind == RT_HOOK_MESSAGE &&
+		    !stack_req_has_default(req))
 			(void)stack_req_reply(req, 200, "OK", NULL, NULL,
 					      NULL, 0);
 		else
@@ -852,6 +895,36 @@ static void hook_returned(struct task *t, int nres)
 }
 
 
+/* The run was stopped by its time budget (fired) or the memory cap:
+ * replace whatever error it ended with (a pcall may have caught the
+ * first one; an xpcall handler may have failed) by what happened */
+static void limit_message(struct task *t, struct budget_where *w,
+			  bool fired)
+{
+	const char *src = w->src;
+	int line = w->line;
+
+	if (!line) {       /* the innermost frame the coroutine kept */
+		line = rt_src_line(t->co, w->src, sizeof(w->src));
+		if (!line)
+			src = t->sc->path;
+	}
+
+	lua_settop(t->co, 0);
+	if (fired)
+		lua_pushfstring(t->co, "%s:%d: hook exceeded its budget "
+				"(%d ms)", src, line,
+				(int)t->sc->lim.budget_ms);
+	else
+		lua_pushfstring(t->co, "%s:%d: hook exceeded its memory cap "
+				"(lua_memory_max = %f bytes)", src, line,
+				(lua_Number)t->sc->mem.max);
+
+	if (t->sc->rt)
+		++t->sc->rt->mx.stops[fired ? 0 : 1];
+}
+
+
 /*
  * The one place a task runs (its start and every resume): it runs
  * until it yields on an op, returns or fails; then it ends (the answer
@@ -859,16 +932,26 @@ static void hook_returned(struct task *t, int nres)
  */
 static void task_resume(struct task *t, int nargs)
 {
+	struct script *sc = t->sc;
 	struct luart *rt = t->sc->rt;
 	struct timespec t0, t1;
+	struct budget_where where;
+	bool fired, refused;
 	int status;
 
 	if (rt)
 		(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 
 	t->in_resume = true;
+	budget_enter(t->co, sc->lim.budget_ms, &sc->mem);
 	status = lua_resume(t->co, nargs);
+	fired = budget_leave(t->co, &sc->mem, &where);
 	t->in_resume = false;
+
+	/* stopped by a limit: say which, where it was */
+	if (status != 0 && status != LUA_YIELD &&
+	    (fired || sc->mem.refused))
+		limit_message(t, fired ? &where : &sc->mem.where, fired);
 
 	/* how long the loop was the script's, this run */
 	if (rt) {
@@ -893,7 +976,18 @@ static void task_resume(struct task *t, int nargs)
 		hook_failed(t);
 	}
 
+	refused = sc->mem.refused;
+	mem_ref(sc);
 	task_free(t);
+
+	/* what the stopped run held is garbage now: give it back before
+	 * the next run meets the cap */
+	if (refused) {
+		sc->mem.refused = false;
+		sc->mem.where.line = 0;
+		(void)lua_gc(sc->L, LUA_GCCOLLECT, 0);
+	}
+	mem_deref(sc);
 }
 
 
@@ -1409,6 +1503,8 @@ static void luart_destructor(void *arg)
 
 	rt->cur = mem_deref(rt->cur);
 	mem_deref(rt->path);
+	if (rt->budget)
+		budget_close();
 }
 
 
@@ -1484,6 +1580,14 @@ static int metrics_collect(struct mbuf *mb, void *arg)
 	err |= by_hook(mb, "sipstack_lua_hook_errors_total", "Lua tasks "
 		       "that failed (a Lua error, a bad return value), by "
 		       "hook.", rt->mx.errors);
+	err |= metrics_family(mb, "sipstack_lua_limit_stops_total",
+			      METRICS_COUNTER, "Lua task runs stopped by a "
+			      "limit: its time budget (hook_budget_ms) or the "
+			      "memory cap (lua_memory_max).");
+	err |= metrics_sample_u64(mb, "sipstack_lua_limit_stops_total",
+				  "limit=\"time\"", rt->mx.stops[0]);
+	err |= metrics_sample_u64(mb, "sipstack_lua_limit_stops_total",
+				  "limit=\"memory\"", rt->mx.stops[1]);
 	err |= metrics_one(mb, "sipstack_lua_tasks", METRICS_GAUGE, "Lua "
 			   "tasks (coroutines) alive, of every script "
 			   "generation: running or waiting in a sip.* call.",
@@ -1532,6 +1636,7 @@ int luart_alloc(struct luart **lrp, struct stack *st, const char *path,
 	rt->st = st;
 	rt->cfgh = cfgh;
 	rt->cfg_arg = arg;
+	rt->budget = !budget_init();   /* else no time budget (logged) */
 	metrics_hist_init_seconds(&rt->mx.resume);
 	err = str_dup(&rt->path, path);
 	if (err)
@@ -1620,15 +1725,19 @@ int luart_check(const char *path, struct stack_config *cfg,
 		char *errbuf, size_t errsz)
 {
 	struct script *sc = NULL;
+	bool budget;
 	int err;
 
 	if (!path || !cfg)
 		return EINVAL;
 
+	budget = !budget_init();
 	err = script_load(&sc, NULL, path, cfg, errbuf, errsz);
 	if (!err)
 		*cfg = sc->cfg;
 	mem_deref(sc);
+	if (budget)
+		budget_close();
 
 	return err;
 }
@@ -1736,6 +1845,14 @@ struct stack_config *rt_config(lua_State *L)
 	struct script *sc = rt_script(L);
 
 	return sc ? &sc->cfg : NULL;
+}
+
+
+struct rt_limits *rt_limits(lua_State *L)
+{
+	struct script *sc = rt_script(L);
+
+	return sc ? &sc->lim : NULL;
 }
 
 

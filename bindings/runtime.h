@@ -72,6 +72,8 @@ enum rt_slot {
 				 * listened to                          */
 	RT_SLOT_MEDIA,          /* api_media.c: runtime: the media
 				 * engine (its threads)                 */
+	RT_SLOT_PROXY,          /* api_proxy.c: generation: its
+				 * sip.proxy.configure{}                */
 	RT_SLOT_MAX
 };
 
@@ -153,6 +155,17 @@ bool rt_script_has_hook(const struct script *sc, enum rt_hook h);
 void *rt_script_slot(const struct script *sc, enum rt_slot s);
 void rt_script_set_slot(struct script *sc, enum rt_slot s, void *obj);
 struct stack_config *rt_config(lua_State *L);   /* the generation's */
+/* Limits of the generation's runs (sip.configure{hook_budget_ms=,
+ * lua_memory_max=, jit=}, docs/lua-api.md "Limits"); set at load, in
+ * force once the script has loaded */
+struct rt_limits {
+	uint32_t budget_ms;     /* per run of a task; 0: none        */
+	uint64_t memory_max;    /* bytes of the generation's heap    */
+	bool jit;               /* LuaJIT's compiler on              */
+};
+#define RT_BUDGET_MS_DEFAULT   1000
+#define RT_MEMORY_MAX_DEFAULT  (256u * 1024 * 1024)
+struct rt_limits *rt_limits(lua_State *L);
 /* Raises unless the script is loading (its top level) */
 void rt_need_loading(lua_State *L, const char *fn);
 /* sip.on_*(fn): sets hook h to the function at index 1 */
@@ -220,6 +233,9 @@ void api_call_follow_refer(lua_State *L, int idx, struct sub *sub,
 bool api_refer_run(struct script *sc, struct stack_req *req,
 		   struct call *call, int call_ref);
 void api_metrics_inject(lua_State *L);
+/* api_proxy.c: sip.proxy, req:proxy, req:relay (after request's) */
+void api_proxy_inject(lua_State *L);
+int  api_proxy_activate(struct luart *rt, struct script *sc);
 
 /* api_call.c: what api_media.c uses of the call object */
 struct lcall;

@@ -14,6 +14,7 @@
 #include "calls.h"
 #include "events.h"
 #include "registrar.h"
+#include "proxy.h"
 
 /* ---------------------------------------------------------------------
  * The program's subcommands (beside server/main.c)

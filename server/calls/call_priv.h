@@ -233,5 +233,9 @@ void reinvite_check_hold(struct call *call, const struct sip_msg *msg);
 /* ---- sdpdir.c: SDP directions (the rest are in calls.h) ---- */
 
 bool sdp_is_hold(const char *sdp, size_t len);
+uint16_t call_body_check(const struct sip_msg *msg, const char **reason,
+			 char *hdrs, size_t sz);
+void call_body_refuse(struct stack_req *req, uint16_t code,
+		      const char *reason, const char *hdrs);
 
 #endif

@@ -255,13 +255,23 @@ void peer_reinvite(struct call *call, struct stack_req *req)
 	const struct sip_msg *msg = stack_req_msg(req);
 	const struct sip_hdr *ct = sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE);
 	char h[512];
+	const char *reason = NULL;
 	char *answer = NULL;
 	size_t alen = 0;
 	struct pl body;
+	uint16_t code;
 
 	if (call->reinv || call->resp2xx || (!call->outgoing && !call->acked)) {
 		(void)stack_req_reply(req, 491, "Request Pending", NULL, NULL,
 				      NULL, 0);
+		return;
+	}
+
+	/* a broken offer changes nothing: the session stays as it was
+	 * (§14.2) */
+	code = call_body_check(msg, &reason, h, sizeof(h));
+	if (code) {
+		call_body_refuse(req, code, reason, h);
 		return;
 	}
 

@@ -5,9 +5,11 @@
  * session description as text, the rest kept byte-exact: the direction
  * an SDP offers, the one an answerer answers, the SDP with another
  * direction and a raised o= version, and whether an offer puts us on
- * hold (§8.4). Exposes sdp_direction(), sdp_answer_dir() and
- * sdp_set_direction() in calls.h, sdp_is_hold() in call_priv.h. Uses
- * libre's pl, regex and mbuf only.
+ * hold (§8.4); and the check of an offer's body before anything takes
+ * it. Exposes sdp_direction(), sdp_answer_dir(), sdp_set_direction()
+ * and sdp_problem() in calls.h, sdp_is_hold(), call_body_check() and
+ * call_body_refuse() in call_priv.h. Uses libre's pl, regex and mbuf,
+ * the core's requests and log.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -293,4 +295,64 @@ const char *sdp_problem(const char *sdp, size_t len)
 		return "a medium without c=";
 
 	return NULL;
+}
+
+
+/* An INVITE's, re-INVITE's or UPDATE's body (RFC 3261 §8.2.3,
+ * §21.4.16, RFC 3264): a type we do not take gets 415 with what we
+ * accept, a body without a type 400, an encoding other than identity
+ * 415, and a malformed SDP offer 488 with a Warning saying what is
+ * wrong. 0: fine (or no body). */
+uint16_t call_body_check(const struct sip_msg *msg, const char **reason,
+			 char *hdrs, size_t sz)
+{
+	const struct sip_hdr *ce = sip_msg_hdr(msg, SIP_HDR_CONTENT_ENCODING);
+	const char *problem;
+	struct pl body;
+
+	hdrs[0] = '\0';
+	stack_msg_body(msg, &body);
+	if (!body.l)
+		return 0;
+
+	if (!sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE)) {
+		*reason = "Missing Content-Type";
+		return 400;
+	}
+
+	if (ce && pl_strcasecmp(&ce->val, "identity")) {
+		*reason = "Unsupported Media Type";
+		(void)re_snprintf(hdrs, sz, "Accept-Encoding: identity\r\n");
+		return 415;
+	}
+
+	if (!msg_ctype_cmp(&msg->ctyp, "application", "sdp")) {
+		*reason = "Unsupported Media Type";
+		(void)re_snprintf(hdrs, sz, "Accept: application/sdp\r\n");
+		return 415;
+	}
+
+	problem = sdp_problem(body.p, body.l);
+	if (problem) {
+		*reason = "Not Acceptable Here";
+		(void)re_snprintf(hdrs, sz, "Warning: 399 sipstack "
+				  "\"Malformed SDP: %s\"\r\n", problem);
+		return 488;
+	}
+
+	return 0;
+}
+
+
+/* ... and the answer to one call_body_check() refused, logged (flood
+ * controlled: the peer decides how many) */
+void call_body_refuse(struct stack_req *req, uint16_t code,
+		      const char *reason, const char *hdrs)
+{
+	const struct sip_msg *msg = stack_req_msg(req);
+
+	slog_src(LOG_INFO, "call", "bad_offer", &msg->src, &msg->callid,
+		 "method=%r code=%u reason=%H %H src=%J", &msg->met, code,
+		 log_q, reason, log_q, hdrs, &msg->src);
+	(void)stack_req_reply(req, code, reason, hdrs, NULL, NULL, 0);
 }

@@ -322,51 +322,6 @@ static uint16_t replaces_match(struct callmgr *cm, const struct sip_msg *msg,
 }
 
 
-/* The INVITE's body (RFC 3261 §8.2.3, §21.4.16, RFC 3264): a type we
- * do not take gets 415 with what we accept, a body without a type 400,
- * an encoding other than identity 415, and a malformed SDP offer 488
- * with a Warning saying what is wrong. 0: fine (or no body). */
-static uint16_t body_check(const struct sip_msg *msg, const char **reason,
-			   char *hdrs, size_t sz)
-{
-	const struct sip_hdr *ce = sip_msg_hdr(msg, SIP_HDR_CONTENT_ENCODING);
-	const char *problem;
-	struct pl body;
-
-	hdrs[0] = '\0';
-	stack_msg_body(msg, &body);
-	if (!body.l)
-		return 0;
-
-	if (!sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE)) {
-		*reason = "Missing Content-Type";
-		return 400;
-	}
-
-	if (ce && pl_strcasecmp(&ce->val, "identity")) {
-		*reason = "Unsupported Media Type";
-		(void)re_snprintf(hdrs, sz, "Accept-Encoding: identity\r\n");
-		return 415;
-	}
-
-	if (!msg_ctype_cmp(&msg->ctyp, "application", "sdp")) {
-		*reason = "Unsupported Media Type";
-		(void)re_snprintf(hdrs, sz, "Accept: application/sdp\r\n");
-		return 415;
-	}
-
-	problem = sdp_problem(body.p, body.l);
-	if (problem) {
-		*reason = "Not Acceptable Here";
-		(void)re_snprintf(hdrs, sz, "Warning: 399 sipstack "
-				  "\"Malformed SDP: %s\"\r\n", problem);
-		return 488;
-	}
-
-	return 0;
-}
-
-
 bool uas_invite_hook(struct stack *st, struct stack_req *req, void *arg)
 {
 	struct callmgr *cm = arg;
@@ -394,13 +349,9 @@ bool uas_invite_hook(struct stack *st, struct stack_req *req, void *arg)
 		return true;
 	}
 
-	rcode = body_check(msg, &breason, bhdrs, sizeof(bhdrs));
+	rcode = call_body_check(msg, &breason, bhdrs, sizeof(bhdrs));
 	if (rcode) {
-		slog_src(LOG_INFO, "call", "bad_offer", &msg->src,
-			 &msg->callid, "code=%u reason=%H %H src=%J", rcode,
-			 log_q, breason, log_q, bhdrs, &msg->src);
-		(void)stack_req_reply(req, rcode, breason, bhdrs, NULL, NULL,
-				      0);
+		call_body_refuse(req, rcode, breason, bhdrs);
 		return true;
 	}
 

@@ -22,13 +22,22 @@ bool update_offer(struct call *call, struct stack_req *req)
 	const struct sip_msg *msg = stack_req_msg(req);
 	const struct sip_hdr *ct = sip_msg_hdr(msg, SIP_HDR_CONTENT_TYPE);
 	char h[512];
+	const char *reason = NULL;
 	char *answer = NULL;
 	size_t alen = 0;
 	struct pl body;
+	uint16_t code;
 
 	stack_msg_body(msg, &body);
 	if (!body.l || !ct || pl_strcasecmp(&ct->val, "application/sdp"))
 		return false;
+
+	/* a broken offer changes nothing (RFC 3311 §5.2 as §14.2) */
+	code = call_body_check(msg, &reason, h, sizeof(h));
+	if (code) {
+		call_body_refuse(req, code, reason, h);
+		return true;
+	}
 
 	/* §5.2: an offer while ours is unanswered: 491. Ours: a re-INVITE
 	 * or reliable 1xx offer, or, calling out, the INVITE's offer until

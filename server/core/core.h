@@ -116,6 +116,10 @@ struct stack {
 	struct metrics *metrics;          /* the registry (stack_metrics) */
 	struct metrics_collector *mc_process;
 	struct metrics_collector *mc_stack;
+	struct {                          /* responses nobody took       */
+		stack_stray_h *h;         /* (a proxy forwards them)      */
+		void *arg;
+	} stray;
 	bool running;
 };
 
@@ -126,6 +130,8 @@ struct stack_req {
 	struct sip_strans *strans; /* ours until the final answer      */
 	sip_cancel_h *cancelh;     /* owner's CANCEL handler, or NULL */
 	void *cancel_arg;
+	stack_req_default_h *defh; /* stack_req_default's stand-in     */
+	void *def_arg;
 	bool answered;
 	bool dialog;               /* replies copy Record-Route       */
 };

@@ -12,7 +12,7 @@
  *     hands it to the usage that takes its method (dialog.c, RFC 5057);
  *   - a request with a To tag that matches no dialog of ours: to the
  *     handlers of scope STACK_NO_DIALOG (what a proxy registers to
- *     forward it), else 481;
+ *     forward it; the ACK of a 2xx too, never answered), else 481;
  *   - a request without a To tag: to the handlers of scope
  *     STACK_OUT_OF_DIALOG for its method, then to those for any method,
  *     each in the order registered, until one takes it; nobody: the
@@ -22,7 +22,8 @@
  * A new session type plugs in by registering a handler (and, in its
  * dialogs, a usage), not by editing this file. Exposes
  * stack_handler_add(), stack_allow(), stack_req_default() and
- * stack_set_admit() in sipcore.h; the libre listeners' handlers and
+ * stack_set_admit() and stack_set_stray_handler() (responses no
+ * transaction nor dialog took: a proxy forwards them) in sipcore.h; the libre listeners' handlers and
  * stack_allow_update() in core.h. Uses libre's parsed messages,
  * dialog.c, donetrans.c, validate.c, ratelimit.c.
  */
@@ -314,6 +315,9 @@ int stack_req_default(struct stack_req *req)
 	if (!req)
 		return EINVAL;
 
+	if (req->defh && !req->answered)
+		return req->defh(req, req->def_arg);
+
 	msg = req->msg;
 	hdrs = req->st->allow_hdrs;
 
@@ -517,19 +521,21 @@ bool stack_request_handler(const struct sip_msg *msg, void *arg)
 		return true;
 
 	/* The ACK of a 2xx (the others are absorbed by libre): to its
-	 * dialog, if any; an ACK is never answered */
+	 * dialog, else to the STACK_NO_DIALOG handlers (a proxy relays
+	 * it); an ACK is never answered */
 	if (!pl_strcmp(&msg->met, "ACK")) {
 		struct dialog *dlg = dialog_table_find(st->dialogs,
 						       &msg->callid,
 						       &msg->to.tag,
 						       &msg->from.tag);
-		if (dlg) {
-			req = stack_req_new(st, msg);
-			if (req) {
-				req->answered = true;
+		req = stack_req_new(st, msg);
+		if (req) {
+			req->answered = true;
+			if (dlg)
 				(void)dialog_dispatch_request(dlg, req);
-				mem_deref(req);
-			}
+			else
+				(void)handlers_run(st, req, STACK_NO_DIALOG);
+			mem_deref(req);
 		}
 		return true;
 	}
@@ -604,6 +610,11 @@ bool stack_response_handler(const struct sip_msg *msg, void *arg)
 	if (dlg && dialog_dispatch_response(dlg, msg))
 		return true;
 
+	if (st->stray.h) {
+		st->stray.h(msg, st->stray.arg);
+		return true;
+	}
+
 	slog(LOG_DEBUG, "stack", "stray_response", &msg->callid,
 	     "code=%u cseq=%r src=%J", msg->scode, &msg->cseq.met,
 	     &msg->src);
@@ -611,6 +622,16 @@ bool stack_response_handler(const struct sip_msg *msg, void *arg)
 	return true;
 }
 
+
+
+void stack_set_stray_handler(struct stack *st, stack_stray_h *h, void *arg)
+{
+	if (!st)
+		return;
+
+	st->stray.h = h;
+	st->stray.arg = arg;
+}
 
 
 void stack_set_admit(struct stack *st, stack_admit_h *h, void *arg)

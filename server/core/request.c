@@ -264,6 +264,86 @@ void stack_req_set_dialog(struct stack_req *req, sip_cancel_h *cancelh,
 }
 
 
+void stack_req_set_cancel(struct stack_req *req, sip_cancel_h *cancelh,
+			  void *arg)
+{
+	if (!req)
+		return;
+
+	req->cancelh = cancelh;
+	req->cancel_arg = arg;
+}
+
+
+void stack_req_set_default(struct stack_req *req, stack_req_default_h *h,
+			   void *arg)
+{
+	if (!req)
+		return;
+
+	req->defh = h;
+	req->def_arg = arg;
+}
+
+
+bool stack_req_has_default(const struct stack_req *req)
+{
+	return req && req->defh;
+}
+
+
+/* A proxy's relayed response: libre's server transaction sends it as
+ * it is (sip_strans_reply), and answers retransmissions of the request
+ * with it; the ownership rules above hold (libre's after a final). No
+ * donetrans.c here: a relayed answer is rare beside our own. */
+int stack_req_relay_reply(struct stack_req *req, uint16_t scode,
+			  struct mbuf *mb)
+{
+	struct stack *st;
+	struct sa dst;
+	int err;
+
+	if (!req || !mb || scode < 100 || scode > 699)
+		return EINVAL;
+
+	st = req->st;
+	if (!st->sip)
+		return ESHUTDOWN;
+
+	if (req->answered) {
+		if (scode >= 200 && scode < 300 &&
+		    !pl_strcmp(&req->msg->met, "INVITE"))
+			return stack_req_resend(req, mb);
+		return EALREADY;
+	}
+
+	if (!req->strans) {
+		err = sip_strans_alloc(&req->strans, st->sip, req->msg,
+				       NULL, NULL);
+		if (err)
+			return err;
+	}
+
+	reply_dst(req->msg, &dst);
+	mb->pos = 0;
+	err = sip_strans_reply(&req->strans, st->sip, req->msg, &dst, scode,
+			       mb);
+	req_track(req);
+	if (scode >= 200)
+		req->answered = true;
+	if (err) {
+		slog(LOG_WARN, "stack", "reply_failed", &req->msg->callid,
+		     "code=%u err=%m", scode, err);
+		return err;
+	}
+
+	++st->stats.replies;
+	stack_count_reply(st, req->msg, scode);
+
+	return 0;
+}
+
+
 /* The server transaction now, not when the hook returns: a request a
  * call keeps (INVITE) must absorb retransmissions and see CANCEL. */
 int stack_req_keep(struct stack_req *req)

@@ -520,6 +520,13 @@ int  stack_local_uri(const struct stack *st, enum sip_transp tp,
 int  stack_dns_servers(const struct stack_config *cfg, struct sa *ns,
 		       uint32_t *nsn);
 
+/* Responses that matched no client transaction and no dialog of ours
+ * (RFC 3261 §16.11: a proxy forwards them by their Via); one handler,
+ * NULL removes it. Without one they are logged at debug and dropped. */
+typedef void (stack_stray_h)(const struct sip_msg *msg, void *arg);
+void stack_set_stray_handler(struct stack *st, stack_stray_h *h,
+			     void *arg);
+
 /* A handler failed (counted in stack_stats.hook_errors) */
 void stack_note_hook_error(struct stack *st);
 
@@ -683,6 +690,26 @@ void stack_req_set_dialog(struct stack_req *req, sip_cancel_h *cancelh,
 			  void *arg);
 /* Create the server transaction now (the answer comes later) */
 int  stack_req_keep(struct stack_req *req);
+/* A CANCEL of the request calls cancelh (which must answer the
+ * request, e.g. 487) instead of the core's 487; unlike
+ * stack_req_set_dialog, replies do not copy Record-Route (a proxy) */
+void stack_req_set_cancel(struct stack_req *req, sip_cancel_h *cancelh,
+			  void *arg);
+/* A response built elsewhere (a proxy relays a downstream one: status
+ * line, headers, body), sent through the request's server transaction
+ * (made if need be); a final one answers the request. A 2xx to an
+ * answered INVITE is sent again statelessly to where the answers go
+ * (a proxy forwards every forked 2xx, RFC 3261 §16.7). EALREADY for
+ * another answer to an answered request. */
+int  stack_req_relay_reply(struct stack_req *req, uint16_t scode,
+			   struct mbuf *mb);
+/* Who gives stack_req_default()'s answer instead of the core (a proxy
+ * forwards its best response when the script returned without one);
+ * h NULL: the core again. h must answer req. */
+typedef int (stack_req_default_h)(struct stack_req *req, void *arg);
+void stack_req_set_default(struct stack_req *req, stack_req_default_h *h,
+			   void *arg);
+bool stack_req_has_default(const struct stack_req *req);
 
 
 /* ---------------------------------------------------------------------

@@ -19,6 +19,9 @@ Request-URI (sipp -s) tells the script what to do:
                after the ACK
   hold         re-INVITE a=sendonly -> 200 (recvonly), on_hold; re-INVITE
                a=sendrecv -> 200 (sendrecv), on_unhold
+  bad-reoffer  re-INVITE and UPDATE with a malformed SDP -> 488 + Warning,
+               a re-INVITE of text/plain -> 415 + Accept, the call as it
+               was; then a hold -> 200
   bye481       BYE for a dialog that does not exist -> 481
   raise        the hook raises -> 500, ev=hook_error
   shutdown     SIGTERM during a call: sipstack BYEs it (sipp answers 200),
@@ -352,6 +355,37 @@ def sdp_version(body):
         if l.startswith("o="):
             return int(l.split()[2])
     return None
+
+
+def case_bad_reoffer(h, a):
+    """offers refused before anyone takes them leave the call as it was:
+    a malformed SDP in a re-INVITE and in an UPDATE (488 + Warning), a
+    re-INVITE that is not SDP (415 + Accept); a good hold after them"""
+    case = "bad-reoffer"
+    srv, sp, msgs, callid = start_call(h, case, "uac-bad-reoffer.xml")
+    first = check_answer_200(h, msgs, case)
+    got = {(m.cseq[0], m.cseq[1]): m.code for m in
+           cl.pick(msgs, "received") if m.code and m.code >= 200}
+    h.ok(got == {(1, "INVITE"): 200, (2, "INVITE"): 488,
+                 (3, "UPDATE"): 488, (4, "INVITE"): 415,
+                 (5, "INVITE"): 200, (6, "BYE"): 200},
+         "%s: 488, 488, 415 to the broken offers; 200 to the hold and the "
+         "BYE" % case, diag=repr(got))
+    hold = [m for m in cl.pick(msgs, "received", code=200,
+                               cseq_method="INVITE") if m.cseq[0] == 5]
+    h.ok(hold and first and sdp_dir(hold[0].body) in ("recvonly",
+                                                      "inactive") and
+         sdp_version(hold[0].body) == sdp_version(first.body) + 1,
+         "%s: the hold after them is answered from the first answer (o= "
+         "version + 1: the refused offers changed nothing)" % case,
+         diag=hold and hold[0].body.decode("utf-8", "replace"))
+    rh = cl.wait_script(srv, "hold", case, 3.0)
+    h.ok(rh.get("on_hold") == "true", "%s: on_hold ran for the good "
+         "re-INVITE only" % case, diag="got %r" % rh)
+    h.ok(len(srv.find({"mod": "call", "ev": "bad_offer",
+                       "callid": callid})) == 3,
+         "%s: three mod=call ev=bad_offer lines" % case)
+    h.stop_server(srv)
 
 
 def case_hold(h, a):
@@ -792,6 +826,7 @@ CASES = {
     "noack": case_noack,
     "late-ack": case_late_ack,
     "hold": case_hold,
+    "bad-reoffer": case_bad_reoffer,
     "bye481": case_bye481,
     "raise": case_raise,
     "shutdown": case_shutdown,

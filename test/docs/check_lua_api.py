@@ -31,6 +31,8 @@ PREFIX = {
     "metrics_funcs": "sip.metrics.",
     "counter_methods": "counter:",
     "gauge_methods": "gauge:",
+    "proxy_funcs": "sip.proxy.",
+    "req_proxy_methods": "req:",
 }
 
 

@@ -26,7 +26,8 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sipp"))
 import harness  # noqa: E402
 
-SCRIPTS = ("registrar.lua", "simple_ua.lua", "default.lua", "ivr.lua")
+SCRIPTS = ("registrar.lua", "simple_ua.lua", "default.lua", "ivr.lua",
+           "proxy.lua")
 
 
 def extra_args(ap):

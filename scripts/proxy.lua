@@ -1,0 +1,94 @@
+-- scripts/proxy.lua: a registrar and a stateful proxy for one site
+--
+-- Phones register here (digest, users in SQLite); a call (or MESSAGE...)
+-- to a registered user rings every phone of that user at once (forking,
+-- RFC 3261 §16); the first to answer wins, the others get a CANCEL. The
+-- proxy record-routes, so the BYE and re-INVITEs pass through it too
+-- (forwarded by the core, no script involved), as do CANCELs, ACKs and
+-- every response.
+--
+--   sipstack user add alice secret --db sipstack.db
+--   sipstack user add bob secret --db sipstack.db
+--   sipstack --listen udp:192.0.2.10:5060 scripts/proxy.lua
+--
+-- Switches (environment-free on purpose: edit them here):
+local DATABASE = "sipstack.db"   -- bindings and users
+local AUTH     = true            -- digest for REGISTER, and 407 for calls
+                                 -- from our own users
+local DOMAINS  = {}              -- extra domain names we serve, e.g.
+                                 -- { "example.com" }; the addresses we
+                                 -- listen on are always ours
+local RELAY_OTHER_DOMAINS = false -- true: requests for other domains are
+                                 -- relayed (our authenticated users only);
+                                 -- false: 403
+local RING_TIMEOUT = 60          -- seconds before an unanswered call ends
+
+sip.configure{ user_agent = "sipstack-proxy" }
+
+sip.registrar.configure{
+  database    = DATABASE,
+  auth        = AUTH,
+  realm       = "sipstack",
+  algorithms  = { "MD5" },       -- see scripts/registrar.lua
+  min_expires = 60,
+  max_expires = 86400,
+}
+
+sip.proxy.configure{ record_route = true }
+
+local served = {}
+for _, d in ipairs(DOMAINS) do served[d:lower()] = true end
+
+-- "sip:bob@host:port;params" -> "bob", "host" (user nil for "sip:host")
+local function split(uri)
+  local rest = uri and uri:match("^sips?:(.*)$")
+  if not rest then return nil end
+  rest = rest:gsub("[;?].*$", "")
+  local user, hostport = rest:match("^([^@]*)@(.*)$")
+  if not user then hostport = rest end
+  local host = hostport:match("^%[.-%]") or hostport:match("^[^:]*")
+  return user, host:lower()
+end
+
+local function ours(host)
+  if served[host] then return true end
+  local _, me = split(sip.local_uri() or "")
+  return host == me
+end
+
+-- Every request out of dialog that no other part takes (REGISTER goes
+-- to the registrar, in-dialog requests, ACK and CANCEL to the proxy
+-- core) comes here.
+sip.on_request(function(req)
+  local user, host = split(req.uri)
+  if not user or user == "" then
+    return      -- for the server itself: OPTIONS 200, others 405
+  end
+
+  local _, from_host = split(req.from)
+  local from_us = from_host and ours(from_host)
+
+  if not ours(host) then
+    if not RELAY_OTHER_DOMAINS then return 403, "Relaying Denied" end
+    if AUTH and not sip.auth.require(req, { proxy = true }) then return end
+    req:relay()
+    return      -- the answer went upstream (or goes when this returns)
+  end
+
+  -- callers from our domain prove who they are (407, then again)
+  if AUTH and from_us and req.method == "INVITE" then
+    if not sip.auth.require(req, { proxy = true }) then return end
+  end
+
+  local bindings = sip.location.lookup("sip:" .. user .. "@" .. host)
+  if #bindings == 0 then
+    return 404
+  end
+
+  local res = req:proxy{ targets = bindings, timeout = RING_TIMEOUT }
+  if res.code >= 300 and not res.answered then
+    sip.log.info("call failed", { to = req.uri, code = res.code,
+                                  branches = #res.branches })
+  end
+  -- returning forwards the best response (a 2xx went already)
+end)

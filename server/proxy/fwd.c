@@ -1,0 +1,515 @@
+/**
+ * server/proxy/fwd.c  What a proxy does to the messages it forwards
+ *
+ * Owns nothing that lives: functions from a received message to the
+ * text that goes on. Route processing (RFC 3261 §16.4: our Route
+ * entries taken off, a strict router's Request-URI put back), the
+ * forwarded request (§16.6: Request-URI, Max-Forwards less one,
+ * Record-Route, Route with a strict next hop converted, the received
+ * Vias with received/rport, RFC 3581), the forwarded response (our Via
+ * off, §16.7 item 9) and stateless response forwarding (§16.11).
+ * libre has no message editor: a forwarded message is printed again,
+ * header by header, from libre's parsed header list. Exposes fwd_*()
+ * in proxy_priv.h. Uses libre's parser and transports.
+ */
+#include <string.h>
+#include <re.h>
+#include "proxy_priv.h"
+
+
+static enum sip_transp tp_decode(const struct pl *pl);
+
+
+/* ------------------------------------------------------------------ *
+ * Is it us?
+ * ------------------------------------------------------------------ */
+
+/* A URI naming one of our listeners (numeric host; no port: the
+ * transport's default) */
+bool fwd_uri_is_us(struct sip *sip, const struct uri *uri)
+{
+	enum sip_transp tp = SIP_TRANSP_UDP;
+	struct pl tpl;
+	struct sa sa;
+
+	if (!msg_param_decode(&uri->params, "transport", &tpl))
+		tp = tp_decode(&tpl);
+	if (tp == SIP_TRANSP_NONE)
+		return false;
+	if (!pl_strcasecmp(&uri->scheme, "sips"))
+		tp = SIP_TRANSP_TLS;
+
+	if (sa_set(&sa, &uri->host, sip_transp_port(tp, uri->port)))
+		return false;
+
+	return sip_transp_isladdr(sip, SIP_TRANSP_NONE, &sa);
+}
+
+
+static bool route_is_us(struct sip *sip, const char *val)
+{
+	struct sip_addr addr;
+	struct pl pl;
+
+	pl_set_str(&pl, val);
+	if (sip_addr_decode(&addr, &pl))
+		return false;
+
+	return fwd_uri_is_us(sip, &addr.uri);
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Route processing (RFC 3261 §16.4)
+ * ------------------------------------------------------------------ */
+
+void fwd_route_reset(struct fwd_route *rt)
+{
+	size_t i;
+
+	rt->ruri = mem_deref(rt->ruri);
+	for (i = 0; i < rt->routec; i++)
+		rt->routev[i] = mem_deref(rt->routev[i]);
+	rt->routec = 0;
+}
+
+
+static bool route_collect(const struct sip_hdr *hdr,
+			  const struct sip_msg *msg, void *arg)
+{
+	struct fwd_route *rt = arg;
+	(void)msg;
+
+	if (rt->routec >= FWD_ROUTES_MAX)
+		return true;
+
+	if (pl_strdup(&rt->routev[rt->routec], &hdr->val))
+		return true;
+	++rt->routec;
+
+	return false;
+}
+
+
+/* The URI inside a Route value ("<sip:x;lr>" -> "sip:x;lr") */
+static int route_uri(char **urip, const char *val)
+{
+	struct sip_addr addr;
+	struct pl pl;
+
+	pl_set_str(&pl, val);
+	if (sip_addr_decode(&addr, &pl))
+		return EBADMSG;
+
+	return pl_strdup(urip, &addr.auri);
+}
+
+
+int fwd_route_prepare(struct fwd_route *rt, struct sip *sip,
+		      const struct sip_msg *msg)
+{
+	size_t i, drop = 0;
+	int err;
+
+	memset(rt, 0, sizeof(*rt));
+
+	(void)sip_msg_hdr_apply(msg, true, SIP_HDR_ROUTE, route_collect, rt);
+	if (rt->routec >= FWD_ROUTES_MAX) {
+		err = EOVERFLOW;
+		goto out;
+	}
+
+	/* A strict router before us put our Record-Route URI in the
+	 * Request-URI and the target at the end of Route (§16.4) */
+	if (rt->routec && !pl_isset(&msg->uri.user) &&
+	    fwd_uri_is_us(sip, &msg->uri)) {
+		err = route_uri(&rt->ruri, rt->routev[rt->routec - 1]);
+		if (err)
+			goto out;
+		--rt->routec;
+		rt->routev[rt->routec] = mem_deref(rt->routev[rt->routec]);
+		rt->strict = true;
+	}
+	else {
+		err = pl_strdup(&rt->ruri, &msg->ruri);
+		if (err)
+			goto out;
+	}
+
+	/* Our own entries on top (two when we record-routed across a
+	 * change of transport) */
+	while (drop < rt->routec && route_is_us(sip, rt->routev[drop]))
+		++drop;
+
+	for (i = 0; i < drop; i++)
+		rt->routev[i] = mem_deref(rt->routev[i]);
+	for (i = drop; i < rt->routec; i++)
+		rt->routev[i - drop] = rt->routev[i];
+	rt->routec -= drop;
+	rt->ours = drop;
+
+ out:
+	if (err)
+		fwd_route_reset(rt);
+
+	return err;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * The forwarded request
+ * ------------------------------------------------------------------ */
+
+uint32_t fwd_max_forwards(const struct sip_msg *msg)
+{
+	if (!pl_isset(&msg->maxfwd))
+		return 70;
+
+	return pl_u32(&msg->maxfwd);
+}
+
+
+/* "udp", "tcp", "tls", "ws", "wss" (any case) */
+static enum sip_transp tp_decode(const struct pl *pl)
+{
+	if (!pl_strcasecmp(pl, "udp")) return SIP_TRANSP_UDP;
+	if (!pl_strcasecmp(pl, "tcp")) return SIP_TRANSP_TCP;
+	if (!pl_strcasecmp(pl, "tls")) return SIP_TRANSP_TLS;
+	if (!pl_strcasecmp(pl, "ws"))  return SIP_TRANSP_WS;
+	if (!pl_strcasecmp(pl, "wss")) return SIP_TRANSP_WSS;
+	return SIP_TRANSP_NONE;
+}
+
+
+/* where s starts in pl, or NULL */
+static const char *pl_find(const struct pl *pl, const char *s)
+{
+	const size_t n = strlen(s);
+	size_t i;
+
+	for (i = 0; n && i + n <= pl->l; i++) {
+		if (!memcmp(pl->p + i, s, n))
+			return pl->p + i;
+	}
+
+	return NULL;
+}
+
+
+/* The top Via as it goes on: received= and a bare rport filled in
+ * (RFC 3261 §18.2.1, RFC 3581), so that the responses we forward
+ * without state find their way back */
+static int via_top_print(struct mbuf *mb, const struct sip_msg *msg,
+			 const struct pl *val)
+{
+	const struct pl *prm = &msg->via.params;
+	const char *p = NULL;
+	struct pl v;
+	int err;
+
+	if (!msg_param_exists(prm, "rport", &v) &&
+	    msg_param_decode(prm, "rport", &v))
+		p = pl_find(val, ";rport");
+
+	if (p) {
+		const size_t before = (size_t)(p - val->p) + 6;
+
+		err = mbuf_printf(mb, "Via: %b=%u%b", val->p, before,
+				  sa_port(&msg->src), val->p + before,
+				  val->l - before);
+	}
+	else {
+		err = mbuf_printf(mb, "Via: %r", val);
+	}
+
+	if (msg_param_decode(prm, "received", &v))
+		err |= mbuf_printf(mb, ";received=%j", &msg->src);
+
+	err |= mbuf_write_str(mb, "\r\n");
+
+	return err;
+}
+
+
+static bool hdr_is(const struct sip_hdr *hdr, enum sip_hdrid id)
+{
+	return hdr->id == id;
+}
+
+
+int fwd_request(struct mbuf **mbp, char **ruri, char **nexthop,
+		const struct sip_msg *msg, const char *uri,
+		const char *path, const char *received,
+		const struct fwd_route *rt, const char *extra)
+{
+	const char *routes[FWD_ROUTES_MAX * 2];
+	size_t routec = 0, i, first = 0;
+	char *pathv[FWD_ROUTES_MAX];
+	size_t pathc = 0;
+	char *r = NULL, *hop = NULL, *last = NULL;
+	struct mbuf *mb;
+	bool first_via = true;
+	struct pl body;
+	struct le *le;
+	int err = 0;
+
+	memset(pathv, 0, sizeof(pathv));
+
+	/* Path (RFC 3327) goes before the request's own Route values */
+	if (path && *path) {
+		struct pl pl, v;
+
+		pl_set_str(&pl, path);
+		while (pathc < FWD_ROUTES_MAX &&
+		       !re_regex(pl.p, pl.l, "[^,]+", &v)) {
+			while (v.l && (*v.p == ' ' || *v.p == '\t')) {
+				++v.p;
+				--v.l;
+			}
+			if (v.l) {
+				err = pl_strdup(&pathv[pathc], &v);
+				if (err)
+					goto out;
+				routes[routec++] = pathv[pathc++];
+			}
+			pl_advance(&pl, (size_t)(v.p + v.l - pl.p));
+			if (pl.l && *pl.p == ',')
+				pl_advance(&pl, 1);
+		}
+	}
+	for (i = 0; i < rt->routec; i++)
+		routes[routec++] = rt->routev[i];
+
+	err = str_dup(&r, uri);
+	if (err)
+		goto out;
+
+	if (routec) {
+		char *ru = NULL;
+		struct sip_addr addr;
+		struct pl pl;
+
+		pl_set_str(&pl, routes[0]);
+		err = sip_addr_decode(&addr, &pl);
+		if (err)
+			goto out;
+		err = pl_strdup(&ru, &addr.auri);
+		if (err)
+			goto out;
+
+		if (msg_param_exists(&addr.uri.params, "lr", &pl)) {
+			/* a strict router next (§16.6 item 6): it gets
+			 * the Request-URI, ours goes last in Route */
+			last = r;
+			r = ru;
+			first = 1;
+			err = str_dup(&hop, r);
+		}
+		else {
+			hop = ru;
+		}
+	}
+	else if (received && *received) {
+		err = str_dup(&hop, received);
+	}
+	else {
+		err = str_dup(&hop, r);
+	}
+	if (err)
+		goto out;
+
+	mb = mbuf_alloc(1024 + mbuf_get_left(msg->mb));
+	if (!mb) {
+		err = ENOMEM;
+		goto out;
+	}
+
+	for (le = msg->hdrl.head; le && !err; le = le->next) {
+		const struct sip_hdr *hdr = le->data;
+
+		if (hdr_is(hdr, SIP_HDR_VIA)) {
+			if (first_via)
+				err = via_top_print(mb, msg, &hdr->val);
+			else
+				err = mbuf_printf(mb, "Via: %r\r\n",
+						  &hdr->val);
+			first_via = false;
+			continue;
+		}
+
+		if (hdr_is(hdr, SIP_HDR_ROUTE) ||
+		    hdr_is(hdr, SIP_HDR_MAX_FORWARDS) ||
+		    hdr_is(hdr, SIP_HDR_CONTENT_LENGTH))
+			continue;
+
+		err = mbuf_printf(mb, "%r: %r\r\n", &hdr->name, &hdr->val);
+	}
+
+	err |= mbuf_printf(mb, "Max-Forwards: %u\r\n",
+			   fwd_max_forwards(msg) - 1);
+	for (i = first; i < routec; i++)
+		err |= mbuf_printf(mb, "Route: %s\r\n", routes[i]);
+	if (last)
+		err |= mbuf_printf(mb, "Route: <%s>\r\n", last);
+	if (extra)
+		err |= mbuf_write_str(mb, extra);
+
+	stack_msg_body(msg, &body);
+	err |= mbuf_printf(mb, "Content-Length: %zu\r\n\r\n", body.l);
+	err |= mbuf_write_mem(mb, (const uint8_t *)body.p, body.l);
+	if (err) {
+		mem_deref(mb);
+		goto out;
+	}
+
+	mb->pos = 0;
+	*mbp = mb;
+	*ruri = r;
+	*nexthop = hop;
+	r = hop = NULL;
+
+ out:
+	for (i = 0; i < pathc; i++)
+		mem_deref(pathv[i]);
+	mem_deref(r);
+	mem_deref(hop);
+	mem_deref(last);
+
+	return err;
+}
+
+
+static int rr_print(struct mbuf *mb, enum sip_transp tp,
+		    const struct sa *laddr)
+{
+	return mbuf_printf(mb, "Record-Route: <sip:%J%s;lr>\r\n", laddr,
+			   sip_transp_param(tp));
+}
+
+
+int fwd_record_route(struct mbuf *mb, const struct sip_msg *msg,
+		     enum sip_transp tp, const struct sa *laddr)
+{
+	int err;
+
+	/* the entry the callee's side sees first comes first */
+	err = rr_print(mb, tp, laddr);
+	if (!err && (tp != msg->tp || !sa_cmp(laddr, &msg->dst, SA_ALL)))
+		err = rr_print(mb, msg->tp, &msg->dst);
+
+	return err;
+}
+
+
+/* ------------------------------------------------------------------ *
+ * Responses
+ * ------------------------------------------------------------------ */
+
+int fwd_response(struct mbuf **mbp, const struct sip_msg *resp)
+{
+	return fwd_response_extra(mbp, resp, NULL);
+}
+
+
+int fwd_response_extra(struct mbuf **mbp, const struct sip_msg *resp,
+		       const char *extra)
+{
+	struct mbuf *mb;
+	bool first_via = true;
+	struct pl body;
+	struct le *le;
+	int err;
+
+	mb = mbuf_alloc(512 + mbuf_get_left(resp->mb));
+	if (!mb)
+		return ENOMEM;
+
+	err = mbuf_printf(mb, "SIP/2.0 %u %r\r\n", resp->scode,
+			  &resp->reason);
+
+	for (le = resp->hdrl.head; le && !err; le = le->next) {
+		const struct sip_hdr *hdr = le->data;
+
+		if (hdr_is(hdr, SIP_HDR_VIA) && first_via) {
+			first_via = false;
+			continue;
+		}
+		if (hdr_is(hdr, SIP_HDR_CONTENT_LENGTH))
+			continue;
+
+		err = mbuf_printf(mb, "%r: %r\r\n", &hdr->name, &hdr->val);
+	}
+
+	if (extra)
+		err |= mbuf_write_str(mb, extra);
+
+	stack_msg_body(resp, &body);
+	err |= mbuf_printf(mb, "Content-Length: %zu\r\n\r\n", body.l);
+	err |= mbuf_write_mem(mb, (const uint8_t *)body.p, body.l);
+	if (err) {
+		mem_deref(mb);
+		return err;
+	}
+
+	mb->pos = 0;
+	*mbp = mb;
+
+	return 0;
+}
+
+
+/* The second Via of resp (the one after ours) */
+static bool via_second(const struct sip_hdr *hdr, const struct sip_msg *msg,
+		       void *arg)
+{
+	const struct sip_hdr **vp = arg;
+	(void)msg;
+
+	if (!vp[0]) {
+		vp[0] = hdr;
+		return false;
+	}
+
+	vp[1] = hdr;
+
+	return true;
+}
+
+
+int fwd_stateless_response(struct sip *sip, const struct sip_msg *resp)
+{
+	const struct sip_hdr *v[2] = {NULL, NULL};
+	struct sip_via via;
+	struct mbuf *mb;
+	struct pl rcv, rp;
+	struct sa dst;
+	int err;
+
+	if (!sip_transp_isladdr(sip, SIP_TRANSP_NONE, &resp->via.addr))
+		return ENOENT;   /* not ours on top: not for us to forward */
+
+	(void)sip_msg_hdr_apply(resp, true, SIP_HDR_VIA, via_second, v);
+	if (!v[1])
+		return ENOENT;   /* ours alone: a response to our own */
+
+	err = sip_via_decode(&via, &v[1]->val);
+	if (err)
+		return err;
+
+	dst = via.addr;
+	if (!msg_param_decode(&via.params, "received", &rcv))
+		(void)sa_set(&dst, &rcv, sa_port(&via.addr));
+	if (!msg_param_decode(&via.params, "rport", &rp) && pl_isset(&rp))
+		sa_set_port(&dst, pl_u32(&rp));
+	if (!sa_port(&dst))
+		sa_set_port(&dst, sip_transp_port(via.tp, 0));
+
+	err = fwd_response(&mb, resp);
+	if (err)
+		return err;
+
+	err = sip_send(sip, NULL, via.tp, &dst, mb);
+	mem_deref(mb);
+
+	return err;
+}
