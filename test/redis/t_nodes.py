@@ -27,6 +27,13 @@ test/redis/reg-redis.lua, on ports of their own).
               sip:A;transport=tcp, the hop a request from B must take
               (the connection is A's)
 
+--case proxy
+  call        two nodes on a copy of scripts/proxy.lua (auth off, its
+              store Redis): a phone (sipp, test/proxy/uas-answer.xml)
+              registered through A is called through B (sipp,
+              test/proxy/uac-call.xml): B finds the binding in Redis and
+              proxies the call, answered, ACKed and hung up
+
 --case kill9
   load        2,400 REGISTERs of distinct AORs at 800/s through A; A is
               killed with -9 after 1.2 s
@@ -38,13 +45,15 @@ test/redis/reg-redis.lua, on ports of their own).
 """
 import json
 import os
+import re
 import socket
 import sys
 import threading
 import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 import redislib  # noqa: E402
 from redislib import harness, reglib  # noqa: E402
 
@@ -53,7 +62,8 @@ LOCAL = reglib.LOCAL
 
 
 def args(ap):
-    ap.add_argument("--case", choices=["shared", "kill9"], required=True)
+    ap.add_argument("--case", choices=["shared", "kill9", "proxy"],
+                    required=True)
 
 
 def start_nodes(h, rs):
@@ -329,8 +339,60 @@ def kill9(h, rs, a, b):
     h.ok(not bad, "B's lookups of them answer")
 
 
+def proxy_script(h, rs):
+    """scripts/proxy.lua with auth off and its store in Redis"""
+    root = os.path.dirname(os.path.dirname(HERE))
+    with open(os.path.join(root, "scripts", "proxy.lua"),
+              encoding="utf-8") as f:
+        text = f.read()
+    subs = [(r'(?m)^(local\s+AUTH\s*=\s*)true\b', r'\1false'),
+            (r'(?m)^(\s*)database(\s*)=\s*DATABASE,',
+             r'\1store\2= "%s",' % rs.url)]
+    for pat, rp in subs:
+        text, n = re.subn(pat, rp, text)
+        if n != 1:
+            raise harness.Abort("scripts/proxy.lua: no line for %r" % pat)
+    path = os.path.join(h.tmp, "proxy-redis.lua")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def proxy_call(h, rs):
+    script = proxy_script(h, rs)
+    nodes = []
+    for name in ("proxy-a", "proxy-b"):
+        srv = h.server(script, name=name)
+        h.ok(srv.wait_for({"mod": "location", "ev": "redis_up"}, 5),
+             "%s (scripts/proxy.lua, store in Redis) connected" % name,
+             server=srv)
+        nodes.append(srv)
+    a, b = nodes
+    scen = os.path.join(os.path.dirname(HERE), "proxy")
+    bob = h.sipp(os.path.join(scen, "uas-answer.xml"), None, calls=1,
+                 timeout=20, name="uas-bob")
+    h.ok(bob.wait_listening(), "bob's phone (sipp) listens on %d" %
+         bob.port, sipp=bob)
+    rc = reglib.RegClient(a, user="bob")
+    r = rc.register(["<sip:bob@%s:%d>" % (LOCAL, bob.port)], 600)
+    rc.close()
+    h.ok(r is not None and r.code == 200, "bob's phone registers through "
+         "A -> 200", diag=D(r), server=a)
+    alice = h.sipp(os.path.join(scen, "uac-call.xml"), b, calls=1,
+                   timeout=20, args=["-s", "bob"])
+    h.sipp_ok(alice, "a call to bob arrives at B: B proxies it to the "
+              "binding A stored (INVITE, 200, ACK, BYE)")
+    h.sipp_ok(bob, "bob's phone answered the call that came through B")
+    for srv in nodes:
+        h.stop_server(srv, must_not=[r"\bev=redis_down\b",
+                                     r"\bev=hook_error\b"])
+
+
 def body(h, a):
     rs = redislib.start_redis(h)
+    if a.case == "proxy":
+        proxy_call(h, rs)
+        return
     na, nb = start_nodes(h, rs)
     if a.case == "shared":
         shared(h, rs, na, nb)
