@@ -28,6 +28,7 @@ struct regconf {
 	struct regsvc_config cfg;   /* its strings point to ours below  */
 	char *database;
 	char *realm;
+	char *remote;
 };
 
 
@@ -37,6 +38,7 @@ static void regconf_destructor(void *arg)
 
 	mem_deref(rc->database);
 	mem_deref(rc->realm);
+	mem_deref(rc->remote);
 }
 
 
@@ -277,6 +279,7 @@ static int l_configure(lua_State *L)
 	struct regsvc_config c, *cfg = &c;
 	struct regconf *rc;
 	const char *db, *store, *realm;
+	bool remote;
 	int err = 0;
 
 	rt_need_loading(L, "registrar.configure");
@@ -300,9 +303,12 @@ static int l_configure(lua_State *L)
 	store = opt_str(L, "store");
 	realm = opt_str(L, "realm");
 
-	if (store && strcmp(store, "sqlite") && strcmp(store, "memory"))
+	remote = store && !strncmp(store, "redis:", 6);
+	if (store && !remote && strcmp(store, "sqlite") &&
+	    strcmp(store, "memory"))
 		return luaL_error(L, "registrar.configure: 'store' must be "
-				  "\"sqlite\" or \"memory\"");
+				  "\"sqlite\", \"memory\" or "
+				  "\"redis://IP[:PORT][/DB]\"");
 
 	/* until it is complete, the config holds nothing that an error
 	 * raised on the way would leak */
@@ -313,7 +319,7 @@ static int l_configure(lua_State *L)
 	cfg->auth = lua_isnil(L, -1) ? true : lua_toboolean(L, -1);
 	lua_pop(L, 1);
 
-	if (!db && (!cfg->memory || cfg->auth))
+	if (!db && (!(cfg->memory || remote) || cfg->auth))
 		return luaL_error(L, "registrar.configure: 'database' is "
 				  "needed (for the bindings, or the users "
 				  "when auth is on)");
@@ -342,12 +348,15 @@ static int l_configure(lua_State *L)
 	if (db)
 		err |= str_dup(&rc->database, db);
 	err |= str_dup(&rc->realm, realm ? realm : "sipstack");
+	if (remote)
+		err |= str_dup(&rc->remote, store);
 	if (err) {
 		mem_deref(rc);
 		return luaL_error(L, "out of memory");
 	}
 	rc->cfg.database = rc->database;
 	rc->cfg.realm = rc->realm;
+	rc->cfg.remote = rc->remote;
 
 	rt_script_set_slot(rt_script(L), RT_SLOT_REGISTRAR, rc);
 
@@ -537,25 +546,13 @@ static int l_save(lua_State *L)
 }
 
 
-/* sip.location.lookup(aor) -> list of bindings */
-static int l_lookup(lua_State *L)
+/* The list of binding tables of set on L */
+static void push_set(lua_State *L, const struct loc_set *set)
 {
-	const char *aor = luaL_checkstring(L, 1);
-	struct regsvc *rs = need_regsvc(L, "location.lookup");
-	struct loc_set *set = NULL;
-	uint64_t now;
+	uint64_t now = location_clock();
 	size_t i;
-	int err;
-
-	err = regsvc_lookup(&set, rs, aor);
-	if (err == EINVAL)
-		return luaL_argerror(L, 1, "SIP URI expected");
 
 	lua_newtable(L);
-	if (err)
-		return 1;
-
-	now = location_clock();
 	for (i = 0; i < loc_set_count(set); i++) {
 		const struct loc_binding *b = loc_set_binding(set, i);
 
@@ -572,6 +569,7 @@ static int l_lookup(lua_State *L)
 		SETS(received);
 		SETS(user_agent);
 		SETS(callid);
+		SETS(node);
 #undef SETS
 		if (b->reg_id) {
 			lua_pushinteger(L, b->reg_id);
@@ -579,6 +577,99 @@ static int l_lookup(lua_State *L)
 		}
 		lua_rawseti(L, -2, (int)i + 1);
 	}
+}
+
+
+/* sip.location.lookup's op on a remote store: the list | nil, err */
+struct looked {
+	int err;
+	const struct loc_set *set;
+};
+
+
+/* Errors of a remote store, as the strings of docs/lua-api.md */
+static const char *store_errstr(int err)
+{
+	switch (err) {
+
+	case ENOTCONN:   return "unavailable";   /* Redis is down       */
+	case ECONNRESET: return "unavailable";   /* lost while asking   */
+	default:         return rt_errstr(err);  /* "timeout", ...      */
+	}
+}
+
+
+static int push_looked(lua_State *co, void *arg)
+{
+	const struct looked *r = arg;
+
+	if (r->err) {
+		lua_pushnil(co);
+		lua_pushstring(co, store_errstr(r->err));
+		return 2;
+	}
+
+	push_set(co, r->set);
+
+	return 1;
+}
+
+
+static void lookup_done(int err, const struct loc_set *set, void *arg)
+{
+	struct looked r = {err, set};
+
+	rt_op_resume(arg, push_looked, &r);
+}
+
+
+/* sip.location.lookup(aor) -> list of bindings | nil, err. A local
+ * store answers at once from memory; a remote one (Redis) yields. */
+static int l_lookup(lua_State *L)
+{
+	const char *aor = luaL_checkstring(L, 1);
+	struct regsvc *rs = need_regsvc(L, "location.lookup");
+	struct loc_set *set = NULL;
+	struct rt_op *op;
+	int err;
+
+	if (regsvc_remote(rs)) {
+		char *canon = NULL;
+		struct uri u;
+		struct pl pl;
+
+		/* the checks of regsvc_lookup, before anything yields */
+		pl_set_str(&pl, aor);
+		if (uri_decode(&u, &pl) || location_aor(&canon, &u))
+			return luaL_argerror(L, 1, "SIP URI expected");
+		mem_deref(canon);
+		rt_need_task(L, "location.lookup");
+
+		op = rt_op_start(L, "location.lookup");
+		err = regsvc_query(rs, aor, lookup_done, rt_op_arg(op));
+		if (err == ENOTCONN) {
+			(void)rt_op_abort(L, op, err);
+			lua_pop(L, 2);
+			lua_pushnil(L);
+			lua_pushstring(L, store_errstr(err));
+			return 2;
+		}
+		if (err)
+			return rt_op_abort(L, op, err);
+
+		return rt_op_yield(L, op);
+	}
+
+	err = regsvc_lookup(&set, rs, aor);
+	if (err == EINVAL)
+		return luaL_argerror(L, 1, "SIP URI expected");
+
+	if (err) {
+		lua_newtable(L);
+		return 1;
+	}
+
+	push_set(L, set);
 	mem_deref(set);
 
 	return 1;

@@ -356,31 +356,48 @@ static int binding_add(struct odict *arr, size_t i,
 }
 
 
-static void cmd_loc_show(struct ctl_op *op, const struct odict *req,
-			 void *arg)
+/* What the store could not do, as the op's error */
+static void loc_error(struct ctl_op *op, int err, const char *aor)
 {
-	struct ctl_cmds *cc = arg;
-	struct odict *o = NULL, *arr = NULL;
-	struct loc_set *set = NULL;
-	const char *aor = NULL;
-	struct regsvc *rs;
-	uint64_t now = location_clock();
-	size_t i;
-	int err;
+	switch (err) {
 
-	rs = need_registrar(cc, op, req, &aor);
-	if (!rs)
-		return;
-
-	err = regsvc_lookup(&set, rs, aor);
-	if (err == EINVAL) {
+	case EINVAL:
 		(void)ctl_op_error(op, "bad_request", "%s is not a SIP URI "
 				   "with a host", aor);
-		return;
+		break;
+
+	case ENOTCONN:
+		(void)ctl_op_error(op, "unavailable", "the location store "
+				   "(Redis) is not reachable now");
+		break;
+
+	case EBUSY:
+		(void)ctl_op_error(op, "busy", "the location store is busy: "
+				   "try again");
+		break;
+
+	default:
+		(void)ctl_op_error(op, "internal", "lookup failed: %m", err);
+		break;
+	}
+}
+
+
+/* The bindings are read (from memory, or from Redis, which answers
+ * later): now the client hears them */
+static void loc_shown(int err, const struct loc_set *set, void *arg)
+{
+	struct ctl_op *op = arg;
+	struct odict *o = NULL, *arr = NULL;
+	uint64_t now = location_clock();
+	size_t i;
+
+	if (err) {
+		loc_error(op, err, "");
+		goto out;
 	}
 
-	if (!err)
-		err = odict_alloc(&o, 4);
+	err = odict_alloc(&o, 4);
 	if (!err)
 		err = odict_alloc(&arr, 8);
 	for (i = 0; !err && i < loc_set_count(set); i++)
@@ -396,15 +413,39 @@ static void cmd_loc_show(struct ctl_op *op, const struct odict *req,
 	else
 		(void)ctl_op_reply(op, o);
 
+ out:
 	mem_deref(arr);
 	mem_deref(o);
-	mem_deref(set);
+	mem_deref(op);
+}
+
+
+static void cmd_loc_show(struct ctl_op *op, const struct odict *req,
+			 void *arg)
+{
+	struct ctl_cmds *cc = arg;
+	const char *aor = NULL;
+	struct regsvc *rs;
+	int err;
+
+	rs = need_registrar(cc, op, req, &aor);
+	if (!rs)
+		return;
+
+	/* any store: a local one answers at the next turn of the loop */
+	err = regsvc_query(rs, aor, loc_shown, mem_ref(op));
+	if (err) {
+		loc_error(op, err, aor);
+		mem_deref(op);
+	}
 }
 
 
 struct loc_remove {
 	struct ctl_op *op;           /* referenced                      */
+	struct regsvc *rs;           /* referenced                      */
 	char *aor;
+	char callid[64];
 	size_t count;                /* bindings before                 */
 };
 
@@ -414,6 +455,7 @@ static void loc_remove_destructor(void *arg)
 	struct loc_remove *lr = arg;
 
 	mem_deref(lr->op);
+	mem_deref(lr->rs);
 	mem_deref(lr->aor);
 }
 
@@ -450,53 +492,62 @@ static void loc_removed(int err, const struct loc_set *set, void *arg)
 }
 
 
+/* The bindings before (their count is the answer), then the removal */
+static void loc_counted(int err, const struct loc_set *set, void *arg)
+{
+	struct loc_remove *lr = arg;
+
+	if (!err)
+		err = str_dup(&lr->aor, loc_set_aor(set));
+	if (err) {
+		loc_error(lr->op, err, "");
+		mem_deref(lr);
+		return;
+	}
+
+	lr->count = loc_set_count(set);
+	err = regsvc_remove(lr->rs, lr->aor, lr->callid, loc_removed, lr);
+	if (err) {
+		(void)ctl_op_error(lr->op, err == EBUSY ? "busy" : "failed",
+				   "the bindings could not be removed: %m",
+				   err);
+		mem_deref(lr);
+	}
+	/* else loc_removed has it */
+}
+
+
 static void cmd_loc_remove(struct ctl_op *op, const struct odict *req,
 			   void *arg)
 {
 	struct ctl_cmds *cc = arg;
-	struct loc_set *set = NULL;
 	struct loc_remove *lr;
 	const char *aor = NULL;
 	struct regsvc *rs;
-	char callid[64];
 	int err;
 
 	rs = need_registrar(cc, op, req, &aor);
 	if (!rs)
 		return;
 
-	err = regsvc_lookup(&set, rs, aor);
-	if (err) {
-		(void)ctl_op_error(op, err == EINVAL ? "bad_request" :
-				   "internal", "%s: %s", aor, err == EINVAL ?
-				   "not a SIP URI with a host" :
-				   "lookup failed");
+	lr = mem_zalloc(sizeof(*lr), loc_remove_destructor);
+	if (!lr) {
+		(void)ctl_op_error(op, "internal", "out of memory");
 		return;
 	}
-
-	lr = mem_zalloc(sizeof(*lr), loc_remove_destructor);
-	if (!lr || str_dup(&lr->aor, loc_set_aor(set))) {
-		(void)ctl_op_error(op, "internal", "out of memory");
-		goto out;
-	}
 	lr->op = mem_ref(op);
-	lr->count = loc_set_count(set);
+	lr->rs = mem_ref(rs);
 
 	/* a Call-ID of ours per removal, so the CSeq rule never refuses */
-	(void)re_snprintf(callid, sizeof(callid), "ctl-%x-%u", rand_u32(),
-			  ++cc->removes);
-	err = regsvc_remove(rs, aor, callid, loc_removed, lr);
-	if (err) {
-		(void)ctl_op_error(op, err == EBUSY ? "busy" : "failed",
-				   "the bindings could not be removed: %m",
-				   err);
-		goto out;
-	}
-	lr = NULL;     /* loc_removed has it */
+	(void)re_snprintf(lr->callid, sizeof(lr->callid), "ctl-%x-%u",
+			  rand_u32(), ++cc->removes);
 
- out:
-	mem_deref(lr);
-	mem_deref(set);
+	err = regsvc_query(rs, aor, loc_counted, lr);
+	if (err) {
+		loc_error(op, err, aor);
+		mem_deref(lr);
+	}
+	/* else loc_counted has it */
 }
 
 

@@ -14,6 +14,11 @@
  * the replies of a group commit through the hook of
  * location_set_batch()).
  *
+ * A remote store (struct loc_remote in regpriv.h: Redis, loc_redis.c)
+ * replaces all of the above: no working set, no writer, no purge; every
+ * change and lookup is handed to it, and it calls the done handlers
+ * once the remote has answered (see "Remote stores" below).
+ *
  * WHY MEMORY FIRST, DISK SECOND
  *
  *   The rule checks of §10.3 step 7 (Call-ID/CSeq ordering) and every
@@ -149,6 +154,8 @@ struct location {
 	const struct loc_backend *be;
 	void *bstate;
 	bool bopen;
+	const struct loc_remote *rm;   /* a remote store, or NULL         */
+	void *rstate;
 	struct location_config cfg;
 	struct hash *aors;
 	struct list stalel;
@@ -408,7 +415,7 @@ static void binding_destructor(void *arg)
 
 /* The strings of a binding, as pointer-length (unset = NULL) */
 struct bstrs {
-	struct pl aor, contact, callid, instance, path, received, ua;
+	struct pl aor, contact, callid, instance, path, received, ua, node;
 };
 
 
@@ -421,6 +428,7 @@ static void bstrs_of(struct bstrs *s, const struct loc_binding *b)
 	s->path     = pl_of(b->path);
 	s->received = pl_of(b->received);
 	s->ua       = pl_of(b->user_agent);
+	s->node     = pl_of(b->node);
 }
 
 
@@ -452,7 +460,7 @@ static int binding_alloc(struct binding **bdp, const struct bstrs *s,
 
 	sz = plsz(&s->aor) + plsz(&s->contact) + plsz(&s->callid) +
 		plsz(&s->instance) + plsz(&s->path) + plsz(&s->received) +
-		plsz(&s->ua);
+		plsz(&s->ua) + plsz(&s->node);
 
 	bd = mem_zalloc(sizeof(*bd) + sz, binding_destructor);
 	if (!bd)
@@ -467,6 +475,7 @@ static int binding_alloc(struct binding **bdp, const struct bstrs *s,
 	bd->b.path       = plcopy(&pos, &s->path);
 	bd->b.received   = plcopy(&pos, &s->received);
 	bd->b.user_agent = plcopy(&pos, &s->ua);
+	bd->b.node       = plcopy(&pos, &s->node);
 	bd->hidx = HIDX_NONE;
 
 	pl_set_str(&cpl, bd->b.contact);
@@ -830,7 +839,7 @@ static size_t row_strsz(const struct loc_binding *b)
 {
 	return slen(b->aor) + slen(b->contact) + slen(b->callid) +
 		slen(b->instance) + slen(b->path) + slen(b->received) +
-		slen(b->user_agent);
+		slen(b->user_agent) + slen(b->node);
 }
 
 
@@ -846,6 +855,7 @@ static void row_copy(struct loc_binding *d, const struct loc_binding *b,
 	d->path       = sdup(pos, b->path);
 	d->received   = sdup(pos, b->received);
 	d->user_agent = sdup(pos, b->user_agent);
+	d->node       = sdup(pos, b->node);
 }
 
 
@@ -1581,6 +1591,7 @@ static int binding_of_contact(struct binding **bdp, struct location *loc,
 	s.path = chg->path;
 	s.received = chg->received;
 	s.ua = chg->user_agent;
+	s.node = (struct pl)PL_INIT;  /* one node: nothing to tell */
 	if (!pl_isset(&s.instance))
 		s.instance = (struct pl)PL_INIT;
 	if (!pl_isset(&s.path))
@@ -1758,6 +1769,10 @@ int location_apply(struct location *loc, const struct loc_change *chg,
 	if (err)
 		return err;
 
+	if (loc->rm)
+		return loc->rm->apply(loc->rstate, chg, loc->cfg.max_bindings,
+				      doneh, arg);
+
 	a = aor_find(loc, &chg->aor);
 	if (a && a->stale)
 		return EBUSY;
@@ -1839,6 +1854,9 @@ int location_lookup(struct loc_set **setp, struct location *loc,
 	if (!setp || !loc || !aor)
 		return EINVAL;
 
+	if (loc->rm)
+		return ENOTSUP;
+
 	pl_set_str(&name, aor);
 	a = aor_find(loc, &name);
 	if (a) {
@@ -1859,6 +1877,149 @@ int location_lookup(struct loc_set **setp, struct location *loc,
 
 
 /* ------------------------------------------------------------------ *
+ * Remote stores, and the asynchronous lookup every store answers
+ *
+ * A remote store (Redis) is the authority: two nodes apply REGISTERs
+ * of one AOR there, each in one atomic script, so nothing of it can be
+ * kept here without going stale. location.c only checks a change's
+ * shape and hands it over; the remote builds the sets it reports with
+ * loc_set_from() and runs the done handlers inside location_batch().
+ * ------------------------------------------------------------------ */
+
+/* A local store's answer to location_query(), at the next turn */
+struct query {
+	struct tmr tmr;
+	struct loc_set *set;
+	loc_done_h *doneh;
+	void *arg;
+};
+
+
+static void query_destructor(void *arg)
+{
+	struct query *q = arg;
+
+	tmr_cancel(&q->tmr);
+	mem_deref(q->set);
+}
+
+
+static void query_handler(void *arg)
+{
+	struct query *q = arg;
+
+	q->doneh(0, q->set, q->arg);
+	mem_deref(q);
+}
+
+
+int location_query(struct location *loc, const char *aor,
+		   loc_done_h *doneh, void *arg)
+{
+	struct query *q;
+	int err;
+
+	if (!loc || !aor || !doneh)
+		return EINVAL;
+
+	if (loc->closing)
+		return ESHUTDOWN;
+
+	if (loc->rm)
+		return loc->rm->lookup(loc->rstate, aor, doneh, arg);
+
+	q = mem_zalloc(sizeof(*q), query_destructor);
+	if (!q)
+		return ENOMEM;
+
+	err = location_lookup(&q->set, loc, aor);
+	if (err) {
+		mem_deref(q);
+		return err;
+	}
+
+	q->doneh = doneh;
+	q->arg = arg;
+	tmr_start(&q->tmr, 0, query_handler, q);
+
+	return 0;
+}
+
+
+bool location_remote(const struct location *loc)
+{
+	return loc && loc->rm;
+}
+
+
+int loc_set_from(struct loc_set **setp, const char *aor,
+		 const struct loc_binding *bv, size_t n)
+{
+	struct loc_set *set;
+	struct pl name;
+	size_t i;
+	int err;
+
+	if (!setp || !aor || (n && !bv))
+		return EINVAL;
+
+	pl_set_str(&name, aor);
+
+	set = mem_zalloc(sizeof(*set) + n * sizeof(set->v[0]),
+			 set_destructor);
+	if (!set)
+		return ENOMEM;
+
+	err = pl_strdup(&set->aor, &name);
+	if (err)
+		goto out;
+
+	for (i = 0; i < n; i++) {
+		struct binding *bd;
+		struct bstrs s;
+
+		bstrs_of(&s, &bv[i]);
+		s.aor = name;
+		err = binding_alloc(&bd, &s, &bv[i]);
+		if (err)
+			goto out;
+
+		bd->seq = i + 1;
+		set->v[set->n++] = bd;
+	}
+
+	qsort(set->v, set->n, sizeof(set->v[0]), set_order);
+
+ out:
+	if (err)
+		mem_deref(set);
+	else
+		*setp = set;
+
+	return err;
+}
+
+
+void location_batch(struct location *loc, bool end)
+{
+	if (loc && loc->batchh)
+		loc->batchh(end, loc->batch_arg);
+}
+
+
+struct location_stats *location_counters(struct location *loc)
+{
+	return loc ? &loc->stats : NULL;
+}
+
+
+struct metrics_hist *location_hist(struct location *loc)
+{
+	return loc ? &loc->commit_hist : NULL;
+}
+
+
+/* ------------------------------------------------------------------ *
  * The store
  * ------------------------------------------------------------------ */
 
@@ -1871,6 +2032,22 @@ void location_config_default(struct location_config *cfg)
 	cfg->buckets   = DEFAULT_BUCKETS;
 	cfg->batch_max = DEFAULT_BATCH_MAX;
 	cfg->purge_ms  = DEFAULT_PURGE_MS;
+}
+
+
+static void config_set(struct location *loc,
+		       const struct location_config *cfg)
+{
+	if (cfg)
+		loc->cfg = *cfg;
+	else
+		location_config_default(&loc->cfg);
+	if (!loc->cfg.buckets)
+		loc->cfg.buckets = DEFAULT_BUCKETS;
+	if (!loc->cfg.batch_max)
+		loc->cfg.batch_max = DEFAULT_BATCH_MAX;
+	if (!loc->cfg.purge_ms)
+		loc->cfg.purge_ms = DEFAULT_PURGE_MS;
 }
 
 
@@ -1898,6 +2075,11 @@ static void location_destructor(void *arg)
 	tmr_cancel(&loc->tmr_purge);
 	writer_stop(loc);
 
+	/* a remote store answers what waits on it (ESHUTDOWN) */
+	loc->closing = true;
+	if (loc->rm)
+		loc->rm->close(loc->rstate);
+
 	/* every pending change is committed (or failed) by now: tell
 	 * whoever waits, exactly once, as promised. The handlers must not
 	 * use loc any more (location_apply() refuses: ESHUTDOWN). */
@@ -1914,7 +2096,7 @@ static void location_destructor(void *arg)
 
 	loc->mq = mem_deref(loc->mq);
 
-	if (loc->bopen)
+	if (loc->be && loc->bopen)
 		loc->be->close(loc->bstate);
 
 	hash_flush(loc->aors);
@@ -1982,16 +2164,7 @@ int location_open_backend(struct location **locp,
 		return ENOMEM;
 
 	loc->be = be;
-	if (cfg)
-		loc->cfg = *cfg;
-	else
-		location_config_default(&loc->cfg);
-	if (!loc->cfg.buckets)
-		loc->cfg.buckets = DEFAULT_BUCKETS;
-	if (!loc->cfg.batch_max)
-		loc->cfg.batch_max = DEFAULT_BATCH_MAX;
-	if (!loc->cfg.purge_ms)
-		loc->cfg.purge_ms = DEFAULT_PURGE_MS;
+	config_set(loc, cfg);
 
 	tmr_init(&loc->tmr_purge);
 	metrics_hist_init_seconds(&loc->commit_hist);
@@ -2046,6 +2219,39 @@ int location_open_backend(struct location **locp,
 }
 
 
+/* A remote store: its state only (no hash, no writer, no purge) */
+static int location_open_remote(struct location **locp,
+				const struct loc_remote *rm, const char *arg,
+				const struct location_config *cfg)
+{
+	struct location *loc;
+	int err;
+
+	loc = mem_zalloc(sizeof(*loc), location_destructor);
+	if (!loc)
+		return ENOMEM;
+
+	config_set(loc, cfg);
+	tmr_init(&loc->tmr_purge);
+	metrics_hist_init_seconds(&loc->commit_hist);
+
+	err = rm->open(&loc->rstate, arg, loc);
+	if (err)
+		goto out;
+	loc->rm = rm;
+
+	slog(LOG_INFO, "location", "open", NULL, "backend=%s", rm->name);
+
+ out:
+	if (err)
+		mem_deref(loc);
+	else
+		*locp = loc;
+
+	return err;
+}
+
+
 int location_open(struct location **locp, const char *spec,
 		  const struct location_config *cfg)
 {
@@ -2060,6 +2266,11 @@ int location_open(struct location **locp, const char *spec,
 
 	colon = strchr(spec, ':');
 	n = colon ? (size_t)(colon - spec) : strlen(spec);
+
+	if (colon && n == strlen(loc_remote_redis.name) &&
+	    !strncmp(spec, loc_remote_redis.name, n))
+		return location_open_remote(locp, &loc_remote_redis,
+					    colon + 1, cfg);
 
 	for (i = 0; i < ARRAY_SIZE(backends); i++) {
 		const struct loc_backend *be = backends[i];
@@ -2111,7 +2322,8 @@ int location_debug(struct re_printf *pf, const struct location *loc)
 	return re_hprintf(pf, "location backend=%s aors=%llu bindings=%llu "
 			  "pending=%llu commits=%llu ops=%llu failed=%llu "
 			  "expired=%llu stale=%llu\n",
-			  loc->be->name, s->aors, s->bindings, s->pending,
+			  loc->rm ? loc->rm->name : loc->be->name,
+			  s->aors, s->bindings, s->pending,
 			  s->commits, s->ops, s->failed, s->expired,
 			  s->stale);
 }

@@ -23,6 +23,11 @@
  * file gives it (location_set_batch): udpbatch holds the replies sent
  * in between and hands them to the kernel together (sendmmsg, up to 32
  * a call).
+ *
+ * With a remote store (Redis, location_remote()) the store decides the
+ * rules of step 7 in its own script: the out-of-order 500 and the 403
+ * of too many bindings come through the done handler, and a store that
+ * is unreachable gets 503 with Retry-After (STORE_RETRY_AFTER).
  */
 #include <string.h>
 #include <re.h>
@@ -37,6 +42,10 @@ enum {
 	MAX_CONTACTS            = 64,   /* Contacts in one REGISTER */
 	REG_ID_MAX              = 0x7fffffff,
 };
+
+/* s, in the 503 while a remote location store is unreachable */
+#define STORE_RETRY_AFTER "5"
+
 
 struct registrar {
 	struct location *loc;
@@ -488,7 +497,23 @@ static void loc_done_handler(int err, const struct loc_set *set, void *arg)
 	struct regctx *ctx = arg;
 	struct mbuf *mb = NULL;
 
-	if (err) {
+	/* a remote store decides the rules there and says so here */
+	switch (err) {
+
+	case 0:
+		break;
+
+	case EPROTO:
+		answer(ctx, 500, "Out of Order CSeq", NULL);
+		goto out;
+
+	case EOVERFLOW:
+		answer(ctx, 403, "Too Many Registered Contacts", NULL);
+		goto out;
+
+	default:
+		/* the commit failed, or no answer came from a remote store
+		 * (it may or may not have stored it): never a 200 */
 		answer(ctx, 500, "Server Internal Error", NULL);
 		goto out;
 	}
@@ -692,7 +717,7 @@ int registrar_handle(struct registrar *reg, struct stack_req *req,
 	struct loc_change chg;
 	struct parsed *ps = NULL;
 	struct regctx *ctx;
-	char received[80];
+	char received[80], node[80];
 	int err;
 
 	if (!reg || !msg || pl_strcmp(&msg->met, "REGISTER"))
@@ -734,6 +759,12 @@ int registrar_handle(struct registrar *reg, struct stack_req *req,
 			  sip_transp_param(msg->tp));
 	pl_set_str(&chg.received, received);
 
+	/* which node holds the flow (a remote store tells the others:
+	 * a TCP/TLS binding is reached through this node) */
+	(void)re_snprintf(node, sizeof(node), "sip:%J%s", &msg->dst,
+			  sip_transp_param(msg->tp));
+	pl_set_str(&chg.node, node);
+
 	err = location_apply(reg->loc, &chg, loc_done_handler, ctx);
 	switch (err) {
 
@@ -752,6 +783,13 @@ int registrar_handle(struct registrar *reg, struct stack_req *req,
 
 	case EBUSY:
 		answer(ctx, 503, "Service Unavailable", "Retry-After: 1\r\n");
+		finish_later(ctx);
+		break;
+
+	case ENOTCONN:
+		/* a remote store (Redis) that is not reachable now */
+		answer(ctx, 503, "Service Unavailable (location store down)",
+		       "Retry-After: " STORE_RETRY_AFTER "\r\n");
 		finish_later(ctx);
 		break;
 

@@ -33,8 +33,18 @@
  * Backends are named by a spec string: "memory:" (nothing persists, for
  * tests; loc_memory.c) or "sqlite:PATH" (one database file, WAL,
  * synchronous=FULL, table `bindings`, schema version in PRAGMA
- * user_version; loc_sqlite.c). Others (Redis...) implement struct
- * loc_backend and use location_open_backend().
+ * user_version; loc_sqlite.c). Others implement struct loc_backend and
+ * use location_open_backend().
+ *
+ * "redis://[:PASSWORD@]IP[:PORT][/DB]" is another kind of store, a
+ * remote and authoritative one (loc_redis.c): the bindings live in
+ * Redis only, shared by every node that names the same Redis; one
+ * atomic Lua script per REGISTER applies the rules of §10.3 there, and
+ * the done handler runs once Redis has answered. Nothing is kept in
+ * memory: location_lookup() is ENOTSUP, location_query() asks Redis,
+ * and location_apply() and location_query() fail with ENOTCONN while
+ * Redis is unreachable (it is reconnected with a back-off). See
+ * location_remote().
  *
  * Times are unix time in milliseconds (wall clock, since they persist);
  * q-values are in thousandths (1000 = q 1.0). All functions run on the
@@ -60,6 +70,10 @@ struct loc_binding {
 	const char *received;   /* source: "sip:IP:PORT", plus
 				 * ";transport=tcp|tls" when not UDP      */
 	const char *user_agent; /* User-Agent                             */
+	const char *node;       /* the node that took the REGISTER, as
+				 * "sip:IP:PORT[;transport=tcp|tls]" (its
+				 * listener): a remote store only (Redis),
+				 * NULL in a local one                    */
 };
 
 /* One Contact of a REGISTER, as the registrar parsed it */
@@ -84,6 +98,7 @@ struct loc_change {
 	struct pl path;         /* Path values joined by ",", or unset    */
 	struct pl received;     /* source address (see loc_binding)       */
 	struct pl user_agent;   /* User-Agent or unset                    */
+	struct pl node;         /* this node (see loc_binding), or unset  */
 };
 
 struct location_config {
@@ -154,15 +169,36 @@ int  location_aor(char **aorp, const struct uri *uri);
  * doneh's err: 0, or the backend's error (EIO, ENOSPC, EBUSY...) when
  * the transaction holding the change failed; the AOR is then reloaded
  * from the backend, and changes to it already in flight also report
- * EIO (they were computed from a state that was never stored). */
+ * EIO (they were computed from a state that was never stored).
+ * A remote store (location_remote()) returns ENOTCONN when it is not
+ * connected, and reports EPROTO and EOVERFLOW in doneh's err (Redis
+ * decides); doneh's err ETIMEDOUT or ECONNRESET means no answer came:
+ * the change may or may not be stored (never answer 200 then). */
 int  location_apply(struct location *loc, const struct loc_change *chg,
 		    loc_done_h *doneh, void *arg);
 
 /* The current (not expired) bindings of aor, ordered by q descending,
  * then most recently updated first: a snapshot, mem-allocated in
- * *setp, empty when aor has none. Reads memory only. */
+ * *setp, empty when aor has none. Reads memory only; ENOTSUP for a
+ * remote store (use location_query()). */
 int  location_lookup(struct loc_set **setp, struct location *loc,
 		     const char *aor);
+
+/* The bindings of aor, as location_lookup() gives them, for any store:
+ * doneh(0, set, arg) with the set (valid during the call), or doneh(err,
+ * NULL, arg), always after this call has returned. A local store
+ * answers from memory at the next turn of the loop; a remote one
+ * (Redis) once it has answered: then err may be ETIMEDOUT, ECONNRESET
+ * (the connection was lost: no answer), ESHUTDOWN (the store was
+ * freed). Returns 0 and doneh is called exactly once, or an error and
+ * it is never called: EINVAL, ENOMEM, ENOTCONN (a remote store that is
+ * not connected now). */
+int  location_query(struct location *loc, const char *aor,
+		    loc_done_h *doneh, void *arg);
+/* true for a remote store (Redis): location_apply's outcomes, such as
+ * EPROTO and EOVERFLOW, come in the done handler's err instead of the
+ * return value, and reads go through location_query() */
+bool location_remote(const struct location *loc);
 
 /* Called on the loop thread around the done handlers of one group
  * commit: bh(false, arg) before the first, bh(true, arg) after the
@@ -264,7 +300,8 @@ int  location_open_backend(struct location **locp,
  *        request "fails" without naming a code; we answer 500 like an
  *        aborted update, where Kamailio/OpenSIPS answer 200 and change
  *        nothing); 500 also when the commit failed
- *   503  the AOR is being reloaded after a failed commit (Retry-After)
+ *   503  the AOR is being reloaded after a failed commit (Retry-After:
+ *        1), or a remote store (Redis) is unreachable (Retry-After: 5)
  *   200  one "Contact: <uri>;expires=N" per current binding (with q when
  *        not 1, +sip.instance and reg-id when stored), a Date header,
  *        and the request's Path when the UA listed "path" in Supported

@@ -22,7 +22,9 @@ struct regsvc {
 	struct regsvc_config cfg;   /* its strings point to ours below  */
 	char *database;
 	char *realm;
-	char spec[512];             /* the store, "sqlite:FILE"         */
+	char *remote;
+	char spec[512];             /* the store, "sqlite:FILE" (a
+				     * remote one without its password) */
 	struct location *loc;
 	struct registrar *reg;
 	struct auth_users *users;
@@ -64,6 +66,7 @@ bool regsvc_config_equal(const struct regsvc_config *a,
 		a->guard == b->guard &&
 		!memcmp(&a->gcfg, &b->gcfg, sizeof(a->gcfg)) &&
 		str_same(a->database, b->database) &&
+		str_same(a->remote, b->remote) &&
 		str_same(a->realm, b->realm) &&
 		a->rcfg.min_expires == b->rcfg.min_expires &&
 		a->rcfg.max_expires == b->rcfg.max_expires &&
@@ -87,6 +90,7 @@ static void destructor(void *arg)
 	mem_deref(rs->users);
 	mem_deref(rs->database);
 	mem_deref(rs->realm);
+	mem_deref(rs->remote);
 }
 
 
@@ -241,18 +245,34 @@ int regsvc_open(struct regsvc **rsp, struct stack *st,
 		err |= str_dup(&rs->database, cfg->database);
 	if (cfg->realm)
 		err |= str_dup(&rs->realm, cfg->realm);
+	if (cfg->remote)
+		err |= str_dup(&rs->remote, cfg->remote);
 	if (err)
 		goto out;
 	rs->cfg.database = rs->database;
 	rs->cfg.realm = rs->realm;
+	rs->cfg.remote = rs->remote;
 
-	if (cfg->memory)
+	if (cfg->remote) {
+		const char *at = strchr(rs->remote, '@');
+
+		/* for the logs: never the password */
+		if (at)
+			(void)re_snprintf(rs->spec, sizeof(rs->spec),
+					  "redis://***%s", at);
+		else
+			str_ncpy(rs->spec, rs->remote, sizeof(rs->spec));
+	}
+	else if (cfg->memory) {
 		str_ncpy(rs->spec, "memory:", sizeof(rs->spec));
-	else
+	}
+	else {
 		(void)re_snprintf(rs->spec, sizeof(rs->spec), "sqlite:%s",
 				  rs->database);
+	}
 
-	err = location_open(&rs->loc, rs->spec, NULL);
+	err = location_open(&rs->loc, cfg->remote ? rs->remote : rs->spec,
+			    NULL);
 	if (err) {
 		slog(LOG_ERROR, "registrar", "store_failed", NULL,
 		     "store=%H err=%m", log_q, rs->spec, err);
@@ -415,6 +435,25 @@ int regsvc_lookup(struct loc_set **setp, struct regsvc *rs,
 }
 
 
+int regsvc_query(struct regsvc *rs, const char *uri, loc_done_h *doneh,
+		 void *arg)
+{
+	char *aor = NULL;
+	int err;
+
+	if (!rs || !uri || !doneh)
+		return EINVAL;
+
+	if (aor_of(&aor, uri))
+		return EINVAL;
+
+	err = location_query(rs->loc, aor, doneh, arg);
+	mem_deref(aor);
+
+	return err;
+}
+
+
 /* Every binding of the AOR goes, as a REGISTER with "Contact: *" and
  * Expires: 0 would do (RFC 3261 §10.2.2), under a Call-ID of its own
  * (so no REGISTER's CSeq rule can refuse it); doneh once it is
@@ -442,6 +481,12 @@ int regsvc_remove(struct regsvc *rs, const char *uri, const char *callid,
 	mem_deref(aor);
 
 	return err;
+}
+
+
+bool regsvc_remote(const struct regsvc *rs)
+{
+	return rs && location_remote(rs->loc);
 }
 
 

@@ -15,6 +15,8 @@ struct regsvc_config {
 	const char *database;    /* SQLite file of bindings and users, or
 				  * NULL (memory store without auth)   */
 	bool memory;             /* bindings in memory only (tests)     */
+	const char *remote;      /* bindings in a remote store instead:
+				  * "redis://IP[:PORT][/DB]", or NULL  */
 	bool auth;               /* digest auth on REGISTER             */
 	const char *realm;       /* digest realm                        */
 	unsigned algs;           /* AUTH_ALG_* offered                  */
@@ -52,9 +54,17 @@ void regsvc_register(struct regsvc *rs, struct stack_req *req);
 int  regsvc_save(struct regsvc *rs, struct stack_req *req,
 		 registrar_done_h *doneh, void *arg);
 
-/* The bindings of the AOR of the SIP URI uri (EINVAL: not one) */
+/* The bindings of the AOR of the SIP URI uri (EINVAL: not one; ENOTSUP
+ * with a remote store: use regsvc_query) */
 int  regsvc_lookup(struct loc_set **setp, struct regsvc *rs,
 		   const char *uri);
+/* The same from any store, through location_query(): doneh later,
+ * exactly once, unless an error is returned (EINVAL: not a SIP URI,
+ * ENOTCONN: a remote store that is down now) */
+int  regsvc_query(struct regsvc *rs, const char *uri, loc_done_h *doneh,
+		  void *arg);
+/* Is the store remote (Redis): lookups must wait for it */
+bool regsvc_remote(const struct regsvc *rs);
 
 /* Removes every binding of the AOR of the SIP URI uri (EINVAL: not
  * one), as "Contact: *" would, in a change of Call-ID callid; doneh
