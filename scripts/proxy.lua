@@ -80,7 +80,13 @@ sip.on_request(function(req)
     if not sip.auth.require(req, { proxy = true }) then return end
   end
 
-  local bindings = sip.location.lookup("sip:" .. user .. "@" .. host)
+  local bindings, err = sip.location.lookup("sip:" .. user .. "@" .. host)
+  if not bindings then
+    -- the store cannot answer (Redis down): say so, and when to retry
+    sip.log.warn("lookup_failed", { user = user, err = err })
+    req:reply(503, "Location Unavailable", { ["Retry-After"] = "5" })
+    return
+  end
   if #bindings == 0 then
     return 404
   end
