@@ -60,6 +60,7 @@ GAUGES = [
     ("sipstack_sip_transactions_completed", "completed"),
     ("sipstack_lua_tasks", "tasks"),
     ("sipstack_registrar_bindings", "bindings"),
+    ("sipstack_heap_bytes", "heap"),
 ]
 
 
@@ -154,15 +155,17 @@ def fmt(v):
 def report(title, s, res, warm_frac=0.5, warm_min=40.0):
     rows = s.rows
     say(f"\n### {title}\n")
-    say("| t (s) | RSS (MB) | dialogs | calls | pending | completed | "
-        "Lua tasks | bindings | |")
-    say("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    say("| t (s) | RSS (MB) | heap (MB) | dialogs | calls | pending | "
+        "completed | Lua tasks | bindings | |")
+    say("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     step = max(1, len(rows) // 24)
     shown = rows[::step]
     if rows and shown[-1] is not rows[-1]:
         shown.append(rows[-1])
     for r in shown:
-        say(f"| {r['t']:.0f} | {r['rss'] / 1024:.1f} | {fmt(r['dialogs'])} "
+        heap = "-" if r["heap"] is None else f"{r['heap'] / 2**20:.1f}"
+        say(f"| {r['t']:.0f} | {r['rss'] / 1024:.1f} | {heap} | "
+            f"{fmt(r['dialogs'])} "
             f"| {fmt(r['calls'])} | {fmt(r['pending'])} | "
             f"{fmt(r['completed'])} | {fmt(r['tasks'])} | "
             f"{fmt(r['bindings'])} | {r['label']} |")
@@ -183,7 +186,12 @@ def report(title, s, res, warm_frac=0.5, warm_min=40.0):
     w = after[0]
     e = load[-1]
     growth = (e["rss"] - w["rss"]) / max(1, w["rss"]) * 100
-    peak = {col: max((r[col] or 0) for r in load) for _, col in GAUGES}
+    peak = {col: max((r[col] or 0) for r in load) for _, col in GAUGES
+            if col != "heap"}
+    if w["heap"] is not None and e["heap"] is not None:
+        say(f"\nheap in use after warm-up {w['heap'] / 2**20:.1f} MB, at the "
+            f"end of the load {e['heap'] / 2**20:.1f} MB: "
+            f"{(e['heap'] - w['heap']) / max(1, w['heap']) * 100:+.1f}%")
     say(f"\nRSS after warm-up (t={w['t']:.0f} s) {w['rss'] / 1024:.1f} MB, "
         f"at the end of the load {e['rss'] / 1024:.1f} MB: "
         f"{growth:+.1f}%; peaks under load: " +

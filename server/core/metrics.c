@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <math.h>
 #include <dirent.h>
+#include <malloc.h>
 #include <unistd.h>
 #include <sys/resource.h>
 #include <re.h>
@@ -703,6 +704,12 @@ int metrics_process_collect(struct mbuf *mb, void *arg)
 	err |= metrics_one(mb, "process_open_fds", METRICS_GAUGE,
 			   "Number of open file descriptors.",
 			   proc_open_fds());
+	/* unlike RSS, back to its baseline when what was allocated is
+	 * freed: tells a leak from the allocator keeping freed pages */
+	err |= metrics_one(mb, "sipstack_heap_bytes", METRICS_GAUGE,
+			   "C heap in use (glibc mallinfo2, all arenas; "
+			   "chunks in the per-thread caches count as used).",
+			   mallinfo2().uordblks);
 	if (!getrlimit(RLIMIT_NOFILE, &rl))
 		err |= metrics_one(mb, "process_max_fds", METRICS_GAUGE,
 				   "Maximum number of open file descriptors.",
