@@ -352,8 +352,19 @@ static int l_configure(lua_State *L)
 
 		if (!strcmp(k, "user_agent"))
 			cfg_str(L, k, cfg.user_agent, sizeof(cfg.user_agent));
-		else if (!strcmp(k, "local_ip"))
+		else if (!strcmp(k, "local_ip")) {
+			struct sa sa;
+
 			cfg_str(L, k, cfg.local_ip, sizeof(cfg.local_ip));
+			/* it goes into From and Contact, and the listeners
+			 * of udp_port= and the like bind it */
+			if (!sa_set_str(&sa, cfg.local_ip, 0) &&
+			    sa_is_any(&sa))
+				return luaL_error(L, "configure: local_ip "
+						  "'%s' is a wildcard: give "
+						  "the address peers reach",
+						  cfg.local_ip);
+		}
 		else if (!strcmp(k, "udp_port"))
 			cfg.udp_port = (uint16_t)cfg_uint(L, k, 0, 65535);
 		else if (!strcmp(k, "tcp_port"))

@@ -136,6 +136,11 @@ static int parse_listen(struct cli *cli, const char *arg)
 	if (sa_decode(&cli->lsnr[cli->lsnrc].addr, rest.p, rest.l))
 		return EINVAL;
 
+	/* the listener's address is what our Via, Contact and
+	 * Record-Route carry (libre's msg->dst): a wildcard cannot be */
+	if (sa_is_any(&cli->lsnr[cli->lsnrc].addr))
+		return EADDRNOTAVAIL;
+
 	cli->lsnr[cli->lsnrc].tp = tp;
 	++cli->lsnrc;
 
@@ -188,12 +193,25 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 		{NULL, 0, NULL, 0}
 	};
 	enum log_level lvl;
-	int c;
+	struct sa lip;
+	int c, err;
 
 	while ((c = getopt_long(argc, argv, "l:chV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
-			if (parse_listen(cli, optarg)) {
+			err = parse_listen(cli, optarg);
+			if (err == EADDRNOTAVAIL) {
+				(void)fprintf(stderr, "sipstack: --listen %s: "
+					      "a wildcard address (0.0.0.0, "
+					      "::) cannot be a listener: its "
+					      "address goes into Via, Contact "
+					      "and Record-Route; give the "
+					      "address peers reach (one "
+					      "--listen per address)\n",
+					      optarg);
+				return 2;
+			}
+			else if (err) {
 				(void)fprintf(stderr, "sipstack: --listen %s: "
 					      "expected udp:, tcp:, tls:, "
 					      "ws: or wss:IP:PORT "
@@ -234,6 +252,13 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 			str_ncpy(cli->cfg.local_ip, optarg,
 				 sizeof(cli->cfg.local_ip));
 			cli->lip = true;
+			if (!sa_set_str(&lip, optarg, 0) && sa_is_any(&lip)) {
+				(void)fprintf(stderr, "sipstack: --local-ip "
+					      "%s: a wildcard: give the "
+					      "address peers reach\n",
+					      optarg);
+				return 2;
+			}
 			break;
 		case O_MF:
 		case O_T1:

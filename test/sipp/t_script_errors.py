@@ -3,12 +3,15 @@
 
 - starting with a script that does not compile (bad-syntax.lua), that
   fails while loading (bad-runtime.lua) or that misuses the API at load
-  time (bad-api.lua: sip.sleep outside a hook): exit status != 0 within
+  time (bad-api.lua: sip.sleep outside a hook; bad-config.lua: a
+  wildcard local_ip): exit status != 0 within
   5 s, no ev=started, stderr has `lvl=error mod=lua ev=load_failed
   script=PATH err="PATH:LINE: ..."` with the line that failed;
 - `--check` on every good test script: exit 0 and `PATH: ok` on stdout;
-- `--check` on the three bad ones: exit 1 and `PATH:LINE: message` on
-  stderr.
+- `--check` on the bad ones: exit 1 and `PATH:LINE: message` on
+  stderr;
+- a wildcard listener (`--listen udp:0.0.0.0:P`, `tcp:[::]:P`) or
+  `--local-ip 0.0.0.0`: exit 2 at once with a line saying why.
 """
 import os
 import re
@@ -22,7 +25,12 @@ GOOD = ["wire.lua", "sender.lua", "hook-error.lua", "reload.lua",
         "sleep.lua"]
 BAD = [("bad-syntax.lua", "LINE:syntax", "unexpected symbol near '='"),
        ("bad-runtime.lua", "LINE:runtime", "attempt to index"),
-       ("bad-api.lua", "LINE:api", "sleep")]
+       ("bad-api.lua", "LINE:api", "sleep"),
+       ("bad-config.lua", "LINE:config", "local_ip '0.0.0.0' is a "
+        "wildcard")]
+# wildcard listeners refused before anything starts (exit 2)
+WILDCARDS = [["--listen", "udp:0.0.0.0:%d"], ["--listen", "tcp:[::]:%d"],
+             ["--local-ip", "0.0.0.0", "--listen", "udp:127.0.0.1:%d"]]
 
 
 def body(h, a):
@@ -70,6 +78,15 @@ def body(h, a):
                  name, name, line, err_part), diag="stderr %r" % err)
         h.ok(": ok" not in out, "--check %s: does not print ok" % name,
              diag=out)
+
+    for args in WILDCARDS:
+        port = harness.free_port()
+        argv = [x % port if "%d" in x else x for x in args]
+        rc, out, err = h.run([h.sipstack] + argv +
+                             [harness.script_path("wire.lua")], timeout=5)
+        h.ok(rc == 2 and "wildcard" in err and "ev=started" not in err,
+             "%s: refused at start (exit 2, 'wildcard')" % " ".join(argv),
+             diag="exit %s\nstderr %r" % (rc, err))
 
 
 if __name__ == "__main__":
