@@ -379,8 +379,8 @@ static const char *target_str(lua_State *L, int idx, const char *key,
 }
 
 
-/* targets = {"sip:..." | {uri=, path=, received=, q=}, ...}: the
- * strings stay anchored on L's stack */
+/* targets = {"sip:..." | {uri=, path=, received=, next_hop=, q=}, ...}:
+ * the strings stay anchored on L's stack */
 static size_t targets_check(lua_State *L, int idx,
 			    struct proxy_target *tv, bool use_received)
 {
@@ -395,9 +395,9 @@ static size_t targets_check(lua_State *L, int idx,
 
 		memset(t, 0, sizeof(*t));
 		t->q = 1000;
-		/* each target leaves up to 5 values (its strings stay
+		/* each target leaves up to 6 values (its strings stay
 		 * anchored): room beyond LUA_MINSTACK */
-		luaL_checkstack(L, 6, "proxy: targets");
+		luaL_checkstack(L, 7, "proxy: targets");
 		lua_rawgeti(L, idx, (int)i + 1);
 
 		if (lua_type(L, -1) == LUA_TSTRING) {
@@ -423,7 +423,10 @@ static size_t targets_check(lua_State *L, int idx,
 				luaL_error(L, "proxy: target %d has no uri",
 					   (int)i + 1);
 			t->path = target_str(L, ti, "path", false);
-			if (use_received)
+			/* the script's next hop, else where it registered
+			 * from when so configured */
+			t->received = target_str(L, ti, "next_hop", true);
+			if (!t->received && use_received)
 				t->received = target_str(L, ti, "received",
 							 true);
 			lua_getfield(L, ti, "q");

@@ -2,7 +2,7 @@
  * bindings/api_sip.c  The `sip` module's own functions
  *
  * Exposes to Lua: hook registration (sip.on_*), sip.configure/config,
- * sip.local_uri, sip.stats, sip.log.*, sip.version, sip.spawn and the
+ * sip.local_uri, sip.listeners, sip.stats, sip.log.*, sip.version, sip.spawn and the
  * yielding functions of the module itself, sip.sleep, sip.send_message
  * and sip.request (the runtime's one yield shape, runtime.h). Owns
  * nothing: the hooks and the config belong to the script generation
@@ -486,6 +486,24 @@ static int l_config(lua_State *L)
 }
 
 
+/* sip.listeners() -> {"sip:ip:port[;transport=tcp]", ...}: every
+ * listener, in the form of a binding's node */
+static int l_listeners(lua_State *L)
+{
+	struct stack *st = rt_stack(L);
+	char buf[256];
+	size_t i;
+
+	lua_newtable(L);
+	for (i = 0; st && !stack_listener_uri(st, i, buf, sizeof(buf)); i++) {
+		lua_pushstring(L, buf);
+		lua_rawseti(L, -2, (int)i + 1);
+	}
+
+	return 1;
+}
+
+
 /* sip.local_uri() -> "sip:sipstack@ip:port" of our first listener */
 static int l_local_uri(lua_State *L)
 {
@@ -785,6 +803,7 @@ void api_sip_inject(lua_State *L)
 		{"config",                 l_config},
 		{"stats",                  l_stats},
 		{"local_uri",              l_local_uri},
+		{"listeners",              l_listeners},
 		{"sleep",                  l_sleep},
 		{"send_message",           l_send_message},
 		{"request",                l_request},

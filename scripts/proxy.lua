@@ -22,6 +22,12 @@ local RELAY_OTHER_DOMAINS = false -- true: requests for other domains are
                                  -- relayed (our authenticated users only);
                                  -- false: 403
 local RING_TIMEOUT = 60          -- seconds before an unanswered call ends
+local NODES = {}                 -- several nodes sharing a Redis store:
+                                 -- the other nodes' IP addresses, e.g.
+                                 -- { "192.0.2.11" }; a call one of them
+                                 -- routes here for a phone whose TCP/TLS
+                                 -- connection this node holds is passed
+                                 -- on without a second challenge
 
 sip.configure{ user_agent = "sipstack-proxy" }
 
@@ -56,6 +62,53 @@ local function ours(host)
   return host == me
 end
 
+local peers = {}
+for _, ip in ipairs(NODES) do peers[ip] = true end
+
+local function from_peer(req)
+  local ip = req.source:match("^%[(.-)%]") or req.source:match("^[^:]+")
+  return peers[ip] == true
+end
+
+-- our listeners, named as a binding's node names the one it came in on
+local mine
+local function is_mine(node)
+  if not mine then
+    mine = {}
+    for _, l in ipairs(sip.listeners()) do mine[l] = true end
+  end
+  return mine[node] == true
+end
+
+-- A phone registered over TCP, TLS or WebSocket is reached over the
+-- connection it registered on (behind NAT its Contact leads nowhere):
+-- from here if this node holds it, else through the node that does, a
+-- Route to it as the first hop (like a Path, RFC 3327). Others go to
+-- their Contact.
+local function target(b)
+  if not (b.received and b.received:find(";transport=", 1, true)) then
+    return b
+  end
+  if not b.node or is_mine(b.node) then
+    return { uri = b.uri, q = b.q, path = b.path, next_hop = b.received }
+  end
+  local hop = "<" .. b.node .. ";lr>"
+  return { uri = b.uri, q = b.q,
+           path = b.path and (hop .. "," .. b.path) or hop }
+end
+
+-- A request another node routed here (target() above, there): its
+-- Request-URI is the binding's Contact; find that binding of the To's
+-- AOR among those whose connection we hold
+local function held_binding(req)
+  local user, host = split(req.to)
+  if not user or user == "" then return nil end
+  local bindings = sip.location.lookup("sip:" .. user .. "@" .. host)
+  for _, b in ipairs(bindings or {}) do
+    if b.uri == req.uri and b.node and is_mine(b.node) then return b end
+  end
+end
+
 -- Every request out of dialog that no other part takes (REGISTER goes
 -- to the registrar, in-dialog requests, ACK and CANCEL to the proxy
 -- core) comes here.
@@ -67,6 +120,15 @@ sip.on_request(function(req)
 
   local _, from_host = split(req.from)
   local from_us = from_host and ours(from_host)
+
+  -- a call another node routed here for a phone connected to this one
+  if from_peer(req) then
+    local b = held_binding(req)
+    if b then
+      req:proxy{ targets = { target(b) }, timeout = RING_TIMEOUT }
+      return
+    end
+  end
 
   if not ours(host) then
     if not RELAY_OTHER_DOMAINS then return 403, "Relaying Denied" end
@@ -91,7 +153,9 @@ sip.on_request(function(req)
     return 404
   end
 
-  local res = req:proxy{ targets = bindings, timeout = RING_TIMEOUT }
+  local targets = {}
+  for i, b in ipairs(bindings) do targets[i] = target(b) end
+  local res = req:proxy{ targets = targets, timeout = RING_TIMEOUT }
   if res.code >= 300 and not res.answered then
     sip.log.info("call failed", { to = req.uri, code = res.code,
                                   branches = #res.branches })

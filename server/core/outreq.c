@@ -62,6 +62,24 @@ static void outreq_resp_handler(int err, const struct sip_msg *msg,
 }
 
 
+int stack_listener_uri(const struct stack *st, size_t i,
+		       char *buf, size_t sz)
+{
+	const struct listener *l;
+
+	if (!st || !buf)
+		return EINVAL;
+
+	if (i >= st->lsnrc)
+		return ENOENT;
+
+	l = &st->lsnrv[i];
+
+	return re_snprintf(buf, sz, "sip:%J%s", &l->laddr,
+			   sip_transp_param(l->tp)) < 0 ? ENOMEM : 0;
+}
+
+
 int stack_local_uri(const struct stack *st, enum sip_transp tp,
 		    char *buf, size_t sz)
 {

@@ -516,6 +516,11 @@ const char *stack_allow_hdr(const struct stack *st);
 int  stack_local_uri(const struct stack *st, enum sip_transp tp,
 		     char *buf, size_t sz);
 
+/* Listener i as "sip:IP:PORT[;transport=...]", the form of a binding's
+ * node (the registrar's); ENOENT past the last */
+int  stack_listener_uri(const struct stack *st, size_t i,
+			char *buf, size_t sz);
+
 /* cfg->dns_servers as addresses; in: size of ns, out: how many */
 int  stack_dns_servers(const struct stack_config *cfg, struct sa *ns,
 		       uint32_t *nsn);

@@ -33,6 +33,11 @@ test/redis/reg-redis.lua, on ports of their own).
               registered through A is called through B (sipp,
               test/proxy/uac-call.xml): B finds the binding in Redis and
               proxies the call, answered, ACKed and hung up
+  tcp-phone   a phone registered over TCP through A (its connection is
+              A's) is called through B: B's scripts/proxy.lua routes the
+              INVITE to A (the binding's node, a Route like a Path), A's
+              passes it on over the phone's connection (NODES names B);
+              ACK and BYE follow the Record-Routes of both nodes
 
 --case kill9
   load        2,400 REGISTERs of distinct AORs at 800/s through A; A is
@@ -346,6 +351,7 @@ def proxy_script(h, rs):
               encoding="utf-8") as f:
         text = f.read()
     subs = [(r'(?m)^(local\s+AUTH\s*=\s*)true\b', r'\1false'),
+            (r'(?m)^(local\s+NODES\s*=\s*)\{\}', r'\1{ "%s" }' % LOCAL),
             (r'(?m)^(\s*)database(\s*)=\s*DATABASE,',
              r'\1store\2= "%s",' % rs.url)]
     for pat, rp in subs:
@@ -358,11 +364,131 @@ def proxy_script(h, rs):
     return path
 
 
+class TcpPhone:
+    """A phone on one TCP connection to a node: registers over it and
+    answers what comes back over it (INVITE 200, BYE 200, ACK noted)."""
+
+    def __init__(self, srv, user):
+        self.sock = socket.create_connection((LOCAL, srv.port), 3)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.user = user
+        self.contact = "sip:%s@%s:%d;transport=tcp" % (user, LOCAL,
+                                                       self.port)
+        self.buf = b""
+        self.seen = []          # methods received, in order
+        self.stop = False
+        self.th = None
+
+    def read(self, timeout):
+        end = time.time() + timeout
+        while time.time() < end:
+            head, sep, rest = self.buf.partition(b"\r\n\r\n")
+            if sep:
+                m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)",
+                              head)
+                n = int(m.group(1)) if m else 0
+                if len(rest) >= n:
+                    self.buf = rest[n:]
+                    return harness.SipMsg(head + sep + rest[:n])
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                return None
+            self.buf += chunk
+        return None
+
+    def register(self, srv):
+        req = ("REGISTER sip:%s:%d;transport=tcp SIP/2.0\r\n"
+               "Via: SIP/2.0/TCP %s:%d;branch=z9hG4bK-%s-r1\r\n"
+               "Max-Forwards: 70\r\nFrom: <sip:%s@%s>;tag=r1\r\n"
+               "To: <sip:%s@%s>\r\nCall-ID: reg-%s@%s\r\n"
+               "CSeq: 1 REGISTER\r\nContact: <%s>\r\nExpires: 600\r\n"
+               "Content-Length: 0\r\n\r\n" % (
+                   LOCAL, srv.port, LOCAL, self.port, self.user,
+                   self.user, LOCAL, self.user, LOCAL, self.user, LOCAL,
+                   self.contact))
+        self.sock.sendall(req.encode())
+        return self.read(5)
+
+    def reply(self, m, code, reason, tag="ph1"):
+        hdrs = ["SIP/2.0 %d %s" % (code, reason)]
+        hdrs += ["Via: %s" % v for v in m.headers_all("Via")]
+        hdrs += ["Record-Route: %s" % v for v in
+                 m.headers_all("Record-Route")]
+        to = m.header("To")
+        if m.method == "INVITE" and ";tag=" not in to:
+            to += ";tag=" + tag
+        hdrs += ["From: %s" % m.header("From"), "To: %s" % to,
+                 "Call-ID: %s" % m.header("Call-ID"),
+                 "CSeq: %s" % m.header("CSeq"),
+                 "Contact: <%s>" % self.contact, "Content-Length: 0"]
+        self.sock.sendall(("\r\n".join(hdrs) + "\r\n\r\n").encode())
+
+    def answer(self):
+        def run():
+            while not self.stop:
+                m = self.read(0.5)
+                if m is None or m.is_response:
+                    continue
+                self.seen.append(m.method)
+                if m.method == "INVITE":
+                    self.invite = m
+                    self.reply(m, 200, "OK")
+                elif m.method != "ACK":
+                    self.reply(m, 200, "OK")
+        self.th = threading.Thread(target=run, daemon=True)
+        self.th.start()
+
+    def close(self):
+        self.stop = True
+        if self.th:
+            self.th.join(3)
+        self.sock.close()
+
+
+def proxy_tcp_phone(h, a, b):
+    """A phone connected to A over TCP, called through B: B routes the
+    INVITE to A (its node), A over the phone's connection."""
+    ph = TcpPhone(a, "tina")
+    try:
+        r = ph.register(a)
+        h.ok(r is not None and r.code == 200, "tina's phone registers "
+             "over TCP through A -> 200", diag=D(r), server=a)
+        ph.answer()
+        scen = os.path.join(os.path.dirname(HERE), "proxy")
+        alice = h.sipp(os.path.join(scen, "uac-call.xml"), b, calls=1,
+                       timeout=20, args=["-s", "tina"])
+        h.sipp_ok(alice, "a call to tina arrives at B and is answered "
+                  "over the TCP connection A holds (INVITE, 200, ACK, "
+                  "BYE)")
+        deadline = time.time() + 5
+        while time.time() < deadline and "BYE" not in ph.seen:
+            time.sleep(0.1)
+        h.ok(ph.seen[:3] == ["INVITE", "ACK", "BYE"],
+             "the phone got INVITE, ACK and BYE over its connection to A",
+             diag="seen %r" % ph.seen)
+        inv = getattr(ph, "invite", None)
+        vias = inv.headers_all("Via") if inv else []
+        h.ok(len(vias) == 3 and "SIP/2.0/TCP" in vias[0] and
+             "SIP/2.0/TCP" in vias[1],
+             "the INVITE came through B then A (three Vias, B to A and A "
+             "to the phone over TCP)", diag="Via %r" % vias)
+        rr = ",".join(inv.headers_all("Record-Route")) if inv else ""
+        h.ok(("%d;transport=tcp;lr" % a.port) in rr and
+             ("%d;lr" % b.port) in rr,
+             "both nodes record-routed (A over TCP, B)", diag=rr)
+    finally:
+        ph.close()
+
+
 def proxy_call(h, rs):
     script = proxy_script(h, rs)
     nodes = []
     for name in ("proxy-a", "proxy-b"):
-        srv = h.server(script, name=name)
+        srv = h.server(script, name=name, transports=("udp", "tcp"))
         h.ok(srv.wait_for({"mod": "location", "ev": "redis_up"}, 5),
              "%s (scripts/proxy.lua, store in Redis) connected" % name,
              server=srv)
@@ -383,6 +509,7 @@ def proxy_call(h, rs):
     h.sipp_ok(alice, "a call to bob arrives at B: B proxies it to the "
               "binding A stored (INVITE, 200, ACK, BYE)")
     h.sipp_ok(bob, "bob's phone answered the call that came through B")
+    proxy_tcp_phone(h, a, b)
     # Redis gone: the script's lookup fails, and the caller hears 503
     # with Retry-After (not a 500 from a hook error, not a 404)
     rs.kill()
