@@ -102,7 +102,11 @@ class Baresip:
     def __init__(self, h, name, account, run_for, commands=()):
         self.h = h
         self.name = name
-        self.port = harness.free_port(("udp", "tcp"))
+        # sip_listen's port for UDP and TCP, and the one above it free
+        # too: baresip 1.0 listens for SIP over TLS at port + 1 and
+        # fails to start if that is taken ("ua: SIP/TLS transport
+        # failed: Address already in use")
+        self.port = harness.free_port(("udp", "tcp"), span=2)
         self.conf = os.path.join(h.tmp, name)
         os.makedirs(self.conf)
         dev = name    # aubridge device: player and alert share it
