@@ -375,7 +375,10 @@ class Sipp:
         self.scenario = scenario_path(scenario)
         self.name = name or "sipp-%d-%s" % (
             h.next_id(), os.path.basename(scenario)[:-4])
-        self.port = port or free_port(("udp",))
+        # over TCP or TLS sipp binds -p for that transport: a port free
+        # for UDP may be some connection's ephemeral TCP port
+        self.port = port or free_port(("udp",) if transport == "udp"
+                                      else ("udp", "tcp"))
         self.timeout = timeout
         self.err_path = os.path.join(h.tmp, self.name + "-errors.log")
         self.msg_path = os.path.join(h.tmp, self.name + "-messages.log")
