@@ -94,6 +94,27 @@ struct media_engine {
 /* CLOCK_MONOTONIC in ms (engine.c) */
 uint64_t media_now_ms(void);
 
+/* rtcprx.c: what a stream receives, counted for its RTCP reports
+ * (RFC 3550 appendix A); lives in the stream, on the media thread */
+struct rtcp_rx {
+	bool on;                       /* a source seen                  */
+	bool transit_set;
+	uint32_t ssrc;                 /* the source counted             */
+	uint16_t max_seq;
+	uint32_t cycles, base_seq, bad_seq;
+	uint32_t received, expected_prior, received_prior;
+	int32_t transit;
+	uint32_t jitter;               /* x16, timestamp units (A.8)     */
+	uint32_t lsr;                  /* the peer's last SR, NTP middle */
+	uint64_t lsr_at;               /* ms when it came, 0: none       */
+};
+
+void   rtcp_rx_rtp(struct rtcp_rx *rx, uint32_t ssrc, uint16_t seq,
+		   uint32_t ts, uint64_t arrival_us);
+void   rtcp_rx_rtcp(struct rtcp_rx *rx, const uint8_t *p, size_t n,
+		    uint64_t now_ms);
+size_t rtcp_rx_block(struct rtcp_rx *rx, uint8_t *p, uint64_t now_ms);
+
 /* stream.c: the media thread's streams */
 void stream_cmd(struct media_engine *me, struct cmd *c);
 void stream_tick_handler(int flags, void *arg);   /* the timerfd */

@@ -58,6 +58,7 @@ struct stream {
 	uint64_t next;                 /* ms: deadline of the next packet */
 	uint64_t rtcp_next;            /* ms: the next sender report      */
 	uint32_t npkts, noctets;       /* sent, for RTCP                  */
+	struct rtcp_rx rx;             /* received, for RTCP              */
 	bool marker;
 	bool counted;                  /* in mt.nstreams                 */
 	uint32_t stop_below;           /* commands of older seqs: stale   */
@@ -245,8 +246,13 @@ static void rtp_recv_handler(int flags, void *arg)
 	struct sa src;
 	ssize_t n;
 	uint64_t now = media_now_ms();
+	struct timespec at;
+	uint64_t at_us;
 	int i;
 	(void)flags;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &at);
+	at_us = (uint64_t)at.tv_sec * 1000000 + (uint64_t)at.tv_nsec / 1000;
 
 	/* a few per wakeup: level-triggered, the rest comes next round */
 	for (i = 0; i < 8; i++) {
@@ -270,6 +276,8 @@ static void rtp_recv_handler(int flags, void *arg)
 			s->latched = true;
 		}
 
+		rtcp_rx_rtp(&s->rx, hdr.ssrc, hdr.seq, hdr.ts, at_us);
+
 		if (s->pt_te >= 0 && hdr.pt == s->pt_te)
 			dtmf_rx(s, hdr.ts, mbuf_buf(&mb), mbuf_get_left(&mb),
 				now);
@@ -282,8 +290,8 @@ static void rtp_recv_handler(int flags, void *arg)
 
 /* ------------------------------------------------------------------ *
  * RTCP (RFC 3550 §6): a sender report and our CNAME every 5 s or so,
- * a BYE at the end. No report blocks: we keep no reception statistics
- * of the peer's stream (what we receive are digits and recordings).
+ * a BYE at the end; the report carries one reception report block of
+ * the peer's stream once it sent RTP (rtcprx.c).
  * ------------------------------------------------------------------ */
 
 static size_t put32be(uint8_t *p, uint32_t v)
@@ -299,10 +307,10 @@ static size_t put32be(uint8_t *p, uint32_t v)
 
 static void rtcp_send(struct stream *s, uint64_t now, bool bye)
 {
-	uint8_t pkt[128];
+	uint8_t pkt[160];
 	struct timespec wall;
 	uint32_t ts;
-	size_t n = 0, sdes, clen;
+	size_t n = 0, sdes, clen, rb;
 	char cname[32];
 
 	if (!s->send || !sa_isset(&s->dst_rtcp, SA_ALL))
@@ -311,8 +319,8 @@ static void rtcp_send(struct stream *s, uint64_t now, bool bye)
 	(void)clock_gettime(CLOCK_REALTIME, &wall);
 	ts = s->ts - (uint32_t)((s->next > now ? s->next - now : 0) * 8);
 
-	/* SR: V=2, RC=0, PT=200, length 6 */
-	n += put32be(pkt + n, 0x80c80006);
+	/* SR: V=2, PT=200, RC=0 and length 6, or RC=1 and 12 */
+	n += 4;
 	n += put32be(pkt + n, s->ssrc);
 	n += put32be(pkt + n, (uint32_t)wall.tv_sec + 2208988800u);
 	n += put32be(pkt + n, (uint32_t)(((uint64_t)wall.tv_nsec << 32) /
@@ -320,6 +328,9 @@ static void rtcp_send(struct stream *s, uint64_t now, bool bye)
 	n += put32be(pkt + n, ts);
 	n += put32be(pkt + n, s->npkts);
 	n += put32be(pkt + n, s->noctets);
+	rb = rtcp_rx_block(&s->rx, pkt + n, now);
+	n += rb;
+	(void)put32be(pkt, rb ? 0x81c8000c : 0x80c80006);
 
 	/* SDES: one chunk, CNAME (RFC 7022: random, per stream) */
 	clen = (size_t)re_snprintf(cname, sizeof(cname), "%08x@sipstack",
@@ -347,8 +358,9 @@ static void rtcp_send(struct stream *s, uint64_t now, bool bye)
 }
 
 
-/* The peer's RTCP is read and dropped; where it comes from is where
- * ours goes (symmetric RTCP, as for RTP) */
+/* The peer's RTCP: its sender report's time is kept for our reports
+ * (LSR); where it comes from is where ours goes (symmetric RTCP, as
+ * for RTP) */
 static void rtcp_recv_handler(int flags, void *arg)
 {
 	struct stream *s = arg;
@@ -358,8 +370,11 @@ static void rtcp_recv_handler(int flags, void *arg)
 	struct sa src;
 	(void)flags;
 
-	while (recvfrom(s->fd[1], buf, sizeof(buf), 0,
-			(struct sockaddr *)&ss, &sl) >= 0) {
+	ssize_t n;
+
+	while ((n = recvfrom(s->fd[1], buf, sizeof(buf), 0,
+			     (struct sockaddr *)&ss, &sl)) >= 0) {
+		rtcp_rx_rtcp(&s->rx, buf, (size_t)n, media_now_ms());
 		if (!s->rtcp_latched &&
 		    !sa_set_sa(&src, (struct sockaddr *)&ss)) {
 			s->dst_rtcp = src;

@@ -300,6 +300,66 @@ def case_hangup(h, what):
     finish(h, srv, rtp, ua)
 
 
+def case_rtcp(h):
+    """RFC 3550 reception report: the server's sender reports carry one
+    block about the stream we send (loss, highest sequence, jitter, the
+    time of our sender report echoed)."""
+    srv, rtp, ua = start(h, "hangup-play")
+    dst = ua.media_dst()
+    rtcp_dst = (dst[0], dst[1] + 1)
+    first = rtp.seq
+    t0 = time.monotonic()
+    ntp_mid = None
+    sent = 0
+    for i in range(100):                  # 2 s of mu-law, paced
+        if i in (40, 41, 42, 43, 44):     # five "lost" on the way
+            rtp.seq += 1
+        else:
+            rtp.send(dst, 0, bytes([0xff]) * 160, marker=(i == 0))
+            sent += 1
+        rtp.ts += 160
+        if i == 50:                       # our sender report
+            sec, frac = 0x0000e1e2, 0x3344a5a6
+            ntp_mid = ((sec & 0xffff) << 16) | (frac >> 16)
+            sr = struct.pack("!BBHIIIIII", 0x80, 200, 6, rtp.ssrc, sec,
+                             frac, rtp.ts, i, i * 160)
+            rtp.rtcp.sendto(sr, rtcp_dst)
+            t_sr = time.monotonic()
+        delay = t0 + (i + 1) * 0.02 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    last = rtp.seq - 1
+    r = ua.bye()                          # the BYE's RTCP ends it
+    h.ok(r is not None and r.code == 200, "rtcp: BYE answered 200")
+    t_end = time.monotonic()
+    time.sleep(0.3)
+    blocks = []
+    for c in (ml.rtcp_parts(d) for d in rtp.rtcp_packets()):
+        if c and c[0][0] == 200 and c[0][1] == 1 and len(c[0][2]) >= 48:
+            blocks.append(struct.unpack("!IBBHIIII", c[0][2][24:48]))
+    if not h.ok(blocks, "rtcp: a sender report with one reception report "
+                "block (RC=1)"):
+        return finish(h, srv, rtp, ua)
+    ssrc, frac, lhi, llo, ext, jit, lsr, dlsr = blocks[-1]
+    lost = (lhi << 16) | llo
+    h.note("rtcp: last block: fraction %d/256, lost %d, highest %d, "
+           "jitter %d, lsr %08x, dlsr %d/65536 s; %d sent of %d" % (
+               frac, lost, ext, jit, lsr, dlsr, sent, last - first + 1))
+    h.ok(ssrc == rtp.ssrc, "rtcp: the block is about our SSRC")
+    h.ok(ext & 0xffff == last & 0xffff,
+         "rtcp: extended highest sequence number %d (ours %d)" %
+         (ext & 0xffff, last & 0xffff))
+    h.ok(lost == 5, "rtcp: cumulative lost 5 (%d)" % lost)
+    h.ok(jit < 8 * 200, "rtcp: interarrival jitter below 200 ms "
+         "(%d timestamp units)" % jit)
+    h.ok(lsr == ntp_mid, "rtcp: LSR echoes our sender report's NTP time "
+         "(%08x, ours %08x)" % (lsr, ntp_mid or 0))
+    h.ok(0 < dlsr <= (t_end - t_sr + 1.0) * 65536,
+         "rtcp: DLSR %.2f s, no more than since our report (%.2f s)" %
+         (dlsr / 65536, t_end - t_sr))
+    finish(h, srv, rtp, ua)
+
+
 def case_hold(h):
     srv, rtp, ua = start(h, "hold")
     time.sleep(0.6)
@@ -633,6 +693,7 @@ CASES = {
     "hangup-collect": lambda h: case_hangup(h, "collect"),
     "hangup-record": lambda h: case_hangup(h, "record"),
     "hold": case_hold,
+    "rtcp": case_rtcp,
     "move": case_move,
     "reload": case_reload,
     "record": case_record,
