@@ -39,12 +39,14 @@ import harness  # noqa: E402
 
 LOOPS = ["spin", "sum", "calls", "concat", "pcall"]
 ALLOCS = ["alloc", "grow"]
-STOP_WITHIN = 10.0      # s, a stop and its 500 (budget 0.3 s)
+STOP_WITHIN = 10.0      # s, a stop and its 500 (budget 0.3 s); under
+                        # valgrind (the valgrind suite's wrapper) a
+                        # loaded machine took 8-10 s: 40 s there
 
 
-def message(cl, body, timeout=STOP_WITHIN):
+def message(cl, body, timeout=None):
     return cl.request("MESSAGE", ctype="text/plain", body=body,
-                      timeout=timeout)
+                      timeout=timeout or STOP_WITHIN)
 
 
 def check_stop(h, srv, cl, script, case, err_part):
@@ -84,6 +86,9 @@ def scrape(port):
 
 
 def body(h, a):
+    global STOP_WITHIN
+    if os.path.basename(h.sipstack).endswith("-vg.sh"):
+        STOP_WITHIN = 40.0
     script = os.path.join(h.tmp, "runaway.lua")
     shutil.copy(os.path.join(HERE, "runaway.lua"), script)
     mport = harness.free_port(("tcp",))
