@@ -97,9 +97,10 @@ def missing():
 # ---------------------------------------------------------------------
 
 class Baresip:
-    """One headless baresip with a config dir of its own."""
+    """One headless baresip with a config dir of its own; its microphone
+    is ausine's tone of `tone` Hz."""
 
-    def __init__(self, h, name, account, run_for, commands=()):
+    def __init__(self, h, name, account, run_for, commands=(), tone=440):
         self.h = h
         self.name = name
         # sip_listen's port for UDP and TCP, and the one above it free
@@ -123,10 +124,11 @@ class Baresip:
                     "module_tmp\t\taccount.so\n"
                     "audio_player\t\taubridge,%s\n"
                     "audio_alert\t\taubridge,%s\n"
-                    "audio_source\t\tausine,440\n"
+                    "audio_source\t\tausine,%d\n"
                     "ausrc_srate\t\t48000\n"
                     "ausrc_channels\t\t2\n" % (
-                        LOCAL, self.port, LOCAL, module_dir(), dev, dev))
+                        LOCAL, self.port, LOCAL, module_dir(), dev, dev,
+                        tone))
         with open(os.path.join(self.conf, "accounts"), "w") as f:
             f.write(account + "\n")
         self.out_path = os.path.join(h.tmp, name + ".out")
