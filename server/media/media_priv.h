@@ -114,6 +114,7 @@ void   rtcp_rx_rtp(struct rtcp_rx *rx, uint32_t ssrc, uint16_t seq,
 void   rtcp_rx_rtcp(struct rtcp_rx *rx, const uint8_t *p, size_t n,
 		    uint64_t now_ms);
 size_t rtcp_rx_block(struct rtcp_rx *rx, uint8_t *p, uint64_t now_ms);
+size_t rtcp_put32(uint8_t *p, uint32_t v);   /* network order; 4 */
 
 /* stream.c: the media thread's streams */
 void stream_cmd(struct media_engine *me, struct cmd *c);

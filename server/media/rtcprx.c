@@ -9,7 +9,8 @@
  * jitter (A.8) in timestamp units, and the middle 32 bits of the NTP
  * time of the peer's last sender report with when it came (LSR, DLSR).
  * rtcp_rx_block() writes the report block (§6.4.1) that stream.c puts
- * in its sender report. Exposes rtcp_rx_*() in media_priv.h.
+ * in its sender report. Exposes rtcp_rx_*() and rtcp_put32() (a 32-bit
+ * word in network order, for stream.c's reports too) in media_priv.h.
  */
 #include <string.h>
 #include <re.h>
@@ -23,6 +24,17 @@ enum {
 	SEQ_MOD      = 1 << 16,
 	RTP_CLOCK    = 8000,           /* Hz: G.711 and telephone-event  */
 };
+
+
+size_t rtcp_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+
+	return 4;
+}
 
 
 static uint32_t get32be(const uint8_t *p)
@@ -157,30 +169,13 @@ size_t rtcp_rx_block(struct rtcp_rx *rx, uint8_t *p, uint64_t now_ms)
 	if (rx->lsr_at)
 		dlsr = (uint32_t)((now_ms - rx->lsr_at) * 65536 / 1000);
 
-	p[0] = (uint8_t)(rx->ssrc >> 24);
-	p[1] = (uint8_t)(rx->ssrc >> 16);
-	p[2] = (uint8_t)(rx->ssrc >> 8);
-	p[3] = (uint8_t)rx->ssrc;
-	p[4] = fraction;
-	p[5] = (uint8_t)((uint32_t)lost >> 16);
-	p[6] = (uint8_t)((uint32_t)lost >> 8);
-	p[7] = (uint8_t)lost;
-	p[8] = (uint8_t)(ext_max >> 24);
-	p[9] = (uint8_t)(ext_max >> 16);
-	p[10] = (uint8_t)(ext_max >> 8);
-	p[11] = (uint8_t)ext_max;
-	p[12] = (uint8_t)((rx->jitter >> 4) >> 24);
-	p[13] = (uint8_t)((rx->jitter >> 4) >> 16);
-	p[14] = (uint8_t)((rx->jitter >> 4) >> 8);
-	p[15] = (uint8_t)(rx->jitter >> 4);
-	p[16] = (uint8_t)(rx->lsr >> 24);
-	p[17] = (uint8_t)(rx->lsr >> 16);
-	p[18] = (uint8_t)(rx->lsr >> 8);
-	p[19] = (uint8_t)rx->lsr;
-	p[20] = (uint8_t)(dlsr >> 24);
-	p[21] = (uint8_t)(dlsr >> 16);
-	p[22] = (uint8_t)(dlsr >> 8);
-	p[23] = (uint8_t)dlsr;
+	(void)rtcp_put32(p, rx->ssrc);
+	(void)rtcp_put32(p + 4, (uint32_t)fraction << 24 |
+			 ((uint32_t)lost & 0xffffff));
+	(void)rtcp_put32(p + 8, ext_max);
+	(void)rtcp_put32(p + 12, rx->jitter >> 4);
+	(void)rtcp_put32(p + 16, rx->lsr);
+	(void)rtcp_put32(p + 20, dlsr);
 
 	return 24;
 }

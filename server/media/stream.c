@@ -294,17 +294,6 @@ static void rtp_recv_handler(int flags, void *arg)
  * the peer's stream once it sent RTP (rtcprx.c).
  * ------------------------------------------------------------------ */
 
-static size_t put32be(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-
-	return 4;
-}
-
-
 static void rtcp_send(struct stream *s, uint64_t now, bool bye)
 {
 	uint8_t pkt[160];
@@ -321,23 +310,23 @@ static void rtcp_send(struct stream *s, uint64_t now, bool bye)
 
 	/* SR: V=2, PT=200, RC=0 and length 6, or RC=1 and 12 */
 	n += 4;
-	n += put32be(pkt + n, s->ssrc);
-	n += put32be(pkt + n, (uint32_t)wall.tv_sec + 2208988800u);
-	n += put32be(pkt + n, (uint32_t)(((uint64_t)wall.tv_nsec << 32) /
+	n += rtcp_put32(pkt + n, s->ssrc);
+	n += rtcp_put32(pkt + n, (uint32_t)wall.tv_sec + 2208988800u);
+	n += rtcp_put32(pkt + n, (uint32_t)(((uint64_t)wall.tv_nsec << 32) /
 					1000000000u));
-	n += put32be(pkt + n, ts);
-	n += put32be(pkt + n, s->npkts);
-	n += put32be(pkt + n, s->noctets);
+	n += rtcp_put32(pkt + n, ts);
+	n += rtcp_put32(pkt + n, s->npkts);
+	n += rtcp_put32(pkt + n, s->noctets);
 	rb = rtcp_rx_block(&s->rx, pkt + n, now);
 	n += rb;
-	(void)put32be(pkt, rb ? 0x81c8000c : 0x80c80006);
+	(void)rtcp_put32(pkt, rb ? 0x81c8000c : 0x80c80006);
 
 	/* SDES: one chunk, CNAME (RFC 7022: random, per stream) */
 	clen = (size_t)re_snprintf(cname, sizeof(cname), "%08x@sipstack",
 				   s->ssrc ^ s->sid);
 	sdes = n;
 	n += 4;
-	n += put32be(pkt + n, s->ssrc);
+	n += rtcp_put32(pkt + n, s->ssrc);
 	pkt[n++] = 1;
 	pkt[n++] = (uint8_t)clen;
 	memcpy(pkt + n, cname, clen);
@@ -345,11 +334,11 @@ static void rtcp_send(struct stream *s, uint64_t now, bool bye)
 	pkt[n++] = 0;                  /* END, then padding to 32 bits */
 	while (n % 4)
 		pkt[n++] = 0;
-	(void)put32be(pkt + sdes, 0x81ca0000 | (uint32_t)((n - sdes) / 4 - 1));
+	(void)rtcp_put32(pkt + sdes, 0x81ca0000 | (uint32_t)((n - sdes) / 4 - 1));
 
 	if (bye) {
-		n += put32be(pkt + n, 0x81cb0001);
-		n += put32be(pkt + n, s->ssrc);
+		n += rtcp_put32(pkt + n, 0x81cb0001);
+		n += rtcp_put32(pkt + n, s->ssrc);
 	}
 
 	(void)sendto(s->fd[1], pkt, n, 0, &s->dst_rtcp.u.sa,
