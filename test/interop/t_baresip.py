@@ -76,17 +76,20 @@ def module_dir():
     return None
 
 
-def missing():
-    """Why the test cannot run, or None."""
+def missing(extra_modules=()):
+    """Why the test cannot run, or None: baresip named by --baresip on
+    the command line (as meson passes it) and its modules, ours and
+    extra_modules (e.g. "cons.so"). Shared by every baresip test."""
     pre = argparse.ArgumentParser(add_help=False)
-    args(pre)
+    pre.add_argument("--baresip", default=shutil.which("baresip") or "")
     known, _ = pre.parse_known_args()
     if not known.baresip or not os.access(known.baresip, os.X_OK):
         return "baresip is not installed (Debian package baresip-core)"
     d = module_dir()
     if d is None:
         return "no baresip module directory (%s)" % ", ".join(MODULE_DIRS)
-    lack = [m for m in MODULES if not os.path.exists(os.path.join(d, m))]
+    lack = [m for m in MODULES + tuple(extra_modules)
+            if not os.path.exists(os.path.join(d, m))]
     if lack:
         return "baresip modules missing in %s: %s" % (d, ", ".join(lack))
     return None

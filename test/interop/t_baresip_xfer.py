@@ -45,20 +45,6 @@ def args(ap):
                     required=True)
 
 
-def missing():
-    """Why the test cannot run, or None."""
-    import argparse
-    pre = argparse.ArgumentParser(add_help=False)
-    args(pre)
-    known, _ = pre.parse_known_args()
-    if not known.baresip or not os.access(known.baresip, os.X_OK):
-        return "baresip is not installed (Debian package baresip-core)"
-    d = tb.module_dir()
-    lack = [m for m in tb.MODULES + ("cons.so",)
-            if not d or not os.path.exists(os.path.join(d, m))]
-    if lack:
-        return "baresip modules missing: %s" % ", ".join(lack)
-    return None
 
 
 def with_console(bs):
@@ -171,7 +157,7 @@ def body(h, a):
 
 
 if __name__ == "__main__":
-    why = missing()
+    why = tb.missing(("cons.so",))
     if why:
         print("1..0 # SKIP %s" % why)
         sys.exit(0)

@@ -211,24 +211,10 @@ def body(h, a):
     h.stop_server(srv, must_not=[{"ev": "hook_error"}])
 
 
-def missing():
-    """Why the test cannot run, or None."""
-    import argparse
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--baresip", default="")
-    known, _ = pre.parse_known_args()
-    if not known.baresip or not os.access(known.baresip, os.X_OK):
-        return "baresip is not installed (Debian package baresip-core)"
-    d = tb.module_dir()
-    lack = [m for m in tb.MODULES + ("cons.so", "sndfile.so")
-            if not d or not os.path.exists(os.path.join(d, m))]
-    if lack:
-        return "baresip modules missing: %s" % ", ".join(lack)
-    return None
 
 
 def main():
-    why = missing()
+    why = tb.missing(("cons.so",))
     if why:
         print("1..0 # SKIP %s" % why)
         return 0

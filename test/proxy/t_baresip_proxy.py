@@ -42,7 +42,6 @@ Checks:
 Without baresip (or one of its modules) the test reports itself
 skipped (TAP 1..0 # SKIP). About 7 s.
 """
-import argparse
 import os
 import re
 import shutil
@@ -76,19 +75,6 @@ def args(ap):
                     help="path of baresip")
 
 
-def missing():
-    """Why the test cannot run, or None."""
-    pre = argparse.ArgumentParser(add_help=False)
-    args(pre)
-    known, _ = pre.parse_known_args()
-    if not known.baresip or not os.access(known.baresip, os.X_OK):
-        return "baresip is not installed (Debian package baresip-core)"
-    d = tb.module_dir()
-    lack = [m for m in tb.MODULES + ("cons.so",)
-            if not d or not os.path.exists(os.path.join(d, m))]
-    if lack:
-        return "baresip modules missing: %s" % ", ".join(lack)
-    return None
 
 
 # ---------------------------------------------------------------------
@@ -333,7 +319,7 @@ def body(h, a):
 
 
 if __name__ == "__main__":
-    why = missing()
+    why = tb.missing(("cons.so",))
     if why:
         print("1..0 # SKIP %s" % why)
         sys.exit(0)
