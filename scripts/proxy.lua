@@ -27,7 +27,10 @@ local NODES = {}                 -- several nodes sharing a Redis store:
                                  -- { "192.0.2.11" }; a call one of them
                                  -- routes here for a phone whose TCP/TLS
                                  -- connection this node holds is passed
-                                 -- on without a second challenge
+                                 -- on without a second challenge (trust
+                                 -- by source address: keep the nodes on
+                                 -- a network of their own, as a spoofed
+                                 -- UDP source could skip the 407)
 
 sip.configure{ user_agent = "sipstack-proxy" }
 
