@@ -95,9 +95,16 @@ def ctl(h, srv, *cmd):
         return {}
 
 
-def where(srv, aor):
-    got = reglib.where(srv, aor, timeout=3.0)
-    return None if got is None else {u for u, _, _ in got}
+def where(srv, aor, tries=3):
+    """The contacts the node's `where` MESSAGE answers for aor (None:
+    no answer). A MESSAGE without an answer is sent again, new, up to
+    tries times: the test's UDP client has no Timer E of its own, and on
+    a loaded machine one datagram or its answer may be late or lost."""
+    for _ in range(tries):
+        got = reglib.where(srv, aor, timeout=3.0)
+        if got is not None:
+            return {u for u, _, _ in got}
+    return None
 
 
 # ---------------------------------------------------------------------
@@ -329,9 +336,13 @@ def kill9(h, rs, a, b):
          "Redis with its Contact" % len(ld.ok),
          diag="missing: %s" % ", ".join(ld.aor(i) for i in missing[:10]))
     sample = sorted(ld.ok)[::max(1, len(ld.ok) // 25)]
-    bad = [i for i in sample if where(b, ld.aor(i)) != {ld.contact(i)}]
+    got = {i: where(b, ld.aor(i)) for i in sample}
+    bad = [i for i in sample if got[i] != {ld.contact(i)}]
     h.ok(not bad, "B's lookup finds them (a sample of %d)" % len(sample),
-         diag="not found: %s" % ", ".join(ld.aor(i) for i in bad[:10]))
+         diag="not found: %s" % ", ".join(
+             "%s (B answered %s, Redis holds %s)" % (
+                 ld.aor(i), "nothing" if got[i] is None else sorted(got[i]),
+                 rs.live(ld.aor(i))) for i in bad[:10]))
 
     lb = redislib.Load(b.port, "kb", 300, 300).start()
     lb.wait_sent(5)
