@@ -14,7 +14,7 @@
  * into the buffer) and each of the 32 hash buckets in order.
  *
  * Inputs: ordinary messages written here; the RFC 4475/5118 torture
- * corpus (argv[1], a directory with rfc4475/ and rfc5118/); every
+ * corpus (argv[1], a directory with rfc4475/ and rfc5118/wire/); every
  * prefix of some of them (a stream transport decodes partial messages:
  * ENODATA); and random mutations of all of them, argv[2] rounds: bytes
  * replaced by SIP delimiters, inserted, deleted, lines swapped.
@@ -309,6 +309,8 @@ static void corpus_add(struct corpus *c, const char *p, size_t n)
 }
 
 
+/* every regular file of dir (rfc4475/ names them *.dat, rfc5118/wire/
+ * has no extension) */
 static size_t load_dir(struct corpus *c, const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -323,7 +325,7 @@ static size_t load_dir(struct corpus *c, const char *dir)
 		size_t len;
 		FILE *f;
 
-		if (!strstr(de->d_name, ".dat"))
+		if (de->d_name[0] == '.' || de->d_type == DT_DIR)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		f = fopen(path, "rb");
@@ -420,7 +422,7 @@ int main(int argc, char **argv)
 	if (dir) {
 		snprintf(path, sizeof(path), "%s/rfc4475", dir);
 		files += load_dir(&c, path);
-		snprintf(path, sizeof(path), "%s/rfc5118", dir);
+		snprintf(path, sizeof(path), "%s/rfc5118/wire", dir);
 		files += load_dir(&c, path);
 	}
 	printf("# %zu messages, %lu of them from the torture corpus\n",
