@@ -710,6 +710,7 @@ int main(int argc, char *argv[])
 		ret = check_script(script, &cli);
 		goto out;
 	}
+	libre_ext_rand_warm();
 
 	err = signals_setup();
 	if (err) {

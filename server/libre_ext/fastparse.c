@@ -78,8 +78,9 @@ static inline char lower(char c)
 }
 
 
-/* The run of characters from p (n left) that fn accepts */
-static inline size_t run(const char *p, size_t n, bool (*fn)(char))
+/* The run of characters from p (n left) that fn accepts (inlined, so
+ * that each fn is too) */
+static inline __attribute__((always_inline)) size_t run(const char *p, size_t n, bool (*fn)(char))
 {
 	size_t i = 0;
 
@@ -140,7 +141,8 @@ static inline void pl_put(struct pl *pl, const char *p, size_t l)
 /* A '~' class (negated set, quotes and escapes skipped) from p, n left:
  * its length as libre's matcher counts it (quote stripping not yet
  * applied) */
-static size_t qrun(const char *p, size_t n, bool (*stop)(char))
+static inline __attribute__((always_inline))
+size_t qrun(const char *p, size_t n, bool (*stop)(char))
 {
 	bool quote = false, esc = false;
 	size_t i;
@@ -191,8 +193,11 @@ static int hostport(const struct pl *hp, struct pl *host, struct pl *port)
 
 	/* IPv6 first: a '[', hex digits and colons, a ']' */
 	for (s = 0; s < n; s++) {
-		if (p[s] != '[')
-			continue;
+		const char *b = memchr(p + s, '[', n - s);
+
+		if (!b)
+			break;
+		s = (size_t)(b - p);
 		k = run(p + s + 1, n - s - 1, ipv6_char);
 		if (!k)
 			continue;
@@ -333,6 +338,58 @@ static int uri_plain(const char *p, size_t n, struct uri *uri,
 }
 
 
+/* glibc's inet_pton(AF_INET) on the text libre's sa_set() would give it
+ * (the first 63 bytes, up to a NUL), when that text has only digits and
+ * dots (else -1: ask inet_pton): 1 and *a (network order) or 0 */
+static int ip4(const struct pl *pl, uint32_t *a)
+{
+	size_t i, n = pl->l < 63 ? pl->l : 63;
+	unsigned octets = 0, cur = 0;
+	bool digit = false;
+	uint8_t b[4] = {0, 0, 0, 0};
+
+	for (i = 0; i < n && pl->p[i]; i++) {
+		char c = pl->p[i];
+
+		if (c != '.' && (c < '0' || c > '9'))
+			return -1;
+	}
+	n = i;
+
+	for (i = 0; i < n; i++) {
+		char c = pl->p[i];
+
+		if (c >= '0' && c <= '9') {
+			unsigned v = cur * 10 + (unsigned)(c - '0');
+
+			if (digit && cur == 0)
+				return 0;        /* a leading zero */
+			if (v > 255)
+				return 0;
+			cur = v;
+			if (!digit) {
+				if (++octets > 4)
+					return 0;
+				digit = true;
+			}
+		}
+		else {
+			if (!digit || octets == 4)
+				return 0;
+			b[octets - 1] = (uint8_t)cur;
+			cur = 0;
+			digit = false;
+		}
+	}
+	if (octets < 4 || !digit)
+		return 0;
+	b[3] = (uint8_t)cur;
+	memcpy(a, b, 4);
+
+	return 1;
+}
+
+
 /* Could inet_pton() read the text libre's sa_set() would give it (the
  * first 63 bytes, up to a NUL)? Only hex digits, ':' and '.' can be. */
 static bool maybe_ip(const struct pl *pl)
@@ -357,6 +414,7 @@ int uri_decode(struct uri *uri, const struct pl *pl)
 {
 	struct pl port = PL_INIT, hp;
 	struct sa addr;
+	uint32_t a4;
 	int err;
 
 	if (!uri || !pl)
@@ -376,10 +434,23 @@ int uri_decode(struct uri *uri, const struct pl *pl)
 		return err;
 
  out:
-	if (maybe_ip(&uri->host) && 0 == sa_set(&addr, &uri->host, 0))
-		uri->af = sa_af(&addr);
-	else
+	switch (ip4(&uri->host, &a4)) {
+
+	case 1:
+		uri->af = AF_INET;
+		break;
+
+	case 0:
 		uri->af = AF_UNSPEC;
+		break;
+
+	default:
+		if (maybe_ip(&uri->host) && 0 == sa_set(&addr, &uri->host, 0))
+			uri->af = sa_af(&addr);
+		else
+			uri->af = AF_UNSPEC;
+		break;
+	}
 
 	if (pl_isset(&port))
 		uri->port = (uint16_t)pl_u32(&port);
@@ -676,6 +747,7 @@ static int via_match(const char *p, size_t n, struct pl *transp,
 int sip_via_decode(struct sip_via *via, const struct pl *pl)
 {
 	struct pl transp, host, port;
+	uint32_t a4;
 	int err;
 
 	if (!via || !pl)
@@ -701,8 +773,22 @@ int sip_via_decode(struct sip_via *via, const struct pl *pl)
 		return err;
 
 	sa_init(&via->addr, AF_INET);
-	if (maybe_ip(&host))
-		(void)sa_set(&via->addr, &host, 0);
+	switch (ip4(&host, &a4)) {
+
+	case 1:                                  /* as sa_set() sets it */
+		via->addr.u.in.sin_addr.s_addr = a4;
+		via->addr.u.in.sin_port = 0;
+		via->addr.len = sizeof(struct sockaddr_in);
+		break;
+
+	case 0:
+		break;
+
+	default:
+		if (maybe_ip(&host))
+			(void)sa_set(&via->addr, &host, 0);
+		break;
+	}
 	if (pl_isset(&port))
 		sa_set_port(&via->addr, (uint16_t)pl_u32(&port));
 

@@ -40,6 +40,10 @@ void libre_ext_stderr_set(libre_ext_stderr_h *h);
 struct sip_msg;
 const char *libre_ext_decode_defect(const struct sip_msg *msg);
 
+/* rand.c: set up OpenSSL's generator and fill this thread's pool now
+ * (main calls it at start, on the loop thread) */
+void libre_ext_rand_warm(void);
+
 /* msgparse.c: libre 1.1.0's sip_msg_decode(), same results, faster
  * (msgdecode.c's sip_msg_decode() calls it) */
 struct mbuf;
