@@ -84,6 +84,9 @@ static inline __attribute__((always_inline)) size_t run(const char *p, size_t n,
 {
 	size_t i = 0;
 
+	while (i + 4 <= n && fn(p[i]) && fn(p[i + 1]) && fn(p[i + 2]) &&
+	       fn(p[i + 3]))
+		i += 4;
 	while (i < n && fn(p[i]))
 		++i;
 

@@ -465,6 +465,13 @@ int libre_ext_msg_decode(struct sip_msg **msgp, struct mbuf *mb)
 			if (tab[(uint8_t)*p]) {
 				size_t k = 1;
 
+				/* four at a time while all four continue it */
+				while (k + 4 <= l &&
+				       (tab[(uint8_t)p[k]] &
+					tab[(uint8_t)p[k + 1]] &
+					tab[(uint8_t)p[k + 2]] &
+					tab[(uint8_t)p[k + 3]]))
+					k += 4;
 				while (k < l && tab[(uint8_t)p[k]])
 					++k;
 
