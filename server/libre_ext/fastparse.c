@@ -246,6 +246,23 @@ int uri_decode_hostport(const struct pl *hp, struct pl *host,
  * (scheme, user, password, hostport, path, params, headers), else
  * "[^:]+:[^/;? ]+[^;? ]*[^?]*[^]*" (scheme, hostport, path, params,
  * headers). Both: 0, ENOENT, or EINVAL for a NULL text. */
+static void uri_rest(const char *p, size_t n, size_t c, size_t k,
+		     struct uri *uri, struct pl *hp)
+{
+	/* hostport (k long at c), "[^;? ]*" path, "[^?]*" params, the
+	 * rest headers */
+	pl_put(hp, p + c, k);
+	c += k;
+	k = run(p + c, n - c, path_char);
+	pl_put(&uri->path, p + c, k);
+	c += k;
+	k = run(p + c, n - c, not_qmark);
+	pl_put(&uri->params, p + c, k);
+	c += k;
+	pl_put(&uri->headers, p + c, n - c);
+}
+
+
 static int uri_userinfo(const char *p, size_t n, struct uri *uri,
 			struct pl *hp)
 {
@@ -284,15 +301,7 @@ static int uri_userinfo(const char *p, size_t n, struct uri *uri,
 			s = c + 1;
 			continue;
 		}
-		pl_put(hp, p + c, k);
-		c += k;
-		k = run(p + c, n - c, path_char);
-		pl_put(&uri->path, p + c, k);
-		c += k;
-		k = run(p + c, n - c, not_qmark);
-		pl_put(&uri->params, p + c, k);
-		c += k;
-		pl_put(&uri->headers, p + c, n - c);
+		uri_rest(p, n, c, k, uri, hp);
 		return 0;
 	}
 
@@ -325,15 +334,7 @@ static int uri_plain(const char *p, size_t n, struct uri *uri,
 			s = c;
 			continue;
 		}
-		pl_put(hp, p + c, k);
-		c += k;
-		k = run(p + c, n - c, path_char);
-		pl_put(&uri->path, p + c, k);
-		c += k;
-		k = run(p + c, n - c, not_qmark);
-		pl_put(&uri->params, p + c, k);
-		c += k;
-		pl_put(&uri->headers, p + c, n - c);
+		uri_rest(p, n, c, k, uri, hp);
 		return 0;
 	}
 
