@@ -39,6 +39,7 @@ cases of one script and one sipp scenario):
   Scripts are looked up in test/scripts/, scenarios in test/sipp/.
 """
 import argparse
+import itertools
 import os
 import re
 import shutil
@@ -475,6 +476,9 @@ class Sipp:
 # timing checks
 # ---------------------------------------------------------------------
 
+_CLIENT_UID = itertools.count(1)
+
+
 class UdpClient:
     """A UDP socket on 127.0.0.1 sending hand-made requests to a server
     and reading the answers."""
@@ -488,6 +492,11 @@ class UdpClient:
         self.sock.bind((bind, 0))
         self.port = self.sock.getsockname()[1]
         self.n = 0
+        # one number per client of this process: a client bound later to
+        # the same port (the OS reuses them) must not send the branches
+        # of an earlier one, which the server would take for
+        # retransmissions and answer from its completed transactions
+        self.uid = next(_CLIENT_UID)
         self.last_call_id = None
         # a status code: every request the server sends us (a NOTIFY of
         # a subscription, a BYE) is answered with it while we read
@@ -516,7 +525,8 @@ class UdpClient:
         header of that name (None drops it); extra: (name, value) pairs
         appended. Returns (bytes, branch)."""
         self.n += 1
-        branch = "z9hG4bK-raw-%d-%d-%d" % (os.getpid(), self.port, self.n)
+        branch = "z9hG4bK-raw-%d-%d-%d-%d" % (os.getpid(), self.port,
+                                              self.n, self.uid)
         uri = uri or "sip:sipstack@%s:%d" % self.dst
         if isinstance(body, str):
             body = body.encode("utf-8")
