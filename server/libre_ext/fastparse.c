@@ -592,6 +592,28 @@ static bool value_stop(char c)       /* [~ \t\r\n;] */
 }
 
 
+/* The next ";" LWS NAME from *s on (libre's search: every ';' tried in
+ * turn; *s set to that ';'): the position after the name, 0 if none */
+static size_t param_at(const char *p, size_t n, size_t *s, const char *name,
+		       size_t nl)
+{
+	for (; *s < n; ++*s) {
+		const char *semi = memchr(p + *s, ';', n - *s);
+		size_t c;
+
+		if (!semi)
+			break;
+		*s = (size_t)(semi - p);
+		c = *s + 1;
+		c += run(p + c, n - c, is_lws_fn);
+		if (name_at(p + c, n - c, name, nl))
+			return c + nl;
+	}
+
+	return 0;
+}
+
+
 int msg_param_decode(const struct pl *pl, const char *name, struct pl *val)
 {
 	static param_fn *orig;
@@ -611,17 +633,10 @@ int msg_param_decode(const struct pl *pl, const char *name, struct pl *val)
 	p = pl->p;
 	n = p ? pl->l : 0;
 	nl = strlen(name);
-	for (s = 0; s < n; s++) {
+	for (s = 0; (c = param_at(p, n, &s, name, nl)); s++) {
 		const char *vp;
 		size_t vl;
 
-		if (p[s] != ';')
-			continue;
-		c = s + 1;
-		c += run(p + c, n - c, is_lws_fn);
-		if (!name_at(p + c, n - c, name, nl))
-			continue;
-		c += nl;
 		c += run(p + c, n - c, is_lws_fn);
 		if (c == n || p[c] != '=')
 			continue;
@@ -666,23 +681,17 @@ int msg_param_exists(const struct pl *pl, const char *name, struct pl *val)
 	p = pl->p;
 	n = p ? pl->l : 0;
 	nl = strlen(name);
-	for (s = 0; s < n; s++) {
-		if (p[s] != ';')
-			continue;
-		c = s + 1;
-		c += run(p + c, n - c, is_lws_fn);
-		if (!name_at(p + c, n - c, name, nl))
-			continue;
-		c += nl;
-		t = run(p + c, n - c, exists_tail);
-		if (!t && c < n)
-			return ENOENT;           /* a longer name */
-		val->p = p + s;
-		val->l = c - s;
-		return 0;
-	}
+	s = 0;
+	c = param_at(p, n, &s, name, nl);
+	if (!c)
+		return ENOENT;
+	t = run(p + c, n - c, exists_tail);
+	if (!t && c < n)
+		return ENOENT;                   /* a longer name */
+	val->p = p + s;
+	val->l = c - s;
 
-	return ENOENT;
+	return 0;
 }
 
 
