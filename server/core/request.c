@@ -106,6 +106,13 @@ bool stack_req_answered(const struct stack_req *req)
 }
 
 
+void stack_req_forwarded(struct stack_req *req)
+{
+	if (req)
+		req->answered = true;
+}
+
+
 struct stack_req *stack_req_ref(struct stack_req *req)
 {
 	return mem_ref(req);

@@ -674,6 +674,9 @@ const struct sip_msg *stack_req_msg(const struct stack_req *req);
 void stack_msg_body(const struct sip_msg *msg, struct pl *body);
 struct stack *stack_req_stack(const struct stack_req *req);
 bool stack_req_answered(const struct stack_req *req);
+/* The request went on without state (a stateless proxy, RFC 3261
+ * §16.11): its answers come from downstream, none from us */
+void stack_req_forwarded(struct stack_req *req);
 /* headers: extra header lines each ending in CRLF, or NULL */
 int  stack_req_reply(struct stack_req *req, uint16_t scode,
 		     const char *reason, const char *headers,

@@ -567,3 +567,164 @@ int fwd_stateless_response(struct sip *sip, const struct sip_msg *resp)
 
 	return err;
 }
+
+
+/* ------------------------------------------------------------------ *
+ * Requests without state (§16.11)
+ * ------------------------------------------------------------------ */
+
+/* Where a request relayed along rt goes, when that needs no resolving:
+ * the first Route's URI (or the Request-URI), a numeric host, UDP, no
+ * maddr. ENOTSUP otherwise (a name to resolve through RFC 3263, another
+ * transport: the stateful path does those). */
+static int next_hop_udp(struct sa *dst, const struct fwd_route *rt)
+{
+	struct sip_addr addr;
+	struct uri uri;
+	struct pl pl, tpl;
+
+	if (rt->routec) {
+		pl_set_str(&pl, rt->routev[0]);
+		if (sip_addr_decode(&addr, &pl))
+			return EBADMSG;
+		uri = addr.uri;
+	}
+	else {
+		pl_set_str(&pl, rt->ruri);
+		if (uri_decode(&uri, &pl))
+			return EBADMSG;
+	}
+
+	if (pl_strcasecmp(&uri.scheme, "sip"))
+		return ENOTSUP;
+	if (pl_has_ci(&uri.params, "maddr"))
+		return ENOTSUP;
+	if (pl_has_ci(&uri.params, "transport") &&
+	    !msg_param_decode(&uri.params, "transport", &tpl) &&
+	    tp_decode(&tpl) != SIP_TRANSP_UDP)
+		return ENOTSUP;
+
+	if (sa_set(dst, &uri.host, uri.port ? uri.port : SIP_PORT))
+		return ENOTSUP;
+
+	return 0;
+}
+
+
+static char *u32_put(char *p, uint32_t v)
+{
+	char tmp[10];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+
+	while (n)
+		*p++ = tmp[--n];
+
+	return p;
+}
+
+
+/* Our Via, its branch a hash of what makes the request the one it is:
+ * a retransmission gets the same branch, so the next hop's server
+ * transaction absorbs it (§16.11); the top Via's branch alone would do
+ * for RFC 3261 clients, the rest is for those without the cookie */
+static int via_print(struct mbuf *mb, const struct sip_msg *msg,
+		     const struct sa *laddr)
+{
+	static const char hex[] = "0123456789abcdef";
+	char buf[160], *p = buf;
+	uint32_t h1, h2;
+	int i;
+
+	h1 = hash_joaat((const uint8_t *)msg->via.branch.p,
+			msg->via.branch.l);
+	h1 ^= hash_joaat((const uint8_t *)msg->via.sentby.p,
+			 msg->via.sentby.l);
+	h2 = hash_joaat((const uint8_t *)msg->callid.p, msg->callid.l);
+	h2 ^= msg->cseq.num * 2654435761u;
+	h2 ^= hash_joaat((const uint8_t *)msg->met.p, msg->met.l);
+
+	memcpy(p, "Via: SIP/2.0/UDP ", 17);
+	p += 17;
+	if (sa_af(laddr) == AF_INET6)
+		*p++ = '[';
+	if (sa_ntop(laddr, p, 64))
+		return EINVAL;
+	p += strlen(p);
+	if (sa_af(laddr) == AF_INET6)
+		*p++ = ']';
+	*p++ = ':';
+	p = u32_put(p, sa_port(laddr));
+	memcpy(p, ";branch=z9hG4bKs", 16);
+	p += 16;
+	for (i = 28; i >= 0; i -= 4)
+		*p++ = hex[(h1 >> i) & 0xf];
+	for (i = 28; i >= 0; i -= 4)
+		*p++ = hex[(h2 >> i) & 0xf];
+	memcpy(p, ";rport\r\n", 8);
+	p += 8;
+
+	return mbuf_write_mem(mb, (const uint8_t *)buf, (size_t)(p - buf));
+}
+
+
+int fwd_stateless_request(struct sip *sip, const struct sip_msg *msg,
+			  const struct fwd_route *rt)
+{
+	struct mbuf *rest = NULL, *mb = NULL;
+	char *ruri = NULL, *hop = NULL;
+	struct sa dst, laddr;
+	int err;
+
+	/* a request that came reliably must not go on without state over
+	 * UDP: nobody would retransmit it (an ACK of a 2xx is sent again by
+	 * its UAC for each 2xx retransmission) */
+	if (fwd_max_forwards(msg) == 0 ||
+	    (msg->tp != SIP_TRANSP_UDP && pl_strcmp(&msg->met, "ACK")))
+		return ENOTSUP;
+
+	err = next_hop_udp(&dst, rt);
+	if (err)
+		return err;
+
+	err = sip_transp_laddr(sip, &laddr, SIP_TRANSP_UDP, &dst);
+	if (err)
+		return ENOTSUP;
+
+	err = fwd_request(&rest, &ruri, &hop, msg, rt->ruri, NULL, NULL, rt,
+			  NULL);
+	if (err)
+		goto out;
+
+	mb = mbuf_alloc(256 + rest->end);
+	if (!mb) {
+		err = ENOMEM;
+		goto out;
+	}
+
+	err  = mbuf_write_mem(mb, (const uint8_t *)msg->met.p, msg->met.l);
+	err |= mbuf_write_u8(mb, ' ');
+	err |= mbuf_write_str(mb, ruri);
+	err |= mbuf_write_str(mb, " SIP/2.0\r\n");
+	err |= via_print(mb, msg, &laddr);
+	err |= mbuf_write_mem(mb, rest->buf, rest->end);
+	if (err)
+		goto out;
+
+	mb->pos = 0;
+	err = sip_send(sip, NULL, SIP_TRANSP_UDP, &dst, mb);
+	if (err == ENOTSUP)
+		err = EIO;      /* not "take the other way": it was sent */
+
+ out:
+	mem_deref(mb);
+	mem_deref(rest);
+	mem_deref(ruri);
+	mem_deref(hop);
+
+	return err;
+}

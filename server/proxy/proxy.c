@@ -7,10 +7,12 @@
  *  - in-dialog requests of dialogs that are not ours (the core's
  *    STACK_NO_DIALOG handlers) that we record-routed (a Route of ours
  *    on top, or a strict router's Request-URI naming us): after RFC
- *    3261 §16.4, they go on in a transaction of one branch (the answer
- *    is the downstream one); an ACK (of a 2xx: libre absorbs the
- *    others) goes on without state, with a Via of libre's; the rest
- *    stays 481, the core's (no open relay for made-up To tags);
+ *    3261 §16.4, they go on: a non-INVITE that came over UDP, to a
+ *    numeric next hop over UDP, without state (§16.11, fwd.c: our Via,
+ *    its answers come back as strays), the others in a transaction of
+ *    one branch (the answer is the downstream one); an ACK (of a 2xx:
+ *    libre absorbs the others) goes on without state; the rest stays
+ *    481, the core's (no open relay for made-up To tags);
  *  - responses that match no client transaction (the core's stray
  *    handler): 2xx retransmissions and forked 2xx after ours ended,
  *    forwarded by their Via without state (§16.11);
@@ -57,9 +59,9 @@ uint32_t proxy_count(const struct stack *st)
  * What is forwarded without asking
  * ------------------------------------------------------------------ */
 
-/* The ACK of a 2xx: on without state; libre writes the Via (a fresh
- * branch: an ACK of a 2xx is a transaction of its own, RFC 3261 §17.1.1.3)
- * and resolves the next hop */
+/* The ACK of a 2xx: on without state (an ACK of a 2xx is a transaction
+ * of its own, RFC 3261 §17.1.1.3); to a numeric next hop with our Via,
+ * else libre writes the Via (a fresh branch) and resolves the hop */
 static void ack_relay(struct proxy *px, const struct sip_msg *msg,
 		      const struct fwd_route *rt)
 {
@@ -73,6 +75,11 @@ static void ack_relay(struct proxy *px, const struct sip_msg *msg,
 	if (!fwd_max_forwards(msg))
 		return;
 
+	/* to a numeric address: our own Via and send, no libre request */
+	err = fwd_stateless_request(sip, msg, rt);
+	if (err != ENOTSUP)
+		goto out;
+
 	err = fwd_request(&mb, &ruri, &hop, msg, rt->ruri, NULL, NULL, rt,
 			  NULL);
 	if (err)
@@ -85,11 +92,11 @@ static void ack_relay(struct proxy *px, const struct sip_msg *msg,
 				  (int)strlen(ruri), &route, mb,
 				  (size_t)hash_joaat_pl(&msg->callid), NULL,
 				  NULL, NULL);
-	if (!err)
-		++px->stats.acks;
 
  out:
-	if (err)
+	if (!err)
+		++px->stats.acks;
+	else
 		slog(LOG_INFO, "proxy", "ack_failed", &msg->callid,
 		     "err=%m", err);
 	mem_deref(mb);
@@ -135,6 +142,25 @@ static bool nodlg_handler(struct stack *st, struct stack_req *req,
 		ack_relay(px, msg, &rt);
 		fwd_route_reset(&rt);
 		return true;
+	}
+
+	/* a non-INVITE over UDP to a numeric next hop: without state
+	 * (§16.11), its answers come back as strays; else a transaction
+	 * of one branch (RFC 3263 resolving, transport errors as 503,
+	 * reliable transports, re-INVITEs with their 100 and CANCEL) */
+	if (pl_strcmp(&msg->met, "INVITE")) {
+		err = fwd_stateless_request(sip, msg, &rt);
+		if (err != ENOTSUP) {
+			fwd_route_reset(&rt);
+			if (err)
+				slog(LOG_INFO, "proxy", "relay_failed",
+				     &msg->callid, "method=%r err=%m",
+				     &msg->met, err);
+			else
+				++px->stats.relayed;
+			stack_req_forwarded(req);
+			return true;
+		}
 	}
 	fwd_route_reset(&rt);
 

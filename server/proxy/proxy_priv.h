@@ -141,6 +141,13 @@ int  fwd_response_extra(struct mbuf **mbp, const struct sip_msg *resp,
 /* RFC 3261 §16.11: a response with our Via on top, forwarded to the
  * next Via's address (received, rport) without state */
 int  fwd_stateless_response(struct sip *sip, const struct sip_msg *resp);
+/* RFC 3261 §16.11: an in-dialog request that came over UDP, relayed
+ * along rt without state over UDP with our Via (its branch a hash of
+ * the request, the same for a retransmission), when the next hop is a
+ * numeric address; ENOTSUP when it is not (or Max-Forwards is 0): the
+ * stateful path does those. Its responses come back as strays. */
+int  fwd_stateless_request(struct sip *sip, const struct sip_msg *msg,
+			   const struct fwd_route *rt);
 /* The Max-Forwards of msg (70 when absent) */
 uint32_t fwd_max_forwards(const struct sip_msg *msg);
 

@@ -524,10 +524,12 @@ static void pt_send_best(struct ptrans *pt)
 	}
 	mem_deref(extra);
 
+	/* a 503's own reason phrase does not go with the 500 */
 	if (!scode || scode == 503)
 		scode = 500;
 
-	(void)stack_req_reply(pt->req, scode, pt->best || !pt->reason ?
+	(void)stack_req_reply(pt->req, scode,
+			      pt->best || !pt->reason || scode != pt->scode ?
 			      stack_reason_phrase(scode) : pt->reason, NULL,
 			      NULL, NULL, 0);
 }
