@@ -44,21 +44,144 @@ static bool pl_has_ci(const struct pl *pl, const char *s)
 }
 
 
-/* "Name: value\r\n" from a received header, written without a format
- * string: a forwarded message has a dozen such lines, and re_vhprintf's
- * parsing of "%r: %r\r\n" cost ~800 instructions a line (callgrind,
- * bench/proxy_bench.py), several times the copying itself. */
+/* Writing a forwarded message. A forwarded message is a dozen header
+ * lines copied and a few printed: re_vhprintf's parsing of a format
+ * ("%r: %r\r\n") cost ~700 instructions a call and mbuf_write_mem ~60
+ * (callgrind, bench/proxy_bench.py), several times the copying itself;
+ * so each line is measured, the room made once, and copied. */
+
+/* Room for n more bytes at mb->pos */
+static int room(struct mbuf *mb, size_t n)
+{
+	if (mb->pos + n <= mb->size)
+		return 0;
+
+	return mbuf_resize(mb, 2 * (mb->pos + n));
+}
+
+
+static inline void put(struct mbuf *mb, const void *p, size_t n)
+{
+	memcpy(mb->buf + mb->pos, p, n);
+	mb->pos += n;
+	if (mb->pos > mb->end)
+		mb->end = mb->pos;
+}
+
+
+#define PUT_LIT(mb, lit) put((mb), (lit), sizeof(lit) - 1)
+
+
+/* v in decimal into p (at least 10 bytes): the length */
+static size_t u32_fmt(char *p, uint32_t v)
+{
+	char tmp[10];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+
+	for (i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+
+	return n;
+}
+
+
+/* "name" v "\r\n" (the name with its ": ") */
+static int num_line(struct mbuf *mb, const char *name, size_t nl,
+		    uint32_t v, const char *end, size_t el)
+{
+	char num[10];
+	size_t n = u32_fmt(num, v);
+	int err;
+
+	err = room(mb, nl + n + el);
+	if (err)
+		return err;
+	put(mb, name, nl);
+	put(mb, num, n);
+	put(mb, end, el);
+
+	return 0;
+}
+
+
+/* "Name: value\r\n" */
 static int hdr_write(struct mbuf *mb, const struct pl *name,
 		     const struct pl *val)
 {
-	int err = 0;
+	int err = room(mb, name->l + val->l + 4);
 
-	if (name->l)
-		err |= mbuf_write_mem(mb, (const uint8_t *)name->p, name->l);
-	err |= mbuf_write_mem(mb, (const uint8_t *)": ", 2);
-	if (val->l)
-		err |= mbuf_write_mem(mb, (const uint8_t *)val->p, val->l);
-	err |= mbuf_write_mem(mb, (const uint8_t *)"\r\n", 2);
+	if (err)
+		return err;
+	put(mb, name->p, name->l);
+	PUT_LIT(mb, ": ");
+	put(mb, val->p, val->l);
+	PUT_LIT(mb, "\r\n");
+
+	return 0;
+}
+
+
+/* pre s post (s a C string) */
+static int str_write(struct mbuf *mb, const char *pre, const char *s,
+		     const char *post)
+{
+	size_t a = strlen(pre), b = strlen(s), c = strlen(post);
+	int err = room(mb, a + b + c);
+
+	if (err)
+		return err;
+	put(mb, pre, a);
+	put(mb, s, b);
+	put(mb, post, c);
+
+	return 0;
+}
+
+
+/* sa's address as %j prints it (no brackets); bracketed: as in %J */
+static int addr_write(struct mbuf *mb, const struct sa *sa, bool bracketed)
+{
+	char buf[64];
+	bool v6 = bracketed && sa_af(sa) == AF_INET6;
+	size_t n;
+	int err;
+
+	if (sa_ntop(sa, buf, sizeof(buf)))
+		return EINVAL;
+	n = strlen(buf);
+
+	err = room(mb, n + 2);
+	if (err)
+		return err;
+	if (v6)
+		PUT_LIT(mb, "[");
+	put(mb, buf, n);
+	if (v6)
+		PUT_LIT(mb, "]");
+
+	return 0;
+}
+
+
+/* "Content-Length: N\r\n\r\n" and the body (RFC 3261 §18.3: at most
+ * Content-Length octets of what came) */
+static int body_write(struct mbuf *mb, const struct sip_msg *msg)
+{
+	struct pl body;
+	int err;
+
+	stack_msg_body(msg, &body);
+	err = num_line(mb, "Content-Length: ", 16, (uint32_t)body.l,
+		       "\r\n\r\n", 4);
+	if (!err)
+		err = room(mb, body.l);
+	if (!err && body.l)
+		put(mb, body.p, body.l);
 
 	return err;
 }
@@ -264,19 +387,35 @@ static int via_top_print(struct mbuf *mb, const struct sip_msg *msg,
 	if (p) {
 		const size_t before = (size_t)(p - val->p) + 6;
 
-		err = mbuf_printf(mb, "Via: %b=%u%b", val->p, before,
-				  sa_port(&msg->src), val->p + before,
-				  val->l - before);
+		err = room(mb, 5 + before);
+		if (err)
+			return err;
+		PUT_LIT(mb, "Via: ");
+		put(mb, val->p, before);
+		err = num_line(mb, "=", 1, sa_port(&msg->src),
+			       val->p + before, val->l - before);
 	}
 	else {
-		err = mbuf_printf(mb, "Via: %r", val);
+		err = room(mb, 5 + val->l);
+		if (err)
+			return err;
+		PUT_LIT(mb, "Via: ");
+		put(mb, val->p, val->l);
 	}
 
-	if (!pl_has_ci(prm, "received") ||
-	    msg_param_decode(prm, "received", &v))
-		err |= mbuf_printf(mb, ";received=%j", &msg->src);
+	if (!err && (!pl_has_ci(prm, "received") ||
+		     msg_param_decode(prm, "received", &v))) {
+		err = room(mb, 10);
+		if (!err) {
+			PUT_LIT(mb, ";received=");
+			err = addr_write(mb, &msg->src, false);
+		}
+	}
 
-	err |= mbuf_write_str(mb, "\r\n");
+	if (!err)
+		err = room(mb, 2);
+	if (!err)
+		PUT_LIT(mb, "\r\n");
 
 	return err;
 }
@@ -295,7 +434,8 @@ static const struct pl via_name = PL("Via");
 int fwd_request(struct mbuf **mbp, char **ruri, char **nexthop,
 		const struct sip_msg *msg, const char *uri,
 		const char *path, const char *received,
-		const struct fwd_route *rt, const char *extra)
+		const struct fwd_route *rt, const char *extra,
+		size_t headroom)
 {
 	const char *routes[FWD_ROUTES_MAX * 2];
 	size_t routec = 0, i, first = 0;
@@ -304,7 +444,6 @@ int fwd_request(struct mbuf **mbp, char **ruri, char **nexthop,
 	char *r = NULL, *hop = NULL, *last = NULL;
 	struct mbuf *mb;
 	bool first_via = true;
-	struct pl body;
 	struct le *le;
 	int err = 0;
 
@@ -373,11 +512,12 @@ int fwd_request(struct mbuf **mbp, char **ruri, char **nexthop,
 	if (err)
 		goto out;
 
-	mb = mbuf_alloc(1024 + mbuf_get_left(msg->mb));
+	mb = mbuf_alloc(headroom + 1024 + mbuf_get_left(msg->mb));
 	if (!mb) {
 		err = ENOMEM;
 		goto out;
 	}
+	mb->pos = mb->end = headroom;
 
 	for (le = msg->hdrl.head; le && !err; le = le->next) {
 		const struct sip_hdr *hdr = le->data;
@@ -399,24 +539,24 @@ int fwd_request(struct mbuf **mbp, char **ruri, char **nexthop,
 		err = hdr_write(mb, &hdr->name, &hdr->val);
 	}
 
-	err |= mbuf_printf(mb, "Max-Forwards: %u\r\n",
-			   fwd_max_forwards(msg) - 1);
-	for (i = first; i < routec; i++)
-		err |= mbuf_printf(mb, "Route: %s\r\n", routes[i]);
-	if (last)
-		err |= mbuf_printf(mb, "Route: <%s>\r\n", last);
-	if (extra)
-		err |= mbuf_write_str(mb, extra);
+	if (!err)
+		err = num_line(mb, "Max-Forwards: ", 14,
+			       fwd_max_forwards(msg) - 1, "\r\n", 2);
+	for (i = first; i < routec && !err; i++)
+		err = str_write(mb, "Route: ", routes[i], "\r\n");
+	if (last && !err)
+		err = str_write(mb, "Route: <", last, ">\r\n");
+	if (extra && !err)
+		err = str_write(mb, "", extra, "");
 
-	stack_msg_body(msg, &body);
-	err |= mbuf_printf(mb, "Content-Length: %zu\r\n\r\n", body.l);
-	err |= mbuf_write_mem(mb, (const uint8_t *)body.p, body.l);
+	if (!err)
+		err = body_write(mb, msg);
 	if (err) {
 		mem_deref(mb);
 		goto out;
 	}
 
-	mb->pos = 0;
+	mb->pos = headroom;
 	*mbp = mb;
 	*ruri = r;
 	*nexthop = hop;
@@ -436,8 +576,19 @@ int fwd_request(struct mbuf **mbp, char **ruri, char **nexthop,
 static int rr_print(struct mbuf *mb, enum sip_transp tp,
 		    const struct sa *laddr)
 {
-	return mbuf_printf(mb, "Record-Route: <sip:%J%s;lr>\r\n", laddr,
-			   sip_transp_param(tp));
+	int err;
+
+	err = room(mb, 18);
+	if (err)
+		return err;
+	PUT_LIT(mb, "Record-Route: <sip:");
+	err = addr_write(mb, laddr, true);
+	if (!err)
+		err = num_line(mb, ":", 1, sa_port(laddr), "", 0);
+	if (!err)
+		err = str_write(mb, "", sip_transp_param(tp), ";lr>\r\n");
+
+	return err;
 }
 
 
@@ -470,7 +621,6 @@ int fwd_response_extra(struct mbuf **mbp, const struct sip_msg *resp,
 {
 	struct mbuf *mb;
 	bool first_via = true;
-	struct pl body;
 	struct le *le;
 	int err;
 
@@ -478,8 +628,13 @@ int fwd_response_extra(struct mbuf **mbp, const struct sip_msg *resp,
 	if (!mb)
 		return ENOMEM;
 
-	err = mbuf_printf(mb, "SIP/2.0 %u %r\r\n", resp->scode,
-			  &resp->reason);
+	err = num_line(mb, "SIP/2.0 ", 8, resp->scode, " ", 1);
+	if (!err)
+		err = room(mb, resp->reason.l + 2);
+	if (!err) {
+		put(mb, resp->reason.p, resp->reason.l);
+		PUT_LIT(mb, "\r\n");
+	}
 
 	for (le = resp->hdrl.head; le && !err; le = le->next) {
 		const struct sip_hdr *hdr = le->data;
@@ -494,12 +649,10 @@ int fwd_response_extra(struct mbuf **mbp, const struct sip_msg *resp,
 		err = hdr_write(mb, &hdr->name, &hdr->val);
 	}
 
-	if (extra)
-		err |= mbuf_write_str(mb, extra);
-
-	stack_msg_body(resp, &body);
-	err |= mbuf_printf(mb, "Content-Length: %zu\r\n\r\n", body.l);
-	err |= mbuf_write_mem(mb, (const uint8_t *)body.p, body.l);
+	if (extra && !err)
+		err = str_write(mb, "", extra, "");
+	if (!err)
+		err = body_write(mb, resp);
 	if (err) {
 		mem_deref(mb);
 		return err;
@@ -611,32 +764,15 @@ static int next_hop_udp(struct sa *dst, const struct fwd_route *rt)
 }
 
 
-static char *u32_put(char *p, uint32_t v)
-{
-	char tmp[10];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-
-	while (n)
-		*p++ = tmp[--n];
-
-	return p;
-}
-
-
 /* Our Via, its branch a hash of what makes the request the one it is:
  * a retransmission gets the same branch, so the next hop's server
  * transaction absorbs it (§16.11); the top Via's branch alone would do
  * for RFC 3261 clients, the rest is for those without the cookie */
-static int via_print(struct mbuf *mb, const struct sip_msg *msg,
-		     const struct sa *laddr)
+static size_t via_print(char *buf, const struct sip_msg *msg,
+			const struct sa *laddr)
 {
 	static const char hex[] = "0123456789abcdef";
-	char buf[160], *p = buf;
+	char *p = buf;
 	uint32_t h1, h2;
 	int i;
 
@@ -653,12 +789,12 @@ static int via_print(struct mbuf *mb, const struct sip_msg *msg,
 	if (sa_af(laddr) == AF_INET6)
 		*p++ = '[';
 	if (sa_ntop(laddr, p, 64))
-		return EINVAL;
+		return 0;
 	p += strlen(p);
 	if (sa_af(laddr) == AF_INET6)
 		*p++ = ']';
 	*p++ = ':';
-	p = u32_put(p, sa_port(laddr));
+	p += u32_fmt(p, sa_port(laddr));
 	memcpy(p, ";branch=z9hG4bKs", 16);
 	p += 16;
 	for (i = 28; i >= 0; i -= 4)
@@ -668,15 +804,20 @@ static int via_print(struct mbuf *mb, const struct sip_msg *msg,
 	memcpy(p, ";rport\r\n", 8);
 	p += 8;
 
-	return mbuf_write_mem(mb, (const uint8_t *)buf, (size_t)(p - buf));
+	return (size_t)(p - buf);
 }
+
+
+/* room before the headers for the request line and our Via */
+#define HEADROOM 384
 
 
 int fwd_stateless_request(struct sip *sip, const struct sip_msg *msg,
 			  const struct fwd_route *rt)
 {
-	struct mbuf *rest = NULL, *mb = NULL;
-	char *ruri = NULL, *hop = NULL;
+	char *ruri = NULL, *hop = NULL, via[160];
+	size_t vl, rl, hl;
+	struct mbuf *mb = NULL;
 	struct sa dst, laddr;
 	int err;
 
@@ -695,34 +836,32 @@ int fwd_stateless_request(struct sip *sip, const struct sip_msg *msg,
 	if (err)
 		return ENOTSUP;
 
-	err = fwd_request(&rest, &ruri, &hop, msg, rt->ruri, NULL, NULL, rt,
-			  NULL);
+	err = fwd_request(&mb, &ruri, &hop, msg, rt->ruri, NULL, NULL, rt,
+			  NULL, HEADROOM);
 	if (err)
 		goto out;
 
-	mb = mbuf_alloc(256 + rest->end);
-	if (!mb) {
-		err = ENOMEM;
+	/* METHOD SP Request-URI SP SIP/2.0 CRLF, our Via, in the headroom */
+	vl = via_print(via, msg, &laddr);
+	rl = strlen(ruri);
+	hl = msg->met.l + 1 + rl + 10 + vl;
+	if (!vl || hl > HEADROOM) {
+		err = ENAMETOOLONG;
 		goto out;
 	}
+	mb->pos = HEADROOM - hl;
+	memcpy(mb->buf + mb->pos, msg->met.p, msg->met.l);
+	mb->buf[mb->pos + msg->met.l] = ' ';
+	memcpy(mb->buf + mb->pos + msg->met.l + 1, ruri, rl);
+	memcpy(mb->buf + mb->pos + msg->met.l + 1 + rl, " SIP/2.0\r\n", 10);
+	memcpy(mb->buf + HEADROOM - vl, via, vl);
 
-	err  = mbuf_write_mem(mb, (const uint8_t *)msg->met.p, msg->met.l);
-	err |= mbuf_write_u8(mb, ' ');
-	err |= mbuf_write_str(mb, ruri);
-	err |= mbuf_write_str(mb, " SIP/2.0\r\n");
-	err |= via_print(mb, msg, &laddr);
-	err |= mbuf_write_mem(mb, rest->buf, rest->end);
-	if (err)
-		goto out;
-
-	mb->pos = 0;
 	err = sip_send(sip, NULL, SIP_TRANSP_UDP, &dst, mb);
 	if (err == ENOTSUP)
 		err = EIO;      /* not "take the other way": it was sent */
 
  out:
 	mem_deref(mb);
-	mem_deref(rest);
 	mem_deref(ruri);
 	mem_deref(hop);
 

@@ -81,7 +81,7 @@ static void ack_relay(struct proxy *px, const struct sip_msg *msg,
 		goto out;
 
 	err = fwd_request(&mb, &ruri, &hop, msg, rt->ruri, NULL, NULL, rt,
-			  NULL);
+			  NULL, 0);
 	if (err)
 		goto out;
 

@@ -118,7 +118,9 @@ int  fwd_route_prepare(struct fwd_route *rt, struct sip *sip,
 		       const struct sip_msg *msg);
 void fwd_route_reset(struct fwd_route *rt);
 /* The headers of a forwarded request after our Via (libre writes the
- * request line and our Via; sendh adds Record-Route): the received
+ * request line and our Via; sendh adds Record-Route), from headroom
+ * bytes into *mbp on (its pos there, for the caller to write in front
+ * of them; 0 for none): the received
  * Vias (the top one with received/rport, RFC 3581), Max-Forwards less
  * one, routev, the other headers as they came, extra, the body.
  * *nexthop is where to send it (a mem string) and *ruri the
@@ -126,7 +128,8 @@ void fwd_route_reset(struct fwd_route *rt);
 int  fwd_request(struct mbuf **mbp, char **ruri, char **nexthop,
 		 const struct sip_msg *msg, const char *uri,
 		 const char *path, const char *received,
-		 const struct fwd_route *rt, const char *extra);
+		 const struct fwd_route *rt, const char *extra,
+		 size_t headroom);
 /* Record-Route for a branch leaving on tp from laddr, the request
  * having come in on msg's transport and address: one entry, or two on
  * a change of transport or address (RFC 5658) */

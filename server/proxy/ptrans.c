@@ -352,7 +352,7 @@ static int pb_start(struct pbranch *br)
 	br->started = true;
 
 	err = fwd_request(&mb, &ruri, &hop, msg, br->uri, br->path,
-			  br->received, &pt->rt, pt->hdrs);
+			  br->received, &pt->rt, pt->hdrs, 0);
 	if (err)
 		goto out;
 

@@ -41,15 +41,15 @@ static struct sip_msg *decode(const char *fmt, ...)
 }
 
 
-/* index of the first occurrence of s in mb (or -1) */
+/* index of the first occurrence of s in mb from its pos (or -1) */
 static long where(const struct mbuf *mb, const char *s)
 {
 	const size_t n = strlen(s);
 	size_t i;
 
-	for (i = 0; i + n <= mb->end; i++) {
+	for (i = mb->pos; i + n <= mb->end; i++) {
 		if (!memcmp(mb->buf + i, s, n))
-			return (long)i;
+			return (long)(i - mb->pos);
 	}
 
 	return -1;
@@ -154,7 +154,7 @@ static void test_request(void)
 	/* a binding with a Path (RFC 3327) */
 	err = fwd_request(&mb, &ruri, &hop, msg, "sip:bob@192.0.2.9:5080",
 			  "<sip:edge.example.com;lr>, <sip:e2.example.com;lr>",
-			  NULL, &rt, "X-Test: 1\r\n");
+			  NULL, &rt, "X-Test: 1\r\n", 0);
 	CHECK(!err && mb, "request: built");
 	if (!err) {
 		long p1 = where(mb, "Route: <sip:edge.example.com;lr>");
@@ -192,7 +192,7 @@ static void test_request(void)
 	(void)str_dup(&rt.routev[0], "<sip:strict.example.com>");
 	rt.routec = 1;
 	err = fwd_request(&mb, &ruri, &hop, msg, rt.ruri, NULL, NULL, &rt,
-			  NULL);
+			  NULL, 0);
 	CHECK(!err && !strcmp(ruri, "sip:strict.example.com") &&
 	      !strcmp(hop, "sip:strict.example.com") &&
 	      has(mb, "Route: <sip:bob@example.com>\r\n") &&
@@ -207,10 +207,13 @@ static void test_request(void)
 	 * from */
 	fwd_route_reset(&rt);
 	err = fwd_request(&mb, &ruri, &hop, msg, "sip:bob@192.0.2.9", NULL,
-			  "sip:198.51.100.4:6000", &rt, NULL);
+			  "sip:198.51.100.4:6000", &rt, NULL, 100);
 	CHECK(!err && !strcmp(hop, "sip:198.51.100.4:6000") &&
 	      !strcmp(ruri, "sip:bob@192.0.2.9"),
 	      "received: the next hop, the Request-URI kept");
+	CHECK(!err && mb->pos == 100 && where(mb, "Via: ") == 0 &&
+	      has(mb, "Content-Length: 5\r\n\r\nhello"),
+	      "headroom: the headers start 100 bytes in, pos there");
 	mb = mem_deref(mb);
 	ruri = mem_deref(ruri);
 	hop = mem_deref(hop);
