@@ -15,7 +15,8 @@
  *
  * Compared, each function on its own:
  *   uri_decode, uri_decode_hostport, sip_addr_decode, sip_via_decode,
- *   msg_param_decode, msg_param_exists, uri_param_get, sa_ntop.
+ *   sip_cseq_decode, msg_param_decode, msg_param_exists, uri_param_get,
+ *   sa_ntop.
  * The test calls each by name (the executable's definition when it has
  * one) and compares with libre's originals:
  *   - dlsym(RTLD_NEXT, name): libre's, as this process runs it. Its
@@ -70,7 +71,7 @@ enum cls { CORPUS, EDGE, RANDOM, NCLS };
 static const char *const cls_name[NCLS] = {"corpus", "edge", "random"};
 
 enum fid { F_URI, F_HOSTPORT, F_ADDR, F_VIA, F_PDECODE, F_PEXISTS,
-	   F_UPARAM, F_NTOP, NFN };
+	   F_UPARAM, F_NTOP, F_CSEQ, NFN };
 
 enum { REF_NEXT, REF_ALONE, NREF };
 
@@ -79,6 +80,7 @@ typedef int (hostport_fn)(const struct pl *hostport, struct pl *host,
 			  struct pl *port);
 typedef int (addr_fn)(struct sip_addr *addr, const struct pl *pl);
 typedef int (via_fn)(struct sip_via *via, const struct pl *pl);
+typedef int (cseq_fn)(struct sip_cseq *cseq, const struct pl *pl);
 typedef int (param_fn)(const struct pl *pl, const char *name,
 		       struct pl *val);
 typedef int (uparam_fn)(const struct pl *pl, const struct pl *pname,
@@ -113,6 +115,8 @@ static struct fn fns[NFN] = {
 			 .ours = (void *)uri_param_get },
 	[F_NTOP]     = { .name = "sa_ntop",
 			 .ours = (void *)sa_ntop },
+	[F_CSEQ]     = { .name = "sip_cseq_decode",
+			 .ours = (void *)sip_cseq_decode },
 };
 
 /* the parameter names asked for the corpus and the edge cases */
@@ -477,6 +481,31 @@ static void check_via(enum cls c, const struct pl *pl)
 }
 
 
+static void check_cseq(enum cls c, const struct pl *pl)
+{
+	struct fn *f = &fns[F_CSEQ];
+	struct input in = { .pl = pl };
+	struct sip_cseq a, b;
+	struct diff d[NREF];
+	int ea, eb, r;
+
+	memset(&a, MARK, sizeof(a));
+	ea = sip_cseq_decode(&a, pl);
+	for (r = 0; r < NREF; r++) {
+		diff_init(&d[r], &in);
+		if (!f->ref[r])
+			continue;
+		memset(&b, MARK, sizeof(b));
+		eb = ((cseq_fn *)f->ref[r])(&b, pl);
+		cmp_int(&d[r], "return", ea, eb);
+		cmp_pl(&d[r], "met", &a.met, &b.met);
+		cmp_int(&d[r], "num", a.num, b.num);
+	}
+	f->hit[c] += !ea;
+	tally(f, c, d);
+}
+
+
 /* msg_param_decode or msg_param_exists (fid F_PDECODE or F_PEXISTS) */
 static void check_param(enum fid id, enum cls c, const struct pl *pl,
 			const char *name)
@@ -603,6 +632,7 @@ static void check_all(enum cls c, const struct pl *pl, const char *name,
 	check_hostport(c, pl);
 	check_addr(c, pl);
 	check_via(c, pl);
+	check_cseq(c, pl);
 	check_param(F_PDECODE, c, pl, name);
 	check_param(F_PEXISTS, c, pl, name2);
 	check_uparam(c, pl, name3);
@@ -618,6 +648,7 @@ static void check_all_names(enum cls c, const struct pl *pl)
 	check_hostport(c, pl);
 	check_addr(c, pl);
 	check_via(c, pl);
+	check_cseq(c, pl);
 	for (i = 0; i < ARRAY_SIZE(pnames); i++) {
 		check_param(F_PDECODE, c, pl, pnames[i]);
 		check_param(F_PEXISTS, c, pl, pnames[i]);
@@ -1059,6 +1090,10 @@ static const struct {
 	S(""), S(":"), S(":x"), S(":@"), S("@"), S("@:"), S(";"), S("<"),
 	S(">"), S("<>"), S("\""), S("\"\""), S("[ ]"), S("*"), S(" "),
 	S("\r\n "),
+	/* CSeq */
+	S("1 INVITE"), S("  12\t BYE  "), S("123"), S("123 "), S("x1 A"),
+	S("12x 3 B"), S("1\r\n\tACK"), S("99999999999 X"), S("4294967296 Y"),
+	S("0 a b"), S("a 1 b"), S("1  "), S(" 7\n;"), S("1;2 3"),
 	/* URIs */
 	S("sip:"), S("sip:@"), S("sip:user@"), S("sip:@host"),
 	S("sip:user"), S("sip:host"), S("sip::5060"), S(":sip:host"),
@@ -1287,6 +1322,7 @@ static void test_edges(void)
 	check_hostport(EDGE, NULL);
 	check_addr(EDGE, NULL);
 	check_via(EDGE, NULL);
+	check_cseq(EDGE, NULL);
 	check_param(F_PDECODE, EDGE, NULL, "tag");
 	check_param(F_PEXISTS, EDGE, NULL, "tag");
 	check_uparam(EDGE, NULL, "tag");
@@ -1320,6 +1356,8 @@ static void test_edges(void)
 			((addr_fn *)f->ref[r])(NULL, &hp));
 		NULLARG(F_VIA, sip_via_decode(NULL, &hp),
 			((via_fn *)f->ref[r])(NULL, &hp));
+		NULLARG(F_CSEQ, sip_cseq_decode(NULL, &hp),
+			((cseq_fn *)f->ref[r])(NULL, &hp));
 		NULLARG(F_PDECODE, msg_param_decode(&hp, NULL, &port),
 			((param_fn *)f->ref[r])(&hp, NULL, &port));
 		NULLARG(F_PDECODE, msg_param_decode(&hp, "x", NULL),
