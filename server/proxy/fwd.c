@@ -15,6 +15,7 @@
 #include <string.h>
 #include <re.h>
 #include "proxy_priv.h"
+#include "mbw.h"
 
 
 static enum sip_transp tp_decode(const struct pl *pl);
@@ -44,125 +45,18 @@ static bool pl_has_ci(const struct pl *pl, const char *s)
 }
 
 
-/* Writing a forwarded message. A forwarded message is a dozen header
- * lines copied and a few printed: re_vhprintf's parsing of a format
- * ("%r: %r\r\n") cost ~700 instructions a call and mbuf_write_mem ~60
- * (callgrind, bench/proxy_bench.py), several times the copying itself;
- * so each line is measured, the room made once, and copied. */
-
-/* Room for n more bytes at mb->pos */
-static int room(struct mbuf *mb, size_t n)
-{
-	if (mb->pos + n <= mb->size)
-		return 0;
-
-	return mbuf_resize(mb, 2 * (mb->pos + n));
-}
-
-
-static inline void put(struct mbuf *mb, const void *p, size_t n)
-{
-	memcpy(mb->buf + mb->pos, p, n);
-	mb->pos += n;
-	if (mb->pos > mb->end)
-		mb->end = mb->pos;
-}
-
-
-#define PUT_LIT(mb, lit) put((mb), (lit), sizeof(lit) - 1)
-
-
-/* v in decimal into p (at least 10 bytes): the length */
-static size_t u32_fmt(char *p, uint32_t v)
-{
-	char tmp[10];
-	size_t n = 0, i;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-
-	for (i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-
-	return n;
-}
-
-
-/* "name" v "\r\n" (the name with its ": ") */
-static int num_line(struct mbuf *mb, const char *name, size_t nl,
-		    uint32_t v, const char *end, size_t el)
-{
-	char num[10];
-	size_t n = u32_fmt(num, v);
-	int err;
-
-	err = room(mb, nl + n + el);
-	if (err)
-		return err;
-	put(mb, name, nl);
-	put(mb, num, n);
-	put(mb, end, el);
-
-	return 0;
-}
-
-
-/* "Name: value\r\n" */
-static int hdr_write(struct mbuf *mb, const struct pl *name,
-		     const struct pl *val)
-{
-	int err = room(mb, name->l + val->l + 4);
-
-	if (err)
-		return err;
-	put(mb, name->p, name->l);
-	PUT_LIT(mb, ": ");
-	put(mb, val->p, val->l);
-	PUT_LIT(mb, "\r\n");
-
-	return 0;
-}
-
-
 /* pre s post (s a C string) */
 static int str_write(struct mbuf *mb, const char *pre, const char *s,
 		     const char *post)
 {
 	size_t a = strlen(pre), b = strlen(s), c = strlen(post);
-	int err = room(mb, a + b + c);
+	int err = mbw_room(mb, a + b + c);
 
 	if (err)
 		return err;
-	put(mb, pre, a);
-	put(mb, s, b);
-	put(mb, post, c);
-
-	return 0;
-}
-
-
-/* sa's address as %j prints it (no brackets); bracketed: as in %J */
-static int addr_write(struct mbuf *mb, const struct sa *sa, bool bracketed)
-{
-	char buf[64];
-	bool v6 = bracketed && sa_af(sa) == AF_INET6;
-	size_t n;
-	int err;
-
-	if (sa_ntop(sa, buf, sizeof(buf)))
-		return EINVAL;
-	n = strlen(buf);
-
-	err = room(mb, n + 2);
-	if (err)
-		return err;
-	if (v6)
-		PUT_LIT(mb, "[");
-	put(mb, buf, n);
-	if (v6)
-		PUT_LIT(mb, "]");
+	mbw_put(mb, pre, a);
+	mbw_put(mb, s, b);
+	mbw_put(mb, post, c);
 
 	return 0;
 }
@@ -176,12 +70,12 @@ static int body_write(struct mbuf *mb, const struct sip_msg *msg)
 	int err;
 
 	stack_msg_body(msg, &body);
-	err = num_line(mb, "Content-Length: ", 16, (uint32_t)body.l,
+	err = mbw_num(mb, "Content-Length: ", 16, (uint32_t)body.l,
 		       "\r\n\r\n", 4);
 	if (!err)
-		err = room(mb, body.l);
+		err = mbw_room(mb, body.l);
 	if (!err && body.l)
-		put(mb, body.p, body.l);
+		mbw_put(mb, body.p, body.l);
 
 	return err;
 }
@@ -387,35 +281,31 @@ static int via_top_print(struct mbuf *mb, const struct sip_msg *msg,
 	if (p) {
 		const size_t before = (size_t)(p - val->p) + 6;
 
-		err = room(mb, 5 + before);
+		err = mbw_room(mb, 5 + before);
 		if (err)
 			return err;
-		PUT_LIT(mb, "Via: ");
-		put(mb, val->p, before);
-		err = num_line(mb, "=", 1, sa_port(&msg->src),
+		MBW_PUT_LIT(mb, "Via: ");
+		mbw_put(mb, val->p, before);
+		err = mbw_num(mb, "=", 1, sa_port(&msg->src),
 			       val->p + before, val->l - before);
 	}
 	else {
-		err = room(mb, 5 + val->l);
+		err = mbw_room(mb, 5 + val->l);
 		if (err)
 			return err;
-		PUT_LIT(mb, "Via: ");
-		put(mb, val->p, val->l);
+		MBW_PUT_LIT(mb, "Via: ");
+		mbw_put(mb, val->p, val->l);
 	}
 
 	if (!err && (!pl_has_ci(prm, "received") ||
 		     msg_param_decode(prm, "received", &v))) {
-		err = room(mb, 10);
-		if (!err) {
-			PUT_LIT(mb, ";received=");
-			err = addr_write(mb, &msg->src, false);
-		}
+		err = MBW_LIT(mb, ";received=");
+		if (!err)
+			err = mbw_addr(mb, &msg->src, false);
 	}
 
 	if (!err)
-		err = room(mb, 2);
-	if (!err)
-		PUT_LIT(mb, "\r\n");
+		err = MBW_LIT(mb, "\r\n");
 
 	return err;
 }
@@ -526,7 +416,7 @@ int fwd_request(struct mbuf **mbp, char **ruri, char **nexthop,
 			if (first_via)
 				err = via_top_print(mb, msg, &hdr->val);
 			else
-				err = hdr_write(mb, &via_name, &hdr->val);
+				err = mbw_hdr(mb, &via_name, &hdr->val);
 			first_via = false;
 			continue;
 		}
@@ -536,11 +426,11 @@ int fwd_request(struct mbuf **mbp, char **ruri, char **nexthop,
 		    hdr_is(hdr, SIP_HDR_CONTENT_LENGTH))
 			continue;
 
-		err = hdr_write(mb, &hdr->name, &hdr->val);
+		err = mbw_hdr(mb, &hdr->name, &hdr->val);
 	}
 
 	if (!err)
-		err = num_line(mb, "Max-Forwards: ", 14,
+		err = mbw_num(mb, "Max-Forwards: ", 14,
 			       fwd_max_forwards(msg) - 1, "\r\n", 2);
 	for (i = first; i < routec && !err; i++)
 		err = str_write(mb, "Route: ", routes[i], "\r\n");
@@ -578,13 +468,11 @@ static int rr_print(struct mbuf *mb, enum sip_transp tp,
 {
 	int err;
 
-	err = room(mb, 18);
-	if (err)
-		return err;
-	PUT_LIT(mb, "Record-Route: <sip:");
-	err = addr_write(mb, laddr, true);
+	err = MBW_LIT(mb, "Record-Route: <sip:");
 	if (!err)
-		err = num_line(mb, ":", 1, sa_port(laddr), "", 0);
+		err = mbw_addr(mb, laddr, true);
+	if (!err)
+		err = mbw_num(mb, ":", 1, sa_port(laddr), "", 0);
 	if (!err)
 		err = str_write(mb, "", sip_transp_param(tp), ";lr>\r\n");
 
@@ -628,12 +516,12 @@ int fwd_response_extra(struct mbuf **mbp, const struct sip_msg *resp,
 	if (!mb)
 		return ENOMEM;
 
-	err = num_line(mb, "SIP/2.0 ", 8, resp->scode, " ", 1);
+	err = mbw_num(mb, "SIP/2.0 ", 8, resp->scode, " ", 1);
 	if (!err)
-		err = room(mb, resp->reason.l + 2);
+		err = mbw_room(mb, resp->reason.l + 2);
 	if (!err) {
-		put(mb, resp->reason.p, resp->reason.l);
-		PUT_LIT(mb, "\r\n");
+		mbw_put(mb, resp->reason.p, resp->reason.l);
+		MBW_PUT_LIT(mb, "\r\n");
 	}
 
 	for (le = resp->hdrl.head; le && !err; le = le->next) {
@@ -646,7 +534,7 @@ int fwd_response_extra(struct mbuf **mbp, const struct sip_msg *resp,
 		if (hdr_is(hdr, SIP_HDR_CONTENT_LENGTH))
 			continue;
 
-		err = hdr_write(mb, &hdr->name, &hdr->val);
+		err = mbw_hdr(mb, &hdr->name, &hdr->val);
 	}
 
 	if (extra && !err)
@@ -794,7 +682,7 @@ static size_t via_print(char *buf, const struct sip_msg *msg,
 	if (sa_af(laddr) == AF_INET6)
 		*p++ = ']';
 	*p++ = ':';
-	p += u32_fmt(p, sa_port(laddr));
+	p += mbw_u32_fmt(p, sa_port(laddr));
 	memcpy(p, ";branch=z9hG4bKs", 16);
 	p += 16;
 	for (i = 28; i >= 0; i -= 4)
