@@ -108,24 +108,62 @@ size_t stack_unsupported(const struct sip_msg *msg, char *buf, size_t sz)
  * come delimited by libre, so CR and LF inside them are line folding.
  * ------------------------------------------------------------------ */
 
-static bool is_ws(char c)
+/* The character classes, one table lookup each (every header value of
+ * every request is scanned: a strchr() per character was half of the
+ * cost) */
+enum {
+	C_WS    = 1,        /* SP HTAB CR LF                               */
+	C_DIGIT = 2,
+	C_TOKEN = 4,        /* alphanum - . ! % * _ + ` ' ~  (RFC 3261 §25) */
+	C_HOST  = 8,        /* alphanum . - _                              */
+	C_HEX6  = 16,       /* inside [ ]: digits, a-f, A-F, ':', '.'      */
+};
+
+static uint8_t ctab[256];
+
+
+__attribute__((constructor))
+static void ctab_init(void)
 {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+	int c;
+
+	for (c = 0; c < 256; c++) {
+		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+		bool digit = c >= '0' && c <= '9';
+		uint8_t v = 0;
+
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+			v |= C_WS;
+		if (digit)
+			v |= C_DIGIT;
+		if (alpha || digit || (c && strchr("-.!%*_+`'~", c)))
+			v |= C_TOKEN;
+		if (alpha || digit || c == '.' || c == '-' || c == '_')
+			v |= C_HOST;
+		if (digit || (c && strchr("abcdefABCDEF:.", c)))
+			v |= C_HEX6;
+		ctab[c] = v;
+	}
 }
 
 
-static bool is_digit(char c)
+static inline bool is_ws(char c)
 {
-	return c >= '0' && c <= '9';
+	return ctab[(uint8_t)c] & C_WS;
+}
+
+
+static inline bool is_digit(char c)
+{
+	return ctab[(uint8_t)c] & C_DIGIT;
 }
 
 
 /* token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`"
  *            / "'" / "~") */
-static bool is_token(char c)
+static inline bool is_token(char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		is_digit(c) || (c != '\0' && strchr("-.!%*_+`'~", c));
+	return ctab[(uint8_t)c] & C_TOKEN;
 }
 
 
@@ -215,15 +253,13 @@ static const char *skip_host(const char *p, const char *e)
 
 	if (p < e && *p == '[') {
 		for (++p; p < e && *p != ']'; ++p) {
-			if (!is_digit(*p) && !strchr("abcdefABCDEF:.", *p))
+			if (!(ctab[(uint8_t)*p] & C_HEX6))
 				return NULL;
 		}
 		return (p < e && p > q + 1) ? p + 1 : NULL;
 	}
 
-	while (p < e && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-			 || is_digit(*p) || *p == '.' || *p == '-' ||
-			 *p == '_'))
+	while (p < e && (ctab[(uint8_t)*p] & C_HOST))
 		++p;
 
 	return p > q ? p : NULL;
