@@ -74,6 +74,29 @@ def rss_kb(pid):
     return 0
 
 
+def steal_ms():
+    """Time the hypervisor ran someone else while this VM's CPUs wanted
+    to run, all CPUs, since boot (/proc/stat's 8th cpu field)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) * 1000 / HZ
+
+
+def server_stalls(path):
+    """The media thread's own account at stop (engine.c: logged when it
+    stalled): (longest gap between 1 ms ticks, stalls)."""
+    gap, stalls = 0, 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            if "mod=media" in line and "ev=timing" in line:
+                for kv in line.split():
+                    if kv.startswith("tick_gap_max_ms="):
+                        gap = int(kv.split("=")[1])
+                    elif kv.startswith("stalls="):
+                        stalls = int(kv.split("=")[1])
+    return gap, stalls
+
+
 def cleanup():
     for p in CHILDREN:
         if p.poll() is None:
@@ -120,7 +143,9 @@ def run(args, n, tmp):
     ths = threads(srv.pid)
     c0 = proc_ticks(srv.pid)
     t0 = {t: proc_ticks(srv.pid, t) for t in ths}
+    st0 = steal_ms()
     time.sleep(args.window)
+    st1 = steal_ms()
     c1 = proc_ticks(srv.pid)
     t1 = {t: proc_ticks(srv.pid, t) for t in ths}
     out = rcv.communicate(timeout=30)[0]
@@ -137,7 +162,10 @@ def run(args, n, tmp):
               args.window,
               "us_per_stream_s": cpu / (n * args.window) * 1e6,
               "rss_per_call_kb": (rss1 - rss0) / n, "load": load0,
-              "sipp_rc": sp.returncode, "threads": per_thread})
+              "sipp_rc": sp.returncode, "threads": per_thread,
+              "steal_ms": st1 - st0,
+              "stalls": server_stalls(os.path.join(tmp,
+                                                   "server-%d.log" % n))})
     return r
 
 
@@ -181,6 +209,9 @@ def main():
                       r["us_per_stream_s"], r["rss_per_call_kb"],
                       r["load"], r["sipp_rc"]))
             print("#   threads (CPU s over the window):", r["threads"])
+            print("#   hypervisor steal over the window: %.0f ms (all "
+                  "CPUs); media thread at stop: longest tick gap %d ms, "
+                  "%d stalls" % ((r["steal_ms"],) + r["stalls"]))
             sys.stdout.flush()
     finally:
         cleanup()

@@ -418,6 +418,12 @@ static int ip4(const struct pl *pl, uint32_t *a)
 }
 
 
+int libre_ext_ip4(const struct pl *pl, uint32_t *a)
+{
+	return pl && pl->p ? ip4(pl, a) : 0;
+}
+
+
 /* Could inet_pton() read the text libre's sa_set() would give it (the
  * first 63 bytes, up to a NUL)? Only hex digits, ':' and '.' can be. */
 static bool maybe_ip(const struct pl *pl)

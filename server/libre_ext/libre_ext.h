@@ -49,4 +49,10 @@ void libre_ext_rand_warm(void);
 struct mbuf;
 int libre_ext_msg_decode(struct sip_msg **msgp, struct mbuf *mb);
 
+/* fastparse.c: is pl an IPv4 address as glibc's inet_pton(AF_INET)
+ * reads it (the first 63 bytes, up to a NUL)? 1 and *a (network
+ * order); 0 not one; -1 a byte other than a digit or a dot (then only
+ * inet_pton can tell, e.g. for IPv6) */
+int libre_ext_ip4(const struct pl *pl, uint32_t *a);
+
 #endif

@@ -16,6 +16,7 @@
 #include <re.h>
 #include "proxy_priv.h"
 #include "mbw.h"
+#include "libre_ext.h"
 
 
 static enum sip_transp tp_decode(const struct pl *pl);
@@ -110,10 +111,90 @@ bool fwd_uri_is_us(struct sip *sip, const struct uri *uri)
 }
 
 
+/* The shape nearly every URI we route by has, read without libre's
+ * decoders: "sip:" [userinfo "@"] IPv4 [":" port] [";" params], in
+ * "<>" or not, with neither a transport nor a maddr parameter: *sa its
+ * address, the port 5060 when absent (UDP). ENOTSUP for anything else
+ * (a name, IPv6, sips:, a transport, a port over 65535...): the full
+ * decoders decide those, and what this accepts they read the same. */
+static int quick_uri(const char *s, struct sa *sa)
+{
+	const char *h, *e, *c;
+	struct pl host, rest;
+	uint32_t a4, port = 0;
+
+	if (*s == '<')
+		++s;
+	if ((s[0] | 0x20) != 's' || (s[1] | 0x20) != 'i' ||
+	    (s[2] | 0x20) != 'p' || s[3] != ':')
+		return ENOTSUP;
+
+	h = s + 4;
+	e = h + strcspn(h, ";>?@ \t");
+	if (*e == '@') {
+		h = e + 1;
+		e = h + strcspn(h, ";>?@ \t");
+		if (*e == '@')
+			return ENOTSUP;
+	}
+	if (*e == ' ' || *e == '\t')
+		return ENOTSUP;
+
+	c = memchr(h, ':', (size_t)(e - h));
+	host.p = h;
+	host.l = (size_t)((c ? c : e) - h);
+	if (libre_ext_ip4(&host, &a4) != 1)
+		return ENOTSUP;
+
+	if (c) {
+		const char *d;
+
+		if (c + 1 == e || e - c > 6)
+			return ENOTSUP;
+		for (d = c + 1; d < e; d++) {
+			if (*d < '0' || *d > '9')
+				return ENOTSUP;
+			port = port * 10 + (uint32_t)(*d - '0');
+		}
+		if (port > 65535)
+			return ENOTSUP;
+	}
+
+	pl_set_str(&rest, e);
+	if (pl_has_ci(&rest, "transport") || pl_has_ci(&rest, "maddr"))
+		return ENOTSUP;
+
+	sa_init(sa, AF_INET);
+	sa->u.in.sin_addr.s_addr = a4;
+	sa_set_port(sa, port ? (uint16_t)port : SIP_PORT);
+
+	return 0;
+}
+
+
+bool fwd_ruri_is_us(struct sip *sip, const char *ruri)
+{
+	struct uri uri;
+	struct sa sa;
+	struct pl pl;
+
+	if (!quick_uri(ruri, &sa))
+		return sip_transp_isladdr(sip, SIP_TRANSP_NONE, &sa);
+
+	pl_set_str(&pl, ruri);
+
+	return !uri_decode(&uri, &pl) && fwd_uri_is_us(sip, &uri);
+}
+
+
 static bool route_is_us(struct sip *sip, const char *val)
 {
 	struct sip_addr addr;
+	struct sa sa;
 	struct pl pl;
+
+	if (!quick_uri(val, &sa))
+		return sip_transp_isladdr(sip, SIP_TRANSP_NONE, &sa);
 
 	pl_set_str(&pl, val);
 	if (sip_addr_decode(&addr, &pl))
@@ -623,6 +704,9 @@ static int next_hop_udp(struct sa *dst, const struct fwd_route *rt)
 	struct sip_addr addr;
 	struct uri uri;
 	struct pl pl, tpl;
+
+	if (!quick_uri(rt->routec ? rt->routev[0] : rt->ruri, dst))
+		return 0;
 
 	if (rt->routec) {
 		pl_set_str(&pl, rt->routev[0]);

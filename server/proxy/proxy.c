@@ -113,8 +113,6 @@ static bool nodlg_handler(struct stack *st, struct stack_req *req,
 	struct sip *sip = stack_sip(st);
 	struct fwd_route rt;
 	struct ptrans *pt;
-	struct uri uri;
-	struct pl pl;
 	bool done;
 	int err;
 
@@ -130,10 +128,8 @@ static bool nodlg_handler(struct stack *st, struct stack_req *req,
 	 * an ACK dropped): relaying it would make us an open relay for
 	 * anyone who makes up a To tag. Addressed to us with no Route
 	 * left: ours, and unknown (481) too. */
-	pl_set_str(&pl, rt.ruri);
 	if ((!rt.ours && !rt.strict) ||
-	    (!rt.routec && (uri_decode(&uri, &pl) ||
-			    fwd_uri_is_us(sip, &uri)))) {
+	    (!rt.routec && fwd_ruri_is_us(sip, rt.ruri))) {
 		fwd_route_reset(&rt);
 		return false;
 	}

@@ -114,6 +114,8 @@ struct ptrans {
 
 /* fwd.c */
 bool fwd_uri_is_us(struct sip *sip, const struct uri *uri);
+/* ... a Request-URI (a string) naming one of our listeners */
+bool fwd_ruri_is_us(struct sip *sip, const char *ruri);
 int  fwd_route_prepare(struct fwd_route *rt, struct sip *sip,
 		       const struct sip_msg *msg);
 void fwd_route_reset(struct fwd_route *rt);

@@ -252,6 +252,46 @@ static void test_response(void)
 }
 
 
+/* fwd_ruri_is_us reads the common shapes itself (quick_uri): on each,
+ * the same answer as libre's decoders and fwd_uri_is_us */
+static void test_is_us(void)
+{
+	static const char *const fmts[] = {
+		"sip:127.0.0.1:%u", "sip:127.0.0.1:%u;lr", "SIP:127.0.0.1:%u",
+		"<sip:127.0.0.1:%u;lr>", "sip:bob@127.0.0.1:%u",
+		"sip:bob:pw@127.0.0.1:%u;x=1", "sip:127.0.0.1:%u;transport=tcp",
+		"sip:127.0.0.1:%u;maddr=192.0.2.1", "sips:127.0.0.1:%u",
+		"sip:127.0.0.2:%u", "sip:127.0.0.1:0%u", "sip:127.0.0.1:%u9",
+		"sip:127.0.0.1:%u99999", "sip:127.0.0.1", "sip:127.0.0.1:",
+		"sip:127.00.0.1:%u", "sip:127.0.0.1.5:%u", "sip:[::1]:%u",
+		"sip:localhost:%u", "sip:a@b@127.0.0.1:%u", "sip:127.0.0.1:%u?x",
+		"sip:+1;phone=x@127.0.0.1:%u", "sip:127.0.0.1 :%u",
+		"sip:127.0.0.1:%u ;lr", "sip:%u", "sip:1.2.3.4:%u",
+	};
+	size_t i, same = 0;
+
+	for (i = 0; i < ARRAY_SIZE(fmts); i++) {
+		char buf[128];
+		struct uri uri;
+		struct pl pl;
+		bool full, quick;
+
+		(void)re_snprintf(buf, sizeof(buf), fmts[i], port);
+		pl_set_str(&pl, buf[0] == '<' ? buf + 1 : buf);
+		if (buf[0] == '<')
+			pl.l -= 1;
+		full = !uri_decode(&uri, &pl) && fwd_uri_is_us(sip, &uri);
+		quick = fwd_ruri_is_us(sip, buf);
+		if (full == quick)
+			++same;
+		else
+			printf("# %s: full %d, quick %d\n", buf, full, quick);
+	}
+	CHECK(same == ARRAY_SIZE(fmts), "is it us: the quick reading and "
+	      "libre's decoders agree on every shape");
+}
+
+
 int main(void)
 {
 	struct sa laddr, dst;
@@ -274,6 +314,7 @@ int main(void)
 	port = sa_port(&laddr);
 
 	test_routes();
+	test_is_us();
 	test_request();
 	test_response();
 
