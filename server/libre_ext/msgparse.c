@@ -126,8 +126,60 @@ static uint32_t joaat_ci(const char *s, size_t n)
 }
 
 
+/* name (n long) is lit (lower case letters and '-'), in any case: a
+ * byte | 0x20 is a lower-case letter only for that letter in either
+ * case ('-' is compared as it is: CR | 0x20 is '-' too, and a name may
+ * hold a CR: "Max\rForwards" of the torture tests) */
+static inline bool name_is(const char *name, const char *lit, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (lit[i] == '-' ? name[i] != '-' :
+		    (name[i] | 0x20) != lit[i])
+			return false;
+	}
+
+	return true;
+}
+
+
+/* The headers of nearly every message, told without hashing: each id is
+ * what libre's hash of the name gives (its enum is made of them) */
+static enum sip_hdrid known_hdr(const char *p, size_t n)
+{
+#define IS(lit) name_is(p, lit, sizeof(lit) - 1)
+	switch (n) {
+
+	case 2:  return IS("to") ? SIP_HDR_TO : SIP_HDR_NONE;
+	case 3:  return IS("via") ? SIP_HDR_VIA : SIP_HDR_NONE;
+	case 4:  return IS("from") ? SIP_HDR_FROM :
+			IS("cseq") ? SIP_HDR_CSEQ : SIP_HDR_NONE;
+	case 5:  return IS("route") ? SIP_HDR_ROUTE :
+			IS("allow") ? SIP_HDR_ALLOW : SIP_HDR_NONE;
+	case 6:  return IS("server") ? SIP_HDR_SERVER : SIP_HDR_NONE;
+	case 7:  return IS("call-id") ? SIP_HDR_CALL_ID :
+			IS("contact") ? SIP_HDR_CONTACT :
+			IS("subject") ? SIP_HDR_SUBJECT :
+			IS("expires") ? SIP_HDR_EXPIRES : SIP_HDR_NONE;
+	case 9:  return IS("supported") ? SIP_HDR_SUPPORTED : SIP_HDR_NONE;
+	case 10: return IS("user-agent") ? SIP_HDR_USER_AGENT : SIP_HDR_NONE;
+	case 12: return IS("content-type") ? SIP_HDR_CONTENT_TYPE :
+			IS("max-forwards") ? SIP_HDR_MAX_FORWARDS :
+			IS("record-route") ? SIP_HDR_RECORD_ROUTE :
+			SIP_HDR_NONE;
+	case 14: return IS("content-length") ? SIP_HDR_CONTENT_LENGTH :
+			SIP_HDR_NONE;
+	default: return SIP_HDR_NONE;
+	}
+#undef IS
+}
+
+
 static enum sip_hdrid hdr_hash(const struct pl *name)
 {
+	enum sip_hdrid id;
+
 	if (!name->l)
 		return SIP_HDR_NONE;
 
@@ -135,6 +187,10 @@ static enum sip_hdrid hdr_hash(const struct pl *name)
 		if ((name->p[0] == 'x' || name->p[0] == 'X') &&
 		    name->p[1] == '-')
 			return SIP_HDR_NONE;
+
+		id = known_hdr(name->p, name->l);
+		if (id != SIP_HDR_NONE)
+			return id;
 
 		return (enum sip_hdrid)(joaat_ci(name->p, name->l) & 0xfff);
 	}

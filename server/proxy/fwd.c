@@ -744,17 +744,26 @@ static size_t via_print(char *buf, const struct sip_msg *msg,
 			const struct sa *laddr)
 {
 	static const char hex[] = "0123456789abcdef";
+	const struct pl *part[4];
 	char *p = buf;
-	uint32_t h1, h2;
-	int i;
+	uint64_t h = 14695981039346656037ULL;     /* FNV-1a, 64 bits */
+	size_t i, j;
+	int b;
 
-	h1 = hash_joaat((const uint8_t *)msg->via.branch.p,
-			msg->via.branch.l);
-	h1 ^= hash_joaat((const uint8_t *)msg->via.sentby.p,
-			 msg->via.sentby.l);
-	h2 = hash_joaat((const uint8_t *)msg->callid.p, msg->callid.l);
-	h2 ^= msg->cseq.num * 2654435761u;
-	h2 ^= hash_joaat((const uint8_t *)msg->met.p, msg->met.l);
+	part[0] = &msg->via.branch;
+	part[1] = &msg->via.sentby;
+	part[2] = &msg->callid;
+	part[3] = &msg->met;
+	for (i = 0; i < 4; i++) {
+		for (j = 0; j < part[i]->l; j++) {
+			h ^= (uint8_t)part[i]->p[j];
+			h *= 1099511628211ULL;
+		}
+		h ^= 0xff;                      /* "ab"+"c" is not "a"+"bc" */
+		h *= 1099511628211ULL;
+	}
+	h ^= msg->cseq.num;
+	h *= 1099511628211ULL;
 
 	memcpy(p, "Via: SIP/2.0/UDP ", 17);
 	p += 17;
@@ -769,10 +778,8 @@ static size_t via_print(char *buf, const struct sip_msg *msg,
 	p += mbw_u32_fmt(p, sa_port(laddr));
 	memcpy(p, ";branch=z9hG4bKs", 16);
 	p += 16;
-	for (i = 28; i >= 0; i -= 4)
-		*p++ = hex[(h1 >> i) & 0xf];
-	for (i = 28; i >= 0; i -= 4)
-		*p++ = hex[(h2 >> i) & 0xf];
+	for (b = 60; b >= 0; b -= 4)
+		*p++ = hex[(h >> b) & 0xf];
 	memcpy(p, ";rport\r\n", 8);
 	p += 8;
 
