@@ -117,6 +117,7 @@ enum {
 	C_TOKEN = 4,        /* alphanum - . ! % * _ + ` ' ~  (RFC 3261 §25) */
 	C_HOST  = 8,        /* alphanum . - _                              */
 	C_HEX6  = 16,       /* inside [ ]: digits, a-f, A-F, ':', '.'      */
+	C_NOTINURI = 32,    /* inside < >: LWS, '<', '"'                    */
 };
 
 static uint8_t ctab[256];
@@ -142,6 +143,8 @@ static void ctab_init(void)
 			v |= C_HOST;
 		if (digit || (c && strchr("abcdefABCDEF:.", c)))
 			v |= C_HEX6;
+		if ((v & C_WS) || c == '<' || c == '"')
+			v |= C_NOTINURI;
 		ctab[c] = v;
 	}
 }
@@ -323,8 +326,11 @@ static bool addr_ok(const struct pl *v, bool star)
 	const char *p = v->p, *e = v->p + v->l, *q, *lt = NULL, *gt;
 	bool inq = false;
 
-	/* quotes balance and the first '<' outside of quotes */
-	for (q = p; q < e; ++q) {
+	/* quotes balance and the first '<' outside of quotes (without a
+	 * quote, simply the first '<') */
+	if (!memchr(p, '"', v->l))
+		lt = memchr(p, '<', v->l);
+	else for (q = p; q < e; ++q) {
 		if (inq) {
 			if (*q == '\\')
 				++q;
@@ -381,7 +387,7 @@ static bool addr_ok(const struct pl *v, bool star)
 	if (!gt || gt == lt + 1)
 		return false;
 	for (q = lt + 1; q < gt; ++q) {
-		if (is_ws(*q) || *q == '<' || *q == '"')
+		if (ctab[(uint8_t)*q] & C_NOTINURI)
 			return false;
 	}
 	if (!memchr(lt, ':', (size_t)(gt - lt)))
@@ -399,6 +405,10 @@ static bool addr_list_ok(const struct pl *v, bool star)
 	const char *p = v->p, *e = v->p + v->l, *start = p;
 	bool inq = false, inb = false;
 	struct pl piece;
+
+	/* one value, the usual case: nothing to split */
+	if (!memchr(p, ',', v->l))
+		return addr_ok(v, star);
 
 	for (; p < e; ++p) {
 		if (inq) {
