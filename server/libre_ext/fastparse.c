@@ -149,9 +149,15 @@ static inline __attribute__((always_inline))
 size_t qrun(const char *p, size_t n, bool (*stop)(char))
 {
 	bool quote = false, esc = false;
-	size_t i;
+	size_t i = 0;
 
-	for (i = 0; i < n; i++) {
+	/* up to the first quote or backslash, a plain run */
+	while (i < n && p[i] != '"' && p[i] != '\\' && !stop(p[i]))
+		++i;
+	if (i == n || (p[i] != '"' && p[i] != '\\'))
+		return i;                    /* the end, or a stop */
+
+	for (; i < n; i++) {
 		if (esc) {
 			esc = false;
 			continue;
@@ -360,7 +366,50 @@ static int uri_plain(const char *p, size_t n, struct uri *uri,
 /* glibc's inet_pton(AF_INET) on the text libre's sa_set() would give it
  * (the first 63 bytes, up to a NUL), when that text has only digits and
  * dots (else -1: ask inet_pton): 1 and *a (network order) or 0 */
+static int ip4_slow(const struct pl *pl, uint32_t *a);
+
+
+/* The usual case first: four dot-separated numbers 0-255 without a
+ * leading zero, and nothing after them; anything else is left to
+ * ip4_slow(), which gives every verdict */
 static int ip4(const struct pl *pl, uint32_t *a)
+{
+	const char *p = pl->p;
+	size_t i = 0, n = pl->l;
+	uint8_t b[4];
+	int k;
+
+	if (n > 15)
+		return ip4_slow(pl, a);
+
+	for (k = 0; k < 4; k++) {
+		unsigned v;
+		size_t s = i;
+
+		if (i == n || p[i] < '0' || p[i] > '9')
+			return ip4_slow(pl, a);
+		v = (unsigned)(p[i++] - '0');
+		while (i < n && p[i] >= '0' && p[i] <= '9' && i - s < 3)
+			v = v * 10 + (unsigned)(p[i++] - '0');
+		if (v > 255 || (p[s] == '0' && i - s > 1))
+			return ip4_slow(pl, a);
+		b[k] = (uint8_t)v;
+		if (k < 3) {
+			if (i == n || p[i] != '.')
+				return ip4_slow(pl, a);
+			++i;
+		}
+	}
+	if (i != n)
+		return ip4_slow(pl, a);
+
+	memcpy(a, b, 4);
+
+	return 1;
+}
+
+
+static int ip4_slow(const struct pl *pl, uint32_t *a)
 {
 	size_t i, n = pl->l < 63 ? pl->l : 63;
 	unsigned octets = 0, cur = 0;

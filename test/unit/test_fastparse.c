@@ -1117,6 +1117,10 @@ static const struct {
 	S("sip:%41lice@host"), S("http://x.example/y;z?w"),
 	S("sip:a@1.2.3.4"), S("sip:a@1.2.3.4:5060"), S("sip:1.2.3.4.5"),
 	S("sip:256.1.1.1"), S("sip:01.2.3.4"), S("sip:1.2.3"),
+	S("sip:0.0.0.0"), S("sip:255.255.255.255"), S("sip:1.2.3.04"),
+	S("sip:1..2.3"), S("sip:1.2.3.4."), S("sip:.1.2.3"),
+	S("sip:1234.2.3.4"), S("sip:1.2.3.255x"), S("sip:1.2.3.2555"),
+	S("sip:10.20.30.40:5060"), S("sip:1.2.3.4:"), S("sip:0.1.2.3"),
 	S("sip:a@b;lr?x"), S("sip:a@b?x;lr"),
 	/* NUL bytes inside the pl (longer hosts: test_edges()) */
 	S("sip:1.2.3.4\0\0\0"), S("sip:u@1.2.3.4\0\0:5060"),
