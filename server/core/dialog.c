@@ -133,7 +133,9 @@ struct dialog *dialog_table_find(const struct dialog_table *t,
 {
 	struct lookup lk = {callid, ltag, rtag};
 
-	if (!t || !pl_isset(callid) || !pl_isset(ltag))
+	/* no dialog at all (a proxy's in-dialog traffic is not ours):
+	 * nothing to hash */
+	if (!t || !t->count || !pl_isset(callid) || !pl_isset(ltag))
 		return NULL;
 
 	return list_ledata(hash_lookup(t->ht, key_hash(callid, ltag),
