@@ -102,6 +102,7 @@ struct script {
 	int hooks[RT_HOOK_MAX];     /* registry refs, LUA_NOREF if unset */
 	char *req_methods;          /* on_request filter, " A B " or NULL */
 	struct list tasks;          /* live struct task                 */
+	struct hash *taskht;        /* the same, by coroutine (task_of) */
 	struct stack_config cfg;    /* effective config after sip.configure */
 	struct rt_limits lim;       /* budget, memory cap, jit (budget.c) */
 	struct budget_mem mem;      /* L's allocator, with the cap      */
@@ -113,8 +114,10 @@ struct script {
 /* One coroutine of a generation */
 struct task {
 	struct le le;               /* in script.tasks                  */
+	struct le he;               /* in script.taskht, by co          */
 	struct script *sc;          /* reference                        */
 	lua_State *co;              /* the coroutine (anchored)         */
+	int ref;                    /* co's anchor in the registry      */
 	enum rt_hook kind;
 	struct stack_req *req;      /* reference, or NULL               */
 	struct rt_op *op;           /* the pending operation, or NULL   */
@@ -146,7 +149,6 @@ struct rt_op {
 };
 
 static const char KEY_SCRIPT = 's';   /* registry: lightuserdata script */
-static const char KEY_TASKS  = 't';   /* registry: thread -> task       */
 static const char KEY_ENV    = 'e';   /* registry: sandbox environment  */
 static const char KEY_LOADED = 'l';   /* registry: required modules     */
 static const char KEY_SPAWNS = 'p';   /* registry: spawns made at load  */
@@ -189,22 +191,33 @@ struct script *rt_script(lua_State *L)
 }
 
 
+static uint32_t co_hash(const lua_State *co)
+{
+	return (uint32_t)((uintptr_t)co >> 4);
+}
+
+
+static bool task_cmp(struct le *le, void *arg)
+{
+	const struct task *t = le->data;
+
+	return t->co == arg;
+}
+
+
 /* The task L runs in, or NULL (load time, a coroutine of the
- * script's own) */
+ * script's own). A C table by coroutine, not a Lua one: inserting a
+ * new thread key into a table whose keys come and go rehashed it every
+ * so often (~1,300 instructions a task, callgrind); the coroutine is
+ * anchored by a registry reference (luaL_ref: a free list) instead. */
 static struct task *task_of(lua_State *L)
 {
-	struct task *t;
+	struct script *sc = rt_script(L);
 
-	regkey_get(L, &KEY_TASKS);
-	if (lua_pushthread(L)) {     /* the main thread is no task */
-		lua_pop(L, 2);
+	if (!sc || !sc->taskht)
 		return NULL;
-	}
-	lua_rawget(L, -2);
-	t = lua_touserdata(L, -1);
-	lua_pop(L, 2);
 
-	return t;
+	return list_ledata(hash_lookup(sc->taskht, co_hash(L), task_cmp, L));
 }
 
 
@@ -522,6 +535,7 @@ static void script_destructor(void *arg)
 		lua_close(sc->L);
 
 	slog(LOG_DEBUG, "lua", "closed", NULL, "gen=%u", sc->gen);
+	mem_deref(sc->taskht);
 	mem_deref(sc->path);
 	mem_deref(sc->req_methods);
 	for (i = RT_SLOT_MAX - 1; i >= 0; i--)
@@ -620,9 +634,11 @@ static int script_load(struct script **scp, struct luart *rt,
 	lua_pushlightuserdata(L, sc);
 	lua_rawset(L, LUA_REGISTRYINDEX);
 
-	lua_pushlightuserdata(L, (void *)&KEY_TASKS);
-	lua_newtable(L);
-	lua_rawset(L, LUA_REGISTRYINDEX);
+	err = hash_alloc(&sc->taskht, 256);
+	if (err) {
+		(void)re_snprintf(errbuf, errsz, "%s: out of memory", path);
+		goto out;
+	}
 
 	lua_pushlightuserdata(L, (void *)&KEY_LOADED);
 	lua_newtable(L);
@@ -781,12 +797,8 @@ static void task_free(struct task *t)
 		--sc->rt->mx.tasks;
 
 	/* drop the anchor; a stale thread can never find this task */
-	regkey_get(L, &KEY_TASKS);
-	lua_pushthread(t->co);
-	lua_xmove(t->co, L, 1);
-	lua_pushnil(L);
-	lua_rawset(L, -3);
-	lua_pop(L, 1);
+	hash_unlink(&t->he);
+	luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
 
 	mem_deref(t->req);
 	mem_deref(t->ctx);
@@ -1013,11 +1025,9 @@ struct task *rt_task_new(struct script *sc, enum rt_hook h)
 		++sc->rt->mx.tasks;
 	}
 
-	regkey_get(L, &KEY_TASKS);
 	t->co = lua_newthread(L);
-	lua_pushlightuserdata(L, t);
-	lua_rawset(L, -3);
-	lua_pop(L, 1);
+	t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	hash_append(sc->taskht, co_hash(t->co), &t->he, t);
 
 	if (h < RT_HOOK_SPAWN)
 		lua_rawgeti(t->co, LUA_REGISTRYINDEX, sc->hooks[h]);
