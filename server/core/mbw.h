@@ -80,21 +80,30 @@ static inline int mbw_str(struct mbuf *mb, const char *s)
 }
 
 
+/* a, b and c one after the other, room made once */
+static inline int mbw_mem3(struct mbuf *mb, const void *a, size_t al,
+			   const void *b, size_t bl, const void *c, size_t cl)
+{
+	int err = mbw_room(mb, al + bl + cl);
+
+	if (err)
+		return err;
+	mbw_put(mb, a, al);
+	mbw_put(mb, b, bl);
+	mbw_put(mb, c, cl);
+
+	return 0;
+}
+
+
 /* pre v post, v in decimal */
 static inline int mbw_num(struct mbuf *mb, const char *pre, size_t pl,
 			  uint32_t v, const char *post, size_t sl)
 {
 	char num[10];
 	size_t n = mbw_u32_fmt(num, v);
-	int err = mbw_room(mb, pl + n + sl);
 
-	if (err)
-		return err;
-	mbw_put(mb, pre, pl);
-	mbw_put(mb, num, n);
-	mbw_put(mb, post, sl);
-
-	return 0;
+	return mbw_mem3(mb, pre, pl, num, n, post, sl);
 }
 
 

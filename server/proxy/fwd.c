@@ -50,16 +50,8 @@ static bool pl_has_ci(const struct pl *pl, const char *s)
 static int str_write(struct mbuf *mb, const char *pre, const char *s,
 		     const char *post)
 {
-	size_t a = strlen(pre), b = strlen(s), c = strlen(post);
-	int err = mbw_room(mb, a + b + c);
-
-	if (err)
-		return err;
-	mbw_put(mb, pre, a);
-	mbw_put(mb, s, b);
-	mbw_put(mb, post, c);
-
-	return 0;
+	return mbw_mem3(mb, pre, strlen(pre), s, strlen(s), post,
+			strlen(post));
 }
 
 
