@@ -23,6 +23,31 @@
 #define PTRANS_MT "sipstack.ptrans"
 
 static const char KEY_PTRANS = 'p';   /* registry: req ud -> ptrans ud */
+static const char KEY_RKEYS  = 'k';   /* registry: the result's keys   */
+
+/* The field names of req:proxy's result and its branches, interned once
+ * (api_proxy_inject) in a registry array: lua_setfield() hashes and
+ * interns its key at every call (~300 instructions a field, 13 fields
+ * a result, callgrind); lua_rawgeti + lua_rawset do not */
+enum rkey { RK_CODE = 1, RK_REASON, RK_MADE_UP, RK_ANSWERED,
+	    RK_CANCELLED, RK_ATTEMPT, RK_BRANCHES, RK_URI, RK_MAX };
+
+static const char *const rkey_names[RK_MAX] = {
+	[RK_CODE] = "code", [RK_REASON] = "reason",
+	[RK_MADE_UP] = "made_up", [RK_ANSWERED] = "answered",
+	[RK_CANCELLED] = "cancelled", [RK_ATTEMPT] = "attempt",
+	[RK_BRANCHES] = "branches", [RK_URI] = "uri",
+};
+
+
+/* t[key] = the value on top (popped); t at absolute index ti, the
+ * keys' array at ki */
+static void rset(lua_State *L, int ti, int ki, enum rkey k)
+{
+	lua_rawgeti(L, ki, k);
+	lua_insert(L, -2);
+	lua_rawset(L, ti);
+}
 
 
 /* The generation's sip.proxy.configure{} */
@@ -211,24 +236,38 @@ static struct ptrans *ptrans_get(lua_State *L, struct stack_req *req,
 
 /* One branch's outcome: {uri=, code=, reason=, made_up=, cancelled=,
  * attempt=} */
-static void push_branch(lua_State *co, const struct proxy_branch_info *bi)
+static void push_branch(lua_State *co, const struct proxy_branch_info *bi,
+			int ki)
 {
+	int ti;
+
 	lua_createtable(co, 0, 6);
+	ti = lua_gettop(co);
 	lua_pushstring(co, bi->uri);
-	lua_setfield(co, -2, "uri");
+	rset(co, ti, ki, RK_URI);
 	lua_pushinteger(co, bi->scode);
-	lua_setfield(co, -2, "code");
+	rset(co, ti, ki, RK_CODE);
 	if (bi->resp)
 		lua_pushlstring(co, bi->resp->reason.p, bi->resp->reason.l);
 	else
 		lua_pushstring(co, bi->reason ? bi->reason : "");
-	lua_setfield(co, -2, "reason");
+	rset(co, ti, ki, RK_REASON);
 	lua_pushboolean(co, bi->made_up);
-	lua_setfield(co, -2, "made_up");
+	rset(co, ti, ki, RK_MADE_UP);
 	lua_pushboolean(co, bi->cancelled);
-	lua_setfield(co, -2, "cancelled");
+	rset(co, ti, ki, RK_CANCELLED);
 	lua_pushinteger(co, bi->attempt);
-	lua_setfield(co, -2, "attempt");
+	rset(co, ti, ki, RK_ATTEMPT);
+}
+
+
+/* The keys' array on top of co's stack: its absolute index */
+static int rkeys_push(lua_State *co)
+{
+	lua_pushlightuserdata(co, (void *)&KEY_RKEYS);
+	lua_rawget(co, LUA_REGISTRYINDEX);
+
+	return lua_gettop(co);
 }
 
 
@@ -238,11 +277,13 @@ static int push_result(lua_State *co, void *arg)
 	const struct ptrans *pt = arg;
 	const uint32_t attempt = ptrans_attempts(pt);
 	size_t i, n = ptrans_branch_count(pt);
-	int k = 0;
+	int k = 0, ki, ti, bt;
 
+	ki = rkeys_push(co);
 	lua_createtable(co, 0, 8);
+	ti = lua_gettop(co);
 	lua_pushinteger(co, ptrans_scode(pt));
-	lua_setfield(co, -2, "code");
+	rset(co, ti, ki, RK_CODE);
 	if (ptrans_response(pt)) {
 		const struct sip_msg *m = ptrans_response(pt);
 
@@ -251,27 +292,30 @@ static int push_result(lua_State *co, void *arg)
 	else {
 		lua_pushstring(co, ptrans_reason(pt));
 	}
-	lua_setfield(co, -2, "reason");
+	rset(co, ti, ki, RK_REASON);
 	lua_pushboolean(co, ptrans_made_up(pt));
-	lua_setfield(co, -2, "made_up");
+	rset(co, ti, ki, RK_MADE_UP);
 	lua_pushboolean(co, ptrans_answered(pt));
-	lua_setfield(co, -2, "answered");
+	rset(co, ti, ki, RK_ANSWERED);
 	lua_pushboolean(co, ptrans_cancelled(pt));
-	lua_setfield(co, -2, "cancelled");
+	rset(co, ti, ki, RK_CANCELLED);
 	lua_pushinteger(co, attempt);
-	lua_setfield(co, -2, "attempt");
+	rset(co, ti, ki, RK_ATTEMPT);
 
 	lua_createtable(co, (int)n, 0);
+	bt = lua_gettop(co);
 	for (i = 0; i < n; i++) {
 		struct proxy_branch_info bi;
 
 		if (ptrans_branch(pt, i, &bi) || bi.attempt != attempt)
 			continue;
 
-		push_branch(co, &bi);
-		lua_rawseti(co, -2, ++k);
+		push_branch(co, &bi, ki);
+		lua_rawseti(co, bt, ++k);
 	}
-	lua_setfield(co, -2, "branches");
+	rset(co, ti, ki, RK_BRANCHES);
+
+	lua_remove(co, ki);              /* the result alone is returned */
 
 	return 1;
 }
@@ -306,7 +350,8 @@ static void branch_h(struct ptrans *pt, const struct proxy_branch_info *bi,
 
 	co = rt_task_co(t);
 	lua_rawgeti(co, LUA_REGISTRYINDEX, pw->on_branch);
-	push_branch(co, bi);
+	push_branch(co, bi, rkeys_push(co));
+	lua_remove(co, -2);              /* the keys */
 
 	rt_task_run(t, 1);
 }
@@ -595,6 +640,7 @@ static int l_req_relay(lua_State *L)
  * metatable api_request_inject made) */
 void api_proxy_inject(lua_State *L)
 {
+	int i;
 	static const luaL_Reg proxy_funcs[] = {
 		{"configure", l_configure},
 		{NULL, NULL}
@@ -607,6 +653,14 @@ void api_proxy_inject(lua_State *L)
 
 	luaL_newlib(L, proxy_funcs);
 	lua_setfield(L, -2, "proxy");
+
+	lua_pushlightuserdata(L, (void *)&KEY_RKEYS);
+	lua_createtable(L, RK_MAX - 1, 0);
+	for (i = 1; i < RK_MAX; i++) {
+		lua_pushstring(L, rkey_names[i]);
+		lua_rawseti(L, -2, i);
+	}
+	lua_rawset(L, LUA_REGISTRYINDEX);
 
 	luaL_newmetatable(L, PTRANS_MT);
 	lua_pushcfunction(L, l_ptrans_gc);
