@@ -598,6 +598,39 @@ static const char *ruri_problem(const struct sip_msg *msg)
 }
 
 
+/* One of the single-value headers twice? One pass over the header
+ * list (none of them is split at commas, so each header is one entry,
+ * as in libre's table that sip_msg_hdr_count() walks once per id) */
+static bool single_value_twice(const struct sip_msg *msg)
+{
+	unsigned seen = 0;
+	struct le *le;
+
+	for (le = list_head(&msg->hdrl); le; le = le->next) {
+		const struct sip_hdr *hdr = le->data;
+		unsigned bit;
+
+		switch (hdr->id) {
+
+		case SIP_HDR_CALL_ID:        bit = 1u << 0; break;
+		case SIP_HDR_FROM:           bit = 1u << 1; break;
+		case SIP_HDR_TO:             bit = 1u << 2; break;
+		case SIP_HDR_CSEQ:           bit = 1u << 3; break;
+		case SIP_HDR_MAX_FORWARDS:   bit = 1u << 4; break;
+		case SIP_HDR_CONTENT_LENGTH: bit = 1u << 5; break;
+		case SIP_HDR_CONTENT_TYPE:   bit = 1u << 6; break;
+		case SIP_HDR_EXPIRES:        bit = 1u << 7; break;
+		default:                     continue;
+		}
+		if (seen & bit)
+			return true;
+		seen |= bit;
+	}
+
+	return false;
+}
+
+
 uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
 {
 	const struct sip_hdr *hdr;
@@ -618,14 +651,7 @@ uint16_t stack_validate(const struct sip_msg *msg, const char **reason)
 		return 400;
 	}
 
-	if (sip_msg_hdr_count(msg, SIP_HDR_CALL_ID) > 1 ||
-	    sip_msg_hdr_count(msg, SIP_HDR_FROM) > 1 ||
-	    sip_msg_hdr_count(msg, SIP_HDR_TO) > 1 ||
-	    sip_msg_hdr_count(msg, SIP_HDR_CSEQ) > 1 ||
-	    sip_msg_hdr_count(msg, SIP_HDR_MAX_FORWARDS) > 1 ||
-	    sip_msg_hdr_count(msg, SIP_HDR_CONTENT_LENGTH) > 1 ||
-	    sip_msg_hdr_count(msg, SIP_HDR_CONTENT_TYPE) > 1 ||
-	    sip_msg_hdr_count(msg, SIP_HDR_EXPIRES) > 1) {
+	if (single_value_twice(msg)) {
 		*reason = "Duplicate Single-Value Header";
 		return 400;
 	}
