@@ -344,10 +344,9 @@ static int via_top_print(struct mbuf *mb, const struct sip_msg *msg,
 	struct pl v;
 	int err;
 
-	/* the prechecks spare libre's regex lookups when the parameter
-	 * is not there, as in most first Vias */
-	if (pl_has_ci(prm, "rport") &&
-	    !msg_param_exists(prm, "rport", &v) &&
+	/* (the parameter decoders are ours, without a regex: no
+	 * precheck needed, libre_ext/fastparse.c) */
+	if (!msg_param_exists(prm, "rport", &v) &&
 	    msg_param_decode(prm, "rport", &v))
 		p = pl_find(val, ";rport");
 
@@ -370,8 +369,7 @@ static int via_top_print(struct mbuf *mb, const struct sip_msg *msg,
 		mbw_put(mb, val->p, val->l);
 	}
 
-	if (!err && (!pl_has_ci(prm, "received") ||
-		     msg_param_decode(prm, "received", &v))) {
+	if (!err && msg_param_decode(prm, "received", &v)) {
 		err = MBW_LIT(mb, ";received=");
 		if (!err)
 			err = mbw_addr(mb, &msg->src, false);
@@ -816,9 +814,27 @@ int fwd_stateless_request(struct sip *sip, const struct sip_msg *msg,
 	vl = via_print(via, msg, &laddr);
 	rl = strlen(ruri);
 	hl = msg->met.l + 1 + rl + 10 + vl;
-	if (!vl || hl > HEADROOM) {
-		err = ENAMETOOLONG;
+	if (!vl) {
+		err = EINVAL;
 		goto out;
+	}
+	if (hl > HEADROOM) {
+		/* a long Request-URI: the head first in a buffer of its own */
+		struct mbuf *big = mbuf_alloc(hl + mb->end - HEADROOM);
+
+		if (!big) {
+			err = ENOMEM;
+			goto out;
+		}
+		err  = mbw_mem3(big, msg->met.p, msg->met.l, " ", 1, ruri, rl);
+		err |= mbw_mem3(big, " SIP/2.0\r\n", 10, via, vl,
+				mb->buf + HEADROOM, mb->end - HEADROOM);
+		mem_deref(mb);
+		mb = big;
+		if (err)
+			goto out;
+		mb->pos = 0;
+		goto send;
 	}
 	mb->pos = HEADROOM - hl;
 	memcpy(mb->buf + mb->pos, msg->met.p, msg->met.l);
@@ -827,6 +843,7 @@ int fwd_stateless_request(struct sip *sip, const struct sip_msg *msg,
 	memcpy(mb->buf + mb->pos + msg->met.l + 1 + rl, " SIP/2.0\r\n", 10);
 	memcpy(mb->buf + HEADROOM - vl, via, vl);
 
+ send:
 	err = sip_send(sip, NULL, SIP_TRANSP_UDP, &dst, mb);
 	if (err == ENOTSUP)
 		err = EIO;      /* not "take the other way": it was sent */

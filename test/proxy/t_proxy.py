@@ -601,7 +601,8 @@ def case_raw(h, srv):
 
     def top_via(m):
         return m.headers_all("Via")[0] if m else ""
-    ours = "SIP/2.0/UDP %s:%d;branch=z9hG4bK" % (LOCAL, srv.port)
+    # (ours: "z9hG4bKs" and a hash; libre's branches are hex digits)
+    ours = "SIP/2.0/UDP %s:%d;branch=z9hG4bKs" % (LOCAL, srv.port)
     h.ok(first and top_via(first).startswith(ours) and
          len(first.headers_all("Via")) == 2 and
          top_via(again) == top_via(first) and
@@ -615,6 +616,18 @@ def case_raw(h, srv):
          "... and each 200 comes back with our Via taken off",
          diag="%r %r %r" % (r1 and r1.headers, r2 and r2.start,
                             r3 and r3.start), server=srv)
+
+    # a Request-URI too long for the room left before the headers
+    long_uri = "sip:%s@%s:%d" % ("u" * 400, LOCAL, ua.port)
+    b = cl.send("BYE", uri=long_uri, set=tag,
+                extra=[("Route", "<%s;lr>" % us)])
+    got = ua.answer(200)
+    r = cl.recv(b)
+    h.ok(got and got.start == "BYE %s SIP/2.0" % long_uri and
+         top_via(got).startswith(ours) and r and r.code == 200,
+         "a BYE with a 430-character Request-URI is relayed whole and "
+         "its 200 comes back", diag="%r %r" % (got and got.start[:60],
+                                              r and r.start), server=srv)
 
     # a next hop by name is for the stateful path (RFC 3263): one that
     # does not resolve ends in a 503 of ours, sent upstream as 500
