@@ -512,6 +512,43 @@ int libre_ext_msg_decode(struct sip_msg **msgp, struct mbuf *mb)
 
 	for (; l > 0; p++, l--) {
 
+		/* the rest of a line of a header not split at commas, up to
+		 * its LF at once (memchr): what libre's switch does with
+		 * those bytes is to start the value at the first that is not
+		 * SP, HTAB or CR (if none has yet), count the blanks after
+		 * the last such byte (ws) and take the LF (ws + 1, lf = 1) */
+		if (!lf && name.l && !comsep) {
+			const char *q = memchr(p, '\n', l);
+
+			if (q) {
+				const char *a = p, *t = q;
+
+				while (a < q && (*a == ' ' || *a == '\t' ||
+						 *a == '\r'))
+					++a;
+				if (a < q) {
+					if (!cv) {
+						quote = false;
+						cv = a;
+					}
+					if (!v)
+						v = a;
+					while (t[-1] == ' ' || t[-1] == '\t' ||
+					       t[-1] == '\r')
+						--t;
+					ws = (uint32_t)(q - t);
+				}
+				else {
+					ws += (uint32_t)(q - p);
+				}
+				++ws;
+				lf = 1;
+				l -= (size_t)(q - p);
+				p = q;
+				continue;
+			}
+		}
+
 		/* a run that only continues the name or the value: what
 		 * libre's default case does for each of its bytes */
 		if (!lf) {
