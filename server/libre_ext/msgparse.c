@@ -144,33 +144,36 @@ static inline bool name_is(const char *name, const char *lit, size_t n)
 }
 
 
-/* The headers of nearly every message, told without hashing: each id is
- * what libre's hash of the name gives (its enum is made of them) */
+/* The headers of nearly every message, told without hashing (by their
+ * first letter, then length and name): each id is what libre's hash of
+ * the name gives (its enum is made of them) */
 static enum sip_hdrid known_hdr(const char *p, size_t n)
 {
-#define IS(lit) name_is(p, lit, sizeof(lit) - 1)
-	switch (n) {
+#define IS(lit) (n == sizeof(lit) - 1 && name_is(p, lit, sizeof(lit) - 1))
+	switch (p[0] | 0x20) {
 
-	case 2:  return IS("to") ? SIP_HDR_TO : SIP_HDR_NONE;
-	case 3:  return IS("via") ? SIP_HDR_VIA : SIP_HDR_NONE;
-	case 4:  return IS("from") ? SIP_HDR_FROM :
-			IS("cseq") ? SIP_HDR_CSEQ : SIP_HDR_NONE;
-	case 5:  return IS("route") ? SIP_HDR_ROUTE :
-			IS("allow") ? SIP_HDR_ALLOW : SIP_HDR_NONE;
-	case 6:  return IS("server") ? SIP_HDR_SERVER : SIP_HDR_NONE;
-	case 7:  return IS("call-id") ? SIP_HDR_CALL_ID :
+	case 'a': return IS("allow") ? SIP_HDR_ALLOW : SIP_HDR_NONE;
+	case 'c': return IS("cseq") ? SIP_HDR_CSEQ :
+			IS("call-id") ? SIP_HDR_CALL_ID :
 			IS("contact") ? SIP_HDR_CONTACT :
-			IS("subject") ? SIP_HDR_SUBJECT :
-			IS("expires") ? SIP_HDR_EXPIRES : SIP_HDR_NONE;
-	case 9:  return IS("supported") ? SIP_HDR_SUPPORTED : SIP_HDR_NONE;
-	case 10: return IS("user-agent") ? SIP_HDR_USER_AGENT : SIP_HDR_NONE;
-	case 12: return IS("content-type") ? SIP_HDR_CONTENT_TYPE :
-			IS("max-forwards") ? SIP_HDR_MAX_FORWARDS :
+			IS("content-type") ? SIP_HDR_CONTENT_TYPE :
+			IS("content-length") ? SIP_HDR_CONTENT_LENGTH :
+			SIP_HDR_NONE;
+	case 'e': return IS("expires") ? SIP_HDR_EXPIRES : SIP_HDR_NONE;
+	case 'f': return IS("from") ? SIP_HDR_FROM : SIP_HDR_NONE;
+	case 'm': return IS("max-forwards") ? SIP_HDR_MAX_FORWARDS :
+			SIP_HDR_NONE;
+	case 'r': return IS("route") ? SIP_HDR_ROUTE :
 			IS("record-route") ? SIP_HDR_RECORD_ROUTE :
 			SIP_HDR_NONE;
-	case 14: return IS("content-length") ? SIP_HDR_CONTENT_LENGTH :
+	case 's': return IS("server") ? SIP_HDR_SERVER :
+			IS("subject") ? SIP_HDR_SUBJECT :
+			IS("supported") ? SIP_HDR_SUPPORTED : SIP_HDR_NONE;
+	case 't': return IS("to") ? SIP_HDR_TO : SIP_HDR_NONE;
+	case 'u': return IS("user-agent") ? SIP_HDR_USER_AGENT :
 			SIP_HDR_NONE;
-	default: return SIP_HDR_NONE;
+	case 'v': return IS("via") ? SIP_HDR_VIA : SIP_HDR_NONE;
+	default:  return SIP_HDR_NONE;
 	}
 #undef IS
 }
