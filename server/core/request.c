@@ -306,7 +306,7 @@ static int treply(struct stack_req *req, struct mbuf **mbp, bool rec_route,
 	if (!pl_strcmp(&msg->met, "ACK"))
 		return 0;
 
-	mb = mbuf_alloc(512 + len);     /* grows if need be (mbw.h) */
+	mb = mbuf_alloc(1024);
 	if (!mb) {
 		err = ENOMEM;
 		goto out;

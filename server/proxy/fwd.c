@@ -473,7 +473,7 @@ int fwd_request(struct mbuf **mbp, char **ruri, char **nexthop,
 	if (err)
 		goto out;
 
-	mb = mbuf_alloc(headroom + 256 + mbuf_get_left(msg->mb));
+	mb = mbuf_alloc(headroom + 1024 + mbuf_get_left(msg->mb));
 	if (!mb) {
 		err = ENOMEM;
 		goto out;
@@ -583,7 +583,7 @@ int fwd_response_extra(struct mbuf **mbp, const struct sip_msg *resp,
 	struct le *le;
 	int err;
 
-	mb = mbuf_alloc(256 + mbuf_get_left(resp->mb));
+	mb = mbuf_alloc(512 + mbuf_get_left(resp->mb));
 	if (!mb)
 		return ENOMEM;
 
