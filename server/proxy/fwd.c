@@ -473,7 +473,9 @@ int fwd_request(struct mbuf **mbp, char **ruri, char **nexthop,
 	if (err)
 		goto out;
 
-	mb = mbuf_alloc(headroom + 1024 + mbuf_get_left(msg->mb));
+	/* the whole received message and some room: what is added is a
+	 * few short lines (mbw.h grows the buffer if need be) */
+	mb = mbuf_alloc(headroom + 128 + msg->mb->end);
 	if (!mb) {
 		err = ENOMEM;
 		goto out;
@@ -583,7 +585,7 @@ int fwd_response_extra(struct mbuf **mbp, const struct sip_msg *resp,
 	struct le *le;
 	int err;
 
-	mb = mbuf_alloc(512 + mbuf_get_left(resp->mb));
+	mb = mbuf_alloc(128 + resp->mb->end);
 	if (!mb)
 		return ENOMEM;
 
