@@ -629,13 +629,16 @@ def case_raw(h, srv):
          "its 200 comes back", diag="%r %r" % (got and got.start[:60],
                                               r and r.start), server=srv)
 
-    # a next hop by name is for the stateful path (RFC 3263): one that
-    # does not resolve ends in a 503 of ours, sent upstream as 500
-    # (RFC 3261 §16.7 item 6) with the 500's reason phrase
-    r = cl.request("BYE", uri="sip:uas@nowhere.invalid", set=tag,
-                   extra=[("Route", "<%s;lr>" % us)], timeout=40)
+    # a next hop over TCP is for the stateful path (no DNS here: the
+    # tests run without one): a refused connection is a 503 of ours,
+    # sent upstream as 500 (RFC 3261 §16.7 item 6) with the 500's
+    # reason phrase
+    closed = harness.free_port(("tcp",))
+    r = cl.request("BYE", uri="sip:uas@%s:%d;transport=tcp" % (LOCAL,
+                                                               closed),
+                   set=tag, extra=[("Route", "<%s;lr>" % us)], timeout=40)
     h.ok(r and r.code == 500 and r.start.endswith("Server Internal Error"),
-         "a BYE to a next hop that does not resolve -> 500",
+         "a BYE to a TCP next hop that refuses the connection -> 500",
          diag=r and r.start, server=srv)
 
     b = cl.send("BYE", uri=us, set=tag,
