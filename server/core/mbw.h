@@ -9,6 +9,8 @@
  * room once (mbuf_resize, as mbuf_write_mem would) and copy.
  * Header-only: each is a few lines, inlined where it is used.
  */
+#ifndef SIPSTACK_MBW_H
+#define SIPSTACK_MBW_H
 
 #include <string.h>
 
@@ -50,6 +52,19 @@ static inline size_t mbw_u32_fmt(char *p, uint32_t v)
 		p[i] = tmp[n - 1 - i];
 
 	return n;
+}
+
+
+/* v as 16 lower-case hex digits into p (as %016llx): 16 */
+static inline size_t mbw_x64_fmt(char *p, uint64_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+	int i;
+
+	for (i = 0; i < 16; i++)
+		p[i] = hex[(v >> (60 - 4 * i)) & 0xf];
+
+	return 16;
 }
 
 
@@ -149,3 +164,5 @@ static inline int mbw_addr(struct mbuf *mb, const struct sa *sa,
 
 	return 0;
 }
+
+#endif

@@ -232,14 +232,10 @@ static int reply_print(struct mbuf *mb, bool *rport,
 			if (!err)
 				err = mbw_pl(mb, &hdr->val);
 			if (!err && !pl_isset(&msg->to.tag) && scode > 100) {
-				static const char hex[] = "0123456789abcdef";
-				char tag[21] = ";tag=";
-				int i;
+				char tag[16];
 
-				for (i = 0; i < 16; i++)
-					tag[5 + i] = hex[(msg->tag >>
-							  (60 - 4 * i)) & 0xf];
-				err = mbw_mem(mb, tag, sizeof(tag));
+				err = mbw_mem3(mb, ";tag=", 5, tag,
+					       mbw_x64_fmt(tag, msg->tag), "", 0);
 			}
 			if (!err)
 				err = MBW_LIT(mb, "\r\n");

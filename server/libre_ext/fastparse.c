@@ -363,15 +363,15 @@ static int uri_plain(const char *p, size_t n, struct uri *uri,
 }
 
 
-/* glibc's inet_pton(AF_INET) on the text libre's sa_set() would give it
- * (the first 63 bytes, up to a NUL), when that text has only digits and
- * dots (else -1: ask inet_pton): 1 and *a (network order) or 0 */
 static int ip4_slow(const struct pl *pl, uint32_t *a);
 
 
-/* The usual case first: four dot-separated numbers 0-255 without a
- * leading zero, and nothing after them; anything else is left to
- * ip4_slow(), which gives every verdict */
+/* glibc's inet_pton(AF_INET) on the text libre's sa_set() would give it
+ * (the first 63 bytes, up to a NUL), when that text has only digits and
+ * dots (else -1: ask inet_pton): 1 and *a (network order) or 0. The
+ * usual case here: four dot-separated numbers 0-255 without a leading
+ * zero and nothing after them; anything else is ip4_slow()'s, which
+ * gives every verdict */
 static int ip4(const struct pl *pl, uint32_t *a)
 {
 	const char *p = pl->p;

@@ -78,23 +78,50 @@ static int body_write(struct mbuf *mb, const struct sip_msg *msg)
  * Is it us?
  * ------------------------------------------------------------------ */
 
+/* The transport a URI names: its transport parameter (NONE for one we
+ * do not know), TLS for sips:, else UDP */
+static enum sip_transp uri_tp(const struct uri *uri)
+{
+	enum sip_transp tp = SIP_TRANSP_UDP;
+	struct pl tpl;
+
+	if (!msg_param_decode(&uri->params, "transport", &tpl))
+		tp = tp_decode(&tpl);
+	if (tp != SIP_TRANSP_NONE && !pl_strcasecmp(&uri->scheme, "sips"))
+		tp = SIP_TRANSP_TLS;
+
+	return tp;
+}
+
+
+/* The URI in s: a URI, or the one in a name-addr (a Route value) */
+static int uri_of(struct uri *uri, const char *s, bool name_addr)
+{
+	struct sip_addr addr;
+	struct pl pl;
+	int err;
+
+	pl_set_str(&pl, s);
+	if (!name_addr)
+		return uri_decode(uri, &pl);
+
+	err = sip_addr_decode(&addr, &pl);
+	if (!err)
+		*uri = addr.uri;
+
+	return err;
+}
+
+
 /* A URI naming one of our listeners (numeric host; no port: the
  * transport's default) */
 bool fwd_uri_is_us(struct sip *sip, const struct uri *uri)
 {
-	enum sip_transp tp = SIP_TRANSP_UDP;
-	struct pl tpl;
+	enum sip_transp tp = uri_tp(uri);
 	struct sa sa;
 
-	/* msg_param_decode is a regex built and run per call: look for
-	 * the name first (most URIs have no transport parameter) */
-	if (pl_has_ci(&uri->params, "transport") &&
-	    !msg_param_decode(&uri->params, "transport", &tpl))
-		tp = tp_decode(&tpl);
 	if (tp == SIP_TRANSP_NONE)
 		return false;
-	if (!pl_strcasecmp(&uri->scheme, "sips"))
-		tp = SIP_TRANSP_TLS;
 
 	if (sa_set(&sa, &uri->host, sip_transp_port(tp, uri->port)))
 		return false;
@@ -164,35 +191,22 @@ static int quick_uri(const char *s, struct sa *sa)
 }
 
 
-bool fwd_ruri_is_us(struct sip *sip, const char *ruri)
+/* s (a URI, or a Route's name-addr) names one of our listeners */
+static bool str_is_us(struct sip *sip, const char *s, bool name_addr)
 {
 	struct uri uri;
 	struct sa sa;
-	struct pl pl;
 
-	if (!quick_uri(ruri, &sa))
+	if (!quick_uri(s, &sa))
 		return sip_transp_isladdr(sip, SIP_TRANSP_NONE, &sa);
 
-	pl_set_str(&pl, ruri);
-
-	return !uri_decode(&uri, &pl) && fwd_uri_is_us(sip, &uri);
+	return !uri_of(&uri, s, name_addr) && fwd_uri_is_us(sip, &uri);
 }
 
 
-static bool route_is_us(struct sip *sip, const char *val)
+bool fwd_ruri_is_us(struct sip *sip, const char *ruri)
 {
-	struct sip_addr addr;
-	struct sa sa;
-	struct pl pl;
-
-	if (!quick_uri(val, &sa))
-		return sip_transp_isladdr(sip, SIP_TRANSP_NONE, &sa);
-
-	pl_set_str(&pl, val);
-	if (sip_addr_decode(&addr, &pl))
-		return false;
-
-	return fwd_uri_is_us(sip, &addr.uri);
+	return str_is_us(sip, ruri, false);
 }
 
 
@@ -275,7 +289,7 @@ int fwd_route_prepare(struct fwd_route *rt, struct sip *sip,
 
 	/* Our own entries on top (two when we record-routed across a
 	 * change of transport) */
-	while (drop < rt->routec && route_is_us(sip, rt->routev[drop]))
+	while (drop < rt->routec && str_is_us(sip, rt->routev[drop], true))
 		++drop;
 
 	for (i = 0; i < drop; i++)
@@ -693,32 +707,18 @@ int fwd_stateless_response(struct sip *sip, const struct sip_msg *resp)
  * transport: the stateful path does those). */
 static int next_hop_udp(struct sa *dst, const struct fwd_route *rt)
 {
-	struct sip_addr addr;
+	const char *hop = rt->routec ? rt->routev[0] : rt->ruri;
 	struct uri uri;
-	struct pl pl, tpl;
 
-	if (!quick_uri(rt->routec ? rt->routev[0] : rt->ruri, dst))
+	if (!quick_uri(hop, dst))
 		return 0;
 
-	if (rt->routec) {
-		pl_set_str(&pl, rt->routev[0]);
-		if (sip_addr_decode(&addr, &pl))
-			return EBADMSG;
-		uri = addr.uri;
-	}
-	else {
-		pl_set_str(&pl, rt->ruri);
-		if (uri_decode(&uri, &pl))
-			return EBADMSG;
-	}
+	if (uri_of(&uri, hop, rt->routec > 0))
+		return EBADMSG;
 
-	if (pl_strcasecmp(&uri.scheme, "sip"))
-		return ENOTSUP;
-	if (pl_has_ci(&uri.params, "maddr"))
-		return ENOTSUP;
-	if (pl_has_ci(&uri.params, "transport") &&
-	    !msg_param_decode(&uri.params, "transport", &tpl) &&
-	    tp_decode(&tpl) != SIP_TRANSP_UDP)
+	if (pl_strcasecmp(&uri.scheme, "sip") ||
+	    uri_tp(&uri) != SIP_TRANSP_UDP ||
+	    pl_has_ci(&uri.params, "maddr"))
 		return ENOTSUP;
 
 	if (sa_set(dst, &uri.host, uri.port ? uri.port : SIP_PORT))
@@ -735,12 +735,10 @@ static int next_hop_udp(struct sa *dst, const struct fwd_route *rt)
 static size_t via_print(char *buf, const struct sip_msg *msg,
 			const struct sa *laddr)
 {
-	static const char hex[] = "0123456789abcdef";
 	const struct pl *part[4];
 	char *p = buf;
 	uint64_t h = 14695981039346656037ULL;     /* FNV-1a, 64 bits */
 	size_t i, j;
-	int b;
 
 	part[0] = &msg->via.branch;
 	part[1] = &msg->via.sentby;
@@ -770,8 +768,7 @@ static size_t via_print(char *buf, const struct sip_msg *msg,
 	p += mbw_u32_fmt(p, sa_port(laddr));
 	memcpy(p, ";branch=z9hG4bKs", 16);
 	p += 16;
-	for (b = 60; b >= 0; b -= 4)
-		*p++ = hex[(h >> b) & 0xf];
+	p += mbw_x64_fmt(p, h);
 	memcpy(p, ";rport\r\n", 8);
 	p += 8;
 
