@@ -12,7 +12,7 @@ LISTEN ?= udp:127.0.0.1:5060
 PKGS = gcc pkg-config meson ninja-build python3 \
        libre-dev libluajit-5.1-dev luajit libssl-dev \
        libsqlite3-dev sqlite3 lua-busted sip-tester valgrind openssl dnsmasq-base baresip-core \
-       libhiredis-dev redis-server \
+       libhiredis-dev redis-server libgoogle-perftools-dev \
        sipvicious
 
 # What `make test` needs beyond PKGS, kept out of `make run`: Chromium

@@ -14,6 +14,7 @@
  * The only file that knows both the core (sipstack.h) and the
  * Lua runtime (bindings/luart.h): it wires one to the other.
  */
+#include <dlfcn.h>
 #include <string.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -63,6 +64,28 @@ static struct {
 	int sigfd;
 	bool stopping;
 } app = {.sigfd = -1};
+
+
+#ifndef SIPSTACK_ALLOCATOR
+#define SIPSTACK_ALLOCATOR "system"
+#endif
+
+/* The file of the object whose malloc() this process calls: tells
+ * whether the allocator chosen at build time (SIPSTACK_ALLOCATOR,
+ * meson_options.txt) is the one in use, i.e. linked ahead of libc */
+static const char *malloc_origin(void)
+{
+	void *(*volatile fn)(size_t) = malloc;
+	const char *slash;
+	Dl_info info;
+
+	if (!dladdr((void *)fn, &info) || !info.dli_fname)
+		return "(unknown)";
+
+	slash = strrchr(info.dli_fname, '/');
+
+	return slash ? slash + 1 : info.dli_fname;
+}
 
 
 static void usage(FILE *f)
@@ -350,8 +373,10 @@ static int parse_args(struct cli *cli, int argc, char *argv[],
 			usage(stdout);
 			return 1;
 		case 'V':
-			(void)printf("sipstack %s (libre %s)\n",
-				     SIPSTACK_VERSION, sys_libre_version_get());
+			(void)printf("sipstack %s (libre %s; allocator %s: "
+				     "malloc from %s)\n", SIPSTACK_VERSION,
+				     sys_libre_version_get(),
+				     SIPSTACK_ALLOCATOR, malloc_origin());
 			return 1;
 		default:
 			usage(stderr);
@@ -764,7 +789,8 @@ int main(int argc, char *argv[])
 	luart_start(app.rt);
 
 	slog(LOG_INFO, "main", "started", NULL, "version=%s script=%H "
-	     "pid=%d", SIPSTACK_VERSION, log_q, script, (int)getpid());
+	     "pid=%d malloc=%s", SIPSTACK_VERSION, log_q, script,
+	     (int)getpid(), malloc_origin());
 
 	err = re_main(NULL);
 	ret = err ? 1 : 0;

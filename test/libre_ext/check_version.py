@@ -60,7 +60,7 @@ def main():
 
     ok = "%d.%d.9" % (major, minor)
     r = run(exe, fake_so, ok, ["--version"])
-    check(r.returncode == 0 and ("(libre %s)" % ok) in r.stdout
+    check(r.returncode == 0 and ("(libre %s;" % ok) in r.stdout
           and r.stderr == "",
           "libre %s (a later patch of the series) accepted" % ok,
           "rc %d\nstdout %r\nstderr %r" % (r.returncode, r.stdout,

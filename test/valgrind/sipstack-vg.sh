@@ -9,7 +9,13 @@
 # back again and again, starving the watchdog thread that would stop it:
 # on CI's shared cores a 300 ms budget became 20-40 s. The ticket lock
 # hands it round in turn ("try": the default lock where it is missing).
+# --soname-synonyms: the default build's malloc is tcmalloc's (meson.build,
+# `allocator`); memcheck replaces the functions of the library it names,
+# as it does glibc's, else it would see none of the heap's blocks;
+# tcmalloc.supp: the one block tcmalloc's own start-up keeps.
 # usage: SIPSTACK_REAL=build/sipstack sipstack-vg.sh ARGS...
 exec valgrind -q --fair-sched=try --error-exitcode=99 --leak-check=full \
+    --soname-synonyms=somalloc=*tcmalloc* \
+    --suppressions="$(dirname "$0")/tcmalloc.supp" \
     --errors-for-leak-kinds=definite --show-leak-kinds=definite \
     "${SIPSTACK_REAL:?SIPSTACK_REAL: the sipstack binary}" "$@"
