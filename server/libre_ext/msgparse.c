@@ -22,8 +22,8 @@
  * Content-Type; Call-ID, Max-Forwards, Content-Length and Expires
  * kept), with the same errors.
  *
- * Memory: the message and its first 24 headers are one allocation;
- * more headers come in blocks of 32. The headers are not libre memory
+ * Memory: the message, its header table and its first 24 headers are
+ * one allocation; more headers come in blocks of 32. The headers are not libre memory
  * objects: nobody may mem_ref() one (libre does not; nor do we).
  * test/unit/test_fastparse.c decodes the torture corpus, ordinary
  * messages and random mutations of them with this and with libre's
@@ -49,10 +49,22 @@ struct hblock {
 	struct sip_hdr hdr[HDRS_BLOCK];
 };
 
+/* libre 1.1's struct hash (src/hash/hash.c, private; libre_ext is for
+ * that series only): the message's header table lives inside the
+ * message, as does its bucket array, instead of two allocations more
+ * per message. libre's hash functions only read bucket and bsize; no
+ * one but our destructor frees msg->hdrht. */
+struct xhash {
+	struct list *bucket;
+	uint32_t bsize;
+};
+
 struct xmsg {
 	struct sip_msg msg;      /* first: a struct xmsg * is the msg */
 	struct hblock *blocks;
 	size_t used;             /* of the current block (or the inline) */
+	struct xhash ht;         /* msg.hdrht */
+	struct list buckets[HDR_HASH_SIZE];
 	struct sip_hdr hdr[HDRS_INLINE];
 };
 
@@ -62,9 +74,7 @@ static void destructor(void *arg)
 	struct xmsg *x = arg;
 	struct hblock *b = x->blocks;
 
-	/* the hash's buckets point into our headers: no flush, just free
-	 * (libre's hash destructor frees the bucket array only) */
-	mem_deref(x->msg.hdrht);
+	/* the header table and its buckets are part of *x */
 	mem_deref(x->msg.sock);
 	mem_deref(x->msg.mb);
 	while (b) {
@@ -475,9 +485,9 @@ int libre_ext_msg_decode(struct sip_msg **msgp, struct mbuf *mb)
 	memset(xm, 0, offsetof(struct xmsg, hdr));
 	msg = &xm->msg;
 
-	err = hash_alloc(&msg->hdrht, HDR_HASH_SIZE);
-	if (err)
-		goto out;
+	xm->ht.bucket = xm->buckets;
+	xm->ht.bsize = HDR_HASH_SIZE;
+	msg->hdrht = (struct hash *)&xm->ht;
 
 	msg->tag = rand_u64();
 	msg->mb  = mem_ref(mb);
