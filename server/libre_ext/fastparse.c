@@ -374,33 +374,41 @@ static int ip4_slow(const struct pl *pl, uint32_t *a);
  * gives every verdict */
 static int ip4(const struct pl *pl, uint32_t *a)
 {
-	const char *p = pl->p;
-	size_t i = 0, n = pl->l;
+	const unsigned char *p = (const unsigned char *)pl->p;
+	const unsigned char *e = p + pl->l;
 	uint8_t b[4];
 	int k;
 
-	if (n > 15)
+	if (pl->l < 7 || pl->l > 15)
 		return ip4_slow(pl, a);
 
+	/* 7 to 15 bytes: the end is checked once a number's 1-3 digits
+	 * and its dot are read, and a dot is never the last byte */
 	for (k = 0; k < 4; k++) {
-		unsigned v;
-		size_t s = i;
+		unsigned d = (unsigned)*p - '0', v;
 
-		if (i == n || p[i] < '0' || p[i] > '9')
+		if (d > 9)
 			return ip4_slow(pl, a);
-		v = (unsigned)(p[i++] - '0');
-		while (i < n && p[i] >= '0' && p[i] <= '9' && i - s < 3)
-			v = v * 10 + (unsigned)(p[i++] - '0');
-		if (v > 255 || (p[s] == '0' && i - s > 1))
-			return ip4_slow(pl, a);
+		v = d;
+		if (++p < e && (d = (unsigned)*p - '0') <= 9) {
+			if (!v)
+				return ip4_slow(pl, a);  /* a leading zero */
+			v = v * 10 + d;
+			if (++p < e && (d = (unsigned)*p - '0') <= 9) {
+				v = v * 10 + d;
+				if (v > 255)
+					return ip4_slow(pl, a);
+				++p;
+			}
+		}
 		b[k] = (uint8_t)v;
 		if (k < 3) {
-			if (i == n || p[i] != '.')
+			if (p >= e - 1 || *p != '.')
 				return ip4_slow(pl, a);
-			++i;
+			++p;
 		}
 	}
-	if (i != n)
+	if (p != e)
 		return ip4_slow(pl, a);
 
 	memcpy(a, b, 4);
