@@ -67,9 +67,68 @@ static void *original(const char *name)
 
 /* -- character sets ------------------------------------------------- */
 
+/* Character classes as bits of one table (tables_init()): a class of
+ * several characters is one load and one test instead of a chain of
+ * comparisons per byte scanned */
+enum {
+	C_LWS   = 1 << 0,    /* SP HTAB CR LF */
+	C_SEMI  = 1 << 1,    /* ; */
+	C_QESC  = 1 << 2,    /* " \ */
+	C_SP    = 1 << 3,    /* SP */
+	C_SLASH = 1 << 4,    /* / */
+	C_QMARK = 1 << 5,    /* ? */
+	C_LT    = 1 << 6,    /* < */
+	C_EQ    = 1 << 7,    /* = */
+	C_HEX6  = 1 << 8,    /* 0-9 a-f A-F : */
+	C_ALPHA = 1 << 9,    /* a-z A-Z */
+};
+
+static uint16_t ctab[256];
+
+
+__attribute__((constructor))
+static void tables_init(void)
+{
+	int c;
+
+	for (c = 0; c < 256; c++) {
+		uint16_t m = 0;
+
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+			m |= C_LWS;
+		if (c == ';')
+			m |= C_SEMI;
+		if (c == '"' || c == '\\')
+			m |= C_QESC;
+		if (c == ' ')
+			m |= C_SP;
+		if (c == '/')
+			m |= C_SLASH;
+		if (c == '?')
+			m |= C_QMARK;
+		if (c == '<')
+			m |= C_LT;
+		if (c == '=')
+			m |= C_EQ;
+		if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+		    (c >= 'A' && c <= 'F') || c == ':')
+			m |= C_HEX6;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+			m |= C_ALPHA;
+		ctab[c] = m;
+	}
+}
+
+
+static inline bool cis(char c, unsigned mask)
+{
+	return ctab[(uint8_t)c] & mask;
+}
+
+
 static inline bool is_lws(char c)            /* [ \t\r\n] */
 {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+	return cis(c, C_LWS);
 }
 
 
@@ -107,29 +166,27 @@ static bool is_lws_fn(char c)        { return is_lws(c); }
 
 static bool host_char(char c)        /* [^/;? ] */
 {
-	return c != '/' && c != ';' && c != '?' && c != ' ';
+	return !cis(c, C_SLASH | C_SEMI | C_QMARK | C_SP);
 }
 
 static bool path_char(char c)        /* [^;? ] */
 {
-	return c != ';' && c != '?' && c != ' ';
+	return !cis(c, C_SEMI | C_QMARK | C_SP);
 }
 
 static bool ipv6_char(char c)        /* [0-9a-f:], case-insensitive */
 {
-	c = lower(c);
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == ':';
+	return cis(c, C_HEX6);
 }
 
 static bool alpha(char c)            /* [A-Z], case-insensitive */
 {
-	c = lower(c);
-	return c >= 'a' && c <= 'z';
+	return cis(c, C_ALPHA);
 }
 
 static bool sentby_char(char c)      /* [^; \t\r\n] */
 {
-	return c != ';' && !is_lws(c);
+	return !cis(c, C_SEMI | C_LWS);
 }
 
 
@@ -144,15 +201,15 @@ static inline void pl_put(struct pl *pl, const char *p, size_t l)
 
 /* A '~' class (negated set, quotes and escapes skipped) from p, n left:
  * its length as libre's matcher counts it (quote stripping not yet
- * applied) */
+ * applied); stop: the class's own characters (C_ bits) */
 static inline __attribute__((always_inline))
-size_t qrun(const char *p, size_t n, bool (*stop)(char))
+size_t qrun(const char *p, size_t n, unsigned stop)
 {
 	bool quote = false, esc = false;
 	size_t i = 0;
 
 	/* up to the first quote or backslash, a plain run */
-	while (i < n && p[i] != '"' && p[i] != '\\' && !stop(p[i]))
+	while (i < n && !cis(p[i], C_QESC | stop))
 		++i;
 	if (i == n || (p[i] != '"' && p[i] != '\\'))
 		return i;                    /* the end, or a stop */
@@ -172,7 +229,7 @@ size_t qrun(const char *p, size_t n, bool (*stop)(char))
 		}
 		if (quote)
 			continue;
-		if (stop(p[i]))
+		if (cis(p[i], stop))
 			break;
 	}
 
@@ -556,10 +613,8 @@ int uri_decode(struct uri *uri, const struct pl *pl)
 
 /* -- name-addr ------------------------------------------------------ */
 
-static bool dname_stop(char c)       /* [~ \t\r\n<] */
-{
-	return is_lws(c) || c == '<';
-}
+/* a display name's '~' class: [~ \t\r\n<] */
+#define DNAME_STOP (C_LWS | C_LT)
 
 
 /* "[~ \t\r\n<]*[ \t\r\n]*<[^>]+>[^]*" (dname, -, auri, params) */
@@ -575,7 +630,7 @@ static int name_addr(const char *p, size_t n, struct sip_addr *addr)
 
 	for (s = 0; s < n; ) {
 		const char *dp = p + s;
-		size_t dl = qrun(dp, n - s, dname_stop), rl = dl;
+		size_t dl = qrun(dp, n - s, DNAME_STOP), rl = dl;
 
 		/* a run without quote or escape: every start inside it ends
 		 * where it ends, and fails the same way */
@@ -677,10 +732,8 @@ static bool name_at(const char *p, size_t n, const char *name, size_t nl)
 }
 
 
-static bool value_stop(char c)       /* [~ \t\r\n;] */
-{
-	return is_lws(c) || c == ';';
-}
+/* a parameter value's '~' class: [~ \t\r\n;] */
+#define VALUE_STOP (C_LWS | C_SEMI)
 
 
 /* The next ";" LWS NAME from *s on (libre's search: every ';' tried in
@@ -734,7 +787,7 @@ int msg_param_decode(const struct pl *pl, const char *name, struct pl *val)
 		++c;
 		c += run(p + c, n - c, is_lws_fn);
 		vp = p + c;
-		vl = qrun(vp, n - c, value_stop);
+		vl = qrun(vp, n - c, VALUE_STOP);
 		qstrip(&vp, &vl);
 		if (!vl)
 			continue;
@@ -749,7 +802,7 @@ int msg_param_decode(const struct pl *pl, const char *name, struct pl *val)
 
 static bool exists_tail(char c)      /* [ \t\r\n;=] */
 {
-	return is_lws(c) || c == ';' || c == '=';
+	return cis(c, C_LWS | C_SEMI | C_EQ);
 }
 
 
