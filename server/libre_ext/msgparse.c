@@ -136,21 +136,43 @@ static uint32_t joaat_ci(const char *s, size_t n)
 }
 
 
-/* name (n long) is lit (lower case letters and '-'), in any case: a
- * byte | 0x20 is a lower-case letter only for that letter in either
- * case ('-' is compared as it is: CR | 0x20 is '-' too, and a name may
- * hold a CR: "Max\rForwards" of the torture tests) */
+static inline uint64_t ld64(const char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+
+	return v;
+}
+
+
+static inline uint32_t ld32(const char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+
+	return v;
+}
+
+
+/* name (n long, 4 <= n <= 16) is lit (n lower case letters and '-'),
+ * in any case, but for its '-': a byte | 0x20 is a lower-case letter
+ * only for that letter in either case, and '-' only for '-' and CR (a
+ * name may hold a CR: "Max\rForwards" of the torture tests), so the
+ * caller checks each '-' itself. Two overlapping loads of 8 (or 4)
+ * bytes, all inside the name. */
 static inline bool name_is(const char *name, const char *lit, size_t n)
 {
-	size_t i;
+	const uint64_t m8 = 0x2020202020202020ull;
+	const uint32_t m4 = 0x20202020u;
 
-	for (i = 0; i < n; i++) {
-		if (lit[i] == '-' ? name[i] != '-' :
-		    (name[i] | 0x20) != lit[i])
-			return false;
-	}
+	if (n >= 8)
+		return (ld64(name) | m8) == ld64(lit) &&
+			(ld64(name + n - 8) | m8) == ld64(lit + n - 8);
 
-	return true;
+	return (ld32(name) | m4) == ld32(lit) &&
+		(ld32(name + n - 4) | m4) == ld32(lit + n - 4);
 }
 
 
@@ -159,32 +181,37 @@ static inline bool name_is(const char *name, const char *lit, size_t n)
  * the name gives (its enum is made of them) */
 static enum sip_hdrid known_hdr(const char *p, size_t n)
 {
+	/* IS: at least 4 letters; IS_D: one '-', at d */
 #define IS(lit) (n == sizeof(lit) - 1 && name_is(p, lit, sizeof(lit) - 1))
+#define IS_D(lit, d) (IS(lit) && p[d] == '-')
 	switch (p[0] | 0x20) {
 
 	case 'a': return IS("allow") ? SIP_HDR_ALLOW : SIP_HDR_NONE;
 	case 'c': return IS("cseq") ? SIP_HDR_CSEQ :
-			IS("call-id") ? SIP_HDR_CALL_ID :
+			IS_D("call-id", 4) ? SIP_HDR_CALL_ID :
 			IS("contact") ? SIP_HDR_CONTACT :
-			IS("content-type") ? SIP_HDR_CONTENT_TYPE :
-			IS("content-length") ? SIP_HDR_CONTENT_LENGTH :
+			IS_D("content-type", 7) ? SIP_HDR_CONTENT_TYPE :
+			IS_D("content-length", 7) ? SIP_HDR_CONTENT_LENGTH :
 			SIP_HDR_NONE;
 	case 'e': return IS("expires") ? SIP_HDR_EXPIRES : SIP_HDR_NONE;
 	case 'f': return IS("from") ? SIP_HDR_FROM : SIP_HDR_NONE;
-	case 'm': return IS("max-forwards") ? SIP_HDR_MAX_FORWARDS :
+	case 'm': return IS_D("max-forwards", 3) ? SIP_HDR_MAX_FORWARDS :
 			SIP_HDR_NONE;
 	case 'r': return IS("route") ? SIP_HDR_ROUTE :
-			IS("record-route") ? SIP_HDR_RECORD_ROUTE :
+			IS_D("record-route", 6) ? SIP_HDR_RECORD_ROUTE :
 			SIP_HDR_NONE;
 	case 's': return IS("server") ? SIP_HDR_SERVER :
 			IS("subject") ? SIP_HDR_SUBJECT :
 			IS("supported") ? SIP_HDR_SUPPORTED : SIP_HDR_NONE;
-	case 't': return IS("to") ? SIP_HDR_TO : SIP_HDR_NONE;
-	case 'u': return IS("user-agent") ? SIP_HDR_USER_AGENT :
+	case 't': return (n == 2 && (p[1] | 0x20) == 'o') ? SIP_HDR_TO :
 			SIP_HDR_NONE;
-	case 'v': return IS("via") ? SIP_HDR_VIA : SIP_HDR_NONE;
+	case 'u': return IS_D("user-agent", 4) ? SIP_HDR_USER_AGENT :
+			SIP_HDR_NONE;
+	case 'v': return (n == 3 && (p[1] | 0x20) == 'i' &&
+			  (p[2] | 0x20) == 'a') ? SIP_HDR_VIA : SIP_HDR_NONE;
 	default:  return SIP_HDR_NONE;
 	}
+#undef IS_D
 #undef IS
 }
 
