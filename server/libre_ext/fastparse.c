@@ -1012,6 +1012,71 @@ int sip_cseq_decode(struct sip_cseq *cseq, const struct pl *pl)
 }
 
 
+/* -- Content-Type --------------------------------------------------- */
+
+static bool type_char(char c)        /* [^ \t\r\n;/] */
+{
+	return !cis(c, C_LWS | C_SEMI | C_SLASH);
+}
+
+static bool subtype_char(char c)     /* [^ \t\r\n;] */
+{
+	return !cis(c, C_LWS | C_SEMI);
+}
+
+
+/* libre's msg_ctype_decode(): LWS, "[^ \t\r\n;/]+" (type), LWS, '/',
+ * LWS, "[^ \t\r\n;]+" (subtype), "[^]*" (params), LWS being
+ * "[ \t\r\n]*"; and
+ * EBADMSG unless the match starts at the value's start. A match there
+ * is taken straight (each class ends where the next begins); anything
+ * else (an EBADMSG: no match, or one further on, whose fields libre
+ * has written by then) is libre's own function's to answer. */
+int msg_ctype_decode(struct msg_ctype *ctype, const struct pl *pl)
+{
+	static int (*orig)(struct msg_ctype *, const struct pl *);
+	const char *p;
+	size_t n, c, t, k;
+
+	if (!ctype || !pl)
+		return EINVAL;
+
+	p = pl->p;
+	n = pl->l;
+	if (p) {
+		c = run(p, n, is_lws_fn);
+		t = run(p + c, n - c, type_char);
+		if (t) {
+			k = c + t;
+			k += run(p + k, n - k, is_lws_fn);
+			if (k < n && p[k] == '/') {
+				size_t u, st;
+
+				++k;
+				k += run(p + k, n - k, is_lws_fn);
+				st = run(p + k, n - k, subtype_char);
+				if (st) {
+					ctype->type.p = p + c;
+					ctype->type.l = t;
+					ctype->subtype.p = p + k;
+					ctype->subtype.l = st;
+					u = k + st;
+					ctype->params.p = p + u;
+					ctype->params.l = n - u;
+					return 0;
+				}
+			}
+		}
+	}
+
+	if (!orig)
+		orig = (int (*)(struct msg_ctype *, const struct pl *))
+			original("msg_ctype_decode");
+
+	return orig ? orig(ctype, pl) : ENOSYS;
+}
+
+
 /* -- addresses printed ---------------------------------------------- */
 
 static char *put_u8(char *o, unsigned v)

@@ -15,8 +15,8 @@
  *
  * Compared, each function on its own:
  *   uri_decode, uri_decode_hostport, sip_addr_decode, sip_via_decode,
- *   sip_cseq_decode, msg_param_decode, msg_param_exists, uri_param_get,
- *   sa_ntop.
+ *   sip_cseq_decode, msg_ctype_decode, msg_param_decode,
+ *   msg_param_exists, uri_param_get, sa_ntop.
  * The test calls each by name (the executable's definition when it has
  * one) and compares with libre's originals:
  *   - dlsym(RTLD_NEXT, name): libre's, as this process runs it. Its
@@ -71,7 +71,7 @@ enum cls { CORPUS, EDGE, RANDOM, NCLS };
 static const char *const cls_name[NCLS] = {"corpus", "edge", "random"};
 
 enum fid { F_URI, F_HOSTPORT, F_ADDR, F_VIA, F_PDECODE, F_PEXISTS,
-	   F_UPARAM, F_NTOP, F_CSEQ, NFN };
+	   F_UPARAM, F_NTOP, F_CSEQ, F_CTYPE, NFN };
 
 enum { REF_NEXT, REF_ALONE, NREF };
 
@@ -81,6 +81,7 @@ typedef int (hostport_fn)(const struct pl *hostport, struct pl *host,
 typedef int (addr_fn)(struct sip_addr *addr, const struct pl *pl);
 typedef int (via_fn)(struct sip_via *via, const struct pl *pl);
 typedef int (cseq_fn)(struct sip_cseq *cseq, const struct pl *pl);
+typedef int (ctype_fn)(struct msg_ctype *ctype, const struct pl *pl);
 typedef int (param_fn)(const struct pl *pl, const char *name,
 		       struct pl *val);
 typedef int (uparam_fn)(const struct pl *pl, const struct pl *pname,
@@ -117,6 +118,8 @@ static struct fn fns[NFN] = {
 			 .ours = (void *)sa_ntop },
 	[F_CSEQ]     = { .name = "sip_cseq_decode",
 			 .ours = (void *)sip_cseq_decode },
+	[F_CTYPE]    = { .name = "msg_ctype_decode",
+			 .ours = (void *)msg_ctype_decode },
 };
 
 /* the parameter names asked for the corpus and the edge cases */
@@ -506,6 +509,32 @@ static void check_cseq(enum cls c, const struct pl *pl)
 }
 
 
+static void check_ctype(enum cls c, const struct pl *pl)
+{
+	struct fn *f = &fns[F_CTYPE];
+	struct input in = { .pl = pl };
+	struct msg_ctype a, b;
+	struct diff d[NREF];
+	int ea, eb, r;
+
+	memset(&a, MARK, sizeof(a));
+	ea = msg_ctype_decode(&a, pl);
+	for (r = 0; r < NREF; r++) {
+		diff_init(&d[r], &in);
+		if (!f->ref[r])
+			continue;
+		memset(&b, MARK, sizeof(b));
+		eb = ((ctype_fn *)f->ref[r])(&b, pl);
+		cmp_int(&d[r], "return", ea, eb);
+		cmp_pl(&d[r], "type", &a.type, &b.type);
+		cmp_pl(&d[r], "subtype", &a.subtype, &b.subtype);
+		cmp_pl(&d[r], "params", &a.params, &b.params);
+	}
+	f->hit[c] += !ea;
+	tally(f, c, d);
+}
+
+
 /* msg_param_decode or msg_param_exists (fid F_PDECODE or F_PEXISTS) */
 static void check_param(enum fid id, enum cls c, const struct pl *pl,
 			const char *name)
@@ -633,6 +662,7 @@ static void check_all(enum cls c, const struct pl *pl, const char *name,
 	check_addr(c, pl);
 	check_via(c, pl);
 	check_cseq(c, pl);
+	check_ctype(c, pl);
 	check_param(F_PDECODE, c, pl, name);
 	check_param(F_PEXISTS, c, pl, name2);
 	check_uparam(c, pl, name3);
@@ -649,6 +679,7 @@ static void check_all_names(enum cls c, const struct pl *pl)
 	check_addr(c, pl);
 	check_via(c, pl);
 	check_cseq(c, pl);
+	check_ctype(c, pl);
 	for (i = 0; i < ARRAY_SIZE(pnames); i++) {
 		check_param(F_PDECODE, c, pl, pnames[i]);
 		check_param(F_PEXISTS, c, pl, pnames[i]);
@@ -1125,6 +1156,12 @@ static const struct {
 	S("sip:100.200.1.0"), S("sip:1.2.3.45"), S("sip:1.2.3.4.."),
 	S("sip:199.255.256.1"), S("sip:1.2.3.-4"), S("sip:1.2.3.4/5"),
 	S("sip:123.123.123.123"), S("sip:123.123.123.1234"),
+	/* Content-Type values */
+	S("application/sdp"), S(" application / sdp ;x=1"),
+	S("text/plain;charset=utf-8"), S("/sdp"), S("application/"),
+	S("application"), S(";a/b"), S("a b/c"), S("a/b c"), S("a\t/\tb"),
+	S("multipart/mixed;boundary=\"x;y\""), S("a//b"), S("a/;b"),
+	S("\r\n a/b"), S("a /"), S("a/ "), S(" "), S("a;/b/c"),
 	S("sip:a@b;lr?x"), S("sip:a@b?x;lr"),
 	/* NUL bytes inside the pl (longer hosts: test_edges()) */
 	S("sip:1.2.3.4\0\0\0"), S("sip:u@1.2.3.4\0\0:5060"),
@@ -1331,6 +1368,7 @@ static void test_edges(void)
 	check_addr(EDGE, NULL);
 	check_via(EDGE, NULL);
 	check_cseq(EDGE, NULL);
+	check_ctype(EDGE, NULL);
 	check_param(F_PDECODE, EDGE, NULL, "tag");
 	check_param(F_PEXISTS, EDGE, NULL, "tag");
 	check_uparam(EDGE, NULL, "tag");
@@ -1366,6 +1404,8 @@ static void test_edges(void)
 			((via_fn *)f->ref[r])(NULL, &hp));
 		NULLARG(F_CSEQ, sip_cseq_decode(NULL, &hp),
 			((cseq_fn *)f->ref[r])(NULL, &hp));
+		NULLARG(F_CTYPE, msg_ctype_decode(NULL, &hp),
+			((ctype_fn *)f->ref[r])(NULL, &hp));
 		NULLARG(F_PDECODE, msg_param_decode(&hp, NULL, &port),
 			((param_fn *)f->ref[r])(&hp, NULL, &port));
 		NULLARG(F_PDECODE, msg_param_decode(&hp, "x", NULL),
