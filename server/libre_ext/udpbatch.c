@@ -95,6 +95,7 @@ struct ubsock {
 	struct sockaddr_storage rxaddr[BATCH];
 	uint8_t *rxbuf;         /* BATCH * RXSZ */
 	unsigned rxn, rxnext;
+	unsigned rxused;        /* headers the last recvmmsg() wrote to */
 
 	/* sent by libre, not yet given to the kernel */
 	struct mmsghdr tx[BATCH];
@@ -251,6 +252,11 @@ static struct ubsock *sock_new(int fd)
 
 	for (i = 0; i < BATCH; i++) {
 		ub->rxiov[i].iov_base = ub->rxbuf + (size_t)i * RXSZ;
+		ub->rxiov[i].iov_len = RXSZ;
+		ub->rx[i].msg_hdr.msg_iov = &ub->rxiov[i];
+		ub->rx[i].msg_hdr.msg_iovlen = 1;
+		ub->rx[i].msg_hdr.msg_name = &ub->rxaddr[i];
+		ub->rx[i].msg_hdr.msg_namelen = sizeof(ub->rxaddr[i]);
 		ub->txiov[i].iov_base = ub->txbuf + (size_t)i * RXSZ;
 		ub->tx[i].msg_hdr.msg_iov = &ub->txiov[i];
 		ub->tx[i].msg_hdr.msg_iovlen = 1;
@@ -324,14 +330,13 @@ static int fill(struct ubsock *ub)
 	unsigned i;
 	int n;
 
-	for (i = 0; i < BATCH; i++) {
-		ub->rxiov[i].iov_len = RXSZ;
-		memset(&ub->rx[i].msg_hdr, 0, sizeof(ub->rx[i].msg_hdr));
-		ub->rx[i].msg_hdr.msg_iov = &ub->rxiov[i];
-		ub->rx[i].msg_hdr.msg_iovlen = 1;
-		ub->rx[i].msg_hdr.msg_name = &ub->rxaddr[i];
+	/* the headers are set up once (sock_new); the kernel writes back
+	 * only the name length and flags of those it filled */
+	for (i = 0; i < ub->rxused; i++) {
 		ub->rx[i].msg_hdr.msg_namelen = sizeof(ub->rxaddr[i]);
+		ub->rx[i].msg_hdr.msg_flags = 0;
 	}
+	ub->rxused = 0;
 
 	do {
 		n = recvmmsg(ub->fd, ub->rx, BATCH, MSG_DONTWAIT, NULL);
@@ -340,6 +345,7 @@ static int fill(struct ubsock *ub)
 	if (n <= 0)
 		return n < 0 ? -1 : 0;
 
+	ub->rxused = (unsigned)n;
 	ub->rxn = (unsigned)n;
 	ub->rxnext = 0;
 	++st.recvmmsg_calls;
