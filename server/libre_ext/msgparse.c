@@ -518,7 +518,7 @@ int libre_ext_msg_decode(struct sip_msg **msgp, struct mbuf *mb)
 
 	msg->tag = rand_u64();
 	msg->mb  = mem_ref(mb);
-	msg->req = (0 == pl_strcmp(&z, "SIP/2.0"));
+	msg->req = (z.l == 7 && !memcmp(z.p, "SIP/2.0", 7));  /* pl_strcmp */
 
 	if (msg->req) {
 
