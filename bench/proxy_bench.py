@@ -3,7 +3,8 @@
 
     python3 bench/proxy_bench.py [--quick] [--out DIR] [--only ladder,cg]
                                  [--rates 500,1000,...] [--step S]
-                                 [--kam-children N]
+                                 [--kam-children N] [--pin]
+                                 [--cpu-quota F]
 
 Not a test: it prints figures, and a Markdown section (OUT/summary.md).
 Three proxies, measured in the same run with the same sipp scenarios
@@ -29,6 +30,11 @@ Sections:
      A proxy leaves the ladder at its first step that is not clean (full
      mode: after one retry when the failure was small or the machine
      busy). The figure is the highest clean rate.
+     With --pin the proxy runs on CPU 0 and both sipps on CPU 1; with
+     --cpu-quota F (root: a cgroup CFS quota, 10-ms periods) the
+     proxy's processes, Kamailio's workers included, share F of a CPU,
+     so that the proxy, not sipp, is the limit (sipp and the proxy
+     otherwise share both cores and sipp decides the top rate).
   2. callgrind: each proxy under valgrind --tool=callgrind
      --trace-children=yes, twice at once: one copy gets N calls at R/s
      and, after the last call, 33.5 s (sipstack keeps completed
@@ -395,13 +401,82 @@ def rmem_max():
         return 262144
 
 
+def pin_proxy():
+    """--pin: the proxy (Kamailio's processes too) on CPU 0"""
+    return ["taskset", "-c", "0"] if OPTS.pin else []
+
+
+def pin_sipp():
+    """--pin: both sipp processes on CPU 1"""
+    return ["taskset", "-c", "1"] if OPTS.pin else []
+
+
+QUOTA_CG = None     # --cpu-quota: the cgroup (v1 cpu controller) dir
+
+
+def quota_cgroup():
+    """--cpu-quota F: a cgroup whose processes together get F of one CPU
+    (CFS bandwidth, 10 ms periods): the proxy, not the load generator,
+    is then the limit. Needs root and the cgroup v1 cpu controller at
+    /sys/fs/cgroup/cpu (or cgroup v2's cpu.max at /sys/fs/cgroup)."""
+    global QUOTA_CG
+    if QUOTA_CG:
+        return QUOTA_CG
+    period = 10000
+    quota = max(1000, int(OPTS.cpu_quota * period))
+    for root, v2 in (("/sys/fs/cgroup/cpu", False), ("/sys/fs/cgroup", True)):
+        if not os.path.isdir(root):
+            continue
+        d = os.path.join(root, f"sipstack-proxybench-{os.getpid()}")
+        try:
+            os.makedirs(d, exist_ok=True)
+            if v2:
+                with open(os.path.join(d, "cpu.max"), "w") as f:
+                    f.write(f"{quota} {period}")
+            else:
+                with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+                    f.write(str(period))
+                with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+                    f.write(str(quota))
+        except OSError as e:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+            say(f"  --cpu-quota: {d}: {e}")
+            continue
+        QUOTA_CG = d
+        return d
+    sys.exit("proxy_bench: --cpu-quota: no writable cgroup cpu controller")
+
+
+def quota_wrap(argv):
+    """argv joining the quota cgroup before it execs (so that Kamailio's
+    forked workers are in it too)"""
+    if not OPTS.cpu_quota:
+        return argv
+    procs = os.path.join(quota_cgroup(), "cgroup.procs")
+    return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', procs] + argv
+
+
+def quota_remove():
+    if QUOTA_CG:
+        for _ in range(50):
+            try:
+                os.rmdir(QUOTA_CG)
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
 class Uas:
     """sipp with test/proxy/uas-answer.xml on a free port."""
 
     def __init__(self, tag, calls):
         self.port = free_ports(10)
         self.stat = os.path.join(OUT, f"{tag}.uas.stat.csv")
-        argv = ["sipp", "-sf", UAS_XML, "-i", "127.0.0.1",
+        argv = pin_sipp() + [
+                "sipp", "-sf", UAS_XML, "-i", "127.0.0.1",
                 "-p", str(self.port), "-mp", str(self.port + 2),
                 "-cp", str(self.port + 6), "-m", str(calls),
                 "-buff_size", "4194304", "-nostdin",
@@ -486,6 +561,8 @@ class Proxy:
                     "-m", str(OPTS.kam_shm), "-M", "16",
                     "-Y", rundir, "-w", self.dir]
         self.cg_dir = cg_dir
+        if not cg_dir:
+            argv = pin_proxy() + quota_wrap(argv)
         if cg_dir:
             os.makedirs(cg_dir, exist_ok=True)
             argv = ["valgrind", "--tool=callgrind", "--trace-children=yes",
@@ -519,7 +596,7 @@ def start_uac(port, tag, rate, calls):
     st = os.path.join(OUT, f"{tag}.uac.stat.csv")
     base = free_ports(10)
     timeout = calls / rate + 40
-    argv = ["sipp", f"127.0.0.1:{port}", "-sf", UAC_XML,
+    argv = pin_sipp() + ["sipp", f"127.0.0.1:{port}", "-sf", UAC_XML,
             "-i", "127.0.0.1", "-p", str(base), "-mp", str(base + 2),
             "-cp", str(base + 6), "-r", f"{rate:g}", "-rp", "1000",
             "-m", str(calls), "-l", str(max(1000, int(rate * 4))),
@@ -919,6 +996,12 @@ def main():
     ap.add_argument("--kinds", default=",".join(KINDS),
                     help="proxies to measure (default: all three)")
     ap.add_argument("--time-limit", type=int)
+    ap.add_argument("--cpu-quota", type=float, default=0.0,
+                    help="ladder: the proxy's processes together get this "
+                    "fraction of one CPU (cgroup CFS quota), e.g. 0.5")
+    ap.add_argument("--pin", action="store_true",
+                    help="ladder: the proxy on CPU 0, both sipps on CPU 1 "
+                    "(one core each, instead of all sharing both)")
     OPTS = ap.parse_args()
     q = OPTS.quick
     OPTS.rates = ([int(x) for x in OPTS.rates.split(",")] if OPTS.rates
@@ -960,7 +1043,11 @@ def main():
     say(f"# Proxied calls: sipstack beside Kamailio "
         f"({'quick' if q else 'full'}), "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-        f"{os.cpu_count()} CPUs, load average {' '.join(la)}")
+        f"{os.cpu_count()} CPUs, load average {' '.join(la)}"
+        + (", ladder pinned: proxy on CPU 0, sipp UAC and UAS on CPU 1"
+           if OPTS.pin else "")
+        + (f", proxy limited to {OPTS.cpu_quota:g} of a CPU (cgroup quota)"
+           if OPTS.cpu_quota else ""))
     say(f"  {versions[0]} ({versions[1]}); sipp "
         + subprocess.run(["sipp", "-v"], capture_output=True,
                          text=True).stdout.strip().splitlines()[0]
@@ -974,6 +1061,7 @@ def main():
         summary(versions)
     finally:
         bench.cleanup()
+        quota_remove()
         with open(os.path.join(OUT, "results.json"), "w") as f:
             json.dump(jsonable(RESULTS), f, indent=1)
     say(f"\n(total {time.monotonic() - t_start:.0f} s)")
