@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """test/libre_ext/check_allocator.py  The allocator the build chose is in use
 
-usage: check_allocator.py EXE ALLOCATOR
+usage: check_allocator.py EXE ALLOCATOR SANITIZE
 
 TAP. meson_options.txt's `allocator` (tcmalloc or system; sanitizer and
 fuzzer builds force system) links tcmalloc_minimal ahead of libc so that
 its malloc() serves the whole process. A link order or an --as-needed
 that dropped it would leave glibc's malloc in place without a word;
-this says so. Checked:
+this says so. In an AddressSanitizer build (SANITIZE, meson's b_sanitize, holds
+"address") ASan's runtime is the malloc expected. Checked:
 
   1. `EXE --version` names the allocator built in and the object its
      malloc() resolves to (dladdr), and that object is the expected one
@@ -47,8 +48,10 @@ def run(argv, env=None):
 
 
 def main():
-    exe, allocator = sys.argv[1], sys.argv[2]
+    exe, allocator, sanitize = sys.argv[1], sys.argv[2], sys.argv[3]
     want = EXPECT.get(allocator)
+    if want and "address" in sanitize:
+        want = "libasan.so"
     check(want is not None, "allocator %r is one of %s"
           % (allocator, ", ".join(EXPECT)))
     if want is None:
