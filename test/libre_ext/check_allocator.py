@@ -24,22 +24,14 @@ import subprocess
 import sys
 import tempfile
 
-ntest = 0
-nfail = 0
+from tap import Tap
+
+T = Tap()
+check = T.check
 
 EXPECT = {"tcmalloc": "libtcmalloc_minimal.so", "system": "libc.so"}
 FUNCS = ("malloc", "free", "calloc", "realloc")
 USERS = ("libre.so", "libsqlite3.so", "sipstack")
-
-
-def check(cond, name, diag=None):
-    global ntest, nfail
-    ntest += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (ntest, name))
-    if not cond:
-        nfail += 1
-        for line in (diag or "").splitlines():
-            print("# " + line)
 
 
 def run(argv, env=None):
@@ -55,7 +47,7 @@ def main():
     check(want is not None, "allocator %r is one of %s"
           % (allocator, ", ".join(EXPECT)))
     if want is None:
-        print("1..%d" % ntest)
+        T.done()
         return 1
 
     # 1. what the program says
@@ -91,8 +83,7 @@ def main():
               "%s's %s bind to %s" % (user, "/".join(FUNCS), want),
               "bindings: %r" % (wrong or mine,))
 
-    print("1..%d" % ntest)
-    return 1 if nfail else 0
+    return T.done()
 
 
 if __name__ == "__main__":

@@ -26,23 +26,11 @@ import subprocess
 import sys
 import tempfile
 
-ntest = 0
-nfail = 0
+from tap import Tap
 
-
-def check(cond, name, diag=None):
-    global ntest, nfail
-    ntest += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (ntest, name))
-    if not cond:
-        nfail += 1
-        for line in (diag or "").splitlines():
-            print("# " + line)
-
-
-def note(text):
-    for line in text.splitlines():
-        print("# " + line)
+T = Tap()
+check = T.check
+note = T.note
 
 
 def read_list(path):
@@ -105,7 +93,7 @@ def main():
     check(names is not None and len(names) == len(set(names)),
           "overrides.list parses, no name twice", "names: %r" % (names,))
     if names is None:
-        print("1..%d" % ntest)
+        T.done()
         return 1
     listed = set(names)
     note("%d names listed: %s" % (len(names), " ".join(names)))
@@ -140,7 +128,7 @@ def main():
     check(len(libre_so) == 1, "libre.so is loaded",
           "libre objects: %r" % (libre_so,))
     if len(libre_so) != 1:
-        print("1..%d" % ntest)
+        T.done()
         return 1
 
     libre = libre_so[0]
@@ -169,8 +157,7 @@ def main():
         note("other libraries' bindings of listed names: " +
              ", ".join(others))
 
-    print("1..%d" % ntest)
-    return 1 if nfail else 0
+    return T.done()
 
 
 if __name__ == "__main__":

@@ -15,18 +15,10 @@ import os
 import subprocess
 import sys
 
-ntest = 0
-nfail = 0
+from tap import Tap
 
-
-def check(cond, name, diag=None):
-    global ntest, nfail
-    ntest += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (ntest, name))
-    if not cond:
-        nfail += 1
-        for line in (diag or "").splitlines():
-            print("# " + line)
+T = Tap()
+check = T.check
 
 
 def run(exe, fake_so, version, args):
@@ -71,8 +63,7 @@ def main():
           "rc %d\nstdout %r\nstderr %r" % (r.returncode, r.stdout,
                                            r.stderr[-2000:]))
 
-    print("1..%d" % ntest)
-    return 1 if nfail else 0
+    return T.done()
 
 
 if __name__ == "__main__":
