@@ -36,6 +36,7 @@
 #include <re.h>
 #include "sipcore.h"
 #include "core.h"
+#include "keyhash.h"
 
 
 struct done {
@@ -60,15 +61,25 @@ struct donetab {
 	struct tmr tmr;
 	uint32_t lifetime;      /* ms */
 	uint64_t absorbed;
+	uint64_t hkey[2];       /* key_hash()'s, random */
 };
 
 
-static uint32_t key_hash(const struct pl *branch, const struct pl *sentby,
-			 const struct pl *met)
+/* The key's bucket: keyed (keyhash.h), since a peer picks the branch */
+static uint32_t key_hash(const struct donetab *t, const struct pl *branch,
+			 const struct pl *sentby, const struct pl *met)
 {
-	return hash_joaat((const uint8_t *)branch->p, branch->l) ^
-		(hash_joaat((const uint8_t *)sentby->p, sentby->l) * 31) ^
-		(hash_joaat((const uint8_t *)met->p, met->l) * 131);
+	const uint16_t lens[3] = {(uint16_t)branch->l, (uint16_t)sentby->l,
+				  (uint16_t)met->l};
+	struct keyhash h;
+
+	keyhash_init(&h, t->hkey);
+	keyhash_update(&h, lens, sizeof(lens));
+	keyhash_update(&h, branch->p, branch->l);
+	keyhash_update(&h, sentby->p, sentby->l);
+	keyhash_update(&h, met->p, met->l);
+
+	return (uint32_t)keyhash_final(&h);
 }
 
 
@@ -155,6 +166,8 @@ int donetab_alloc(struct donetab **tp, uint32_t lifetime_ms)
 		return ENOMEM;
 	}
 	t->lifetime = lifetime_ms;
+	t->hkey[0] = rand_u64();
+	t->hkey[1] = rand_u64();
 	list_init(&t->fifo);
 	tmr_init(&t->tmr);
 
@@ -252,7 +265,7 @@ int donetab_add(struct donetab *t, const struct sip_msg *msg,
 	d->lbranch = (uint16_t)b->l;
 	d->lsentby = (uint16_t)s->l;
 	d->lmet = (uint16_t)m->l;
-	d->hash = key_hash(b, s, m);
+	d->hash = key_hash(t, b, s, m);
 	d->expire = tmr_jiffies() + t->lifetime;
 	d->sock = mem_ref(msg->sock);
 	d->tp = msg->tp;
@@ -278,7 +291,7 @@ int donetab_add(struct donetab *t, const struct sip_msg *msg,
 static struct done *find(struct donetab *t, const struct pl *b,
 			 const struct pl *s, const struct pl *m)
 {
-	const uint32_t h = key_hash(b, s, m);
+	const uint32_t h = key_hash(t, b, s, m);
 	struct done *d;
 
 	for (d = t->buckets[h & (t->nbuckets - 1)]; d; d = d->next) {
