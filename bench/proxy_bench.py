@@ -411,7 +411,7 @@ def pin_sipp():
     return ["taskset", "-c", "1"] if OPTS.pin else []
 
 
-QUOTA_CG = None     # --cpu-quota: the cgroup (v1 cpu controller) dir
+QUOTA_CG = None     # --cpu-quota: the cgroup's directory
 
 
 def quota_cgroup():

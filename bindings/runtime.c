@@ -634,7 +634,10 @@ static int script_load(struct script **scp, struct luart *rt,
 	lua_pushlightuserdata(L, sc);
 	lua_rawset(L, LUA_REGISTRYINDEX);
 
-	err = hash_alloc(&sc->taskht, 256);
+	/* a task lives while its request waits (a proxied INVITE until
+	 * its final answer, an IVR call's hook for the call): thousands at
+	 * a time under load, and libre's table does not grow */
+	err = hash_alloc(&sc->taskht, 4096);
 	if (err) {
 		(void)re_snprintf(errbuf, errsz, "%s: out of memory", path);
 		goto out;

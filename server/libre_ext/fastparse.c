@@ -1027,11 +1027,11 @@ static bool subtype_char(char c)     /* [^ \t\r\n;] */
 
 /* libre's msg_ctype_decode(): LWS, "[^ \t\r\n;/]+" (type), LWS, '/',
  * LWS, "[^ \t\r\n;]+" (subtype), "[^]*" (params), LWS being
- * "[ \t\r\n]*"; and
- * EBADMSG unless the match starts at the value's start. A match there
- * is taken straight (each class ends where the next begins); anything
- * else (an EBADMSG: no match, or one further on, whose fields libre
- * has written by then) is libre's own function's to answer. */
+ * "[ \t\r\n]*"; EBADMSG unless the match starts at the value's
+ * start. A match there is taken straight (each class ends where the
+ * next begins); anything else (an EBADMSG: no match, or one further
+ * on, whose fields libre has written by then) is libre's own
+ * function's to answer. */
 int msg_ctype_decode(struct msg_ctype *ctype, const struct pl *pl)
 {
 	static int (*orig)(struct msg_ctype *, const struct pl *);

@@ -23,8 +23,9 @@
  * kept), with the same errors.
  *
  * Memory: the message, its header table and its first 24 headers are
- * one allocation; more headers come in blocks of 32. The headers are not libre memory
- * objects: nobody may mem_ref() one (libre does not; nor do we).
+ * one allocation; more headers come in blocks of 32. The headers are
+ * not libre memory objects: nobody may mem_ref() one (libre does not;
+ * nor do we).
  * test/unit/test_fastparse.c decodes the torture corpus, ordinary
  * messages and random mutations of them with this and with libre's
  * own, and compares every field and every header, in list and hash

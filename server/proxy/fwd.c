@@ -825,9 +825,10 @@ int fwd_stateless_request(struct sip *sip, const struct sip_msg *msg,
 			err = ENOMEM;
 			goto out;
 		}
-		err  = mbw_mem3(big, msg->met.p, msg->met.l, " ", 1, ruri, rl);
-		err |= mbw_mem3(big, " SIP/2.0\r\n", 10, via, vl,
-				mb->buf + HEADROOM, mb->end - HEADROOM);
+		err = mbw_mem3(big, msg->met.p, msg->met.l, " ", 1, ruri, rl);
+		if (!err)
+			err = mbw_mem3(big, " SIP/2.0\r\n", 10, via, vl,
+				       mb->buf + HEADROOM, mb->end - HEADROOM);
 		mem_deref(mb);
 		mb = big;
 		if (err)

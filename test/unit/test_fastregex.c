@@ -372,10 +372,7 @@ static uint64_t rng = 0x243f6a8885a308d3ULL;
 
 static uint32_t rnd(uint32_t n)
 {
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return (uint32_t)((rng * 0x2545f4914f6cdd1dULL) >> 33) % n;
+	return (uint32_t)(test_rnd64(&rng) >> 33) % n;
 }
 
 

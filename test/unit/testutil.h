@@ -2,13 +2,15 @@
  * test/unit/testutil.h  What the C tests share
  *
  * TAP output (CHECK prints "ok N - name" or "not ok N - name  # file:line"
- * and counts failures in nfail) and run_loop(), which runs libre's loop
- * until re_cancel() or a watchdog. Include once per test program, after
+ * and counts failures in nfail), test_rnd64() (repeatable pseudo-random
+ * numbers) and run_loop(), which runs libre's loop until re_cancel() or
+ * a watchdog. Include once per test program, after
  * <re.h>.
  */
 #ifndef SIPSTACK_TESTUTIL_H
 #define SIPSTACK_TESTUTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 static int ntest;
@@ -20,6 +22,18 @@ static int nfail;
 	else { ++nfail; printf("not ok %d - %s  # %s:%d\n", ntest, \
 			       name, __FILE__, __LINE__); }        \
 } while (0)
+
+
+/* xorshift64*: the next of a repeatable sequence of pseudo-random
+ * numbers (each test its own state and seed) */
+static inline uint64_t test_rnd64(uint64_t *state)
+{
+	*state ^= *state >> 12;
+	*state ^= *state << 25;
+	*state ^= *state >> 27;
+
+	return *state * 0x2545f4914f6cdd1dULL;
+}
 
 
 static struct tmr watchdog;
